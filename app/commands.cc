@@ -1,0 +1,234 @@
+#include "app/commands.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "app/client.h"
+#include "app/server.h"
+#include "common/time.h"
+#include "ingest/decoder.h"
+#include "pipeline/pipeline.h"
+
+namespace tierstream::app {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Result<pipeline::PipelineOptions> MakePipelineOptions(const CommonArgs& args) {
+  pipeline::PipelineOptions options;
+  options.data_dir = args.data_dir;
+  options.shards = args.shards;
+  options.fsync = args.fsync;
+  if (!args.config_file.empty()) {
+    auto config = state::LoadConfigFile(args.config_file);
+    if (!config.ok()) return config.status();
+    options.config = *config;
+  }
+  if (!args.tz.empty()) {
+    auto offset = ParseUtcOffset(args.tz);
+    if (!offset) return Status::InvalidArgument("--tz: expected an offset like +08:00");
+    options.config.utc_offset_ms = *offset;
+  }
+  return options;
+}
+
+long PeakRssKb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunServe(const ServeArgs& args) {
+  auto options = MakePipelineOptions(args.common);
+  if (!options.ok()) {
+    std::fprintf(stderr, "tierstream: %s\n", options.status().ToString().c_str());
+    return 2;
+  }
+  std::fprintf(stderr, "tierstream: starting (data %s, tz %s)\n", args.common.data_dir.c_str(),
+               FormatUtcOffset(options->config.utc_offset_ms).c_str());
+  auto pipeline = pipeline::Pipeline::Open(*options);
+  if (!pipeline.ok()) {
+    std::fprintf(stderr, "tierstream: cannot open %s: %s\n", args.common.data_dir.c_str(),
+                 pipeline.status().ToString().c_str());
+    return 1;
+  }
+  Server server(pipeline->get(), args.server);
+  Status s = server.Start();
+  if (!s.ok()) {
+    std::fprintf(stderr, "tierstream: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  if (!args.server.http_address.empty()) {
+    std::fprintf(stderr, "tierstream: HTTP API on %s (port %u)\n", args.server.http_address.c_str(),
+                 server.http_port());
+  }
+  if (!args.server.tcp_address.empty()) {
+    std::fprintf(stderr, "tierstream: TCP NDJSON ingest on %s (port %u)\n",
+                 args.server.tcp_address.c_str(), server.tcp_port());
+  }
+  server.Run();
+  s = (*pipeline)->Close();
+  if (!s.ok()) {
+    std::fprintf(stderr, "tierstream: shutdown checkpoint failed: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "tierstream: state committed, bye\n");
+  return 0;
+}
+
+int RunReplay(const ReplayArgs& args) {
+  auto options = MakePipelineOptions(args.common);
+  if (!options.ok()) {
+    std::fprintf(stderr, "tierstream: %s\n", options.status().ToString().c_str());
+    return 2;
+  }
+  options->write_log = false;  // offline: state is committed by checkpoints and Close()
+  options->max_inflight_events = 4u << 20;
+  auto opened = pipeline::Pipeline::Open(*options);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "tierstream: cannot open %s: %s\n", args.common.data_dir.c_str(),
+                 opened.status().ToString().c_str());
+    return 1;
+  }
+  pipeline::Pipeline& p = **opened;
+  std::atomic<uint64_t> accepted{0}, duplicates{0}, rejected{0}, outstanding{0};
+  std::atomic<bool> failed{false};
+  ingest::Decoder decoder;
+  const auto start = Clock::now();
+  uint64_t bytes_total = 0;
+  constexpr size_t kChunk = 4 << 20;
+  for (const std::string& file : args.files) {
+    std::FILE* in = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
+    if (in == nullptr) {
+      std::fprintf(stderr, "tierstream: cannot read %s\n", file.c_str());
+      return 1;
+    }
+    ingest::PaddedBuffer buf(kChunk + ingest::kMaxLineBytes);
+    uint64_t line = 1;
+    bool eof = false;
+    while (!eof) {
+      size_t room = buf.capacity() - buf.size();
+      size_t n = std::fread(buf.data() + buf.size(), 1, room, in);
+      buf.set_size(buf.size() + n);
+      bytes_total += n;
+      eof = n < room;
+      // Decode up to the last newline; keep the tail for the next read.
+      std::string_view view = buf.view();
+      size_t cut = view.size();
+      if (!eof) {
+        size_t nl = view.rfind('\n');
+        if (nl == std::string_view::npos) {
+          if (view.size() >= buf.capacity()) {
+            cut = view.size();  // a line longer than the buffer: the decoder rejects it
+          } else {
+            continue;
+          }
+        } else {
+          cut = nl + 1;
+        }
+      }
+      auto batch = p.NewBatch();
+      pipeline::BatchBuilder builder(batch.get(), p.reject_log(), file);
+      line += decoder.DecodeLines(view.substr(0, cut), line, &batch->arena, &builder);
+      buf.Consume(cut);
+      p.WaitForCapacity();
+      outstanding.fetch_add(1);
+      p.Submit(std::move(batch), [&](pipeline::BatchOutcome o) {
+        accepted.fetch_add(o.accepted);
+        duplicates.fetch_add(o.duplicates);
+        rejected.fetch_add(o.rejected);
+        if (!o.status.ok()) failed.store(true);
+        outstanding.fetch_sub(1);
+      });
+    }
+    if (in != stdin) std::fclose(in);
+  }
+  while (outstanding.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  Status s = p.Close();
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!s.ok() || failed.load()) {
+    std::fprintf(stderr, "tierstream: replay failed: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  const uint64_t events = accepted.load() + duplicates.load() + rejected.load();
+  std::printf(
+      "{\"accepted\":%llu,\"duplicates\":%llu,\"rejected\":%llu,\"seconds\":%.3f,"
+      "\"events_per_second\":%.0f,\"mb_per_second\":%.1f,\"peak_rss_mb\":%.1f}\n",
+      static_cast<unsigned long long>(accepted.load()),
+      static_cast<unsigned long long>(duplicates.load()),
+      static_cast<unsigned long long>(rejected.load()), secs,
+      secs > 0 ? static_cast<double>(events) / secs : 0.0,
+      secs > 0 ? static_cast<double>(bytes_total) / secs / 1e6 : 0.0,
+      static_cast<double>(PeakRssKb()) / 1024.0);
+  return 0;
+}
+
+int RunGen(const GenOptions& options) {
+  if (!GenerateStream(options, stdout)) {
+    std::fprintf(stderr, "tierstream: gen: write failed\n");
+    return 1;
+  }
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+int RunSend(const std::vector<std::string>& files, const std::string& tcp_address) {
+  int rc = 0;
+  for (const std::string& file : files) {
+    std::string data;
+    if (file == "-") {
+      std::stringstream ss;
+      ss << std::cin.rdbuf();
+      data = ss.str();
+    } else {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        std::fprintf(stderr, "tierstream: cannot read %s\n", file.c_str());
+        return 1;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      data = ss.str();
+    }
+    auto reply = TcpSend(tcp_address, data);
+    if (!reply.ok()) {
+      std::fprintf(stderr, "tierstream: %s\n", reply.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("%s\n", reply->c_str());
+    if (reply->find("\"error\"") == 1) rc = 1;
+  }
+  return rc;
+}
+
+int RunUser(const std::string& user_id, const std::string& http_address) {
+  auto r = HttpRequest(http_address, "GET", "/v1/users/" + UrlEncode(user_id));
+  if (!r.ok()) {
+    std::fprintf(stderr, "tierstream: %s\n", r.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("%s\n", r->body.c_str());
+  return r->status == 200 ? 0 : 1;
+}
+
+int RunKpis(const std::string& http_address) {
+  auto r = HttpRequest(http_address, "GET", "/v1/kpis");
+  if (!r.ok()) {
+    std::fprintf(stderr, "tierstream: %s\n", r.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("%s\n", r->body.c_str());
+  return r->status == 200 ? 0 : 1;
+}
+
+}  // namespace tierstream::app

@@ -1,0 +1,42 @@
+// The `tierstream` subcommands. main.cc parses the command line into these
+// argument structs; each Run* returns the process exit code.
+#ifndef TIERSTREAM_APP_COMMANDS_H_
+#define TIERSTREAM_APP_COMMANDS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "app/gen.h"
+#include "app/server.h"
+
+namespace tierstream::app {
+
+struct CommonArgs {
+  std::string data_dir = "./data";
+  uint32_t shards = 0;
+  std::string tz;           // overrides the config file's
+  std::string config_file;  // optional JSON config
+  bool fsync = false;
+};
+
+struct ServeArgs {
+  CommonArgs common;
+  ServerOptions server;
+};
+
+struct ReplayArgs {
+  CommonArgs common;
+  std::vector<std::string> files;  // "-" is stdin
+};
+
+int RunServe(const ServeArgs& args);
+int RunReplay(const ReplayArgs& args);
+int RunGen(const GenOptions& options);
+int RunSend(const std::vector<std::string>& files, const std::string& tcp_address);
+int RunUser(const std::string& user_id, const std::string& http_address);
+int RunKpis(const std::string& http_address);
+
+}  // namespace tierstream::app
+
+#endif  // TIERSTREAM_APP_COMMANDS_H_

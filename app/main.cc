@@ -1,0 +1,88 @@
+// tierstream: real-time member tiers and KPIs for social-commerce communities.
+// Command-line wiring only; the subcommands live in commands.cc.
+#include <CLI/CLI.hpp>
+
+#include <thread>
+
+#include "app/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace tierstream::app;
+  CLI::App app{"tierstream: real-time member tiers and KPIs from community chat and order events"};
+  app.require_subcommand(1);
+
+  auto add_common = [](CLI::App* cmd, CommonArgs* common) {
+    cmd->add_option("--data", common->data_dir, "Data directory (RocksDB, rejected.ndjson)")
+        ->capture_default_str();
+    cmd->add_option("--shards", common->shards,
+                    "Shard workers (default: the data dir's count, else the number of cores)");
+    cmd->add_option("--tz", common->tz, "UTC offset of the day windows, e.g. +08:00 (default +08:00)");
+    cmd->add_option("--config", common->config_file, "JSON config file (tiers, tz, dedup horizon)");
+    cmd->add_flag("--fsync", common->fsync,
+                  "fsync the log before acknowledging (survives power loss, not only kill -9)");
+  };
+
+  ServeArgs serve;
+  auto* serve_cmd = app.add_subcommand("serve", "Run the server: HTTP API and TCP NDJSON ingest");
+  add_common(serve_cmd, &serve.common);
+  serve_cmd->add_option("--http", serve.server.http_address, "HTTP listen address HOST:PORT")
+      ->capture_default_str();
+  serve_cmd->add_option("--tcp", serve.server.tcp_address, "TCP ingest listen address HOST:PORT")
+      ->capture_default_str();
+  serve_cmd->add_option("--io-threads", serve.server.io_threads, "Network threads")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-body-bytes", serve.server.max_body_bytes,
+                        "Largest POST body accepted (413 beyond)")
+      ->capture_default_str();
+  serve_cmd->add_option("--idle-timeout", serve.server.idle_timeout_seconds,
+                        "Seconds of silence before a connection is closed")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-connections", serve.server.max_connections,
+                        "Concurrent connections accepted")
+      ->capture_default_str();
+
+  ReplayArgs replay;
+  auto* replay_cmd = app.add_subcommand("replay", "Bulk-load NDJSON files into a data dir");
+  add_common(replay_cmd, &replay.common);
+  replay_cmd->add_option("files", replay.files, "NDJSON files ('-' = stdin)")->required();
+
+  GenOptions gen;
+  auto* gen_cmd = app.add_subcommand("gen", "Write a realistic synthetic event stream to stdout");
+  gen_cmd->add_option("--users", gen.users, "Members")->capture_default_str();
+  gen_cmd->add_option("--days", gen.days, "Days of event time")->capture_default_str();
+  gen_cmd->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
+  gen_cmd->add_option("--events", gen.events, "Lines to write (default: users x 10)");
+  gen_cmd->add_option("--end-ms", gen.end_ms, "Event time of the end of the stream (ms)")
+      ->capture_default_str();
+  gen_cmd->add_option("--duplicate-rate", gen.duplicate_rate, "Share of repeated lines")
+      ->capture_default_str();
+  gen_cmd->add_option("--disorder-rate", gen.disorder_rate, "Share of out-of-order lines")
+      ->capture_default_str();
+  gen_cmd->add_option("--invalid-rate", gen.invalid_rate, "Share of invalid lines")
+      ->capture_default_str();
+
+  std::vector<std::string> send_files;
+  std::string tcp_address = "127.0.0.1:9090";
+  auto* send_cmd = app.add_subcommand("send", "Stream NDJSON files to a server's TCP port");
+  send_cmd->add_option("files", send_files, "NDJSON files ('-' = stdin)")->required();
+  send_cmd->add_option("--tcp", tcp_address, "Server TCP address")->capture_default_str();
+
+  std::string http_address = "127.0.0.1:8080";
+  std::string user_id;
+  auto* user_cmd = app.add_subcommand("user", "Print a member's profile and tier");
+  user_cmd->add_option("id", user_id, "user_id")->required();
+  user_cmd->add_option("--http", http_address, "Server HTTP address")->capture_default_str();
+
+  auto* kpis_cmd = app.add_subcommand("kpis", "Print the community KPIs");
+  kpis_cmd->add_option("--http", http_address, "Server HTTP address")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*serve_cmd) return RunServe(serve);
+  if (*replay_cmd) return RunReplay(replay);
+  if (*gen_cmd) return RunGen(gen);
+  if (*send_cmd) return RunSend(send_files, tcp_address);
+  if (*user_cmd) return RunUser(user_id, http_address);
+  if (*kpis_cmd) return RunKpis(http_address);
+  return 2;
+}

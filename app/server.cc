@@ -1,0 +1,564 @@
+// Boost.Asio/Beast live only in this file (and client.cc): they are heavy to
+// compile and their types must not leak into other modules.
+#include <utility>  // before Asio: Boost 1.74 Asio in C++20 mode needs std::exchange
+
+#include "app/server.h"
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "app/ingest_session.h"
+#include "common/json_writer.h"
+#include "state/user_state.h"
+
+namespace tierstream::app {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= address.size()) return false;
+  std::string h = address.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  unsigned p = 0;
+  auto r = std::from_chars(address.data() + colon + 1, address.data() + address.size(), p);
+  if (r.ec != std::errc() || r.ptr != address.data() + address.size() || p > 65535) return false;
+  *host = h.empty() ? "0.0.0.0" : h;
+  *port = static_cast<uint16_t>(p);
+  return true;
+}
+
+namespace {
+
+std::string ErrorBody(std::string_view message) {
+  std::string out;
+  JsonWriter(&out).BeginObject().Key("error").String(message).EndObject();
+  return out;
+}
+
+// Decodes %XX escapes; false on a malformed escape.
+bool PercentDecode(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c != '%') {
+      out->push_back(c);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    int v = 0;
+    for (int k = 1; k <= 2; ++k) {
+      char h = in[i + static_cast<size_t>(k)];
+      v <<= 4;
+      if (h >= '0' && h <= '9') v |= h - '0';
+      else if (h >= 'a' && h <= 'f') v |= h - 'a' + 10;
+      else if (h >= 'A' && h <= 'F') v |= h - 'A' + 10;
+      else return false;
+    }
+    out->push_back(static_cast<char>(v));
+    i += 2;
+  }
+  return true;
+}
+
+// Returns the decoded value of `key` in a query string, if present.
+std::optional<std::string> QueryParam(std::string_view query, std::string_view key) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == key) {
+      std::string value;
+      std::string_view raw = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+      std::string plus_decoded(raw);
+      for (char& c : plus_decoded) c = c == '+' ? ' ' : c;
+      if (!PercentDecode(plus_decoded, &value)) return std::nullopt;
+      return value;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(pipeline::Pipeline* p, ServerOptions o)
+      : pipeline(p), options(std::move(o)), http_acceptor(ioc), tcp_acceptor(ioc), signals(ioc) {}
+
+  pipeline::Pipeline* pipeline;
+  ServerOptions options;
+  net::io_context ioc;
+  tcp::acceptor http_acceptor;
+  tcp::acceptor tcp_acceptor;
+  net::signal_set signals;
+  std::atomic<int> connections{0};
+  std::atomic<bool> stopped{false};
+
+  Status Bind(tcp::acceptor* acceptor, const std::string& address, const char* what);
+  void AcceptHttp();
+  void AcceptTcp();
+};
+
+namespace {
+
+// ---- HTTP -------------------------------------------------------------------
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket socket, Server::Impl* server)
+      : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {
+    server_->connections.fetch_add(1);
+  }
+  ~HttpSession() { server_->connections.fetch_sub(1); }
+
+  void Start() { DoRead(); }
+
+  // Answers 503 and closes: used when the connection limit is reached.
+  void RefuseBusy() {
+    http::response<http::string_body> res{http::status::service_unavailable, 11};
+    res.set(http::field::content_type, "application/json");
+    res.keep_alive(false);
+    res.body() = ErrorBody("too many connections");
+    res.prepare_payload();
+    Send(std::move(res));
+  }
+
+ private:
+  using Request = http::request<http::string_body>;
+  using Response = http::response<http::string_body>;
+
+  void DoRead() {
+    parser_.emplace();
+    parser_->body_limit(server_->options.max_body_bytes);
+    parser_->header_limit(64 * 1024);
+    stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof ||
+        ec == beast::error::timeout || ec == net::error::connection_reset ||
+        ec == net::error::operation_aborted) {
+      Close();
+      return;
+    }
+    if (ec == http::error::body_limit) {
+      Reply(http::status::payload_too_large,
+            ErrorBody("body exceeds " + std::to_string(server_->options.max_body_bytes) + " bytes"),
+            false, 11);
+      return;
+    }
+    if (ec) {
+      Reply(http::status::bad_request, ErrorBody(std::string("bad request: ") + ec.message()),
+            false, 11);
+      return;
+    }
+    request_ = parser_->release();
+    Route();
+  }
+
+  void Reply(http::status status, std::string body, bool keep_alive, unsigned version) {
+    Response res{status, version};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::server, "tierstream");
+    res.keep_alive(keep_alive);
+    res.body() = std::move(body);
+    res.prepare_payload();
+    Send(std::move(res));
+  }
+
+  // Replies from any thread: hops onto this connection's strand first.
+  void ReplyLater(http::status status, std::string body) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), status, b = std::move(body)]() mutable {
+      self->Reply(status, std::move(b), self->request_.keep_alive(), self->request_.version());
+    });
+  }
+
+  void Send(Response res) {
+    response_ = std::make_shared<Response>(std::move(res));
+    stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    http::async_write(stream_, *response_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec || self->response_->need_eof()) {
+                          self->Close();
+                          return;
+                        }
+                        self->response_.reset();
+                        self->DoRead();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  void MethodNotAllowed(const char* allow) {
+    Response res{http::status::method_not_allowed, request_.version()};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::allow, allow);
+    res.keep_alive(request_.keep_alive());
+    res.body() = ErrorBody("method not allowed; use " + std::string(allow));
+    res.prepare_payload();
+    Send(std::move(res));
+  }
+
+  void Route() {
+    std::string_view target(request_.target().data(), request_.target().size());
+    std::string_view path = target.substr(0, target.find('?'));
+    std::string_view query =
+        path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view();
+    const auto method = request_.method();
+    const bool keep = request_.keep_alive();
+    const unsigned version = request_.version();
+
+    if (path == "/v1/events") {
+      if (method != http::verb::post) return MethodNotAllowed("POST");
+      return PostEvents();
+    }
+    if (path == "/healthz") {
+      if (method != http::verb::get) return MethodNotAllowed("GET");
+      std::string body;
+      JsonWriter w(&body);
+      w.BeginObject().Key("status").String("ok").Key("shards").Int(server_->pipeline->shards());
+      w.Key("as_of");
+      int64_t t = server_->pipeline->watermark();
+      if (t == kNoTs) {
+        w.Null();
+      } else {
+        w.Int(t);
+      }
+      w.EndObject();
+      return Reply(http::status::ok, std::move(body), keep, version);
+    }
+    if (path == "/v1/kpis") {
+      if (method != http::verb::get) return MethodNotAllowed("GET");
+      server_->pipeline->GetKpis([self = shared_from_this()](std::string body) {
+        self->ReplyLater(http::status::ok, std::move(body));
+      });
+      return;
+    }
+    constexpr std::string_view kUsers = "/v1/users/";
+    if (path.substr(0, kUsers.size()) == kUsers) {
+      if (method != http::verb::get) return MethodNotAllowed("GET");
+      std::string user_id;
+      if (!PercentDecode(path.substr(kUsers.size()), &user_id)) {
+        return Reply(http::status::bad_request, ErrorBody("user_id: malformed percent-encoding"),
+                     keep, version);
+      }
+      if (user_id.empty() || user_id.size() > 128) {
+        return Reply(http::status::bad_request, ErrorBody("user_id: must be 1..128 bytes"), keep,
+                     version);
+      }
+      server_->pipeline->GetUser(std::move(user_id),
+                                 [self = shared_from_this()](bool found, std::string body) {
+                                   self->ReplyLater(found ? http::status::ok
+                                                          : http::status::not_found,
+                                                    std::move(body));
+                                 });
+      return;
+    }
+    constexpr std::string_view kTiers = "/v1/tiers/";
+    if (path.substr(0, kTiers.size()) == kTiers) {
+      std::string_view rest = path.substr(kTiers.size());
+      size_t slash = rest.find('/');
+      if (slash == std::string_view::npos || rest.substr(slash) != "/users") {
+        return Reply(http::status::not_found, ErrorBody("no such resource"), keep, version);
+      }
+      if (method != http::verb::get) return MethodNotAllowed("GET");
+      auto tier = state::ParseTier(rest.substr(0, slash));
+      if (!tier) {
+        return Reply(http::status::bad_request,
+                     ErrorBody("tier: must be one of left, high_value, new, active, dormant, "
+                               "regular"),
+                     keep, version);
+      }
+      size_t limit = 100;
+      if (auto l = QueryParam(query, "limit")) {
+        unsigned long v = 0;
+        auto r = std::from_chars(l->data(), l->data() + l->size(), v);
+        if (r.ec != std::errc() || r.ptr != l->data() + l->size() || v < 1 || v > 10000) {
+          return Reply(http::status::bad_request, ErrorBody("limit: must be an integer in 1..10000"),
+                       keep, version);
+        }
+        limit = v;
+      }
+      std::string after = QueryParam(query, "after").value_or("");
+      server_->pipeline->ListTier(*tier, std::move(after), limit,
+                                  [self = shared_from_this()](std::string body) {
+                                    self->ReplyLater(http::status::ok, std::move(body));
+                                  });
+      return;
+    }
+    Reply(http::status::not_found, ErrorBody("no such resource"), keep, version);
+  }
+
+  void PostEvents() {
+    // Backpressure: wait while the pipeline holds more than its bound.
+    if (!server_->pipeline->HasCapacity()) {
+      timer_.expires_after(std::chrono::milliseconds(1));
+      timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (ec) return self->Close();
+        self->PostEvents();
+      });
+      return;
+    }
+    auto session = std::make_shared<IngestSession>(server_->pipeline, "http");
+    Status s = session->FeedWhole(request_.body());
+    request_.body().clear();
+    request_.body().shrink_to_fit();
+    if (!s.ok()) {
+      return Reply(http::status::bad_request, ErrorBody(s.message()), request_.keep_alive(),
+                   request_.version());
+    }
+    session->Finish([self = shared_from_this()](IngestSummary summary) {
+      self->ReplyLater(summary.status.ok() ? http::status::ok : http::status::service_unavailable,
+                       summary.ToJson());
+    });
+  }
+
+  beast::tcp_stream stream_;
+  Server::Impl* server_;
+  net::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Request request_;
+  std::shared_ptr<Response> response_;
+};
+
+// ---- TCP ingest ---------------------------------------------------------------
+
+class TcpSession : public std::enable_shared_from_this<TcpSession> {
+ public:
+  TcpSession(tcp::socket socket, Server::Impl* server)
+      : socket_(std::move(socket)),
+        server_(server),
+        timer_(socket_.get_executor()),
+        idle_(socket_.get_executor()),
+        buffer_(256 * 1024) {
+    server_->connections.fetch_add(1);
+  }
+  ~TcpSession() { server_->connections.fetch_sub(1); }
+
+  void Start() {
+    ingest_ = std::make_shared<IngestSession>(server_->pipeline, "tcp");
+    ArmIdle();
+    DoRead();
+  }
+
+  void RefuseBusy() {
+    auto line = std::make_shared<std::string>(ErrorBody("too many connections") + "\n");
+    net::async_write(socket_, net::buffer(*line),
+                     [self = shared_from_this(), line](beast::error_code, size_t) { self->Close(); });
+  }
+
+ private:
+  void ArmIdle() {
+    idle_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    idle_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // re-armed or cancelled
+      if (!self->finishing_) self->Close();
+    });
+  }
+
+  void DoRead() {
+    if (!server_->pipeline->HasCapacity()) {  // backpressure: stop reading for a moment
+      timer_.expires_after(std::chrono::milliseconds(1));
+      timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (ec) return self->Close();
+        self->DoRead();
+      });
+      return;
+    }
+    socket_.async_read_some(net::buffer(buffer_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->OnRead(ec, n);
+                            });
+  }
+
+  void OnRead(beast::error_code ec, size_t n) {
+    if (n > 0) {
+      ingest_->Feed(std::string_view(buffer_.data(), n));
+      ArmIdle();
+    }
+    if (ec == net::error::eof) {
+      Finish(true /*reply*/);
+      return;
+    }
+    if (ec) {
+      // The client vanished: what was framed is still processed, nobody to answer.
+      Finish(false);
+      return;
+    }
+    DoRead();
+  }
+
+  void Finish(bool reply) {
+    finishing_ = true;
+    idle_.cancel();
+    ingest_->Finish([self = shared_from_this(), reply](IngestSummary summary) {
+      net::post(self->socket_.get_executor(), [self, reply, s = std::move(summary)]() {
+        if (!reply) return self->Close();
+        self->summary_ = s.ToJson() + "\n";
+        net::async_write(self->socket_, net::buffer(self->summary_),
+                         [self](beast::error_code, size_t) { self->Close(); });
+      });
+    });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    timer_.cancel();
+    idle_.cancel();
+  }
+
+  tcp::socket socket_;
+  Server::Impl* server_;
+  net::steady_timer timer_;
+  net::steady_timer idle_;
+  std::vector<char> buffer_;
+  std::shared_ptr<IngestSession> ingest_;
+  std::string summary_;
+  bool finishing_ = false;
+};
+
+}  // namespace
+
+Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, const char* what) {
+  std::string host;
+  uint16_t port;
+  if (!SplitHostPort(address, &host, &port)) {
+    return Status::InvalidArgument(std::string("--") + what + ": expected HOST:PORT, got '" +
+                                   address + "'");
+  }
+  beast::error_code ec;
+  auto ip = net::ip::make_address(host, ec);
+  if (ec) return Status::InvalidArgument(std::string("--") + what + ": bad address '" + host + "'");
+  tcp::endpoint endpoint(ip, port);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::IoError(std::string("cannot listen on ") + address + " (" + what + "): " +
+                           ec.message());
+  }
+  return Status::Ok();
+}
+
+void Server::Impl::AcceptHttp() {
+  http_acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+    if (ec) {
+      if (!stopped.load() && http_acceptor.is_open()) AcceptHttp();
+      return;
+    }
+    s.set_option(tcp::no_delay(true), ec);
+    auto session = std::make_shared<HttpSession>(std::move(s), this);
+    if (connections.load() > options.max_connections) {
+      session->RefuseBusy();
+    } else {
+      session->Start();
+    }
+    AcceptHttp();
+  });
+}
+
+void Server::Impl::AcceptTcp() {
+  tcp_acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+    if (ec) {
+      if (!stopped.load() && tcp_acceptor.is_open()) AcceptTcp();
+      return;
+    }
+    auto session = std::make_shared<TcpSession>(std::move(s), this);
+    if (connections.load() > options.max_connections) {
+      session->RefuseBusy();
+    } else {
+      session->Start();
+    }
+    AcceptTcp();
+  });
+}
+
+Server::Server(pipeline::Pipeline* pipeline, ServerOptions options)
+    : impl_(std::make_unique<Impl>(pipeline, std::move(options))) {}
+Server::~Server() = default;
+
+Status Server::Start() {
+  if (!impl_->options.http_address.empty()) {
+    Status s = impl_->Bind(&impl_->http_acceptor, impl_->options.http_address, "http");
+    if (!s.ok()) return s;
+    impl_->AcceptHttp();
+  }
+  if (!impl_->options.tcp_address.empty()) {
+    Status s = impl_->Bind(&impl_->tcp_acceptor, impl_->options.tcp_address, "tcp");
+    if (!s.ok()) return s;
+    impl_->AcceptTcp();
+  }
+  return Status::Ok();
+}
+
+void Server::Run() {
+  impl_->signals.add(SIGINT);
+  impl_->signals.add(SIGTERM);
+  impl_->signals.async_wait([this](beast::error_code ec, int sig) {
+    if (ec) return;
+    std::fprintf(stderr, "tierstream: signal %d: draining and shutting down\n", sig);
+    Stop();
+  });
+  std::vector<std::thread> threads;
+  for (int i = 1; i < impl_->options.io_threads; ++i) {
+    threads.emplace_back([this] { impl_->ioc.run(); });
+  }
+  impl_->ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::Stop() {
+  net::post(impl_->ioc, [this] {
+    impl_->stopped.store(true);
+    beast::error_code ignored;
+    impl_->http_acceptor.close(ignored);
+    impl_->tcp_acceptor.close(ignored);
+    impl_->signals.cancel(ignored);
+    // Let answers already on their way go out, then stop.
+    auto timer = std::make_shared<net::steady_timer>(impl_->ioc, std::chrono::milliseconds(200));
+    timer->async_wait([this, timer](beast::error_code) { impl_->ioc.stop(); });
+  });
+}
+
+uint16_t Server::http_port() const {
+  beast::error_code ec;
+  auto ep = impl_->http_acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+uint16_t Server::tcp_port() const {
+  beast::error_code ec;
+  auto ep = impl_->tcp_acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+}  // namespace tierstream::app

@@ -1,0 +1,54 @@
+// The network front of `tierstream serve`: the HTTP API of SPEC §6 and the
+// TCP NDJSON ingest port, on one Boost.Asio io_context run by a few threads.
+// Boost types stay in the .cc files.
+//
+// Thread safety: Run() blocks the calling thread until Stop() (thread-safe,
+// also called on SIGINT/SIGTERM).
+#ifndef TIERSTREAM_APP_SERVER_H_
+#define TIERSTREAM_APP_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "pipeline/pipeline.h"
+
+namespace tierstream::app {
+
+struct ServerOptions {
+  std::string http_address = "127.0.0.1:8080";  // empty: no HTTP listener
+  std::string tcp_address = "127.0.0.1:9090";   // empty: no TCP listener
+  int io_threads = 2;
+  uint64_t max_body_bytes = 64ull << 20;  // larger POST bodies get 413
+  int idle_timeout_seconds = 60;          // a connection silent this long is closed
+  int max_connections = 1024;             // beyond this, new connections are refused
+};
+
+class Server {
+ public:
+  Server(pipeline::Pipeline* pipeline, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listeners; the error names the address that failed.
+  Status Start();
+  // Serves until Stop() or a signal; then stops accepting and returns.
+  void Run();
+  void Stop();
+  // The bound ports (useful with port 0).
+  uint16_t http_port() const;
+  uint16_t tcp_port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Splits "host:port" (IPv6 as "[::1]:8080").
+bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port);
+
+}  // namespace tierstream::app
+
+#endif  // TIERSTREAM_APP_SERVER_H_

@@ -1,0 +1,394 @@
+#include "ingest/decoder.h"
+
+#include <cstring>
+#include <utility>
+
+#include <simdjson.h>
+
+#include "common/money.h"
+#include "common/time.h"
+
+namespace tierstream::ingest {
+
+namespace od = simdjson::ondemand;
+
+std::string_view EventTypeName(EventType t) {
+  switch (t) {
+    case EventType::kMessage: return "message";
+    case EventType::kReaction: return "reaction";
+    case EventType::kCheckin: return "checkin";
+    case EventType::kShare: return "share";
+    case EventType::kJoin: return "join";
+    case EventType::kLeave: return "leave";
+    case EventType::kOrder: return "order";
+    case EventType::kRefund: return "refund";
+    case EventType::kReferralCredit: return "referral_credit";
+  }
+  return "?";
+}
+
+namespace {
+
+static_assert(kPadding >= simdjson::SIMDJSON_PADDING);
+
+// Deeper values than this inside ignored fields are rejected: it bounds the
+// validation recursion whatever the input.
+constexpr int kMaxDepth = 64;
+constexpr int64_t kMaxAmountYuan = 1'000'000'000;
+constexpr size_t kMaxIdBytes = 128;
+constexpr size_t kMaxRawInLog = 512;
+
+enum Field : uint32_t {
+  kEventId = 1u << 0,
+  kType = 1u << 1,
+  kUserId = 1u << 2,
+  kTs = 1u << 3,
+  kGroupId = 1u << 4,
+  kReferrerId = 1u << 5,
+  kOrderId = 1u << 6,
+  kAmount = 1u << 7,
+  kChannel = 1u << 8,
+  kUnknown = 0,
+};
+
+Field FieldOf(std::string_view key) {
+  switch (key.size()) {
+    case 2: return key == "ts" ? kTs : kUnknown;
+    case 4: return key == "type" ? kType : kUnknown;
+    case 6: return key == "amount" ? kAmount : kUnknown;
+    case 7:
+      if (key == "user_id") return kUserId;
+      return key == "channel" ? kChannel : kUnknown;
+    case 8:
+      if (key == "event_id") return kEventId;
+      if (key == "group_id") return kGroupId;
+      return key == "order_id" ? kOrderId : kUnknown;
+    case 11: return key == "referrer_id" ? kReferrerId : kUnknown;
+    default: return kUnknown;
+  }
+}
+
+bool TypeOf(std::string_view s, EventType* out) {
+  static constexpr std::pair<std::string_view, EventType> kTypes[] = {
+      {"message", EventType::kMessage}, {"reaction", EventType::kReaction},
+      {"checkin", EventType::kCheckin}, {"share", EventType::kShare},
+      {"join", EventType::kJoin},       {"leave", EventType::kLeave},
+      {"order", EventType::kOrder},     {"refund", EventType::kRefund},
+  };
+  for (const auto& [name, type] : kTypes) {
+    if (s == name) {
+      *out = type;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view TrimJson(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+bool IsBlank(const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    char c = p[i];
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  }
+  return true;
+}
+
+std::string JsonError(simdjson::error_code err) {
+  return std::string("invalid JSON: ") + simdjson::error_message(err);
+}
+
+// Checks that an ignored value is well-formed JSON; On-Demand does not look
+// at values nobody reads, and a line with a broken value must be rejected.
+simdjson::error_code ValidateValue(od::value value, int depth) {
+  if (depth > kMaxDepth) return simdjson::DEPTH_ERROR;
+  od::json_type type;
+  if (auto err = value.type().get(type)) return err;
+  switch (type) {
+    case od::json_type::object: {
+      od::object obj;
+      if (auto err = value.get_object().get(obj)) return err;
+      for (auto field_result : obj) {
+        od::field field;
+        if (auto err = std::move(field_result).get(field)) return err;
+        std::string_view key;
+        if (auto err = field.unescaped_key().get(key)) return err;
+        if (auto err = ValidateValue(field.value(), depth + 1)) return err;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::array: {
+      od::array arr;
+      if (auto err = value.get_array().get(arr)) return err;
+      for (auto element_result : arr) {
+        od::value element;
+        if (auto err = std::move(element_result).get(element)) return err;
+        if (auto err = ValidateValue(element, depth + 1)) return err;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      return value.get_string().get(s);
+    }
+    case od::json_type::number: {
+      // Grammar only: a huge number in an ignored field is still JSON.
+      int64_t ignored;
+      DecimalError e = DecimalToFen(TrimJson(value.raw_json_token()), INT64_MAX / 1000, &ignored);
+      return e == DecimalError::kSyntax ? simdjson::NUMBER_ERROR : simdjson::SUCCESS;
+    }
+    case od::json_type::boolean: {
+      bool b;
+      return value.get_bool().get(b);
+    }
+    case od::json_type::null: {
+      bool is_null = false;
+      if (auto err = value.is_null().get(is_null)) return err;
+      return is_null ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+    }
+  }
+  return simdjson::TAPE_ERROR;
+}
+
+}  // namespace
+
+struct Decoder::Impl {
+  od::parser parser{kMaxLineBytes + kPadding};
+
+  // Reads a string field of 1..128 bytes into the arena.
+  static bool ReadId(od::value value, std::string_view name, Arena* arena, std::string_view* out,
+                     std::string* error) {
+    std::string_view s;
+    if (value.get_string().get(s) || s.empty() || s.size() > kMaxIdBytes) {
+      *error = std::string(name) + ": must be a string of 1..128 bytes";
+      return false;
+    }
+    *out = arena->Copy(s);
+    return true;
+  }
+
+  // Decodes one object into `event`; returns "" or the rejection reason.
+  std::string DecodeObject(od::object obj, Arena* arena, Event* event) {
+    uint32_t seen = 0;
+    std::string error;
+    std::string_view type_text;
+    for (auto field_result : obj) {
+      od::field field;
+      if (auto err = std::move(field_result).get(field)) return JsonError(err);
+      std::string_view key;
+      if (auto err = field.unescaped_key().get(key)) return JsonError(err);
+      Field f = FieldOf(key);
+      od::value value = field.value();
+      if (f == kUnknown) {
+        if (auto err = ValidateValue(value, 1)) return JsonError(err);
+        continue;
+      }
+      if (seen & f) return "duplicate field '" + std::string(key) + "'";
+      seen |= f;
+      switch (f) {
+        case kEventId:
+          if (!ReadId(value, "event_id", arena, &event->event_id, &error)) return error;
+          break;
+        case kUserId:
+          if (!ReadId(value, "user_id", arena, &event->user_id, &error)) return error;
+          break;
+        case kReferrerId:
+          if (!ReadId(value, "referrer_id", arena, &event->referrer_id, &error)) return error;
+          break;
+        case kOrderId: {
+          std::string_view s;
+          if (value.get_string().get(s) || s.empty() || s.size() > kMaxIdBytes)
+            return "order_id: must be a string of 1..128 bytes";
+          break;
+        }
+        case kGroupId: {
+          std::string_view s;
+          if (value.get_string().get(s)) return "group_id: must be a string";
+          break;
+        }
+        case kType: {
+          if (value.get_string().get(type_text) || !TypeOf(type_text, &event->type)) {
+            return "type: must be one of message, reaction, checkin, share, join, leave, "
+                   "order, refund";
+          }
+          break;
+        }
+        case kTs: {
+          od::json_type jt;
+          if (auto err = value.type().get(jt)) return JsonError(err);
+          int64_t ts;
+          if (jt == od::json_type::number) {
+            if (value.get_int64().get(ts))
+              return "ts: must be integer milliseconds or an RFC 3339 string";
+          } else if (jt == od::json_type::string) {
+            std::string_view s;
+            if (auto err = value.get_string().get(s)) return JsonError(err);
+            auto parsed = ParseRfc3339(s);
+            if (!parsed) return "ts: must be integer milliseconds or an RFC 3339 string";
+            ts = *parsed;
+          } else {
+            return "ts: must be integer milliseconds or an RFC 3339 string";
+          }
+          if (!TsInRange(ts)) return "ts: must lie in [2000-01-01, 2100-01-01)";
+          event->ts_ms = ts;
+          break;
+        }
+        case kAmount: {
+          od::json_type jt;
+          if (auto err = value.type().get(jt)) return JsonError(err);
+          if (jt != od::json_type::number) return "amount: must be a number";
+          switch (DecimalToFen(TrimJson(value.raw_json_token()), kMaxAmountYuan,
+                               &event->amount_fen)) {
+            case DecimalError::kOk: break;
+            case DecimalError::kSyntax: return "amount: must be a number";
+            case DecimalError::kNegative: return "amount: must be >= 0";
+            case DecimalError::kTooLarge: return "amount: must be <= 1e9";
+          }
+          break;
+        }
+        case kChannel: {
+          std::string_view s;
+          if (value.get_string().get(s) || (s != "community" && s != "other"))
+            return "channel: must be \"community\" or \"other\"";
+          event->community = s == "community";
+          break;
+        }
+        case kUnknown: break;
+      }
+    }
+    if (!(seen & kEventId)) return "event_id: missing";
+    if (!(seen & kType)) return "type: missing";
+    if (!(seen & kUserId)) return "user_id: missing";
+    if (!(seen & kTs)) return "ts: missing";
+    if (event->type == EventType::kOrder || event->type == EventType::kRefund) {
+      if (!(seen & kOrderId)) return "order_id: missing (required for " +
+                                     std::string(EventTypeName(event->type)) + ")";
+      if (!(seen & kAmount)) return "amount: missing (required for " +
+                                    std::string(EventTypeName(event->type)) + ")";
+    } else {
+      event->amount_fen = 0;
+    }
+    if (event->type != EventType::kOrder) event->community = false;
+    if (event->type != EventType::kJoin) event->referrer_id = {};
+    return {};
+  }
+
+  std::string DecodeLine(const char* p, size_t len, size_t capacity, Arena* arena, Event* event) {
+    od::document doc;
+    if (auto err = parser.iterate(p, len, capacity).get(doc)) return JsonError(err);
+    od::object obj;
+    if (auto err = doc.get_object().get(obj)) {
+      if (err == simdjson::INCORRECT_TYPE) return "not a JSON object";
+      return JsonError(err);
+    }
+    std::string error = DecodeObject(obj, arena, event);
+    if (!error.empty()) return error;
+    // Anything after the closing brace makes the line invalid JSON.
+    const char* location;
+    if (doc.current_location().get(location) == simdjson::SUCCESS) {
+      return "invalid JSON: trailing content after the object";
+    }
+    return {};
+  }
+};
+
+Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
+Decoder::~Decoder() = default;
+
+uint64_t Decoder::DecodeLines(std::string_view data, uint64_t first_line, Arena* arena,
+                              DecodeSink* sink) {
+  const char* p = data.data();
+  const char* const end = p + data.size();
+  uint64_t line = first_line;
+  while (p < end) {
+    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+    const char* line_end = nl ? nl : end;
+    size_t len = static_cast<size_t>(line_end - p);
+    if (len > kMaxLineBytes) {
+      sink->OnReject(line, "line exceeds 1 MiB", std::string_view(p, kMaxRawInLog));
+    } else if (!IsBlank(p, len)) {
+      Event event;
+      std::string error =
+          impl_->DecodeLine(p, len, static_cast<size_t>(end - p) + kPadding, arena, &event);
+      if (error.empty()) {
+        sink->OnEvent(event);
+      } else {
+        sink->OnReject(line, error, std::string_view(p, len < kMaxRawInLog ? len : kMaxRawInLog));
+      }
+    }
+    ++line;
+    p = nl ? nl + 1 : end;
+  }
+  return line - first_line;
+}
+
+std::string Decoder::DecodeArray(std::string_view data, Arena* arena, DecodeSink* sink) {
+  od::document doc;
+  if (auto err = impl_->parser.iterate(data.data(), data.size(), data.size() + kPadding).get(doc))
+    return JsonError(err);
+  od::array arr;
+  if (auto err = doc.get_array().get(arr)) return JsonError(err);
+  uint64_t line = 1;
+  for (auto element_result : arr) {
+    od::value element;
+    if (auto err = std::move(element_result).get(element)) return JsonError(err);
+    od::object obj;
+    auto err = element.get_object().get(obj);
+    std::string error;
+    Event event;
+    if (err == simdjson::INCORRECT_TYPE) {
+      if (auto verr = ValidateValue(element, 1)) return JsonError(verr);
+      error = "not a JSON object";
+    } else if (err) {
+      return JsonError(err);
+    } else {
+      error = impl_->DecodeObject(obj, arena, &event);
+    }
+    if (error.empty()) {
+      sink->OnEvent(event);
+    } else {
+      sink->OnReject(line, error, {});
+    }
+    ++line;
+  }
+  const char* location;
+  if (doc.current_location().get(location) == simdjson::SUCCESS)
+    return "invalid JSON: trailing content after the array";
+  return {};
+}
+
+void PaddedBuffer::Reserve(size_t capacity) {
+  if (capacity <= capacity_) return;
+  auto grown = std::make_unique<char[]>(capacity + kPadding);
+  if (size_ > 0) std::memcpy(grown.get(), data_.get(), size_);
+  std::memset(grown.get() + capacity, 0, kPadding);
+  data_ = std::move(grown);
+  capacity_ = capacity;
+}
+
+void PaddedBuffer::Append(std::string_view bytes) {
+  if (size_ + bytes.size() > capacity_) {
+    size_t want = capacity_ * 2;
+    if (want < size_ + bytes.size()) want = size_ + bytes.size();
+    Reserve(want);
+  }
+  std::memcpy(data_.get() + size_, bytes.data(), bytes.size());
+  size_ += bytes.size();
+}
+
+void PaddedBuffer::Consume(size_t n) {
+  if (n >= size_) {
+    size_ = 0;
+    return;
+  }
+  std::memmove(data_.get(), data_.get() + n, size_ - n);
+  size_ -= n;
+}
+
+void PaddedBuffer::set_size(size_t n) { size_ = n; }
+
+}  // namespace tierstream::ingest

@@ -1,0 +1,91 @@
+// Decoder: NDJSON bytes -> validated Events (SPEC §1), with a one-line reason
+// naming the field for every rejected line.
+//
+// One Decoder owns one reused simdjson On-Demand parser and is confined to
+// one thread. Input buffers must have kPadding readable bytes past their end
+// (simdjson reads ahead); PaddedBuffer provides that. Lines are framed with
+// memchr and each is parsed in place inside the big buffer: no copy, no
+// allocation per line, and a malformed line never hides its neighbours.
+#ifndef TIERSTREAM_INGEST_DECODER_H_
+#define TIERSTREAM_INGEST_DECODER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/arena.h"
+#include "ingest/event.h"
+
+namespace tierstream::ingest {
+
+inline constexpr size_t kPadding = 64;                // >= SIMDJSON_PADDING
+inline constexpr size_t kMaxLineBytes = 1024 * 1024;  // SPEC §1: longer lines are rejected
+
+struct LineError {
+  uint64_t line = 0;  // 1-based, counted over the whole body or connection
+  std::string error;
+};
+
+// Where decoded events go. The decoder calls exactly one of these per
+// non-blank line, in line order.
+class DecodeSink {
+ public:
+  virtual ~DecodeSink() = default;
+  virtual void OnEvent(const Event& event) = 0;
+  // `raw` is the rejected line (possibly truncated), for the rejection log.
+  virtual void OnReject(uint64_t line, std::string_view reason, std::string_view raw) = 0;
+};
+
+class Decoder {
+ public:
+  Decoder();
+  ~Decoder();
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  // Decodes every complete or final line of `data`; line numbers start at
+  // `first_line`. Strings of emitted events are copied into `arena`.
+  // REQUIRES: kPadding readable bytes after data.data() + data.size().
+  // Returns the number of lines consumed (blank lines included).
+  uint64_t DecodeLines(std::string_view data, uint64_t first_line, Arena* arena, DecodeSink* sink);
+
+  // Decodes a JSON array of event objects (the alternative POST body of
+  // SPEC §6); element k is reported as line k (1-based). A structurally
+  // broken array fails whole with the returned message and emits nothing
+  // after the break; returns "" on success.
+  std::string DecodeArray(std::string_view data, Arena* arena, DecodeSink* sink);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A heap buffer with kPadding zeroed bytes past its logical end.
+class PaddedBuffer {
+ public:
+  PaddedBuffer() = default;
+  explicit PaddedBuffer(size_t capacity) { Reserve(capacity); }
+  void Reserve(size_t capacity);
+  void Append(std::string_view bytes);
+  void Clear() { size_ = 0; }
+  // Drops the first n bytes, moving the rest to the front.
+  void Consume(size_t n);
+  char* data() { return data_.get(); }
+  const char* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+  void set_size(size_t n);  // REQUIRES: n <= capacity()
+  std::string_view view() const { return {data_.get(), size_}; }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+}  // namespace tierstream::ingest
+
+#endif  // TIERSTREAM_INGEST_DECODER_H_

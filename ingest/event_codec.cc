@@ -1,0 +1,88 @@
+#include "ingest/event_codec.h"
+
+#include "common/time.h"
+
+namespace tierstream::ingest {
+
+namespace {
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool GetVarint(std::string_view* in, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
+    auto byte = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    result |= static_cast<uint64_t>(byte & 0x7F) << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+void PutString(std::string* out, std::string_view s) {
+  out->push_back(static_cast<char>(s.size()));  // ids are at most 128 bytes
+  out->append(s);
+}
+
+bool GetString(std::string_view* in, std::string_view* s) {
+  if (in->empty()) return false;
+  auto n = static_cast<uint8_t>(in->front());
+  if (in->size() < 1u + n) return false;
+  *s = in->substr(1, n);
+  in->remove_prefix(1u + n);
+  return true;
+}
+
+bool HasAmount(EventType t) { return t == EventType::kOrder || t == EventType::kRefund; }
+bool HasReferrer(EventType t) { return t == EventType::kJoin || t == EventType::kReferralCredit; }
+
+}  // namespace
+
+void AppendEventRecord(const Event& e, std::string* out) {
+  out->push_back(static_cast<char>(static_cast<uint8_t>(e.type) | (e.community ? 0x80 : 0)));
+  PutVarint(out, static_cast<uint64_t>(e.ts_ms - kMinTsMs));
+  if (HasAmount(e.type)) PutVarint(out, static_cast<uint64_t>(e.amount_fen));
+  PutString(out, e.event_id);
+  PutString(out, e.user_id);
+  if (HasReferrer(e.type)) PutString(out, e.referrer_id);
+}
+
+LogBlockReader::LogBlockReader(std::string_view block) : rest_(block) {
+  if (rest_.empty() || rest_.front() != kLogBlockVersion) {
+    ok_ = false;
+  } else {
+    rest_.remove_prefix(1);
+  }
+}
+
+bool LogBlockReader::Next(Event* e) {
+  if (!ok_ || rest_.empty()) return false;
+  auto tag = static_cast<uint8_t>(rest_.front());
+  rest_.remove_prefix(1);
+  uint8_t type = tag & 0x7F;
+  if (type > static_cast<uint8_t>(EventType::kReferralCredit)) return ok_ = false;
+  *e = Event{};
+  e->type = static_cast<EventType>(type);
+  e->community = (tag & 0x80) != 0;
+  uint64_t ts, amount = 0;
+  if (!GetVarint(&rest_, &ts) || ts >= static_cast<uint64_t>(kMaxTsMs - kMinTsMs)) return ok_ = false;
+  e->ts_ms = static_cast<int64_t>(ts) + kMinTsMs;
+  if (HasAmount(e->type) && (!GetVarint(&rest_, &amount) || amount > (1ull << 50))) {
+    return ok_ = false;
+  }
+  e->amount_fen = static_cast<int64_t>(amount);
+  if (!GetString(&rest_, &e->event_id) || !GetString(&rest_, &e->user_id)) return ok_ = false;
+  if (HasReferrer(e->type) && !GetString(&rest_, &e->referrer_id)) return ok_ = false;
+  return true;
+}
+
+}  // namespace tierstream::ingest

@@ -1,0 +1,628 @@
+#include "pipeline/pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <concurrentqueue/blockingconcurrentqueue.h>
+
+#include "common/hash.h"
+#include "common/json_writer.h"
+#include "common/time.h"
+#include "ingest/event_codec.h"
+#include "state/kpis.h"
+#include "state/shard_state.h"
+#include "state/store.h"
+
+namespace tierstream::pipeline {
+
+using ingest::Event;
+using ingest::EventType;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr uint64_t kEventSeed = 0;   // duplicate index seed for own events
+constexpr uint64_t kCreditSeed = 1;  // ... and for referral credits
+constexpr size_t kMaxGroupBatches = 64;
+constexpr size_t kMaxGroupEvents = 64 * 1024;
+
+void AtomicMax(std::atomic<int64_t>* a, int64_t v) {
+  int64_t cur = a->load(std::memory_order_relaxed);
+  while (v > cur && !a->compare_exchange_weak(cur, v, std::memory_order_acq_rel)) {
+  }
+}
+
+std::string ShardMetaKey(uint32_t shard) { return "shard/" + std::to_string(shard); }
+
+std::string ErrorJson(std::string_view message) {
+  std::string out;
+  JsonWriter(&out).BeginObject().Key("error").String(message).EndObject();
+  return out;
+}
+
+}  // namespace
+
+// ---- BatchBuilder ------------------------------------------------------------
+
+BatchBuilder::BatchBuilder(Batch* batch, ingest::RejectLog* reject_log, std::string source)
+    : batch_(batch), reject_log_(reject_log), source_(std::move(source)) {}
+
+void BatchBuilder::OnEvent(const Event& event) {
+  const auto shards = static_cast<uint32_t>(batch_->per_shard.size());
+  batch_->per_shard[ShardOf(event.user_id, shards)].push_back(event);
+  ++batch_->events;
+  if (event.type == EventType::kJoin && !event.referrer_id.empty() &&
+      event.referrer_id != event.user_id) {
+    Event credit = event;
+    credit.type = EventType::kReferralCredit;
+    credit.user_id = event.referrer_id;
+    credit.referrer_id = event.user_id;
+    batch_->per_shard[ShardOf(credit.user_id, shards)].push_back(credit);
+  }
+}
+
+void BatchBuilder::OnReject(uint64_t line, std::string_view reason, std::string_view raw) {
+  ++batch_->rejected;
+  if (batch_->errors.size() < kMaxErrorsListed) {
+    batch_->errors.push_back(ingest::LineError{line, std::string(reason)});
+  }
+  if (reject_log_ != nullptr) reject_log_->Append(source_, line, reason, raw);
+}
+
+// ---- Pipeline internals --------------------------------------------------------
+
+namespace {
+
+struct Query {
+  enum class Kind { kUser, kKpis, kListTier } kind;
+  // kUser
+  std::string user_id;
+  std::function<void(bool, std::string)> user_done;
+  // kKpis and kListTier: shared across shards, the last one answers.
+  struct Gather {
+    std::atomic<uint32_t> pending{0};
+    std::mutex mu;
+    state::KpiPartial kpis;
+    std::vector<std::string> ids;
+    int64_t as_of = kNoTs;
+    state::Tier tier = state::Tier::kNone;
+    size_t limit = 0;
+    std::function<void(std::string)> done;
+  };
+  std::shared_ptr<Gather> gather;
+  std::string after;
+};
+
+struct Task {
+  Batch* batch = nullptr;  // null: a wake-up for the query queue or shutdown
+};
+
+}  // namespace
+
+struct Pipeline::Impl {
+  struct Worker {
+    Worker(uint32_t shard_id, const state::Config& config) : id(shard_id), state(shard_id, config) {}
+    uint32_t id;
+    state::ShardState state;
+    moodycamel::BlockingConcurrentQueue<Task> queue;
+    moodycamel::ConcurrentQueue<Query*> queries;
+    std::thread thread;
+    uint64_t log_seq = 0;         // last block appended to this shard's log
+    uint64_t checkpoint_seq = 0;  // last block covered by a checkpoint
+    Clock::time_point last_checkpoint = Clock::now();
+    int32_t expired_day = kNoDay;
+    uint64_t seen_sub = 0;
+    // Scratch reused across groups.
+    std::string block;
+    std::vector<uint8_t> accepted;
+  };
+
+  PipelineOptions options;
+  std::unique_ptr<state::Store> store;
+  std::unique_ptr<ingest::RejectLog> reject_log;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::atomic<int64_t> watermark{kNoTs};
+  std::atomic<int64_t> rejected{0};
+  std::atomic<int64_t> inflight{0};
+  std::atomic<bool> stopping{false};
+  RecoveryStats recovery;
+  bool closed = false;
+  Status first_worker_error;
+  std::mutex error_mu;
+
+  void Log(const char* fmt, auto... args) {
+    if (!options.log_to_stderr) return;
+    std::fprintf(stderr, "tierstream: ");
+    std::fprintf(stderr, fmt, args...);
+    std::fputc('\n', stderr);
+  }
+
+  int32_t Today() const {
+    int64_t t = watermark.load(std::memory_order_acquire);
+    return t == kNoTs ? kNoDay : DayOf(t, options.config.utc_offset_ms);
+  }
+
+  Status Recover();
+  void Run(Worker* w);
+  void ProcessGroup(Worker* w, Batch** batches, size_t n);
+  void CompletePart(Batch* b);
+  void AnswerQueries(Worker* w);
+  void Housekeep(Worker* w, bool force_checkpoint);
+  Status Checkpoint(Worker* w);
+  void ApplyLogged(Worker* w, const Event& e);
+};
+
+void Pipeline::Impl::CompletePart(Batch* b) {
+  if (b->pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  BatchOutcome outcome;
+  outcome.accepted = b->accepted_.load();
+  outcome.duplicates = b->duplicates_.load();
+  outcome.rejected = b->rejected;
+  outcome.errors = std::move(b->errors);
+  if (b->failed_.load()) {
+    outcome.status = Status::Unavailable("the store could not make the batch durable");
+  }
+  inflight.fetch_sub(static_cast<int64_t>(b->weight_), std::memory_order_acq_rel);
+  auto done = std::move(b->done_);
+  delete b;  // owned by the pending counter since Submit()
+  if (done) done(std::move(outcome));
+}
+
+void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
+  state::ShardState& st = w->state;
+  w->block.clear();
+  ingest::BeginLogBlock(&w->block);
+  w->accepted.clear();
+  int64_t group_max_ts = kNoTs;
+  size_t accepted_count = 0;
+  // 1. Drop duplicates; encode the rest for the log.
+  for (size_t i = 0; i < n; ++i) {
+    for (const Event& e : batches[i]->per_shard[w->id]) {
+      const bool credit = e.type == EventType::kReferralCredit;
+      const bool fresh = st.MarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed, e.ts_ms);
+      w->accepted.push_back(fresh ? 1 : 0);
+      if (!fresh) continue;
+      ++accepted_count;
+      group_max_ts = std::max(group_max_ts, e.ts_ms);
+      if (options.write_log) ingest::AppendEventRecord(e, &w->block);
+    }
+  }
+  // 2. Make them durable before anything is applied or acknowledged.
+  bool ok = true;
+  if (options.write_log && accepted_count > 0) {
+    Status s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
+    if (s.ok()) {
+      ++w->log_seq;
+    } else {
+      ok = false;
+      Log("shard %u: log write failed, batch refused: %s", w->id, s.ToString().c_str());
+      size_t k = 0;
+      for (size_t i = 0; i < n; ++i) {
+        for (const Event& e : batches[i]->per_shard[w->id]) {
+          const bool credit = e.type == EventType::kReferralCredit;
+          if (w->accepted[k++]) st.UnmarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed);
+        }
+        batches[i]->failed_.store(true);
+      }
+    }
+  }
+  // 3. Apply.
+  if (ok) {
+    if (group_max_ts != kNoTs) AtomicMax(&watermark, group_max_ts);
+    const int32_t today = Today();
+    size_t k = 0;
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t acc = 0, dup = 0;
+      for (const Event& e : batches[i]->per_shard[w->id]) {
+        const bool credit = e.type == EventType::kReferralCredit;
+        if (w->accepted[k++]) {
+          st.Apply(e, today);
+          acc += credit ? 0 : 1;
+        } else if (!credit) {
+          st.CountDuplicate();
+          ++dup;
+        }
+      }
+      batches[i]->accepted_.fetch_add(acc, std::memory_order_relaxed);
+      batches[i]->duplicates_.fetch_add(dup, std::memory_order_relaxed);
+    }
+  }
+  for (size_t i = 0; i < n; ++i) CompletePart(batches[i]);
+}
+
+void Pipeline::Impl::AnswerQueries(Worker* w) {
+  Query* q;
+  while (w->queries.try_dequeue(q)) {
+    std::unique_ptr<Query> owned(q);
+    const int64_t t = watermark.load(std::memory_order_acquire);
+    const int32_t today = t == kNoTs ? kNoDay : DayOf(t, options.config.utc_offset_ms);
+    switch (q->kind) {
+      case Query::Kind::kUser: {
+        state::Profile p;
+        if (today != kNoDay && w->state.GetProfile(q->user_id, today, &p)) {
+          q->user_done(true, state::RenderProfileJson(p, t));
+        } else {
+          q->user_done(false, ErrorJson("unknown user"));
+        }
+        break;
+      }
+      case Query::Kind::kKpis:
+      case Query::Kind::kListTier: {
+        auto& g = *q->gather;
+        if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);  // tiers exactly as of T
+        {
+          std::lock_guard<std::mutex> lock(g.mu);
+          if (q->kind == Query::Kind::kKpis) {
+            g.kpis.Add(w->state.Kpis(today));
+            g.as_of = std::max(g.as_of, t);
+          } else {
+            auto ids = w->state.ListTier(g.tier, q->after, g.limit);
+            g.ids.insert(g.ids.end(), std::make_move_iterator(ids.begin()),
+                         std::make_move_iterator(ids.end()));
+          }
+        }
+        if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          std::string body;
+          if (q->kind == Query::Kind::kKpis) {
+            body = state::RenderKpisJson(g.kpis, g.as_of, rejected.load());
+          } else {
+            std::sort(g.ids.begin(), g.ids.end());
+            if (g.ids.size() > g.limit) g.ids.resize(g.limit);
+            JsonWriter jw(&body);
+            jw.BeginObject().Key("tier").String(state::TierName(g.tier));
+            jw.Key("users").BeginArray();
+            for (const auto& id : g.ids) jw.String(id);
+            jw.EndArray().Key("next_after");
+            if (g.ids.size() == g.limit && !g.ids.empty()) {
+              jw.String(g.ids.back());
+            } else {
+              jw.Null();
+            }
+            jw.EndObject();
+          }
+          g.done(std::move(body));
+        }
+        break;
+      }
+    }
+  }
+}
+
+Status Pipeline::Impl::Checkpoint(Worker* w) {
+  state::Store::Checkpoint cp(store.get());
+  w->state.DrainDirty([&](std::string_view id, std::string_view bytes) { cp.PutUser(id, bytes); });
+  w->state.DrainNewSeen([&](int32_t day, std::string_view packed) {
+    cp.PutSeen(w->id, day, ++w->seen_sub, packed);
+  });
+  std::string meta;
+  w->state.EncodeMeta(w->log_seq, w->id == 0 ? rejected.load() : 0, &meta);
+  cp.PutMeta(ShardMetaKey(w->id), meta);
+  if (w->log_seq > 0) cp.DeleteLogThrough(w->id, w->log_seq);
+  const int32_t today = Today();
+  if (today != kNoDay) cp.DeleteSeenBefore(w->id, today - options.config.dedup_horizon_days);
+  Status s = store->Commit(&cp, options.fsync);
+  w->state.CheckpointDone(s.ok());
+  w->last_checkpoint = Clock::now();
+  if (s.ok()) w->checkpoint_seq = w->log_seq;
+  return s;
+}
+
+void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
+  const int32_t today = Today();
+  if (today != kNoDay) {
+    if (w->state.swept_day() < today) w->state.Sweep(today, options.sweep_slice);
+    if (today != w->expired_day) {
+      w->state.ExpireSeen(today);
+      w->expired_day = today;
+    }
+  }
+  const bool due_by_time =
+      Clock::now() - w->last_checkpoint >= std::chrono::milliseconds(options.checkpoint_interval_ms);
+  const bool has_work = w->state.dirty_count() > 0 || w->log_seq != w->checkpoint_seq;
+  if (force_checkpoint || w->state.dirty_count() >= options.checkpoint_dirty_users ||
+      (options.write_log && due_by_time && has_work)) {
+    Status s = Checkpoint(w);
+    if (!s.ok()) {
+      Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (force_checkpoint && first_worker_error.ok()) first_worker_error = s;
+    }
+  }
+}
+
+void Pipeline::Impl::Run(Worker* w) {
+  std::vector<Task> tasks(kMaxGroupBatches);
+  std::vector<Batch*> group;
+  group.reserve(kMaxGroupBatches);
+  for (;;) {
+    size_t n = w->queue.wait_dequeue_bulk_timed(tasks.data(), tasks.size(),
+                                                std::chrono::milliseconds(5));
+    AnswerQueries(w);
+    group.clear();
+    size_t group_events = 0;
+    bool stop = false;
+    for (size_t i = 0; i < n; ++i) {
+      Batch* b = tasks[i].batch;
+      if (b == nullptr) {
+        stop = stopping.load();
+        continue;
+      }
+      group.push_back(b);
+      group_events += b->per_shard[w->id].size();
+      if (group_events >= kMaxGroupEvents) {
+        ProcessGroup(w, group.data(), group.size());
+        group.clear();
+        group_events = 0;
+        AnswerQueries(w);
+      }
+    }
+    if (!group.empty()) ProcessGroup(w, group.data(), group.size());
+    AnswerQueries(w);
+    if (stop && w->queue.size_approx() == 0) {
+      Housekeep(w, true /*force_checkpoint*/);
+      AnswerQueries(w);
+      return;
+    }
+    Housekeep(w, false);
+  }
+}
+
+void Pipeline::Impl::ApplyLogged(Worker* w, const Event& e) {
+  const bool credit = e.type == EventType::kReferralCredit;
+  if (!w->state.MarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed, e.ts_ms)) return;
+  AtomicMax(&watermark, e.ts_ms);
+  w->state.Apply(e, Today());
+  ++recovery.log_events_replayed;
+}
+
+Status Pipeline::Impl::Recover() {
+  const auto start = Clock::now();
+  // Shard metas: aggregates and the log position each checkpoint covers.
+  for (auto& w : workers) {
+    std::string meta;
+    bool found = false;
+    Status s = store->GetMeta(ShardMetaKey(w->id), &meta, &found);
+    if (!s.ok()) return s;
+    if (!found) continue;
+    uint64_t seq;
+    int64_t rej;
+    s = w->state.DecodeMeta(meta, &seq, &rej);
+    if (!s.ok()) return s;
+    w->log_seq = w->checkpoint_seq = seq;
+    if (w->id == 0) rejected.store(rej);
+    if (w->state.max_ts() != kNoTs) AtomicMax(&watermark, w->state.max_ts());
+    w->seen_sub = static_cast<uint64_t>(
+        std::chrono::system_clock::now().time_since_epoch().count());
+  }
+  // Users, routed to their shards.
+  const auto n = static_cast<uint32_t>(workers.size());
+  Status s = store->ScanUsers([&](std::string_view id, std::string_view bytes) {
+    ++recovery.users_loaded;
+    return workers[ShardOf(id, n)]->state.LoadUser(id, bytes);
+  });
+  if (!s.ok()) return s;
+  for (auto& w : workers) {
+    s = store->ScanSeen(w->id, [&](int32_t day, std::string_view packed) {
+      return w->state.LoadSeen(day, packed);
+    });
+    if (!s.ok()) return s;
+    w->state.RebuildTimers();
+  }
+  // The log after each checkpoint: acknowledged events not yet in state.
+  for (auto& w : workers) {
+    s = store->ScanLog(w->id, w->checkpoint_seq, [&](uint64_t seq, std::string_view block) {
+      ingest::LogBlockReader reader(block);
+      Event e;
+      while (reader.Next(&e)) ApplyLogged(w.get(), e);
+      if (!reader.ok()) {
+        return Status::Corruption("log block " + std::to_string(seq) + " of shard " +
+                                  std::to_string(w->id) + " does not decode");
+      }
+      w->log_seq = seq;
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+  }
+  const int32_t today = Today();
+  for (auto& w : workers) {
+    if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);
+    if (recovery.log_events_replayed > 0 || w->log_seq != w->checkpoint_seq) {
+      s = Checkpoint(w.get());
+      if (!s.ok()) return s;
+    }
+  }
+  recovery.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return Status::Ok();
+}
+
+// ---- Pipeline ---------------------------------------------------------------
+
+Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Pipeline::~Pipeline() {
+  if (!impl_->closed) (void)Close();
+}
+
+Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) return Status::IoError("cannot create data dir " + options.data_dir + ": " + ec.message());
+  auto store = state::Store::Open(options.data_dir + "/db", state::StoreOptions{});
+  if (!store.ok()) return store.status();
+  impl->store = std::move(store).value();
+
+  // The shard count is part of the data: users are placed by hash modulo it.
+  std::string stored;
+  bool found = false;
+  Status s = impl->store->GetMeta("shards", &stored, &found);
+  if (!s.ok()) return s;
+  uint32_t shards = options.shards;
+  if (found) {
+    const auto have = static_cast<uint32_t>(std::stoul(stored));
+    if (shards != 0 && shards != have) {
+      return Status::FailedPrecondition(
+          "data dir " + options.data_dir + " holds " + std::to_string(have) +
+          " shards; start with --shards " + std::to_string(have) + " or use a new data dir");
+    }
+    shards = have;
+  } else {
+    if (shards == 0) shards = std::max(1u, std::thread::hardware_concurrency());
+    s = impl->store->PutMeta("shards", std::to_string(shards), true /*sync*/);
+    if (!s.ok()) return s;
+  }
+  if (shards > 256) return Status::InvalidArgument("--shards must be in 1..256");
+  impl->options.shards = shards;
+  impl->reject_log = std::make_unique<ingest::RejectLog>(options.data_dir + "/rejected.ndjson",
+                                                         64ull << 20);
+  for (uint32_t i = 0; i < shards; ++i) {
+    impl->workers.push_back(std::make_unique<Impl::Worker>(i, options.config));
+  }
+  s = impl->Recover();
+  if (!s.ok()) return s;
+  const auto& r = impl->recovery;
+  impl->Log("recovered %llu users and replayed %llu logged events in %.3f s (%u shards)",
+            static_cast<unsigned long long>(r.users_loaded),
+            static_cast<unsigned long long>(r.log_events_replayed), r.seconds, shards);
+  Impl* raw = impl.get();
+  for (auto& w : impl->workers) {
+    Impl::Worker* wp = w.get();
+    w->thread = std::thread([raw, wp] { raw->Run(wp); });
+  }
+  return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
+}
+
+uint32_t Pipeline::shards() const { return impl_->options.shards; }
+const state::Config& Pipeline::config() const { return impl_->options.config; }
+ingest::RejectLog* Pipeline::reject_log() { return impl_->reject_log.get(); }
+const RecoveryStats& Pipeline::recovery() const { return impl_->recovery; }
+int64_t Pipeline::watermark() const { return impl_->watermark.load(); }
+
+void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutcome)> done) {
+  impl_->rejected.fetch_add(static_cast<int64_t>(batch->rejected), std::memory_order_relaxed);
+  Batch* b = batch.release();
+  b->done_ = std::move(done);
+  uint32_t parts = 0;
+  uint64_t weight = 0;
+  for (const auto& v : b->per_shard) {
+    parts += v.empty() ? 0 : 1;
+    weight += v.size();
+  }
+  b->weight_ = weight;
+  impl_->inflight.fetch_add(static_cast<int64_t>(weight), std::memory_order_acq_rel);
+  if (parts == 0) {
+    b->pending_.store(1);
+    impl_->CompletePart(b);
+    return;
+  }
+  b->pending_.store(parts, std::memory_order_release);
+  for (uint32_t i = 0; i < b->per_shard.size(); ++i) {
+    if (!b->per_shard[i].empty()) impl_->workers[i]->queue.enqueue(Task{b});
+  }
+}
+
+bool Pipeline::HasCapacity() const {
+  return impl_->inflight.load(std::memory_order_acquire) <
+         static_cast<int64_t>(impl_->options.max_inflight_events);
+}
+
+void Pipeline::WaitForCapacity() const {
+  while (!HasCapacity()) std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
+
+void Pipeline::GetUser(std::string user_id, std::function<void(bool, std::string)> done) {
+  auto* q = new Query{};
+  q->kind = Query::Kind::kUser;
+  q->user_done = std::move(done);
+  auto& w = *impl_->workers[ShardOf(user_id, shards())];
+  q->user_id = std::move(user_id);
+  w.queries.enqueue(q);
+  w.queue.enqueue(Task{nullptr});
+}
+
+void Pipeline::GetKpis(std::function<void(std::string)> done) {
+  auto g = std::make_shared<Query::Gather>();
+  g->pending.store(shards());
+  g->done = std::move(done);
+  for (auto& w : impl_->workers) {
+    auto* q = new Query{};
+    q->kind = Query::Kind::kKpis;
+    q->gather = g;
+    w->queries.enqueue(q);
+    w->queue.enqueue(Task{nullptr});
+  }
+}
+
+void Pipeline::ListTier(state::Tier tier, std::string after, size_t limit,
+                        std::function<void(std::string)> done) {
+  auto g = std::make_shared<Query::Gather>();
+  g->pending.store(shards());
+  g->tier = tier;
+  g->limit = limit;
+  g->done = std::move(done);
+  for (auto& w : impl_->workers) {
+    auto* q = new Query{};
+    q->kind = Query::Kind::kListTier;
+    q->gather = g;
+    q->after = after;
+    w->queries.enqueue(q);
+    w->queue.enqueue(Task{nullptr});
+  }
+}
+
+std::string Pipeline::GetKpisSync() {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string result;
+  bool ready = false;
+  GetKpis([&](std::string body) {
+    std::lock_guard<std::mutex> lock(mu);
+    result = std::move(body);
+    ready = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return ready; });
+  return result;
+}
+
+bool Pipeline::GetUserSync(const std::string& user_id, std::string* body) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool ready = false, found = false;
+  GetUser(user_id, [&](bool f, std::string b) {
+    std::lock_guard<std::mutex> lock(mu);
+    found = f;
+    *body = std::move(b);
+    ready = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return ready; });
+  return found;
+}
+
+Status Pipeline::Close() {
+  if (impl_->closed) return Status::Ok();
+  impl_->closed = true;
+  impl_->stopping.store(true);
+  for (auto& w : impl_->workers) w->queue.enqueue(Task{nullptr});
+  for (auto& w : impl_->workers) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(impl_->error_mu);
+    s = impl_->first_worker_error;
+  }
+  impl_->store.reset();
+  return s;
+}
+
+}  // namespace tierstream::pipeline

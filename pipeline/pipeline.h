@@ -1,0 +1,153 @@
+// Pipeline: routes decoded events by user to N shard workers, each of which
+// alone owns its users' state (no locks on the hot path), makes accepted
+// events durable before they are acknowledged, applies them, keeps tiers
+// current as event time advances, and checkpoints state to the Store.
+//
+// Flow of a Batch: a listener decodes bytes into a Batch whose events are
+// already split per shard (BatchBuilder), then Submit()s it. Each worker
+// takes the batches from its queue in groups: it drops duplicates, appends the
+// group's accepted events to its log in one RocksDB write (the write-ahead of
+// state), applies them in memory, and completes its part. When the last part
+// completes, the batch's callback runs: the answer is sent only then.
+// Periodically each worker writes its dirty users, aggregates, new event ids
+// and its log position in one atomic WriteBatch and drops the log it covers;
+// Open() reloads that checkpoint and replays the log after it.
+//
+// Ingest positions: a worker's log sequence number is the offset of its
+// partition; a future distributed-log source maps it to a consumer offset.
+//
+// Thread safety: thread-safe. Callbacks run on worker threads and must not block.
+#ifndef TIERSTREAM_PIPELINE_PIPELINE_H_
+#define TIERSTREAM_PIPELINE_PIPELINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/arena.h"
+#include "common/status.h"
+#include "ingest/decoder.h"
+#include "ingest/event.h"
+#include "ingest/reject_log.h"
+#include "state/config.h"
+#include "state/user_state.h"
+
+namespace tierstream::pipeline {
+
+inline constexpr size_t kMaxErrorsListed = 100;  // SPEC §6
+
+struct BatchOutcome {
+  uint64_t accepted = 0;
+  uint64_t duplicates = 0;
+  uint64_t rejected = 0;
+  std::vector<ingest::LineError> errors;  // at most kMaxErrorsListed
+  Status status;  // not OK: some events could not be made durable (none of those applied)
+};
+
+// Decoded events routed to shards, with the arena that owns their strings.
+class Batch {
+ public:
+  explicit Batch(uint32_t shards) : per_shard(shards) {}
+
+  Arena arena;
+  std::vector<std::vector<ingest::Event>> per_shard;
+  uint64_t events = 0;  // own events (credits excluded)
+  uint64_t rejected = 0;
+  std::vector<ingest::LineError> errors;
+
+  // Internal to Pipeline: completion tracking.
+  std::atomic<uint32_t> pending_{0};
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> duplicates_{0};
+  std::atomic<bool> failed_{false};
+  uint64_t weight_ = 0;
+  std::function<void(BatchOutcome)> done_;
+};
+
+// A DecodeSink that fills a Batch: routes each event to its user's shard and
+// a join's referral credit to the referrer's shard; records rejections.
+class BatchBuilder final : public ingest::DecodeSink {
+ public:
+  // `reject_log` may be null; `source` names the listener in the reject log.
+  BatchBuilder(Batch* batch, ingest::RejectLog* reject_log, std::string source);
+  void OnEvent(const ingest::Event& event) override;
+  void OnReject(uint64_t line, std::string_view reason, std::string_view raw) override;
+  void Reset(Batch* batch) { batch_ = batch; }
+
+ private:
+  Batch* batch_;
+  ingest::RejectLog* reject_log_;
+  std::string source_;
+};
+
+struct PipelineOptions {
+  std::string data_dir = "./data";
+  uint32_t shards = 0;  // 0: the data dir's count, or the number of cores for a new one
+  state::Config config;
+  // true (serve): every accepted event is written to the log before it is
+  // acknowledged. false (replay): state is only checkpointed; the caller
+  // reports success after Close().
+  bool write_log = true;
+  bool fsync = false;  // fsync the log (survives power loss, not only kill -9)
+  size_t max_inflight_events = 1u << 20;  // backpressure bound across all shards
+  size_t checkpoint_dirty_users = 250'000;
+  int checkpoint_interval_ms = 1000;
+  size_t sweep_slice = 4096;  // users re-evaluated per slice between batches
+  bool log_to_stderr = true;
+};
+
+struct RecoveryStats {
+  uint64_t users_loaded = 0;
+  uint64_t log_events_replayed = 0;
+  double seconds = 0;
+};
+
+class Pipeline {
+ public:
+  static Result<std::unique_ptr<Pipeline>> Open(const PipelineOptions& options);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  uint32_t shards() const;
+  const state::Config& config() const;
+  ingest::RejectLog* reject_log();
+  const RecoveryStats& recovery() const;
+
+  std::unique_ptr<Batch> NewBatch() const { return std::make_unique<Batch>(shards()); }
+  // Hands `batch` to the shards; `done` runs once, on a worker thread, after
+  // every accepted event of it is durable and applied.
+  void Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutcome)> done);
+  // False while the events in flight exceed the bound: producers should wait.
+  bool HasCapacity() const;
+  // Blocks until HasCapacity() (for offline producers such as replay).
+  void WaitForCapacity() const;
+
+  // Queries, answered on a worker thread after every batch that completed
+  // before the call. Bodies are JSON.
+  void GetUser(std::string user_id, std::function<void(bool found, std::string body)> done);
+  void GetKpis(std::function<void(std::string body)> done);
+  void ListTier(state::Tier tier, std::string after, size_t limit,
+                std::function<void(std::string body)> done);
+  // Blocking conveniences for tools and tests.
+  std::string GetKpisSync();
+  bool GetUserSync(const std::string& user_id, std::string* body);
+
+  // T: the largest accepted ts, or kNoTs.
+  int64_t watermark() const;
+
+  // Drains the queues, checkpoints every shard and closes the store.
+  Status Close();
+
+ private:
+  struct Impl;
+  explicit Pipeline(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tierstream::pipeline
+
+#endif  // TIERSTREAM_PIPELINE_PIPELINE_H_

@@ -1,0 +1,41 @@
+// Config: the domain settings of SPEC §2–§4 that an operator may change —
+// the time zone, the tier thresholds and the duplicate horizon — and their
+// loading from a JSON file. Plain value; const-safe.
+#ifndef TIERSTREAM_STATE_CONFIG_H_
+#define TIERSTREAM_STATE_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+
+namespace tierstream::state {
+
+// SPEC §3 tier thresholds; defaults are the SPEC's.
+struct TierRules {
+  int64_t high_value_spend_fen = 50'000;  // spend_30d >= 500.00 yuan
+  int64_t high_value_repeat_orders = 3;   // repeat_orders >= 3
+  int32_t new_days = 30;                  // D - day(joined_at) < 30
+  int64_t active_interactions_7d = 3;     // interactions_7d >= 3
+};
+
+struct Config {
+  int64_t utc_offset_ms = 8 * 3'600'000;  // +08:00
+  TierRules rules;
+  // Event ids are remembered for at least this many days of event time
+  // (SPEC §4 requires 7).
+  int32_t dedup_horizon_days = 8;
+};
+
+// Reads a JSON config file:
+//   {"tz": "+08:00",
+//    "tiers": {"high_value_spend": 500, "high_value_repeat_orders": 3,
+//              "new_days": 30, "active_interactions_7d": 3},
+//    "dedup_horizon_days": 8}
+// Every key is optional; unknown keys are an error (a typo must not be silently ignored).
+Result<Config> LoadConfigFile(const std::string& path);
+Result<Config> ParseConfig(std::string_view json);
+
+}  // namespace tierstream::state
+
+#endif  // TIERSTREAM_STATE_CONFIG_H_

@@ -1,0 +1,235 @@
+#include "state/store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <vector>
+
+namespace tierstream::state {
+
+namespace {
+
+Status FromRocks(const rocksdb::Status& s) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsCorruption()) return Status::Corruption(s.ToString());
+  if (s.IsNoSpace()) return Status::Unavailable("store: " + s.ToString());
+  return Status::IoError("store: " + s.ToString());
+}
+
+void PutBe32(std::string* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>(v >> (i * 8)));
+}
+void PutBe64(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>(v >> (i * 8)));
+}
+uint64_t GetBe(std::string_view s, size_t pos, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<uint8_t>(s[pos + static_cast<size_t>(i)]);
+  return v;
+}
+
+std::string LogKey(uint32_t shard, uint64_t seq) {
+  std::string k;
+  PutBe32(&k, shard);
+  PutBe64(&k, seq);
+  return k;
+}
+
+// Days are biased so that the big-endian keys sort like the signed days.
+uint32_t BiasDay(int32_t day) { return static_cast<uint32_t>(day) ^ 0x80000000u; }
+int32_t UnbiasDay(uint32_t v) { return static_cast<int32_t>(v ^ 0x80000000u); }
+
+std::string SeenKey(uint32_t shard, int32_t day, uint64_t sub) {
+  std::string k;
+  PutBe32(&k, shard);
+  PutBe32(&k, BiasDay(day));
+  PutBe64(&k, sub);
+  return k;
+}
+
+rocksdb::Slice S(std::string_view v) { return rocksdb::Slice(v.data(), v.size()); }
+
+}  // namespace
+
+struct Store::Rep {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* log = nullptr;
+  rocksdb::ColumnFamilyHandle* users = nullptr;
+  rocksdb::ColumnFamilyHandle* seen = nullptr;
+
+  ~Rep() {
+    if (db) {
+      for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+      db->Close();
+    }
+  }
+};
+
+struct Store::Checkpoint::Rep {
+  Store::Rep* store;
+  rocksdb::WriteBatch batch;
+};
+
+Store::Store(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOptions& options) {
+  rocksdb::Options db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.max_total_wal_size = 512u << 20;
+  db_options.db_write_buffer_size = options.write_buffer_bytes * 4;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.cache_index_and_filter_blocks = true;
+
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = options.write_buffer_bytes;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.compression = rocksdb::kLZ4Compression;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, cf},
+      {"log", cf},
+      {"users", cf},
+      {"seen", cf},
+  };
+  auto rep = std::make_unique<Rep>();
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &rep->handles, &db);
+  if (!s.ok() && s.IsInvalidArgument() && s.ToString().find("ompression") != std::string::npos) {
+    for (auto& f : families) f.options.compression = rocksdb::kNoCompression;
+    s = rocksdb::DB::Open(db_options, dir, families, &rep->handles, &db);
+  }
+  if (!s.ok()) return FromRocks(s);
+  rep->db.reset(db);
+  rep->meta = rep->handles[0];
+  rep->log = rep->handles[1];
+  rep->users = rep->handles[2];
+  rep->seen = rep->handles[3];
+  return std::unique_ptr<Store>(new Store(std::move(rep)));
+}
+
+Status Store::AppendLog(uint32_t shard, uint64_t seq, std::string_view block, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(rep_->db->Put(wo, rep_->log, LogKey(shard, seq), S(block)));
+}
+
+Status Store::ScanLog(uint32_t shard, uint64_t after,
+                      const std::function<Status(uint64_t, std::string_view)>& fn) {
+  std::string lower = LogKey(shard, after + 1);
+  std::string upper = LogKey(shard + 1, 0);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->log));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    if (k.size() != 12) return Status::Corruption("log: bad key");
+    uint64_t seq = GetBe(std::string_view(k.data(), k.size()), 4, 8);
+    Status st = fn(seq, std::string_view(it->value().data(), it->value().size()));
+    if (!st.ok()) return st;
+  }
+  return FromRocks(it->status());
+}
+
+Status Store::GetMeta(std::string_view key, std::string* value, bool* found) {
+  rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), rep_->meta, S(key), value);
+  *found = s.ok();
+  if (s.IsNotFound()) return Status::Ok();
+  return FromRocks(s);
+}
+
+Status Store::PutMeta(std::string_view key, std::string_view value, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(rep_->db->Put(wo, rep_->meta, S(key), S(value)));
+}
+
+Status Store::ScanUsers(const std::function<Status(std::string_view, std::string_view)>& fn) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->users));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Status st = fn(std::string_view(it->key().data(), it->key().size()),
+                   std::string_view(it->value().data(), it->value().size()));
+    if (!st.ok()) return st;
+  }
+  return FromRocks(it->status());
+}
+
+Status Store::ScanSeen(uint32_t shard,
+                       const std::function<Status(int32_t, std::string_view)>& fn) {
+  std::string lower;
+  PutBe32(&lower, shard);
+  std::string upper;
+  PutBe32(&upper, shard + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->seen));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    if (k.size() != 16) return Status::Corruption("seen: bad key");
+    int32_t day = UnbiasDay(static_cast<uint32_t>(GetBe(std::string_view(k.data(), k.size()), 4, 4)));
+    Status st = fn(day, std::string_view(it->value().data(), it->value().size()));
+    if (!st.ok()) return st;
+  }
+  return FromRocks(it->status());
+}
+
+Store::Checkpoint::Checkpoint(Store* store) : rep_(std::make_unique<Rep>()) {
+  rep_->store = store->rep_.get();
+}
+Store::Checkpoint::~Checkpoint() = default;
+
+void Store::Checkpoint::PutUser(std::string_view user_id, std::string_view encoded) {
+  rep_->batch.Put(rep_->store->users, S(user_id), S(encoded));
+}
+void Store::Checkpoint::PutMeta(std::string_view key, std::string_view value) {
+  rep_->batch.Put(rep_->store->meta, S(key), S(value));
+}
+void Store::Checkpoint::PutSeen(uint32_t shard, int32_t day, uint64_t sub,
+                                std::string_view packed) {
+  rep_->batch.Put(rep_->store->seen, SeenKey(shard, day, sub), S(packed));
+}
+void Store::Checkpoint::DeleteLogThrough(uint32_t shard, uint64_t seq) {
+  rep_->batch.DeleteRange(rep_->store->log, LogKey(shard, 0), LogKey(shard, seq + 1));
+}
+void Store::Checkpoint::DeleteSeenBefore(uint32_t shard, int32_t day) {
+  rep_->batch.DeleteRange(rep_->store->seen, SeenKey(shard, INT32_MIN, 0), SeenKey(shard, day, 0));
+}
+size_t Store::Checkpoint::ApproximateBytes() const { return rep_->batch.GetDataSize(); }
+
+Status Store::Commit(Checkpoint* checkpoint, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(rep_->db->Write(wo, &checkpoint->rep_->batch));
+}
+
+uint64_t Store::DiskBytes() {
+  uint64_t total = 0;
+  for (auto* h : rep_->handles) {
+    uint64_t v = 0;
+    if (rep_->db->GetIntProperty(h, rocksdb::DB::Properties::kTotalSstFilesSize, &v)) total += v;
+  }
+  return total;
+}
+
+Status Store::Flush() {
+  rocksdb::FlushOptions fo;
+  return FromRocks(rep_->db->Flush(fo, rep_->handles));
+}
+
+}  // namespace tierstream::state

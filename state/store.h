@@ -1,0 +1,82 @@
+// Store: tierstream's RocksDB database — the only module that includes
+// RocksDB headers.
+//
+// Column families:
+//   default  meta: "shards" -> shard count; "shard/<i>" -> ShardState meta
+//   log      key shard(4B BE) | seq(8B BE) -> a block of encoded events that
+//            was made durable before it was acknowledged (write-ahead of state)
+//   users    key user_id -> encoded UserState
+//   seen     key shard(4B) | biased day(4B) | sub(8B) -> packed 16-byte event id hashes
+// A Checkpoint gathers dirty users, shard meta, new seen ids and the deletion
+// of the log it covers into one atomic WriteBatch.
+//
+// Thread safety: thread-safe (RocksDB's own guarantees); a Checkpoint object is confined.
+#ifndef TIERSTREAM_STATE_STORE_H_
+#define TIERSTREAM_STATE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace tierstream::state {
+
+struct StoreOptions {
+  bool create_if_missing = true;
+  size_t block_cache_bytes = 256u << 20;
+  size_t write_buffer_bytes = 64u << 20;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> Open(const std::string& dir, const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Appends one block to a shard's log. With sync, fsyncs the WAL (RocksDB
+  // groups concurrent syncing writers into one fsync).
+  Status AppendLog(uint32_t shard, uint64_t seq, std::string_view block, bool sync);
+  // Calls fn(seq, block) for each log block of `shard` with seq > after, in order.
+  Status ScanLog(uint32_t shard, uint64_t after,
+                 const std::function<Status(uint64_t, std::string_view)>& fn);
+
+  Status GetMeta(std::string_view key, std::string* value, bool* found);
+  Status PutMeta(std::string_view key, std::string_view value, bool sync);
+  Status ScanUsers(const std::function<Status(std::string_view, std::string_view)>& fn);
+  Status ScanSeen(uint32_t shard, const std::function<Status(int32_t, std::string_view)>& fn);
+
+  class Checkpoint {
+   public:
+    explicit Checkpoint(Store* store);
+    ~Checkpoint();
+    void PutUser(std::string_view user_id, std::string_view encoded);
+    void PutMeta(std::string_view key, std::string_view value);
+    void PutSeen(uint32_t shard, int32_t day, uint64_t sub, std::string_view packed);
+    void DeleteLogThrough(uint32_t shard, uint64_t seq);
+    void DeleteSeenBefore(uint32_t shard, int32_t day);
+    size_t ApproximateBytes() const;
+
+   private:
+    friend class Store;
+    struct Rep;
+    std::unique_ptr<Rep> rep_;
+  };
+  Status Commit(Checkpoint* checkpoint, bool sync);
+
+  // Bytes on disk of all SST and log files (approximate).
+  uint64_t DiskBytes();
+  Status Flush();
+
+ private:
+  struct Rep;
+  explicit Store(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
+}  // namespace tierstream::state
+
+#endif  // TIERSTREAM_STATE_STORE_H_
