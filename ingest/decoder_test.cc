@@ -1,0 +1,170 @@
+#include "ingest/decoder.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace tierstream::ingest {
+namespace {
+
+struct Collect : DecodeSink {
+  std::vector<Event> events;
+  std::vector<std::pair<uint64_t, std::string>> rejects;
+  void OnEvent(const Event& e) override { events.push_back(e); }
+  void OnReject(uint64_t line, std::string_view reason, std::string_view) override {
+    rejects.emplace_back(line, std::string(reason));
+  }
+};
+
+class DecoderTest : public ::testing::Test {
+ protected:
+  Collect Decode(const std::string& text) {
+    buf_ = std::make_unique<PaddedBuffer>(text.size());
+    buf_->Append(text);
+    Collect c;
+    decoder_.DecodeLines(buf_->view(), 1, &arena_, &c);
+    return c;
+  }
+  // The rejection reason of a single line ("" if accepted).
+  std::string Reason(const std::string& line) {
+    Collect c = Decode(line);
+    if (c.rejects.empty()) return "";
+    return c.rejects[0].second;
+  }
+
+  Decoder decoder_;
+  Arena arena_;
+  std::unique_ptr<PaddedBuffer> buf_;
+};
+
+const char* kOrder =
+    R"({"event_id":"e3","type":"order","user_id":"u2","ts":1763975000000,"order_id":"o9","amount":129.5,"channel":"community"})";
+
+TEST_F(DecoderTest, DecodesEveryFieldOfTheSpecExamples) {
+  Collect c = Decode(
+      R"({"event_id":"e1","type":"join","user_id":"u2","ts":1763971200000,"group_id":"g1","referrer_id":"u1"})"
+      "\n"
+      R"({"event_id":"e2","type":"message","user_id":"u2","ts":"2026-11-24T09:15:00+08:00","group_id":"g1","text":"大家好 👋"})"
+      "\n" +
+      std::string(kOrder) + "\n" +
+      R"({"event_id":"e4","type":"refund","user_id":"u2","ts":1764000000000,"order_id":"o9","amount":29.5})");
+  ASSERT_TRUE(c.rejects.empty()) << c.rejects[0].second;
+  ASSERT_EQ(c.events.size(), 4u);
+  EXPECT_EQ(c.events[0].type, EventType::kJoin);
+  EXPECT_EQ(c.events[0].referrer_id, "u1");
+  EXPECT_EQ(c.events[1].type, EventType::kMessage);
+  EXPECT_EQ(c.events[1].ts_ms, 1795482900000);
+  EXPECT_EQ(c.events[2].amount_fen, 12950);
+  EXPECT_TRUE(c.events[2].community);
+  EXPECT_EQ(c.events[3].type, EventType::kRefund);
+  EXPECT_EQ(c.events[3].amount_fen, 2950);
+}
+
+TEST_F(DecoderTest, UnescapesIdsAndIgnoresUnknownFields) {
+  Collect c = Decode(
+      R"({"event_id":"e\u0031","type":"share","user_id":"\u7528\u6237","ts":1763971200000,"x":{"a":[1,2,{"b":null}]},"y":[true,false],"z":-1.5e-3})");
+  ASSERT_EQ(c.events.size(), 1u);
+  EXPECT_EQ(c.events[0].event_id, "e1");
+  EXPECT_EQ(c.events[0].user_id, "用户");
+}
+
+TEST_F(DecoderTest, EveryRejectionNamesItsField) {
+  EXPECT_EQ(Reason("{not json").rfind("invalid JSON: ", 0), 0u);
+  EXPECT_EQ(Reason("[1,2]"), "not a JSON object");
+  EXPECT_EQ(Reason("42"), "not a JSON object");
+  EXPECT_EQ(Reason(R"({"type":"message","user_id":"u","ts":1763971200000})"), "event_id: missing");
+  EXPECT_EQ(Reason(R"({"event_id":"e","user_id":"u","ts":1763971200000})"), "type: missing");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","ts":1763971200000})"), "user_id: missing");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u"})"), "ts: missing");
+  EXPECT_EQ(Reason(R"({"event_id":"","type":"message","user_id":"u","ts":1763971200000})"),
+            "event_id: must be a string of 1..128 bytes");
+  EXPECT_EQ(Reason(R"({"event_id":7,"type":"message","user_id":"u","ts":1763971200000})"),
+            "event_id: must be a string of 1..128 bytes");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":")" + std::string(129, 'x') +
+                   R"(","ts":1763971200000})"),
+            "user_id: must be a string of 1..128 bytes");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"poke","user_id":"u","ts":1763971200000})"),
+            "type: must be one of message, reaction, checkin, share, join, leave, order, refund");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":"yesterday"})"),
+            "ts: must be integer milliseconds or an RFC 3339 string");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1.5})"),
+            "ts: must be integer milliseconds or an RFC 3339 string");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":12})"),
+            "ts: must lie in [2000-01-01, 2100-01-01)");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":"2100-01-01T00:00:00Z"})"),
+            "ts: must lie in [2000-01-01, 2100-01-01)");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"amount":1})"),
+            "order_id: missing (required for order)");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"refund","user_id":"u","ts":1763971200000,"order_id":"o"})"),
+            "amount: missing (required for refund)");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":-5})"),
+            "amount: must be >= 0");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":"12"})"),
+            "amount: must be a number");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":1e400})"),
+            "amount: must be <= 1e9");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":1,"channel":"web"})"),
+            "channel: must be \"community\" or \"other\"");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","user_id":"v","ts":1763971200000})"),
+            "duplicate field 'user_id'");
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000} x)")
+                .rfind("invalid JSON: ", 0),
+            0u);
+  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000} {})")
+                .rfind("invalid JSON: ", 0),
+            0u);
+}
+
+TEST_F(DecoderTest, RejectsBrokenJsonInIgnoredFields) {
+  EXPECT_NE(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"text":tru})"), "");
+  EXPECT_NE(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"n":01})"), "");
+  EXPECT_NE(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"t":"\x"})"), "");
+}
+
+TEST_F(DecoderTest, RejectsInvalidUtf8AndDeepNesting) {
+  EXPECT_EQ(Reason("{\"event_id\":\"e\xff\",\"type\":\"message\",\"user_id\":\"u\",\"ts\":1763971200000}")
+                .rfind("invalid JSON", 0),
+            0u);
+  std::string deep = R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"x":)";
+  deep += std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_EQ(Reason(deep).rfind("invalid JSON", 0), 0u);
+}
+
+TEST_F(DecoderTest, RejectsLinesOverOneMebibyteAndKeepsGoing) {
+  std::string big = R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"text":")";
+  big += std::string(kMaxLineBytes, 'a') + "\"}";
+  Collect c = Decode(big + "\n" + kOrder + "\n");
+  ASSERT_EQ(c.rejects.size(), 1u);
+  EXPECT_EQ(c.rejects[0].first, 1u);
+  EXPECT_EQ(c.rejects[0].second, "line exceeds 1 MiB");
+  ASSERT_EQ(c.events.size(), 1u);
+}
+
+TEST_F(DecoderTest, CountsLinesAcrossBlanksAndCrlf) {
+  Collect c = Decode(std::string(kOrder) + "\r\n\n  \nnope\n" + kOrder);
+  EXPECT_EQ(c.events.size(), 2u);
+  ASSERT_EQ(c.rejects.size(), 1u);
+  EXPECT_EQ(c.rejects[0].first, 4u);
+}
+
+TEST_F(DecoderTest, DecodesJsonArrayBodies) {
+  std::string body = std::string("[") + kOrder + ",42," + kOrder + "]";
+  PaddedBuffer buf(body.size());
+  buf.Append(body);
+  Collect c;
+  EXPECT_EQ(decoder_.DecodeArray(buf.view(), &arena_, &c), "");
+  EXPECT_EQ(c.events.size(), 2u);
+  ASSERT_EQ(c.rejects.size(), 1u);
+  EXPECT_EQ(c.rejects[0].first, 2u);
+  EXPECT_EQ(c.rejects[0].second, "not a JSON object");
+
+  std::string broken = std::string("[") + kOrder + ",";
+  PaddedBuffer buf2(broken.size());
+  buf2.Append(broken);
+  Collect c2;
+  EXPECT_NE(decoder_.DecodeArray(buf2.view(), &arena_, &c2), "");
+}
+
+}  // namespace
+}  // namespace tierstream::ingest

@@ -1,0 +1,57 @@
+#include "ingest/event_codec.h"
+
+#include <gtest/gtest.h>
+
+namespace tierstream::ingest {
+namespace {
+
+TEST(EventCodec, RoundTripsEveryType) {
+  std::string block;
+  BeginLogBlock(&block);
+  std::vector<Event> in;
+  for (int t = 0; t <= static_cast<int>(EventType::kReferralCredit); ++t) {
+    Event e;
+    e.type = static_cast<EventType>(t);
+    e.event_id = "ev";
+    e.user_id = "用户";
+    e.ts_ms = 1763971200000 + t;
+    if (e.type == EventType::kOrder || e.type == EventType::kRefund) e.amount_fen = 12950;
+    if (e.type == EventType::kOrder) e.community = true;
+    if (e.type == EventType::kJoin || e.type == EventType::kReferralCredit) e.referrer_id = "u1";
+    in.push_back(e);
+    AppendEventRecord(e, &block);
+  }
+  LogBlockReader reader(block);
+  Event out;
+  size_t n = 0;
+  while (reader.Next(&out)) {
+    ASSERT_LT(n, in.size());
+    EXPECT_EQ(out.type, in[n].type);
+    EXPECT_EQ(out.ts_ms, in[n].ts_ms);
+    EXPECT_EQ(out.amount_fen, in[n].amount_fen);
+    EXPECT_EQ(out.community, in[n].community);
+    EXPECT_EQ(out.user_id, in[n].user_id);
+    EXPECT_EQ(out.referrer_id, in[n].referrer_id);
+    ++n;
+  }
+  EXPECT_TRUE(reader.ok());
+  EXPECT_EQ(n, in.size());
+}
+
+TEST(EventCodec, ReportsTruncatedBlocks) {
+  std::string block;
+  BeginLogBlock(&block);
+  Event e;
+  e.event_id = "e";
+  e.user_id = "u";
+  e.ts_ms = 1763971200000;
+  AppendEventRecord(e, &block);
+  block.pop_back();
+  LogBlockReader reader(block);
+  Event out;
+  EXPECT_FALSE(reader.Next(&out));
+  EXPECT_FALSE(reader.ok());
+}
+
+}  // namespace
+}  // namespace tierstream::ingest
