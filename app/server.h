@@ -41,8 +41,9 @@ class Server {
   uint16_t http_port() const;
   uint16_t tcp_port() const;
 
+  struct Impl;  // defined in server.cc, shared with its connection handlers
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,160 @@
+// kill -9 of a real `tierstream serve` process: every acknowledged event
+// survives, nothing is applied twice when clients re-send after the crash.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "app/client.h"
+#include "tests/test_util.h"
+
+extern char** environ;
+
+namespace tierstream {
+namespace {
+
+using testing::TempDir;
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+class ServerProcess {
+ public:
+  ServerProcess(const std::string& data_dir) {
+    const char* bin = std::getenv("TIERSTREAM_BIN");
+    if (bin == nullptr) bin = "./tierstream";
+    http_ = "127.0.0.1:" + std::to_string(FreePort());
+    tcp_ = "127.0.0.1:" + std::to_string(FreePort());
+    std::vector<std::string> args = {bin,    "serve", "--data", data_dir, "--http",
+                                     http_,  "--tcp", tcp_,     "--shards", "2"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawn(&pid_, bin, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) pid_ = -1;
+    for (int i = 0; i < 500 && pid_ > 0; ++i) {
+      auto r = app::HttpRequest(http_, "GET", "/healthz", {}, 2);
+      if (r.ok() && r->status == 200) {
+        ready_ = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~ServerProcess() { Kill(); }
+  void Kill() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+  int Terminate() {
+    int status = -1;
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, &status, 0);
+      pid_ = -1;
+    }
+    return status;
+  }
+  bool ready() const { return ready_; }
+  const std::string& http() const { return http_; }
+
+ private:
+  pid_t pid_ = -1;
+  bool ready_ = false;
+  std::string http_, tcp_;
+};
+
+uint64_t Field(const std::string& json, const char* key) {
+  size_t at = json.find(std::string("\"") + key + "\":");
+  if (at == std::string::npos) return UINT64_MAX;
+  return std::strtoull(json.c_str() + at + std::strlen(key) + 3, nullptr, 10);
+}
+
+app::GenOptions Stream() {
+  app::GenOptions g;
+  g.users = 2000;
+  g.days = 6;  // re-sends stay inside the default 8-day duplicate horizon
+  g.events = 40000;
+  g.seed = 21;
+  return g;
+}
+
+TEST(Crash, KillNineBetweenBatchesLosesNoAcknowledgedEvent) {
+  auto lines = testing::GenerateLines(Stream());
+  const size_t half = lines.size() / 2;
+  std::string first = testing::Join(lines, 0, half);
+  std::string second = testing::Join(lines, half, lines.size());
+  testing::Reference ref = testing::Evaluate(lines);
+  testing::Reference ref_first =
+      testing::Evaluate(std::vector<std::string>(lines.begin(), lines.begin() + half));
+  TempDir dir;
+  uint64_t acked = 0;
+  {
+    ServerProcess server(dir.path());
+    ASSERT_TRUE(server.ready());
+    auto r = app::HttpRequest(server.http(), "POST", "/v1/events", first);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << r->body;
+    acked = Field(r->body, "accepted");
+    ASSERT_EQ(acked, static_cast<uint64_t>(ref_first.kpis.events_accepted));
+    // The second batch is in flight when the process dies.
+    std::thread sender([&] { (void)app::HttpRequest(server.http(), "POST", "/v1/events", second, 5); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    server.Kill();
+    sender.join();
+  }
+  ServerProcess server(dir.path());
+  ASSERT_TRUE(server.ready());
+  // Everything acknowledged is there: re-sending it is all duplicates.
+  auto r = app::HttpRequest(server.http(), "POST", "/v1/events", first);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Field(r->body, "accepted"), 0u) << r->body;
+  // Re-sending the unacknowledged batch completes the set exactly once.
+  r = app::HttpRequest(server.http(), "POST", "/v1/events", second);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200);
+  auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  ASSERT_TRUE(k.ok());
+  auto diffs = testing::DiffKpis(k->body, ref.kpis, false);
+  EXPECT_TRUE(diffs.empty()) << diffs[0];
+  EXPECT_EQ(Field(k->body, "events_accepted"), static_cast<uint64_t>(ref.kpis.events_accepted));
+  size_t bad = 0;
+  for (const auto& [id, want] : ref.profiles) {
+    auto u = app::HttpRequest(server.http(), "GET", "/v1/users/" + app::UrlEncode(id));
+    ASSERT_TRUE(u.ok());
+    auto d = testing::DiffProfile(u->body, want);
+    if (!d.empty() && ++bad <= 3) ADD_FAILURE() << d[0];
+  }
+  EXPECT_EQ(bad, 0u);
+  // SIGTERM drains, commits and exits 0.
+  int status = server.Terminate();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+}  // namespace
+}  // namespace tierstream

@@ -1,0 +1,222 @@
+// The HTTP API and TCP ingest of SPEC §6 against an in-process server: the
+// reference example stream (tests/fixtures, from the SPEC) must produce the
+// exact expected profiles and KPIs via HTTP, TCP and both mixed; bad requests
+// get JSON errors with the right status.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+#include "app/client.h"
+#include "app/server.h"
+#include "pipeline/pipeline.h"
+#include "tests/test_util.h"
+
+#include <simdjson.h>
+#include <cstring>
+
+namespace tierstream {
+namespace {
+
+using testing::TempDir;
+
+std::string Fixture(const std::string& name) {
+  const char* dir = std::getenv("TIERSTREAM_FIXTURES");
+  std::string text = testing::ReadFile(std::string(dir ? dir : "tests/fixtures") + "/" + name);
+  if (text.empty()) ADD_FAILURE() << "fixture " << name << " is missing (set TIERSTREAM_FIXTURES)";
+  return text;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void Start(app::ServerOptions options = {}) {
+    pipeline::PipelineOptions po;
+    po.data_dir = dir_.path();
+    po.shards = 3;
+    po.log_to_stderr = false;
+    auto p = pipeline::Pipeline::Open(po);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    pipeline_ = std::move(p).value();
+    options.http_address = "127.0.0.1:0";
+    options.tcp_address = "127.0.0.1:0";
+    server_ = std::make_unique<app::Server>(pipeline_.get(), options);
+    ASSERT_TRUE(server_->Start().ok());
+    http_ = "127.0.0.1:" + std::to_string(server_->http_port());
+    tcp_ = "127.0.0.1:" + std::to_string(server_->tcp_port());
+    thread_ = std::thread([this] { server_->Run(); });
+  }
+  void TearDown() override {
+    if (server_) {
+      server_->Stop();
+      thread_.join();
+      ASSERT_TRUE(pipeline_->Close().ok());
+    }
+  }
+  app::HttpResult Get(const std::string& target) {
+    auto r = app::HttpRequest(http_, "GET", target);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : app::HttpResult{};
+  }
+  app::HttpResult Post(const std::string& body) {
+    auto r = app::HttpRequest(http_, "POST", "/v1/events", body);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : app::HttpResult{};
+  }
+
+  // Feeds the fixture like the conformance tool and checks every answer.
+  void RunConformance(const std::string& via, uint64_t seed) {
+    Start();
+    auto lines = testing::SplitLines(Fixture("events.ndjson"));
+    std::mt19937_64 rng(seed);
+    const size_t sizes[] = {1, 7, 100, 1000, 5000, 20000};
+    uint64_t accepted = 0, duplicates = 0, rejected = 0;
+    for (size_t i = 0; i < lines.size();) {
+      size_t n = sizes[rng() % 6];
+      std::string body = testing::Join(lines, i, i + n);
+      i += n;
+      bool use_http = via == "http" || (via == "mixed" && rng() % 2 == 0);
+      std::string answer;
+      if (use_http) {
+        auto r = Post(body);
+        ASSERT_EQ(r.status, 200) << r.body;
+        answer = r.body;
+      } else {
+        auto r = app::TcpSend(tcp_, body);
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        answer = *r;
+      }
+      auto field = [&](const char* k) {
+        size_t at = answer.find(std::string("\"") + k + "\":");
+        EXPECT_NE(at, std::string::npos) << answer;
+        return std::strtoull(answer.c_str() + at + std::strlen(k) + 3, nullptr, 10);
+      };
+      accepted += field("accepted");
+      duplicates += field("duplicates");
+      rejected += field("rejected");
+    }
+    EXPECT_EQ(accepted, 12497u);
+    EXPECT_EQ(duplicates, 124u);
+    EXPECT_EQ(rejected, 46u);
+    size_t bad = 0;
+    for (const std::string& want : testing::SplitLines(Fixture("expected_users.ndjson"))) {
+      std::string id;
+      // Expected ids are JSON strings; decode escapes via the client-side parser.
+      {
+        simdjson::dom::parser parser;
+        std::string_view v;
+        ASSERT_FALSE(parser.parse(want).get_object()["user_id"].get(v));
+        id = std::string(v);
+      }
+      auto r = Get("/v1/users/" + app::UrlEncode(id));
+      ASSERT_EQ(r.status, 200) << id;
+      auto diffs = testing::DiffJson(r.body, want, false);
+      if (!diffs.empty() && ++bad <= 5) ADD_FAILURE() << id << ": " << diffs[0];
+    }
+    EXPECT_EQ(bad, 0u);
+    auto k = Get("/v1/kpis");
+    ASSERT_EQ(k.status, 200);
+    auto diffs = testing::DiffJson(k.body, Fixture("expected_kpis.json"), false);
+    EXPECT_TRUE(diffs.empty()) << diffs.size() << " KPI differences, first: " << diffs[0];
+  }
+
+  TempDir dir_;
+  std::unique_ptr<pipeline::Pipeline> pipeline_;
+  std::unique_ptr<app::Server> server_;
+  std::thread thread_;
+  std::string http_, tcp_;
+};
+
+TEST_F(ServerTest, ConformsToTheSpecExampleOverHttp) { RunConformance("http", 1); }
+TEST_F(ServerTest, ConformsToTheSpecExampleOverTcp) { RunConformance("tcp", 2); }
+TEST_F(ServerTest, ConformsToTheSpecExampleOverMixedTransports) { RunConformance("mixed", 3); }
+
+TEST_F(ServerTest, AnswersBadRequestsWithJsonErrors) {
+  app::ServerOptions o;
+  o.max_body_bytes = 1000;
+  Start(o);
+  auto r = Get("/nope");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body, R"({"error":"no such resource"})");
+  r = Get("/v1/events");
+  EXPECT_EQ(r.status, 405);
+  auto d = app::HttpRequest(http_, "DELETE", "/v1/kpis");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->status, 405);
+  r = Post(std::string(2000, ' '));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_NE(r.body.find("\"error\""), std::string::npos);
+  r = Post("[{\"event_id\":");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("invalid JSON"), std::string::npos);
+  r = Get("/v1/users/nobody");
+  EXPECT_EQ(r.status, 404);
+  r = Get("/v1/users/%zz");
+  EXPECT_EQ(r.status, 400);
+  r = Get("/v1/users/" + std::string(200, 'x'));
+  EXPECT_EQ(r.status, 400);
+  r = Get("/v1/tiers/gold/users");
+  EXPECT_EQ(r.status, 400);
+  r = Get("/v1/tiers/new/users?limit=0");
+  EXPECT_EQ(r.status, 400);
+  r = Get("/healthz");
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST_F(ServerTest, PostAnswersCountsAndNamesRejectedFields) {
+  Start();
+  auto r = Post(
+      R"({"event_id":"e1","type":"join","user_id":"u1","ts":1763971200000})"
+      "\n"
+      R"({"event_id":"e1","type":"join","user_id":"u1","ts":1763971200000})"
+      "\n"
+      R"({"event_id":"e2","type":"order","user_id":"u1","ts":1763971200000,"order_id":"o","amount":-1})"
+      "\n");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body,
+            R"({"accepted":1,"duplicates":1,"rejected":1,"errors":[{"line":3,"error":"amount: must be >= 0"}]})");
+  // Rejected lines are kept, with their reason, in DATA/rejected.ndjson.
+  std::string rejected = testing::ReadFile(dir_.path() + "/rejected.ndjson");
+  EXPECT_NE(rejected.find("amount: must be >= 0"), std::string::npos);
+  // A JSON array body works too.
+  r = Post(R"([{"event_id":"e3","type":"message","user_id":"u1","ts":1763971200001}])");
+  EXPECT_EQ(r.body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+}
+
+TEST_F(ServerTest, ListsTheMembersOfATierPageByPage) {
+  Start();
+  std::string body;
+  for (int i = 0; i < 25; ++i) {
+    body += R"({"event_id":"j)" + std::to_string(i) + R"(","type":"join","user_id":"user)" +
+            (i < 10 ? "0" : "") + std::to_string(i) + R"(","ts":1763971200000})" + "\n";
+  }
+  ASSERT_EQ(Post(body).status, 200);
+  auto r = Get("/v1/tiers/new/users?limit=10");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find(R"("users":["user00","user01")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("next_after":"user09")"), std::string::npos) << r.body;
+  r = Get("/v1/tiers/new/users?limit=10&after=user19");
+  EXPECT_NE(r.body.find(R"("users":["user20","user21","user22","user23","user24"])"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find(R"("next_after":null)"), std::string::npos) << r.body;
+  r = Get("/v1/tiers/dormant/users");
+  EXPECT_NE(r.body.find(R"("users":[])"), std::string::npos) << r.body;
+}
+
+TEST_F(ServerTest, TcpCountsAFinalLineWithoutNewline) {
+  Start();
+  auto r = app::TcpSend(tcp_, R"({"event_id":"t1","type":"checkin","user_id":"u9","ts":1763971200000})"
+                              "\n"
+                              R"({"event_id":"t2","type":"checkin","user_id":"u9","ts":1763971200000})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, R"({"accepted":2,"duplicates":0,"rejected":0,"errors":[]})");
+  r = app::TcpSend(tcp_, "garbage\n{\"event_id\":");
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->find(R"("rejected":2)"), std::string::npos) << *r;
+  auto u = Get("/v1/users/u9");
+  EXPECT_NE(u.body.find("\"points\":4"), std::string::npos) << u.body;
+}
+
+}  // namespace
+}  // namespace tierstream
