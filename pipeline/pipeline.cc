@@ -147,6 +147,11 @@ struct Pipeline::Impl {
     return t == kNoTs ? kNoDay : DayOf(t, options.config.utc_offset_ms);
   }
 
+  int32_t OwnDay(const Worker* w) const {
+    const int64_t t = w->state.max_ts();
+    return t == kNoTs ? kNoDay : DayOf(t, options.config.utc_offset_ms);
+  }
+
   Status Recover();
   void Run(Worker* w);
   void ProcessGroup(Worker* w, Batch** batches, size_t n);
@@ -303,8 +308,8 @@ Status Pipeline::Impl::Checkpoint(Worker* w) {
   w->state.EncodeMeta(w->log_seq, w->id == 0 ? rejected.load() : 0, &meta);
   cp.PutMeta(ShardMetaKey(w->id), meta);
   if (w->log_seq > 0) cp.DeleteLogThrough(w->id, w->log_seq);
-  const int32_t today = Today();
-  if (today != kNoDay) cp.DeleteSeenBefore(w->id, today - options.config.dedup_horizon_days);
+  const int32_t own_day = OwnDay(w);
+  if (own_day != kNoDay) cp.DeleteSeenBefore(w->id, own_day - options.config.dedup_horizon_days);
   Status s = store->Commit(&cp, options.fsync);
   w->state.CheckpointDone(s.ok());
   w->last_checkpoint = Clock::now();
@@ -314,12 +319,16 @@ Status Pipeline::Impl::Checkpoint(Worker* w) {
 
 void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   const int32_t today = Today();
-  if (today != kNoDay) {
-    if (w->state.swept_day() < today) w->state.Sweep(today, options.sweep_slice);
-    if (today != w->expired_day) {
-      w->state.ExpireSeen(today);
-      w->expired_day = today;
-    }
+  if (today != kNoDay && w->state.swept_day() < today) {
+    w->state.Sweep(today, options.sweep_slice);
+  }
+  // Event ids expire by this shard's own newest event, not the global T:
+  // other shards may run ahead, and a re-sent event must not lose its id
+  // just because unrelated later traffic was processed first.
+  const int32_t own_day = OwnDay(w);
+  if (own_day != kNoDay && own_day != w->expired_day) {
+    w->state.ExpireSeen(own_day);
+    w->expired_day = own_day;
   }
   const bool due_by_time =
       Clock::now() - w->last_checkpoint >= std::chrono::milliseconds(options.checkpoint_interval_ms);

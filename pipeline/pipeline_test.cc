@@ -116,6 +116,7 @@ TEST(Pipeline, MatchesTheBatchEvaluatorOnAGeneratedStream) {
   EXPECT_EQ(t.accepted, static_cast<uint64_t>(ref.kpis.events_accepted));
   EXPECT_EQ(t.duplicates, static_cast<uint64_t>(ref.kpis.events_duplicate));
   EXPECT_EQ(t.rejected, static_cast<uint64_t>(ref.kpis.events_rejected));
+  if (t.accepted != static_cast<uint64_t>(ref.kpis.events_accepted)) ADD_FAILURE() << p->GetKpisSync();
   auto diffs = DiffAll(*p, ref, true);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
 }

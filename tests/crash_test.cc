@@ -40,7 +40,7 @@ class ServerProcess {
  public:
   ServerProcess(const std::string& data_dir) {
     const char* bin = std::getenv("TIERSTREAM_BIN");
-    if (bin == nullptr) bin = "./tierstream";
+    if (bin == nullptr) bin = TIERSTREAM_BIN_DEFAULT;
     http_ = "127.0.0.1:" + std::to_string(FreePort());
     tcp_ = "127.0.0.1:" + std::to_string(FreePort());
     std::vector<std::string> args = {bin,    "serve", "--data", data_dir, "--http",

@@ -23,7 +23,7 @@ using testing::TempDir;
 
 std::string Fixture(const std::string& name) {
   const char* dir = std::getenv("TIERSTREAM_FIXTURES");
-  std::string text = testing::ReadFile(std::string(dir ? dir : "tests/fixtures") + "/" + name);
+  std::string text = testing::ReadFile(std::string(dir ? dir : TIERSTREAM_FIXTURES_DEFAULT) + "/" + name);
   if (text.empty()) ADD_FAILURE() << "fixture " << name << " is missing (set TIERSTREAM_FIXTURES)";
   return text;
 }
