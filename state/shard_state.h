@@ -13,6 +13,7 @@
 #ifndef TIERSTREAM_STATE_SHARD_STATE_H_
 #define TIERSTREAM_STATE_SHARD_STATE_H_
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -87,8 +88,12 @@ class ShardState {
   // then CheckpointDone(ok) forgets it, or on failure marks it changed again.
   //
   // Calls fn(user_id, encoded_state) for each user changed since the last checkpoint.
+  // Users come in key order: RocksDB's memtable inserts sorted keys far
+  // faster than random ones.
   template <typename Fn>
   void DrainDirty(Fn&& fn) {
+    std::sort(dirty_.begin(), dirty_.end(),
+              [](const Entry* a, const Entry* b) { return a->first < b->first; });
     std::string buf;
     for (Entry* e : dirty_) {
       buf.clear();
