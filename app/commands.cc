@@ -25,6 +25,7 @@ Result<pipeline::PipelineOptions> MakePipelineOptions(const CommonArgs& args) {
   options.data_dir = args.data_dir;
   options.shards = args.shards;
   options.fsync = args.fsync;
+  options.max_resident_users = args.max_resident_users;
   if (!args.config_file.empty()) {
     auto config = state::LoadConfigFile(args.config_file);
     if (!config.ok()) return config.status();

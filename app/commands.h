@@ -18,6 +18,7 @@ struct CommonArgs {
   std::string tz;           // overrides the config file's
   std::string config_file;  // optional JSON config
   bool fsync = false;
+  uint64_t max_resident_users = 4'000'000;
 };
 
 struct ServeArgs {

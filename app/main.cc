@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
                     "Shard workers (default: the data dir's count, else the number of cores)");
     cmd->add_option("--tz", common->tz, "UTC offset of the day windows, e.g. +08:00 (default +08:00)");
     cmd->add_option("--config", common->config_file, "JSON config file (tiers, tz, dedup horizon)");
+    cmd->add_option("--max-resident-users", common->max_resident_users,
+                    "Users kept in memory; beyond, clean users are evicted and reloaded on demand")
+        ->capture_default_str();
     cmd->add_flag("--fsync", common->fsync,
                   "fsync the log before acknowledging (survives power loss, not only kill -9)");
   };

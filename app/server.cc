@@ -239,18 +239,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (path == "/healthz") {
       if (method != http::verb::get) return MethodNotAllowed("GET");
-      std::string body;
-      JsonWriter w(&body);
-      w.BeginObject().Key("status").String("ok").Key("shards").Int(server_->pipeline->shards());
-      w.Key("as_of");
-      int64_t t = server_->pipeline->watermark();
-      if (t == kNoTs) {
-        w.Null();
-      } else {
-        w.Int(t);
-      }
-      w.EndObject();
-      return Reply(http::status::ok, std::move(body), keep, version);
+      const int64_t t = server_->pipeline->watermark();
+      server_->pipeline->GetStats([self = shared_from_this(), t](std::string stats) {
+        std::string body;
+        JsonWriter w(&body);
+        w.BeginObject().Key("status").String("ok").Key("as_of");
+        if (t == kNoTs) {
+          w.Null();
+        } else {
+          w.Int(t);
+        }
+        w.EndObject();
+        // Splice the pipeline's figures into the same object.
+        body.pop_back();
+        body += "," + stats.substr(1);
+        self->ReplyLater(http::status::ok, std::move(body));
+      });
+      return;
     }
     if (path == "/v1/kpis") {
       if (method != http::verb::get) return MethodNotAllowed("GET");

@@ -79,7 +79,7 @@ void BatchBuilder::OnReject(uint64_t line, std::string_view reason, std::string_
 namespace {
 
 struct Query {
-  enum class Kind { kUser, kKpis, kListTier } kind;
+  enum class Kind { kUser, kKpis, kListTier, kStats } kind;
   // kUser
   std::string user_id;
   std::function<void(bool, std::string)> user_done;
@@ -92,6 +92,7 @@ struct Query {
     int64_t as_of = kNoTs;
     state::Tier tier = state::Tier::kNone;
     size_t limit = 0;
+    PipelineStats stats;
     std::function<void(std::string)> done;
   };
   std::shared_ptr<Gather> gather;
@@ -104,10 +105,25 @@ struct Task {
 
 }  // namespace
 
+// Reloads evicted users of one shard from the store.
+class StoreUserSource final : public state::UserSource {
+ public:
+  StoreUserSource(state::Store** store, uint32_t shard) : store_(store), shard_(shard) {}
+  Status Load(std::string_view user_id, std::string* encoded, bool* found) override {
+    return (*store_)->GetUser(shard_, user_id, encoded, found);
+  }
+
+ private:
+  state::Store** store_;
+  uint32_t shard_;
+};
+
 struct Pipeline::Impl {
   struct Worker {
-    Worker(uint32_t shard_id, const state::Config& config) : id(shard_id), state(shard_id, config) {}
+    Worker(uint32_t shard_id, const state::Config& config, state::Store** store)
+        : id(shard_id), source(store, shard_id), state(shard_id, config, &source) {}
     uint32_t id;
+    StoreUserSource source;
     state::ShardState state;
     moodycamel::BlockingConcurrentQueue<Task> queue;
     moodycamel::ConcurrentQueue<Query*> queries;
@@ -124,6 +140,7 @@ struct Pipeline::Impl {
 
   PipelineOptions options;
   std::unique_ptr<state::Store> store;
+  state::Store* store_raw = nullptr;  // what the workers' UserSources read through
   std::unique_ptr<ingest::RejectLog> reject_log;
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<int64_t> watermark{kNoTs};
@@ -147,6 +164,10 @@ struct Pipeline::Impl {
     return t == kNoTs ? kNoDay : DayOf(t, options.config.utc_offset_ms);
   }
 
+  size_t ResidentLimit() const {
+    return std::max<size_t>(16, options.max_resident_users / workers.size());
+  }
+
   int32_t OwnDay(const Worker* w) const {
     const int64_t t = w->state.max_ts();
     return t == kNoTs ? kNoDay : DayOf(t, options.config.utc_offset_ms);
@@ -159,6 +180,8 @@ struct Pipeline::Impl {
   void AnswerQueries(Worker* w);
   void Housekeep(Worker* w, bool force_checkpoint);
   Status Checkpoint(Worker* w);
+  std::vector<std::string> ListTierOf(Worker* w, state::Tier tier, const std::string& after,
+                                      size_t limit);
   void ApplyLogged(Worker* w, const Event& e);
 };
 
@@ -256,17 +279,44 @@ void Pipeline::Impl::AnswerQueries(Worker* w) {
         }
         break;
       }
+      case Query::Kind::kStats: {
+        auto& g = *q->gather;
+        {
+          std::lock_guard<std::mutex> lock(g.mu);
+          g.stats.resident_users += w->state.resident_users();
+          g.stats.reloads += w->state.reloads();
+          g.stats.dirty_users += w->state.dirty_count();
+          g.stats.remembered_ids += w->state.seen_count();
+        }
+        if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          std::string body;
+          JsonWriter jw(&body);
+          jw.BeginObject()
+              .Key("shards").Int(static_cast<int64_t>(workers.size()))
+              .Key("resident_users").Int(static_cast<int64_t>(g.stats.resident_users))
+              .Key("max_resident_users").Int(static_cast<int64_t>(ResidentLimit() * workers.size()))
+              .Key("reloads").Int(static_cast<int64_t>(g.stats.reloads))
+              .Key("dirty_users").Int(static_cast<int64_t>(g.stats.dirty_users))
+              .Key("remembered_event_ids").Int(static_cast<int64_t>(g.stats.remembered_ids))
+              .Key("events_in_flight").Int(inflight.load())
+              .EndObject();
+          g.stats.json = std::move(body);
+          g.done(g.stats.json);
+        }
+        break;
+      }
       case Query::Kind::kKpis:
       case Query::Kind::kListTier: {
         auto& g = *q->gather;
         if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);  // tiers exactly as of T
+        std::vector<std::string> ids;
+        if (q->kind == Query::Kind::kListTier) ids = ListTierOf(w, g.tier, q->after, g.limit);
         {
           std::lock_guard<std::mutex> lock(g.mu);
           if (q->kind == Query::Kind::kKpis) {
             g.kpis.Add(w->state.Kpis(today));
             g.as_of = std::max(g.as_of, t);
           } else {
-            auto ids = w->state.ListTier(g.tier, q->after, g.limit);
             g.ids.insert(g.ids.end(), std::make_move_iterator(ids.begin()),
                          std::make_move_iterator(ids.end()));
           }
@@ -298,9 +348,29 @@ void Pipeline::Impl::AnswerQueries(Worker* w) {
   }
 }
 
+// The members of one tier in id order, evicted ones included: the shard is
+// checkpointed first, so that its users' persisted tiers are current, and
+// then read in key order from the store.
+std::vector<std::string> Pipeline::Impl::ListTierOf(Worker* w, state::Tier tier,
+                                                    const std::string& after, size_t limit) {
+  std::vector<std::string> ids;
+  if (w->state.dirty_count() > 0) {
+    Status s = Checkpoint(w);
+    if (!s.ok()) Log("shard %u: checkpoint before tier listing failed: %s", w->id, s.ToString().c_str());
+  }
+  state::UserState user;
+  Status s = store->ScanUsers(w->id, after, [&](std::string_view id, std::string_view bytes) {
+    if (state::DecodeUserState(bytes, &user).ok() && user.tier == tier) ids.emplace_back(id);
+    return ids.size() < limit;
+  });
+  if (!s.ok()) Log("shard %u: tier listing failed: %s", w->id, s.ToString().c_str());
+  return ids;
+}
+
 Status Pipeline::Impl::Checkpoint(Worker* w) {
   state::Store::Checkpoint cp(store.get());
-  w->state.DrainDirty([&](std::string_view id, std::string_view bytes) { cp.PutUser(id, bytes); });
+  w->state.DrainDirty(
+      [&](std::string_view id, std::string_view bytes) { cp.PutUser(w->id, id, bytes); });
   w->state.DrainNewSeen([&](int32_t day, std::string_view packed) {
     cp.PutSeen(w->id, day, ++w->seen_sub, packed);
   });
@@ -313,7 +383,12 @@ Status Pipeline::Impl::Checkpoint(Worker* w) {
   Status s = store->Commit(&cp, options.fsync);
   w->state.CheckpointDone(s.ok());
   w->last_checkpoint = Clock::now();
-  if (s.ok()) w->checkpoint_seq = w->log_seq;
+  if (s.ok()) {
+    w->checkpoint_seq = w->log_seq;
+    // Only now are the evicted users' states safely on disk.
+    const size_t limit = ResidentLimit();
+    if (w->state.resident_users() > limit) w->state.EvictClean(limit - limit / 10);
+  }
   return s;
 }
 
@@ -333,7 +408,8 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   const bool due_by_time =
       Clock::now() - w->last_checkpoint >= std::chrono::milliseconds(options.checkpoint_interval_ms);
   const bool has_work = w->state.dirty_count() > 0 || w->log_seq != w->checkpoint_seq;
-  if (force_checkpoint || w->state.dirty_count() >= options.checkpoint_dirty_users ||
+  const bool over_memory = w->state.resident_users() > ResidentLimit() + ResidentLimit() / 8;
+  if (force_checkpoint || over_memory || w->state.dirty_count() >= options.checkpoint_dirty_users ||
       (options.write_log && due_by_time && has_work)) {
     Status s = Checkpoint(w);
     if (!s.ok()) {
@@ -408,14 +484,20 @@ Status Pipeline::Impl::Recover() {
     w->seen_sub = static_cast<uint64_t>(
         std::chrono::system_clock::now().time_since_epoch().count());
   }
-  // Users, routed to their shards.
-  const auto n = static_cast<uint32_t>(workers.size());
-  Status s = store->ScanUsers([&](std::string_view id, std::string_view bytes) {
-    ++recovery.users_loaded;
-    return workers[ShardOf(id, n)]->state.LoadUser(id, bytes);
-  });
-  if (!s.ok()) return s;
+  // Users: as many as fit stay resident; the others only register their
+  // pending tier checks and are reloaded when needed.
+  const size_t limit = ResidentLimit();
   for (auto& w : workers) {
+    Status st;
+    size_t loaded = 0;
+    Status s = store->ScanUsers(w->id, "", [&](std::string_view id, std::string_view bytes) {
+      st = w->state.LoadUser(id, bytes, loaded < limit);
+      ++loaded;
+      ++recovery.users_loaded;
+      return st.ok();
+    });
+    if (!s.ok()) return s;
+    if (!st.ok()) return st;
     s = store->ScanSeen(w->id, [&](int32_t day, std::string_view packed) {
       return w->state.LoadSeen(day, packed);
     });
@@ -424,7 +506,7 @@ Status Pipeline::Impl::Recover() {
   }
   // The log after each checkpoint: acknowledged events not yet in state.
   for (auto& w : workers) {
-    s = store->ScanLog(w->id, w->checkpoint_seq, [&](uint64_t seq, std::string_view block) {
+    Status s = store->ScanLog(w->id, w->checkpoint_seq, [&](uint64_t seq, std::string_view block) {
       ingest::LogBlockReader reader(block);
       Event e;
       while (reader.Next(&e)) ApplyLogged(w.get(), e);
@@ -441,7 +523,7 @@ Status Pipeline::Impl::Recover() {
   for (auto& w : workers) {
     if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);
     if (recovery.log_events_replayed > 0 || w->log_seq != w->checkpoint_seq) {
-      s = Checkpoint(w.get());
+      Status s = Checkpoint(w.get());
       if (!s.ok()) return s;
     }
   }
@@ -466,6 +548,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   auto store = state::Store::Open(options.data_dir + "/db", state::StoreOptions{});
   if (!store.ok()) return store.status();
   impl->store = std::move(store).value();
+  impl->store_raw = impl->store.get();
 
   // The shard count is part of the data: users are placed by hash modulo it.
   std::string stored;
@@ -491,7 +574,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   impl->reject_log = std::make_unique<ingest::RejectLog>(options.data_dir + "/rejected.ndjson",
                                                          64ull << 20);
   for (uint32_t i = 0; i < shards; ++i) {
-    impl->workers.push_back(std::make_unique<Impl::Worker>(i, options.config));
+    impl->workers.push_back(std::make_unique<Impl::Worker>(i, options.config, &impl->store_raw));
   }
   s = impl->Recover();
   if (!s.ok()) return s;
@@ -583,6 +666,44 @@ void Pipeline::ListTier(state::Tier tier, std::string after, size_t limit,
     w->queries.enqueue(q);
     w->queue.enqueue(Task{nullptr});
   }
+}
+
+void Pipeline::GetStats(std::function<void(std::string)> done) {
+  auto g = std::make_shared<Query::Gather>();
+  g->pending.store(shards());
+  g->done = std::move(done);
+  for (auto& w : impl_->workers) {
+    auto* q = new Query{};
+    q->kind = Query::Kind::kStats;
+    q->gather = g;
+    w->queries.enqueue(q);
+    w->queue.enqueue(Task{nullptr});
+  }
+}
+
+PipelineStats Pipeline::GetStatsSync() {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool ready = false;
+  PipelineStats stats;
+  auto g = std::make_shared<Query::Gather>();
+  g->pending.store(shards());
+  g->done = [&](std::string) {
+    std::lock_guard<std::mutex> lock(mu);
+    stats = g->stats;
+    ready = true;
+    cv.notify_one();
+  };
+  for (auto& w : impl_->workers) {
+    auto* q = new Query{};
+    q->kind = Query::Kind::kStats;
+    q->gather = g;
+    w->queries.enqueue(q);
+    w->queue.enqueue(Task{nullptr});
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return ready; });
+  return stats;
 }
 
 std::string Pipeline::GetKpisSync() {

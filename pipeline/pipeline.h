@@ -96,7 +96,19 @@ struct PipelineOptions {
   size_t checkpoint_dirty_users = 250'000;
   int checkpoint_interval_ms = 1000;
   size_t sweep_slice = 4096;  // users re-evaluated per slice between batches
+  // Users kept in memory, across all shards; beyond it, clean users are
+  // evicted after a checkpoint and reloaded from RocksDB on their next event.
+  size_t max_resident_users = 4'000'000;
   bool log_to_stderr = true;
+};
+
+// Operational figures (GET /healthz).
+struct PipelineStats {
+  uint64_t resident_users = 0;
+  uint64_t reloads = 0;  // evicted users read back from the store
+  uint64_t dirty_users = 0;
+  uint64_t remembered_ids = 0;
+  std::string json;
 };
 
 struct RecoveryStats {
@@ -132,7 +144,9 @@ class Pipeline {
   void GetKpis(std::function<void(std::string body)> done);
   void ListTier(state::Tier tier, std::string after, size_t limit,
                 std::function<void(std::string body)> done);
+  void GetStats(std::function<void(std::string body)> done);
   // Blocking conveniences for tools and tests.
+  PipelineStats GetStatsSync();
   std::string GetKpisSync();
   bool GetUserSync(const std::string& user_id, std::string* body);
 

@@ -64,11 +64,12 @@ Totals Feed(Pipeline& p, const std::vector<std::string>& lines, uint64_t seed) {
 // shuffled or re-sent whole need it to cover their full span: the default
 // (8 days) only promises SPEC §4's 7 days behind T.
 std::unique_ptr<Pipeline> OpenAt(const std::string& dir, uint32_t shards,
-                                 int32_t horizon_days = 8) {
+                                 int32_t horizon_days = 8, size_t max_resident_users = 1 << 20) {
   PipelineOptions o;
   o.data_dir = dir;
   o.shards = shards;
   o.config.dedup_horizon_days = horizon_days;
+  o.max_resident_users = max_resident_users;
   o.log_to_stderr = false;
   auto p = Pipeline::Open(o);
   EXPECT_TRUE(p.ok()) << p.status().ToString();
@@ -193,6 +194,29 @@ TEST(Pipeline, ReferralCreditReachesAReferrerInAnotherShard) {
   EXPECT_NE(body.find("\"referrals\":1"), std::string::npos) << body;
   ASSERT_TRUE(p->GetUserSync("m2", &body));
   EXPECT_NE(body.find("\"referrals\":0"), std::string::npos) << "self-referral credits nothing";
+}
+
+TEST(Pipeline, StaysExactWhenUsersOutnumberTheMemoryBound) {
+  auto lines = tierstream::testing::GenerateLines(SmallStream(13));
+  Reference ref = tierstream::testing::Evaluate(lines);
+  TempDir dir;
+  {
+    // 150 resident users for 1500: most are evicted and reloaded, many times.
+    auto p = OpenAt(dir.path(), 3, 8, 150);
+    Feed(*p, lines, 8);
+    PipelineStats stats = p->GetStatsSync();
+    EXPECT_GT(stats.reloads, 1000u);
+    auto diffs = DiffAll(*p, ref, true);
+    EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
+    ASSERT_TRUE(p->Close().ok());
+  }
+  // After a restart only some users are loaded; the rest come back on demand.
+  auto p = OpenAt(dir.path(), 3, 8, 150);
+  EXPECT_EQ(p->recovery().users_loaded, ref.profiles.size());
+  EXPECT_LE(p->GetStatsSync().resident_users, 150u);
+  auto diffs = DiffAll(*p, ref, true);
+  EXPECT_GT(p->GetStatsSync().reloads, 0u);
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
 }
 
 TEST(Pipeline, RefusesToReopenWithAnotherShardCount) {

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <queue>
+#include <cstdio>
+#include <cstdlib>
 
 #include "common/json_writer.h"
 
@@ -69,8 +70,8 @@ bool ShardState::DayHist::Decode(std::string_view* in) {
 
 // ---- ShardState ------------------------------------------------------------
 
-ShardState::ShardState(uint32_t shard_id, const Config& config)
-    : shard_id_(shard_id), config_(config) {}
+ShardState::ShardState(uint32_t shard_id, const Config& config, UserSource* source)
+    : shard_id_(shard_id), config_(config), source_(source) {}
 
 bool ShardState::MarkSeen(std::string_view id, uint64_t seed, int64_t ts_ms) {
   Hash128 h = HashId128(id, seed);
@@ -124,22 +125,79 @@ void ShardState::AddContribution(const Contribution& c, int64_t sign) {
   agg_.repeat_buyers += c.repeat_buyer ? sign : 0;
 }
 
-ShardState::Entry& ShardState::FindOrCreate(std::string_view user_id) {
-  auto it = users_.find(Key(user_id));
-  if (it != users_.end()) return *it;
-  ++agg_.users;
-  return *users_.emplace(std::string(user_id), UserState{}).first;
+uint32_t ShardState::NewSlot(std::string_view user_id) {
+  uint32_t i;
+  if (!free_slots_.empty()) {
+    i = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    i = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  Slot& slot = slots_[i];
+  slot.id.assign(user_id);
+  slot.state = UserState{};
+  slot.touched = true;
+  index_.emplace(Key(slot.id), i);
+  return i;
 }
 
-void ShardState::MarkDirty(Entry& e) {
-  if (!e.second.dirty) {
-    e.second.dirty = true;
-    dirty_.push_back(&e);
+uint32_t ShardState::Find(std::string_view user_id, bool create) {
+  auto it = index_.find(Key(user_id));
+  if (it != index_.end()) {
+    slots_[it->second].touched = true;
+    return it->second;
+  }
+  if (evicted_any_ && source_ != nullptr) {
+    std::string bytes;
+    bool found = false;
+    Status st = source_->Load(user_id, &bytes, &found);
+    if (!st.ok()) {
+      // The store is unreadable: applying to a blank state would corrupt it.
+      std::fprintf(stderr, "tierstream: fatal: cannot reload user state: %s\n",
+                   st.ToString().c_str());
+      std::abort();
+    }
+    if (found) {
+      UserState s;
+      st = DecodeUserState(bytes, &s);
+      if (!st.ok()) {
+        std::fprintf(stderr, "tierstream: fatal: %s\n", st.ToString().c_str());
+        std::abort();
+      }
+      const uint32_t i = NewSlot(user_id);
+      slots_[i].state = std::move(s);
+      ++reloads_;
+      // Her tier was exact when she was evicted; schedule her next check.
+      if (swept_day_ != kNoDay) {
+        Schedule(i, NextCheckDay(slots_[i].state, swept_day_, config_.utc_offset_ms,
+                                 config_.rules));
+      }
+      return i;
+    }
+  }
+  if (!create) return UINT32_MAX;
+  ++agg_.users;
+  return NewSlot(user_id);
+}
+
+void ShardState::MarkDirty(uint32_t slot) {
+  UserState& s = slots_[slot].state;
+  if (!s.dirty) {
+    s.dirty = true;
+    dirty_.push_back(slot);
   }
 }
 
-void ShardState::Reconcile(Entry& e, int32_t today) {
-  UserState& s = e.second;
+void ShardState::Schedule(uint32_t slot, int32_t day) {
+  UserState& s = slots_[slot].state;
+  if (day == s.next_check_day) return;
+  s.next_check_day = day;
+  if (day != kNoDay) timers_[day].push_back(TimerRef{slot, slots_[slot].generation});
+}
+
+void ShardState::Reconcile(uint32_t slot, int32_t today) {
+  UserState& s = slots_[slot].state;
   PruneBuckets(&s, today);
   const Tier tier = EvaluateTier(s, ComputeWindows(s, today), today, config_.utc_offset_ms,
                                  config_.rules);
@@ -147,26 +205,23 @@ void ShardState::Reconcile(Entry& e, int32_t today) {
     if (s.tier != Tier::kNone) --agg_.tiers[static_cast<size_t>(s.tier)];
     ++agg_.tiers[static_cast<size_t>(tier)];
     s.tier = tier;
-    MarkDirty(e);
+    MarkDirty(slot);
   }
-  const int32_t next = NextCheckDay(s, today, config_.utc_offset_ms, config_.rules);
-  if (next != s.next_check_day) {
-    s.next_check_day = next;
-    if (next != kNoDay) timers_[next].push_back(&e);
-  }
+  Schedule(slot, NextCheckDay(s, today, config_.utc_offset_ms, config_.rules));
 }
 
 void ShardState::Apply(const Event& e, int32_t today) {
   if (max_ts_ == kNoTs || e.ts_ms > max_ts_) max_ts_ = e.ts_ms;
   if (swept_day_ == kNoDay) swept_day_ = today;  // nothing can be due before the first event
-  Entry& entry = FindOrCreate(e.user_id);
-  const bool is_new = entry.second.tier == Tier::kNone;
-  const Contribution before = ContributionOf(entry.second);
+  const uint32_t slot = Find(e.user_id, true /*create*/);
+  UserState& s = slots_[slot].state;
+  const bool is_new = s.tier == Tier::kNone;
+  const Contribution before = ContributionOf(s);
   if (e.type == EventType::kReferralCredit) {
-    ApplyReferralCredit(&entry.second, e.ts_ms);
+    ApplyReferralCredit(&s, e.ts_ms);
   } else {
     ++agg_.accepted;
-    ApplyOwnEvent(&entry.second, e, config_.utc_offset_ms, today);
+    ApplyOwnEvent(&s, e, config_.utc_offset_ms, today);
     const int32_t day = DayOf(e.ts_ms, config_.utc_offset_ms);
     switch (e.type) {
       case EventType::kOrder:
@@ -185,9 +240,9 @@ void ShardState::Apply(const Event& e, int32_t today) {
     }
   }
   if (!is_new) AddContribution(before, -1);
-  AddContribution(ContributionOf(entry.second), +1);
-  MarkDirty(entry);
-  Reconcile(entry, today);
+  AddContribution(ContributionOf(s), +1);
+  MarkDirty(slot);
+  Reconcile(slot, today);
 }
 
 bool ShardState::Sweep(int32_t today, size_t budget) {
@@ -196,34 +251,75 @@ bool ShardState::Sweep(int32_t today, size_t budget) {
     return true;
   }
   for (;;) {
+    const int32_t at = std::max(today, swept_day_);
     while (sweep_pos_ < sweep_work_.size()) {
       if (budget == 0) return false;
-      Entry* e = sweep_work_[sweep_pos_++];
-      // Entries are invalidated lazily: only the latest schedule counts.
-      if (e->second.next_check_day == sweep_work_day_) {
-        Reconcile(*e, std::max(today, swept_day_));
+      const TimerRef ref = sweep_work_[sweep_pos_++];
+      // Refs are invalidated lazily: only a live slot's latest schedule counts.
+      const Slot& slot = slots_[ref.slot];
+      if (slot.generation == ref.generation && !slot.id.empty() &&
+          slot.state.next_check_day == sweep_work_day_) {
+        Reconcile(ref.slot, at);
         --budget;
       }
     }
+    while (sweep_evicted_pos_ < sweep_evicted_.size()) {
+      if (budget == 0) return false;
+      const std::string& id = sweep_evicted_[sweep_evicted_pos_++];
+      const uint32_t i = Find(id, false);
+      if (i != UINT32_MAX) Reconcile(i, at);
+      --budget;
+    }
     sweep_work_.clear();
-    sweep_pos_ = 0;
+    sweep_evicted_.clear();
+    sweep_pos_ = sweep_evicted_pos_ = 0;
     if (swept_day_ >= today) return true;
     ++swept_day_;
-    auto it = timers_.find(swept_day_);
-    if (it != timers_.end()) {
+    if (auto it = timers_.find(swept_day_); it != timers_.end()) {
       sweep_work_ = std::move(it->second);
-      sweep_work_day_ = swept_day_;
       timers_.erase(it);
     }
+    if (auto it = evicted_timers_.find(swept_day_); it != evicted_timers_.end()) {
+      sweep_evicted_ = std::move(it->second);
+      evicted_timers_.erase(it);
+    }
+    sweep_work_day_ = swept_day_;
   }
 }
 
-bool ShardState::GetProfile(std::string_view user_id, int32_t today, Profile* out) const {
-  auto it = users_.find(Key(user_id));
-  if (it == users_.end()) return false;
-  const UserState& s = it->second;
+size_t ShardState::EvictClean(size_t target) {
+  size_t evicted = 0;
+  // Two turns of the clock at most: the first clears reference bits.
+  for (size_t step = 0; step < 2 * slots_.size() && index_.size() > target; ++step) {
+    if (clock_hand_ >= slots_.size()) clock_hand_ = 0;
+    const uint32_t i = static_cast<uint32_t>(clock_hand_++);
+    Slot& slot = slots_[i];
+    if (slot.id.empty() || slot.state.dirty) continue;
+    if (slot.touched) {
+      slot.touched = false;
+      continue;
+    }
+    if (slot.state.next_check_day != kNoDay) {
+      evicted_timers_[slot.state.next_check_day].push_back(slot.id);
+    }
+    index_.erase(Key(slot.id));
+    slot.id.clear();
+    slot.id.shrink_to_fit();
+    slot.state = UserState{};
+    ++slot.generation;
+    free_slots_.push_back(i);
+    ++evicted;
+  }
+  if (evicted > 0) evicted_any_ = true;
+  return evicted;
+}
+
+bool ShardState::GetProfile(std::string_view user_id, int32_t today, Profile* out) {
+  const uint32_t i = Find(user_id, false);
+  if (i == UINT32_MAX) return false;
+  const UserState& s = slots_[i].state;
   const Windows w = ComputeWindows(s, today);
-  out->user_id = it->first;
+  out->user_id = slots_[i].id;
   out->member = s.member();
   out->joined_at = s.joined_at();
   out->last_active = s.last_active;
@@ -293,27 +389,6 @@ KpiPartial ShardState::Kpis(int32_t today) const {
   return k;
 }
 
-std::vector<std::string> ShardState::ListTier(Tier tier, std::string_view after,
-                                              size_t limit) const {
-  // A max-heap of the `limit` smallest ids above `after`.
-  std::priority_queue<std::string_view> heap;
-  for (const auto& [id, s] : users_) {
-    if (s.tier != tier || std::string_view(id) <= after) continue;
-    if (heap.size() < limit) {
-      heap.push(id);
-    } else if (limit > 0 && std::string_view(id) < heap.top()) {
-      heap.pop();
-      heap.push(id);
-    }
-  }
-  std::vector<std::string> out(heap.size());
-  for (size_t i = out.size(); i-- > 0;) {
-    out[i] = std::string(heap.top());
-    heap.pop();
-  }
-  return out;
-}
-
 // ---- persistence -----------------------------------------------------------
 
 void ShardState::EncodeMeta(uint64_t log_seq, int64_t events_rejected, std::string* out) const {
@@ -363,11 +438,21 @@ Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq, int64_t* e
   return Status::Ok();
 }
 
-Status ShardState::LoadUser(std::string_view user_id, std::string_view encoded) {
+Status ShardState::LoadUser(std::string_view user_id, std::string_view encoded, bool resident) {
   UserState s;
   Status st = DecodeUserState(encoded, &s);
   if (!st.ok()) return st;
-  users_.insert_or_assign(std::string(user_id), std::move(s));
+  if (resident) {
+    const uint32_t i = NewSlot(user_id);
+    slots_[i].state = std::move(s);
+    slots_[i].touched = false;
+    return Status::Ok();
+  }
+  evicted_any_ = true;
+  if (swept_day_ != kNoDay) {
+    const int32_t next = NextCheckDay(s, swept_day_, config_.utc_offset_ms, config_.rules);
+    if (next != kNoDay) evicted_timers_[next].emplace_back(user_id);
+  }
   return Status::Ok();
 }
 
@@ -384,7 +469,7 @@ Status ShardState::LoadSeen(int32_t day, std::string_view packed) {
 
 void ShardState::CheckpointDone(bool ok) {
   if (!ok) {
-    for (Entry* e : draining_dirty_) MarkDirty(*e);
+    for (uint32_t i : draining_dirty_) MarkDirty(i);
     new_seen_.insert(new_seen_.end(), draining_seen_.begin(), draining_seen_.end());
   }
   draining_dirty_.clear();
@@ -393,10 +478,11 @@ void ShardState::CheckpointDone(bool ok) {
 
 void ShardState::RebuildTimers() {
   if (swept_day_ == kNoDay) return;
-  for (auto& entry : users_) {
-    UserState& s = entry.second;
-    s.next_check_day = NextCheckDay(s, swept_day_, config_.utc_offset_ms, config_.rules);
-    if (s.next_check_day != kNoDay) timers_[s.next_check_day].push_back(&entry);
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].id.empty()) continue;
+    UserState& s = slots_[i].state;
+    s.next_check_day = kNoDay;
+    Schedule(i, NextCheckDay(s, swept_day_, config_.utc_offset_ms, config_.rules));
   }
 }
 

@@ -9,12 +9,18 @@
 // can change that day, in bounded slices. Nothing here scans all users except
 // ListTier().
 //
+// Memory is bounded: users live in a slab of slots, and EvictClean() drops
+// users that are persisted (clean) and were not touched since the previous
+// pass (CLOCK), keeping their pending tier checks by id. A user who is not
+// resident is reloaded through the UserSource on her next event or check.
+//
 // Thread safety: confined — one pipeline worker owns a ShardState.
 #ifndef TIERSTREAM_STATE_SHARD_STATE_H_
 #define TIERSTREAM_STATE_SHARD_STATE_H_
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -44,9 +50,18 @@ struct Profile {
 };
 std::string RenderProfileJson(const Profile& p, int64_t as_of);
 
+// Where evicted users are reloaded from (the Store, in the pipeline).
+class UserSource {
+ public:
+  virtual ~UserSource() = default;
+  // Reads the persisted state of `user_id`; *found = false if she has none.
+  virtual Status Load(std::string_view user_id, std::string* encoded, bool* found) = 0;
+};
+
 class ShardState {
  public:
-  ShardState(uint32_t shard_id, const Config& config);
+  // `source` may be null when nothing is ever evicted (tests, benchmarks).
+  ShardState(uint32_t shard_id, const Config& config, UserSource* source = nullptr);
   ShardState(const ShardState&) = delete;
   ShardState& operator=(const ShardState&) = delete;
 
@@ -72,12 +87,15 @@ class ShardState {
   void ExpireSeen(int32_t today);
 
   // ---- queries (REQUIRES: Sweep(today) completed for tier-based answers)
-  bool GetProfile(std::string_view user_id, int32_t today, Profile* out) const;
+  // Not const: an evicted user is read back through the UserSource.
+  bool GetProfile(std::string_view user_id, int32_t today, Profile* out);
   KpiPartial Kpis(int32_t today) const;
-  // Members of `tier` with user_id > after, ascending, at most `limit`.
-  std::vector<std::string> ListTier(Tier tier, std::string_view after, size_t limit) const;
 
-  size_t user_count() const { return users_.size(); }
+  // Residency (REQUIRES for EvictClean: the last checkpoint committed).
+  size_t resident_users() const { return index_.size(); }
+  // Evicts clean, untouched users until at most `target` stay resident.
+  size_t EvictClean(size_t target);
+  uint64_t reloads() const { return reloads_; }
   size_t seen_count() const { return seen_.size(); }
   size_t dirty_count() const { return dirty_.size(); }
   int64_t max_ts() const { return max_ts_; }
@@ -93,13 +111,13 @@ class ShardState {
   template <typename Fn>
   void DrainDirty(Fn&& fn) {
     std::sort(dirty_.begin(), dirty_.end(),
-              [](const Entry* a, const Entry* b) { return a->first < b->first; });
+              [this](uint32_t a, uint32_t b) { return slots_[a].id < slots_[b].id; });
     std::string buf;
-    for (Entry* e : dirty_) {
+    for (uint32_t i : dirty_) {
       buf.clear();
-      EncodeUserState(e->second, &buf);
-      fn(std::string_view(e->first), std::string_view(buf));
-      e->second.dirty = false;
+      EncodeUserState(slots_[i].state, &buf);
+      fn(std::string_view(slots_[i].id), std::string_view(buf));
+      slots_[i].state.dirty = false;
     }
     draining_dirty_.swap(dirty_);
     dirty_.clear();
@@ -123,14 +141,24 @@ class ShardState {
   // Shard-level aggregates, swept day and max ts, plus the caller's log position.
   void EncodeMeta(uint64_t log_seq, int64_t events_rejected, std::string* out) const;
   Status DecodeMeta(std::string_view in, uint64_t* log_seq, int64_t* events_rejected);
-  Status LoadUser(std::string_view user_id, std::string_view encoded);
+  // Recovery: makes a persisted user resident, or (resident = false) only
+  // registers her pending tier check so that the sweep reloads her.
+  Status LoadUser(std::string_view user_id, std::string_view encoded, bool resident);
   Status LoadSeen(int32_t day, std::string_view packed);
   // After loading: schedules every user's next tier check.
   void RebuildTimers();
 
  private:
-  using UserMap = absl::node_hash_map<std::string, UserState>;
-  using Entry = UserMap::value_type;
+  struct Slot {
+    std::string id;  // empty when free
+    UserState state;
+    uint32_t generation = 0;  // bumped on eviction: stale timer refs skip it
+    bool touched = false;     // CLOCK reference bit
+  };
+  struct TimerRef {
+    uint32_t slot;
+    uint32_t generation;
+  };
 
   // What one user adds to the shard's user-derived aggregates.
   struct Contribution {
@@ -142,10 +170,14 @@ class ShardState {
   };
   Contribution ContributionOf(const UserState& s) const;
   void AddContribution(const Contribution& c, int64_t sign);
-  Entry& FindOrCreate(std::string_view user_id);
+  // The resident slot of `user_id`, reloading her if evicted; creates her if
+  // `create` and she is unknown. Returns UINT32_MAX if absent.
+  uint32_t Find(std::string_view user_id, bool create);
+  uint32_t NewSlot(std::string_view user_id);
   // Re-evaluates the tier at `today`, updates the histogram, reschedules.
-  void Reconcile(Entry& e, int32_t today);
-  void MarkDirty(Entry& e);
+  void Reconcile(uint32_t slot, int32_t today);
+  void Schedule(uint32_t slot, int32_t day);
+  void MarkDirty(uint32_t slot);
 
   // Per-day counters over every possible event day (2000..2100).
   class DayHist {
@@ -171,17 +203,27 @@ class ShardState {
 
   const uint32_t shard_id_;
   const Config config_;
-  UserMap users_;
+  UserSource* const source_;
+  std::deque<Slot> slots_;  // a deque: ids never move, so index_ may view them
+  std::vector<uint32_t> free_slots_;
+  absl::flat_hash_map<absl::string_view, uint32_t> index_;  // user_id -> slot
+  bool evicted_any_ = false;  // whether a miss must consult the source
+  size_t clock_hand_ = 0;
+  uint64_t reloads_ = 0;
   Aggregates agg_;
   int64_t max_ts_ = kNoTs;
   int32_t swept_day_ = kNoDay;
 
-  std::vector<Entry*> dirty_;
-  std::vector<Entry*> draining_dirty_;
-  absl::flat_hash_map<int32_t, std::vector<Entry*>> timers_;
-  std::vector<Entry*> sweep_work_;  // the day being swept, taken out of timers_
+  std::vector<uint32_t> dirty_;
+  std::vector<uint32_t> draining_dirty_;
+  absl::flat_hash_map<int32_t, std::vector<TimerRef>> timers_;
+  // Pending checks of users that are not resident, by day.
+  absl::flat_hash_map<int32_t, std::vector<std::string>> evicted_timers_;
+  std::vector<TimerRef> sweep_work_;  // the day being swept, taken out of timers_
+  std::vector<std::string> sweep_evicted_;
   int32_t sweep_work_day_ = kNoDay;
   size_t sweep_pos_ = 0;
+  size_t sweep_evicted_pos_ = 0;
 
   absl::flat_hash_map<Hash128, int32_t> seen_;  // event id hash -> event day
   absl::flat_hash_map<int32_t, std::vector<Hash128>> seen_by_day_;

@@ -2,6 +2,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
@@ -91,6 +92,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   table.cache_index_and_filter_blocks = true;
+  // Lookups of users who were never stored must not touch data blocks.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
 
   rocksdb::ColumnFamilyOptions cf;
   cf.write_buffer_size = options.write_buffer_bytes;
@@ -156,14 +159,44 @@ Status Store::PutMeta(std::string_view key, std::string_view value, bool sync) {
   return FromRocks(rep_->db->Put(wo, rep_->meta, S(key), S(value)));
 }
 
-Status Store::ScanUsers(const std::function<Status(std::string_view, std::string_view)>& fn) {
+namespace {
+std::string UserKey(uint32_t shard, std::string_view user_id) {
+  std::string k;
+  k.reserve(4 + user_id.size());
+  PutBe32(&k, shard);
+  k.append(user_id);
+  return k;
+}
+}  // namespace
+
+Status Store::GetUser(uint32_t shard, std::string_view user_id, std::string* encoded,
+                      bool* found) {
+  rocksdb::Status s =
+      rep_->db->Get(rocksdb::ReadOptions(), rep_->users, UserKey(shard, user_id), encoded);
+  *found = s.ok();
+  if (s.IsNotFound()) return Status::Ok();
+  return FromRocks(s);
+}
+
+Status Store::ScanUsers(uint32_t shard, std::string_view after,
+                        const std::function<bool(std::string_view, std::string_view)>& fn) {
+  std::string lower = UserKey(shard, after);
+  std::string upper;
+  PutBe32(&upper, shard + 1);
+  rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
   ro.fill_cache = false;
   std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->users));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    Status st = fn(std::string_view(it->key().data(), it->key().size()),
-                   std::string_view(it->value().data(), it->value().size()));
-    if (!st.ok()) return st;
+  it->Seek(lower);
+  if (!after.empty() && it->Valid() && it->key() == rocksdb::Slice(lower)) it->Next();
+  for (; it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    if (k.size() < 4) return Status::Corruption("users: bad key");
+    if (!fn(std::string_view(k.data() + 4, k.size() - 4),
+            std::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
   }
   return FromRocks(it->status());
 }
@@ -194,8 +227,9 @@ Store::Checkpoint::Checkpoint(Store* store) : rep_(std::make_unique<Rep>()) {
 }
 Store::Checkpoint::~Checkpoint() = default;
 
-void Store::Checkpoint::PutUser(std::string_view user_id, std::string_view encoded) {
-  rep_->batch.Put(rep_->store->users, S(user_id), S(encoded));
+void Store::Checkpoint::PutUser(uint32_t shard, std::string_view user_id,
+                                std::string_view encoded) {
+  rep_->batch.Put(rep_->store->users, UserKey(shard, user_id), S(encoded));
 }
 void Store::Checkpoint::PutMeta(std::string_view key, std::string_view value) {
   rep_->batch.Put(rep_->store->meta, S(key), S(value));

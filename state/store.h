@@ -5,7 +5,7 @@
 //   default  meta: "shards" -> shard count; "shard/<i>" -> ShardState meta
 //   log      key shard(4B BE) | seq(8B BE) -> a block of encoded events that
 //            was made durable before it was acknowledged (write-ahead of state)
-//   users    key user_id -> encoded UserState
+//   users    key shard(4B BE) | user_id -> encoded UserState (per shard, in id order)
 //   seen     key shard(4B) | biased day(4B) | sub(8B) -> packed 16-byte event id hashes
 // A Checkpoint gathers dirty users, shard meta, new seen ids and the deletion
 // of the log it covers into one atomic WriteBatch.
@@ -46,14 +46,18 @@ class Store {
 
   Status GetMeta(std::string_view key, std::string* value, bool* found);
   Status PutMeta(std::string_view key, std::string_view value, bool sync);
-  Status ScanUsers(const std::function<Status(std::string_view, std::string_view)>& fn);
+  Status GetUser(uint32_t shard, std::string_view user_id, std::string* encoded, bool* found);
+  // Calls fn(user_id, encoded) for the users of `shard` with id > `after`,
+  // in id order, until fn returns false.
+  Status ScanUsers(uint32_t shard, std::string_view after,
+                   const std::function<bool(std::string_view, std::string_view)>& fn);
   Status ScanSeen(uint32_t shard, const std::function<Status(int32_t, std::string_view)>& fn);
 
   class Checkpoint {
    public:
     explicit Checkpoint(Store* store);
     ~Checkpoint();
-    void PutUser(std::string_view user_id, std::string_view encoded);
+    void PutUser(uint32_t shard, std::string_view user_id, std::string_view encoded);
     void PutMeta(std::string_view key, std::string_view value);
     void PutSeen(uint32_t shard, int32_t day, uint64_t sub, std::string_view packed);
     void DeleteLogThrough(uint32_t shard, uint64_t seq);

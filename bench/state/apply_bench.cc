@@ -63,7 +63,7 @@ void BM_ShardState_ApplyMixed(benchmark::State& state) {
         shard.Apply(e, DayOf(e.ts_ms, config.utc_offset_ms));
       }
     }
-    benchmark::DoNotOptimize(shard.user_count());
+    benchmark::DoNotOptimize(shard.resident_users());
   }
   state.SetItemsProcessed(state.iterations() * n);
 }
