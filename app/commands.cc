@@ -95,7 +95,7 @@ int RunReplay(const ReplayArgs& args) {
     return 2;
   }
   options->write_log = false;  // offline: state is committed by checkpoints and Close()
-  options->max_inflight_events = 4u << 20;
+  options->max_inflight_events = 512u << 10;
   // Offline, a checkpoint only bounds the work lost if the load is killed:
   // write each user once at the end rather than many times on the way.
   options->checkpoint_dirty_users = 4'000'000;

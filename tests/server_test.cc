@@ -204,6 +204,33 @@ TEST_F(ServerTest, ListsTheMembersOfATierPageByPage) {
   EXPECT_NE(r.body.find(R"("users":[])"), std::string::npos) << r.body;
 }
 
+TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
+  Start();
+  // A 10 MB line is rejected without being buffered whole; the next line counts.
+  std::string big = R"({"event_id":"big","type":"message","user_id":"u1","ts":1763971200000,"text":")";
+  big += std::string(10 << 20, 'x') + "\"}\n";
+  big += R"({"event_id":"after","type":"message","user_id":"u1","ts":1763971200000})"
+         "\n";
+  auto r = app::TcpSend(tcp_, big);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, R"({"accepted":1,"duplicates":0,"rejected":1,"errors":[{"line":1,"error":"line exceeds 1 MiB"}]})");
+  // Garbage, invalid UTF-8, NUL bytes and deep nesting are rejected line by line.
+  const char kBinary[] = "\x00\x01\xff\xfe\n{\"event_id\":\"\xc3\x28\"}\n";
+  std::string garbage = std::string(kBinary, sizeof kBinary - 1) + std::string(100000, '[') + "\n";
+  r = app::TcpSend(tcp_, garbage);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->find(R"("accepted":0,"duplicates":0,"rejected":3)"), std::string::npos) << *r;
+  // A client that vanishes mid-line gets no answer, and nothing breaks.
+  {
+    auto partial = app::TcpSend(tcp_, R"({"event_id":"p1","type":"share","user_id":"u1","ts":17639)", 1);
+    (void)partial;
+  }
+  auto u = Get("/v1/users/u1");
+  EXPECT_EQ(u.status, 200);
+  EXPECT_NE(u.body.find("\"interactions_30d\":1"), std::string::npos) << u.body;
+  EXPECT_EQ(Get("/v1/kpis").status, 200);
+}
+
 TEST_F(ServerTest, TcpCountsAFinalLineWithoutNewline) {
   Start();
   auto r = app::TcpSend(tcp_, R"({"event_id":"t1","type":"checkin","user_id":"u9","ts":1763971200000})"
