@@ -1,6 +1,7 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -38,6 +39,11 @@ void AtomicMax(std::atomic<int64_t>* a, int64_t v) {
 }
 
 std::string ShardMetaKey(uint32_t shard) { return "shard/" + std::to_string(shard); }
+
+std::string RulesKey(const state::TierRules& r) {
+  return std::to_string(r.high_value_spend_fen) + "/" + std::to_string(r.high_value_repeat_orders) +
+         "/" + std::to_string(r.new_days) + "/" + std::to_string(r.active_interactions_7d);
+}
 
 std::string ErrorJson(std::string_view message) {
   std::string out;
@@ -148,6 +154,7 @@ struct Pipeline::Impl {
   std::atomic<int64_t> inflight{0};
   std::atomic<bool> stopping{false};
   RecoveryStats recovery;
+  bool rules_changed = false;  // re-evaluate every user's tier during recovery
   bool closed = false;
   Status first_worker_error;
   std::mutex error_mu;
@@ -174,6 +181,7 @@ struct Pipeline::Impl {
   }
 
   Status Recover();
+  Status Retier();
   void Run(Worker* w);
   void ProcessGroup(Worker* w, Batch** batches, size_t n);
   void CompletePart(Batch* b);
@@ -519,6 +527,10 @@ Status Pipeline::Impl::Recover() {
     });
     if (!s.ok()) return s;
   }
+  if (rules_changed) {
+    Status s = Retier();
+    if (!s.ok()) return s;
+  }
   const int32_t today = Today();
   for (auto& w : workers) {
     if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);
@@ -528,6 +540,34 @@ Status Pipeline::Impl::Recover() {
     }
   }
   recovery.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return Status::Ok();
+}
+
+// The tier rules changed since the data was written: every user's tier (and
+// the tier histogram) is re-evaluated under the new rules, resident users in
+// memory, the others straight in the store.
+Status Pipeline::Impl::Retier() {
+  uint64_t changed = 0;
+  for (auto& w : workers) {
+    changed += w->state.RetierResident();
+    state::Store::Checkpoint cp(store.get());
+    std::string updated;
+    Status s = store->ScanUsers(w->id, "", [&](std::string_view id, std::string_view bytes) {
+      if (w->state.RetierEvicted(id, bytes, &updated)) {
+        cp.PutUser(w->id, id, updated);
+        ++changed;
+      }
+      return true;
+    });
+    if (!s.ok()) return s;
+    std::string meta;
+    w->state.EncodeMeta(w->checkpoint_seq, w->id == 0 ? rejected.load() : 0, &meta);
+    cp.PutMeta(ShardMetaKey(w->id), meta);
+    s = store->Commit(&cp, true /*sync*/);
+    if (!s.ok()) return s;
+  }
+  Log("tier rules changed: re-evaluated every user, %llu changed tier",
+      static_cast<unsigned long long>(changed));
   return Status::Ok();
 }
 
@@ -556,8 +596,13 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   Status s = impl->store->GetMeta("shards", &stored, &found);
   if (!s.ok()) return s;
   uint32_t shards = options.shards;
+  if (shards > 256) return Status::InvalidArgument("--shards must be in 1..256");
   if (found) {
-    const auto have = static_cast<uint32_t>(std::stoul(stored));
+    uint32_t have = 0;
+    auto r = std::from_chars(stored.data(), stored.data() + stored.size(), have);
+    if (r.ec != std::errc() || have == 0 || have > 256) {
+      return Status::Corruption("data dir " + options.data_dir + ": bad shard count");
+    }
     if (shards != 0 && shards != have) {
       return Status::FailedPrecondition(
           "data dir " + options.data_dir + " holds " + std::to_string(have) +
@@ -565,11 +610,28 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     }
     shards = have;
   } else {
-    if (shards == 0) shards = std::max(1u, std::thread::hardware_concurrency());
+    if (shards == 0) shards = std::clamp(std::thread::hardware_concurrency(), 1u, 256u);
     s = impl->store->PutMeta("shards", std::to_string(shards), true /*sync*/);
     if (!s.ok()) return s;
   }
-  if (shards > 256) return Status::InvalidArgument("--shards must be in 1..256");
+  // So is the time zone: every per-day histogram is cut by it.
+  const std::string tz = FormatUtcOffset(options.config.utc_offset_ms);
+  s = impl->store->GetMeta("tz", &stored, &found);
+  if (!s.ok()) return s;
+  if (found && stored != tz) {
+    return Status::FailedPrecondition("data dir " + options.data_dir + " counts days in " +
+                                      stored + "; start with --tz " + stored +
+                                      " or use a new data dir");
+  }
+  if (!found) {
+    s = impl->store->PutMeta("tz", tz, true /*sync*/);
+    if (!s.ok()) return s;
+  }
+  // Tier rules may change: users are then re-evaluated during recovery.
+  s = impl->store->GetMeta("rules", &stored, &found);
+  if (!s.ok()) return s;
+  const std::string rules = RulesKey(options.config.rules);
+  impl->rules_changed = found && stored != rules;
   impl->options.shards = shards;
   impl->reject_log = std::make_unique<ingest::RejectLog>(options.data_dir + "/rejected.ndjson",
                                                          64ull << 20);
@@ -577,6 +639,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     impl->workers.push_back(std::make_unique<Impl::Worker>(i, options.config, &impl->store_raw));
   }
   s = impl->Recover();
+  if (!s.ok()) return s;
+  s = impl->store->PutMeta("rules", rules, true /*sync*/);
   if (!s.ok()) return s;
   const auto& r = impl->recovery;
   impl->Log("recovered %llu users and replayed %llu logged events in %.3f s (%u shards)",

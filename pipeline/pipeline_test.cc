@@ -219,6 +219,45 @@ TEST(Pipeline, StaysExactWhenUsersOutnumberTheMemoryBound) {
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
 }
 
+TEST(Pipeline, ReevaluatesEveryTierWhenTheRulesChange) {
+  auto lines = tierstream::testing::GenerateLines(SmallStream(17));
+  TempDir dir;
+  {
+    auto p = OpenAt(dir.path(), 2, 8, 200);
+    Feed(*p, lines, 9);
+    ASSERT_TRUE(p->Close().ok());
+  }
+  PipelineOptions o;
+  o.data_dir = dir.path();
+  o.log_to_stderr = false;
+  o.max_resident_users = 200;  // most users are re-tiered in the store
+  o.config.rules.new_days = 60;
+  o.config.rules.active_interactions_7d = 2;
+  auto p = Pipeline::Open(o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  verify::Thresholds t;
+  t.new_days = 60;
+  t.active_interactions_7d = 2;
+  Reference ref = tierstream::testing::Evaluate(lines, t);
+  auto diffs = DiffAll(**p, ref, true);
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
+  std::string body = (*p)->GetKpisSync();
+  EXPECT_EQ(tierstream::testing::DiffKpis(body, tierstream::testing::Evaluate(lines).kpis, true).empty(),
+            false) << "the new rules must change some tier counts";
+}
+
+TEST(Pipeline, RefusesToReopenInAnotherTimeZone) {
+  TempDir dir;
+  { auto p = OpenAt(dir.path(), 2); }
+  PipelineOptions o;
+  o.data_dir = dir.path();
+  o.log_to_stderr = false;
+  o.config.utc_offset_ms = 0;
+  auto p = Pipeline::Open(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("--tz +08:00"), std::string_view::npos);
+}
+
 TEST(Pipeline, RefusesToReopenWithAnotherShardCount) {
   TempDir dir;
   { auto p = OpenAt(dir.path(), 2); }

@@ -486,4 +486,32 @@ void ShardState::RebuildTimers() {
   }
 }
 
+uint64_t ShardState::RetierResident() {
+  if (swept_day_ == kNoDay) return 0;
+  uint64_t changed = 0;
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].id.empty()) continue;
+    const Tier before = slots_[i].state.tier;
+    Reconcile(i, swept_day_);
+    changed += slots_[i].state.tier != before;
+  }
+  return changed;
+}
+
+bool ShardState::RetierEvicted(std::string_view user_id, std::string_view encoded,
+                               std::string* updated) {
+  if (swept_day_ == kNoDay || index_.contains(Key(user_id))) return false;
+  UserState s;
+  if (!DecodeUserState(encoded, &s).ok()) return false;
+  const Tier tier = EvaluateTier(s, ComputeWindows(s, swept_day_), swept_day_,
+                                 config_.utc_offset_ms, config_.rules);
+  if (tier == s.tier) return false;
+  if (s.tier != Tier::kNone) --agg_.tiers[static_cast<size_t>(s.tier)];
+  ++agg_.tiers[static_cast<size_t>(tier)];
+  s.tier = tier;
+  updated->clear();
+  EncodeUserState(s, updated);
+  return true;
+}
+
 }  // namespace tierstream::state

@@ -147,6 +147,11 @@ class ShardState {
   Status LoadSeen(int32_t day, std::string_view packed);
   // After loading: schedules every user's next tier check.
   void RebuildTimers();
+  // After a change of tier rules: re-evaluates resident users (returns how
+  // many changed tier), and a persisted user who is not resident (true and
+  // *updated set when her tier changed; the histogram is adjusted).
+  uint64_t RetierResident();
+  bool RetierEvicted(std::string_view user_id, std::string_view encoded, std::string* updated);
 
  private:
   struct Slot {

@@ -83,8 +83,8 @@ bool SameRatio(double got, double want) {
 
 }  // namespace
 
-Reference Evaluate(const std::vector<std::string>& lines) {
-  verify::BatchEvaluator eval(8 * 3'600'000, verify::Thresholds{});
+Reference Evaluate(const std::vector<std::string>& lines, verify::Thresholds thresholds) {
+  verify::BatchEvaluator eval(8 * 3'600'000, thresholds);
   ingest::Decoder decoder;
   Arena arena;
   EvalSink sink;

@@ -34,7 +34,8 @@ struct Reference {
   verify::Kpis kpis;
 };
 // Decodes `lines` and evaluates them with the batch evaluator (default config).
-Reference Evaluate(const std::vector<std::string>& lines);
+Reference Evaluate(const std::vector<std::string>& lines,
+                   verify::Thresholds thresholds = verify::Thresholds{});
 
 // Differences between a JSON answer of the service and the reference; empty if equal.
 std::vector<std::string> DiffProfile(const std::string& json, const verify::Profile& want);
