@@ -233,6 +233,11 @@ bool GenerateStream(const GenOptions& options, std::FILE* out) {
       w.Raw("\",\"user_id\":");
       WriteUser(&w, u);
       w.Raw(",\"ts\":");
+      if (sim.state == 0 && join && rng.Uniform() < 0.7) {
+        // Most members joined before the span: their join arrives as history,
+        // up to half a year back.
+        ts = start - 1 - static_cast<int64_t>(rng.Uniform() * 180.0 * static_cast<double>(kDayMs));
+      }
       double fmt = rng.Uniform();
       if (fmt < 0.10) {
         WriteRfc3339(&w, ts, false);

@@ -216,11 +216,19 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   w->accepted.clear();
   int64_t group_max_ts = kNoTs;
   size_t accepted_count = 0;
-  // 1. Drop duplicates; encode the rest for the log.
+  // 1. Drop duplicates; encode the rest for the log. The arrival day counts
+  // this group's own events too (the very first group has no T yet).
+  int64_t arrival_ts = watermark.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) {
+    for (const Event& e : batches[i]->per_shard[w->id]) arrival_ts = std::max(arrival_ts, e.ts_ms);
+  }
+  const int32_t arrival_day =
+      arrival_ts == kNoTs ? kNoDay : DayOf(arrival_ts, options.config.utc_offset_ms);
   for (size_t i = 0; i < n; ++i) {
     for (const Event& e : batches[i]->per_shard[w->id]) {
       const bool credit = e.type == EventType::kReferralCredit;
-      const bool fresh = st.MarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed, e.ts_ms);
+      const bool fresh =
+          st.MarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed, e.ts_ms, arrival_day);
       w->accepted.push_back(fresh ? 1 : 0);
       if (!fresh) continue;
       ++accepted_count;
@@ -467,7 +475,7 @@ void Pipeline::Impl::Run(Worker* w) {
 
 void Pipeline::Impl::ApplyLogged(Worker* w, const Event& e) {
   const bool credit = e.type == EventType::kReferralCredit;
-  if (!w->state.MarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed, e.ts_ms)) return;
+  if (!w->state.MarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed, e.ts_ms, Today())) return;
   AtomicMax(&watermark, e.ts_ms);
   w->state.Apply(e, Today());
   ++recovery.log_events_replayed;
@@ -513,6 +521,17 @@ Status Pipeline::Impl::Recover() {
     w->state.RebuildTimers();
   }
   // The log after each checkpoint: acknowledged events not yet in state.
+  // A first pass finds T, so that replayed events get (at least) the arrival
+  // day they had in the duplicate index.
+  for (auto& w : workers) {
+    Status s = store->ScanLog(w->id, w->checkpoint_seq, [&](uint64_t, std::string_view block) {
+      ingest::LogBlockReader reader(block);
+      Event e;
+      while (reader.Next(&e)) AtomicMax(&watermark, e.ts_ms);
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+  }
   for (auto& w : workers) {
     Status s = store->ScanLog(w->id, w->checkpoint_seq, [&](uint64_t seq, std::string_view block) {
       ingest::LogBlockReader reader(block);

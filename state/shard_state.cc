@@ -73,9 +73,12 @@ bool ShardState::DayHist::Decode(std::string_view* in) {
 ShardState::ShardState(uint32_t shard_id, const Config& config, UserSource* source)
     : shard_id_(shard_id), config_(config), source_(source) {}
 
-bool ShardState::MarkSeen(std::string_view id, uint64_t seed, int64_t ts_ms) {
+bool ShardState::MarkSeen(std::string_view id, uint64_t seed, int64_t ts_ms, int32_t arrival_day) {
   Hash128 h = HashId128(id, seed);
-  int32_t day = DayOf(ts_ms, config_.utc_offset_ms);
+  // An id is kept for the horizon past the later of its event day and the
+  // day it arrived (in event time): a late or back-filled event re-sent soon
+  // after is still recognised.
+  int32_t day = std::max(DayOf(std::max(ts_ms, max_ts_), config_.utc_offset_ms), arrival_day);
   auto [it, inserted] = seen_.try_emplace(h, day);
   if (!inserted) return false;
   seen_by_day_[day].push_back(h);

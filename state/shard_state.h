@@ -67,8 +67,11 @@ class ShardState {
 
   // ---- duplicates (SPEC §4)
   // Records `id` (hashed with `seed`: events and referral credits use
-  // different seeds) and returns true the first time it is seen.
-  bool MarkSeen(std::string_view id, uint64_t seed, int64_t ts_ms);
+  // different seeds) and returns true the first time it is seen. Ids are
+  // remembered until this shard's event time is dedup_horizon_days past the
+  // later of the event's day and its arrival.
+  // `arrival_day` is day(T) when the event arrives (kNoDay before the first).
+  bool MarkSeen(std::string_view id, uint64_t seed, int64_t ts_ms, int32_t arrival_day = kNoDay);
   // Forgets an id recorded by MarkSeen whose event could not be made durable.
   void UnmarkSeen(std::string_view id, uint64_t seed);
   void CountDuplicate() { ++agg_.duplicates; }

@@ -93,6 +93,18 @@ TEST_F(ShardStateTest, DuplicateIdsAreRecognisedUntilTheHorizon) {
   EXPECT_TRUE(shard_.MarkSeen("x", 0, kDayStart));
 }
 
+TEST_F(ShardStateTest, BackfilledEventIdsAreKeptFromTheirArrival) {
+  // Regression: an event from half a year ago, arriving today, was forgotten
+  // at the next expiry, so its retry counted twice.
+  const int32_t today = DayOf(kDayStart, Config{}.utc_offset_ms);
+  const int64_t old_ts = kDayStart - 180 * kMsPerDay;
+  EXPECT_TRUE(shard_.MarkSeen("old", 0, old_ts, today));
+  shard_.ExpireSeen(today + 8);
+  EXPECT_FALSE(shard_.MarkSeen("old", 0, old_ts, today + 8));
+  shard_.ExpireSeen(today + 9);
+  EXPECT_TRUE(shard_.MarkSeen("old", 0, old_ts, today + 9));
+}
+
 TEST_F(ShardStateTest, KpiWindowsAndMetaRoundTrip) {
   Send("a", EventType::kJoin, kDayStart - 45 * kMsPerDay, "r");
   Send("b", EventType::kJoin, kDayStart - 5 * kMsPerDay, "r");
