@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -13,6 +14,8 @@
 #include "common/time.h"
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
+#include "verify/batch_eval.h"
+#include "verify/diff.h"
 
 namespace tierstream::app {
 
@@ -176,6 +179,105 @@ int RunReplay(const ReplayArgs& args) {
       secs > 0 ? static_cast<double>(bytes_total) / secs / 1e6 : 0.0,
       static_cast<double>(PeakRssKb()) / 1024.0);
   return 0;
+}
+
+namespace {
+
+struct EvalSink final : ingest::DecodeSink {
+  verify::BatchEvaluator* eval = nullptr;
+  void OnEvent(const ingest::Event& e) override { eval->Add(e); }
+  void OnReject(uint64_t, std::string_view, std::string_view) override { eval->AddRejected(1); }
+};
+
+}  // namespace
+
+int RunVerify(const VerifyArgs& args) {
+  auto options = MakePipelineOptions(args.common);
+  if (!options.ok()) {
+    std::fprintf(stderr, "tierstream: %s\n", options.status().ToString().c_str());
+    return 2;
+  }
+  if (!std::filesystem::exists(args.common.data_dir + "/db")) {
+    std::fprintf(stderr, "tierstream: no data in %s\n", args.common.data_dir.c_str());
+    return 2;
+  }
+  const auto start = Clock::now();
+  verify::Thresholds thresholds;
+  thresholds.high_value_spend_fen = options->config.rules.high_value_spend_fen;
+  thresholds.high_value_repeat_orders = options->config.rules.high_value_repeat_orders;
+  thresholds.new_days = options->config.rules.new_days;
+  thresholds.active_interactions_7d = options->config.rules.active_interactions_7d;
+  verify::BatchEvaluator eval(options->config.utc_offset_ms, thresholds);
+  ingest::Decoder decoder;
+  EvalSink sink;
+  sink.eval = &eval;
+  for (const std::string& file : args.files) {
+    std::FILE* in = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
+    if (in == nullptr) {
+      std::fprintf(stderr, "tierstream: cannot read %s\n", file.c_str());
+      return 2;
+    }
+    constexpr size_t kChunk = 4 << 20;
+    ingest::PaddedBuffer buf(kChunk + ingest::kMaxLineBytes);
+    bool eof = false;
+    while (!eof) {
+      size_t room = buf.capacity() - buf.size();
+      size_t n = std::fread(buf.data() + buf.size(), 1, room, in);
+      buf.set_size(buf.size() + n);
+      eof = n < room;
+      std::string_view view = buf.view();
+      size_t cut = view.size();
+      if (!eof) {
+        size_t nl = view.rfind('\n');
+        if (nl == std::string_view::npos && view.size() < buf.capacity()) continue;
+        if (nl != std::string_view::npos) cut = nl + 1;
+      }
+      Arena arena;  // the evaluator copies what it keeps
+      decoder.DecodeLines(view.substr(0, cut), 1, &arena, &sink);
+      buf.Consume(cut);
+    }
+    if (in != stdin) std::fclose(in);
+  }
+  const auto profiles = eval.Profiles();
+  const verify::Kpis kpis = eval.ComputeKpis();
+
+  options->write_log = false;
+  options->log_to_stderr = false;
+  auto opened = pipeline::Pipeline::Open(*options);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "tierstream: cannot open %s: %s\n", args.common.data_dir.c_str(),
+                 opened.status().ToString().c_str());
+    return 2;
+  }
+  pipeline::Pipeline& p = **opened;
+  size_t differences = 0;
+  auto report = [&](const std::string& line) {
+    if (++differences <= args.max_listed) std::printf("diff %s\n", line.c_str());
+  };
+  std::string body;
+  for (const auto& [id, want] : profiles) {
+    if (!p.GetUserSync(id, &body)) {
+      report(id + ": missing from the data dir");
+      continue;
+    }
+    for (const auto& d : verify::DiffProfile(body, want)) report(d);
+  }
+  // Counters: duplicates and rejections depend on what was re-sent, the
+  // number of accepted events does not.
+  const std::string live_kpis = p.GetKpisSync();
+  for (const auto& d : verify::DiffKpis(live_kpis, kpis, false)) report("kpi " + d);
+  for (const auto& d : verify::DiffKpis(live_kpis, kpis, true)) {
+    if (d.rfind("events_accepted", 0) == 0) report("kpi " + d);
+  }
+  Status s = p.Close();
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("verify: %zu users, %lld events accepted, %zu differences (%.2f s)\n",
+              profiles.size(), static_cast<long long>(kpis.events_accepted), differences, secs);
+  if (!s.ok()) {
+    std::fprintf(stderr, "tierstream: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  return differences == 0 ? 0 : 1;
 }
 
 int RunGen(const GenOptions& options) {

@@ -31,7 +31,16 @@ struct ReplayArgs {
   std::vector<std::string> files;  // "-" is stdin
 };
 
+struct VerifyArgs {
+  CommonArgs common;
+  std::vector<std::string> files;  // every event ever fed to the data dir
+  size_t max_listed = 20;          // differences printed
+};
+
 int RunServe(const ServeArgs& args);
+// Recomputes every profile and KPI from the raw files with the batch
+// evaluator and diffs them against the data dir. Exit 1 on any difference.
+int RunVerify(const VerifyArgs& args);
 int RunReplay(const ReplayArgs& args);
 int RunGen(const GenOptions& options);
 int RunSend(const std::vector<std::string>& files, const std::string& tcp_address);

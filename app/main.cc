@@ -49,6 +49,14 @@ int main(int argc, char** argv) {
   add_common(replay_cmd, &replay.common);
   replay_cmd->add_option("files", replay.files, "NDJSON files ('-' = stdin)")->required();
 
+  VerifyArgs verify;
+  auto* verify_cmd = app.add_subcommand(
+      "verify", "Recompute every profile and KPI from raw files and diff them with a data dir");
+  add_common(verify_cmd, &verify.common);
+  verify_cmd->add_option("files", verify.files, "Every NDJSON file fed to the data dir")->required();
+  verify_cmd->add_option("--max-listed", verify.max_listed, "Differences to print")
+      ->capture_default_str();
+
   GenOptions gen;
   auto* gen_cmd = app.add_subcommand("gen", "Write a realistic synthetic event stream to stdout");
   gen_cmd->add_option("--users", gen.users, "Members")->capture_default_str();
@@ -83,6 +91,7 @@ int main(int argc, char** argv) {
 
   if (*serve_cmd) return RunServe(serve);
   if (*replay_cmd) return RunReplay(replay);
+  if (*verify_cmd) return RunVerify(verify);
   if (*gen_cmd) return RunGen(gen);
   if (*send_cmd) return RunSend(send_files, tcp_address);
   if (*user_cmd) return RunUser(user_id, http_address);

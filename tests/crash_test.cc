@@ -156,5 +156,50 @@ TEST(Crash, KillNineBetweenBatchesLosesNoAcknowledgedEvent) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
+int RunTool(const std::vector<std::string>& args) {
+  const char* bin = std::getenv("TIERSTREAM_BIN");
+  if (bin == nullptr) bin = TIERSTREAM_BIN_DEFAULT;
+  std::vector<std::string> all = {bin};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  int rc = posix_spawn(&pid, bin, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return -1;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(Verify, PassesOnAFaithfulDataDirAndFailsOnADivergedOne) {
+  TempDir dir;
+  const std::string events = dir.path() + "/events.ndjson";
+  const std::string extra = dir.path() + "/extra.ndjson";
+  {
+    app::GenOptions g = Stream();
+    g.invalid_rate = 0.01;
+    auto lines = testing::GenerateLines(g);
+    std::FILE* f = std::fopen(events.c_str(), "wb");
+    std::string text = testing::Join(lines, 0, lines.size());
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+    f = std::fopen(extra.c_str(), "wb");
+    std::fputs(R"({"event_id":"extra","type":"share","user_id":"u0000001","ts":1763999999000})" "\n", f);
+    std::fclose(f);
+  }
+  const std::string data = dir.path() + "/data";
+  ASSERT_EQ(RunTool({"replay", "--data", data, events}), 0);
+  EXPECT_EQ(RunTool({"verify", "--data", data, events}), 0);
+  ASSERT_EQ(RunTool({"replay", "--data", data, extra}), 0);
+  EXPECT_EQ(RunTool({"verify", "--data", data, events}), 1);
+  EXPECT_EQ(RunTool({"verify", "--data", data, events, extra}), 0);
+}
+
 }  // namespace
 }  // namespace tierstream

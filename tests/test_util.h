@@ -10,8 +10,13 @@
 
 #include "app/gen.h"
 #include "verify/batch_eval.h"
+#include "verify/diff.h"
 
 namespace tierstream::testing {
+
+using verify::DiffJson;
+using verify::DiffKpis;
+using verify::DiffProfile;
 
 // A fresh empty directory under $TMPDIR, removed by the destructor.
 class TempDir {
@@ -36,17 +41,6 @@ struct Reference {
 // Decodes `lines` and evaluates them with the batch evaluator (default config).
 Reference Evaluate(const std::vector<std::string>& lines,
                    verify::Thresholds thresholds = verify::Thresholds{});
-
-// Differences between a JSON answer of the service and the reference; empty if equal.
-std::vector<std::string> DiffProfile(const std::string& json, const verify::Profile& want);
-// `check_counters`: compare events_accepted/duplicate/rejected too.
-std::vector<std::string> DiffKpis(const std::string& json, const verify::Kpis& want,
-                                  bool check_counters);
-
-// Compares every key of the expected JSON object `want` with `got` the way
-// the conformance tool does: money to the fen, ratios to 1e-9, the rest exactly.
-std::vector<std::string> DiffJson(const std::string& got, const std::string& want,
-                                  bool skip_counters);
 
 }  // namespace tierstream::testing
 
