@@ -29,6 +29,7 @@ Result<pipeline::PipelineOptions> MakePipelineOptions(const CommonArgs& args) {
   options.shards = args.shards;
   options.fsync = args.fsync;
   options.max_resident_users = args.max_resident_users;
+  options.min_free_bytes = args.min_free_mb << 20;
   if (!args.config_file.empty()) {
     auto config = state::LoadConfigFile(args.config_file);
     if (!config.ok()) return config.status();

@@ -19,6 +19,7 @@ struct CommonArgs {
   std::string config_file;  // optional JSON config
   bool fsync = false;
   uint64_t max_resident_users = 4'000'000;
+  uint64_t min_free_mb = 256;
 };
 
 struct ServeArgs {

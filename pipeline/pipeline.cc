@@ -9,6 +9,8 @@
 #include <mutex>
 #include <thread>
 
+#include <sys/statvfs.h>
+
 #include <concurrentqueue/blockingconcurrentqueue.h>
 
 #include "common/hash.h"
@@ -153,6 +155,8 @@ struct Pipeline::Impl {
   std::atomic<int64_t> rejected{0};
   std::atomic<int64_t> inflight{0};
   std::atomic<bool> stopping{false};
+  mutable std::atomic<int64_t> disk_checked_ms{INT64_MIN / 2};
+  mutable std::atomic<bool> disk_low{false};
   RecoveryStats recovery;
   bool rules_changed = false;  // re-evaluate every user's tier during recovery
   bool closed = false;
@@ -164,6 +168,27 @@ struct Pipeline::Impl {
     std::fprintf(stderr, "tierstream: ");
     std::fprintf(stderr, fmt, args...);
     std::fputc('\n', stderr);
+  }
+
+  // Free space of the data dir's file system, sampled at most every 50 ms.
+  bool DiskLow() const {
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            Clock::now().time_since_epoch()).count();
+    if (now - disk_checked_ms.load(std::memory_order_relaxed) >= 50) {
+      disk_checked_ms.store(now, std::memory_order_relaxed);
+      struct statvfs fs;
+      if (::statvfs(options.data_dir.c_str(), &fs) == 0) {
+        const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+        const bool low = free_bytes < options.min_free_bytes;
+        if (low != disk_low.load()) {
+          std::fprintf(stderr, "tierstream: %s: %llu bytes free; ingest %s\n",
+                       options.data_dir.c_str(), static_cast<unsigned long long>(free_bytes),
+                       low ? "refused until space returns" : "resumes");
+        }
+        disk_low.store(low, std::memory_order_relaxed);
+      }
+    }
+    return disk_low.load(std::memory_order_relaxed);
   }
 
   int32_t Today() const {
@@ -201,7 +226,9 @@ void Pipeline::Impl::CompletePart(Batch* b) {
   outcome.rejected = b->rejected;
   outcome.errors = std::move(b->errors);
   if (b->failed_.load()) {
-    outcome.status = Status::Unavailable("the store could not make the batch durable");
+    outcome.status = Status::Unavailable(
+        DiskLow() ? "disk space is below the watermark; ingest resumes when space returns"
+                  : "the store could not make the batch durable");
   }
   inflight.fetch_sub(static_cast<int64_t>(b->weight_), std::memory_order_acq_rel);
   auto done = std::move(b->done_);
@@ -679,8 +706,9 @@ ingest::RejectLog* Pipeline::reject_log() { return impl_->reject_log.get(); }
 const RecoveryStats& Pipeline::recovery() const { return impl_->recovery; }
 int64_t Pipeline::watermark() const { return impl_->watermark.load(); }
 
+bool Pipeline::DiskLow() const { return impl_->DiskLow(); }
+
 void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutcome)> done) {
-  impl_->rejected.fetch_add(static_cast<int64_t>(batch->rejected), std::memory_order_relaxed);
   Batch* b = batch.release();
   b->done_ = std::move(done);
   uint32_t parts = 0;
@@ -689,6 +717,16 @@ void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutc
     parts += v.empty() ? 0 : 1;
     weight += v.size();
   }
+  if (weight > 0 && impl_->DiskLow()) {
+    // Nothing of it is taken (rejections included): the sender re-sends later.
+    b->failed_.store(true);
+    b->rejected = 0;
+    b->errors.clear();
+    b->pending_.store(1);
+    impl_->CompletePart(b);
+    return;
+  }
+  impl_->rejected.fetch_add(static_cast<int64_t>(b->rejected), std::memory_order_relaxed);
   b->weight_ = weight;
   impl_->inflight.fetch_add(static_cast<int64_t>(weight), std::memory_order_acq_rel);
   if (parts == 0) {

@@ -99,6 +99,9 @@ struct PipelineOptions {
   // Users kept in memory, across all shards; beyond it, clean users are
   // evicted after a checkpoint and reloaded from RocksDB on their next event.
   size_t max_resident_users = 4'000'000;
+  // Ingest is refused (503, TCP: an error summary) while the data dir's file
+  // system has less free space than this: RocksDB must never meet a full disk.
+  uint64_t min_free_bytes = 256ull << 20;
   bool log_to_stderr = true;
 };
 
@@ -133,6 +136,8 @@ class Pipeline {
   // Hands `batch` to the shards; `done` runs once, on a worker thread, after
   // every accepted event of it is durable and applied.
   void Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutcome)> done);
+  // True while free disk space is under the watermark (ingest is refused).
+  bool DiskLow() const;
   // False while the events in flight exceed the bound: producers should wait.
   bool HasCapacity() const;
   // Blocks until HasCapacity() (for offline producers such as replay).

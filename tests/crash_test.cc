@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -38,13 +39,14 @@ uint16_t FreePort() {
 
 class ServerProcess {
  public:
-  ServerProcess(const std::string& data_dir) {
+  explicit ServerProcess(const std::string& data_dir, std::vector<std::string> extra = {}) {
     const char* bin = std::getenv("TIERSTREAM_BIN");
     if (bin == nullptr) bin = TIERSTREAM_BIN_DEFAULT;
     http_ = "127.0.0.1:" + std::to_string(FreePort());
     tcp_ = "127.0.0.1:" + std::to_string(FreePort());
     std::vector<std::string> args = {bin,    "serve", "--data", data_dir, "--http",
                                      http_,  "--tcp", tcp_,     "--shards", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -154,6 +156,58 @@ TEST(Crash, KillNineBetweenBatchesLosesNoAcknowledgedEvent) {
   // SIGTERM drains, commits and exits 0.
   int status = server.Terminate();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// Promise 5: on a nearly full disk ingest answers 503 and takes nothing,
+// queries keep working, and ingest resumes by itself when space returns.
+TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {
+  TempDir dir;
+  const std::string mnt = dir.path() + "/mnt";
+  ::mkdir(mnt.c_str(), 0755);
+  if (std::system(("mount -t tmpfs -o size=64m tmpfs " + mnt + " 2>/dev/null").c_str()) != 0) {
+    GTEST_SKIP() << "needs root to mount a small tmpfs";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { (void)std::system(("umount " + path).c_str()); }
+  } unmount{mnt};
+  // Leave about 24 MB, of which the server keeps 16 MB in reserve.
+  const std::string filler = mnt + "/filler";
+  ASSERT_EQ(std::system(("dd if=/dev/zero of=" + filler + " bs=1M count=40 2>/dev/null").c_str()), 0);
+  ServerProcess server(mnt + "/data", {"--min-free-mb", "16"});
+  ASSERT_TRUE(server.ready());
+  app::GenOptions g = Stream();
+  g.events = 300000;
+  g.users = 20000;
+  auto lines = testing::GenerateLines(g);
+  uint64_t acked = 0;
+  size_t refused_at = 0;
+  for (size_t i = 0; i < lines.size(); i += 20000) {
+    auto r = app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, i, i + 20000));
+    ASSERT_TRUE(r.ok());
+    if (r->status == 503) {
+      EXPECT_EQ(Field(r->body, "accepted"), 0u) << r->body;
+      EXPECT_NE(r->body.find("watermark"), std::string::npos) << r->body;
+      refused_at = i;
+      break;
+    }
+    ASSERT_EQ(r->status, 200) << r->body;
+    acked += Field(r->body, "accepted");
+  }
+  ASSERT_GT(refused_at, 0u) << "the disk never got low";
+  // Queries still answer, and count exactly what was acknowledged.
+  auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->status, 200);
+  EXPECT_EQ(Field(k->body, "events_accepted"), acked);
+  // Space returns: the refused batch goes through on retry.
+  ::unlink(filler.c_str());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
+                            testing::Join(lines, refused_at, refused_at + 20000));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_GT(Field(r->body, "accepted"), 0u);
 }
 
 int RunTool(const std::vector<std::string>& args) {
