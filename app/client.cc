@@ -2,7 +2,9 @@
 
 #include "app/client.h"
 
+#include <cctype>
 #include <chrono>
+#include <fstream>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -38,7 +40,7 @@ std::string UrlEncode(std::string_view s) {
 
 Result<HttpResult> HttpRequest(const std::string& address, const std::string& method,
                                const std::string& target, std::string_view body,
-                               int timeout_seconds) {
+                               int timeout_seconds, const std::string& token) {
   std::string host;
   uint16_t port;
   if (!SplitHostPort(address, &host, &port)) {
@@ -56,6 +58,7 @@ Result<HttpResult> HttpRequest(const std::string& address, const std::string& me
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, host);
   req.set(http::field::user_agent, "tierstream");
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
   if (!body.empty() || method == "POST") {
     req.set(http::field::content_type, "application/x-ndjson");
     req.body() = std::string(body);
@@ -76,7 +79,7 @@ Result<HttpResult> HttpRequest(const std::string& address, const std::string& me
 }
 
 Result<std::string> TcpSend(const std::string& address, std::string_view data,
-                            int timeout_seconds) {
+                            int timeout_seconds, const std::string& token) {
   std::string host;
   uint16_t port;
   if (!SplitHostPort(address, &host, &port)) {
@@ -91,7 +94,11 @@ Result<std::string> TcpSend(const std::string& address, std::string_view data,
   stream.expires_after(std::chrono::seconds(timeout_seconds));
   stream.connect(endpoints, ec);
   if (ec) return Status::IoError("connect " + address + ": " + ec.message());
-  net::write(stream.socket(), net::buffer(data.data(), data.size()), ec);
+  if (!token.empty()) {
+    const std::string auth = "AUTH " + token + "\n";
+    net::write(stream.socket(), net::buffer(auth), ec);
+  }
+  if (!ec) net::write(stream.socket(), net::buffer(data.data(), data.size()), ec);
   if (ec) return Status::IoError("send to " + address + ": " + ec.message());
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   std::string reply;
@@ -105,6 +112,18 @@ Result<std::string> TcpSend(const std::string& address, std::string_view data,
   while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
   size_t nl = reply.rfind('\n');
   return nl == std::string::npos ? reply : reply.substr(nl + 1);
+}
+
+Result<std::string> ReadTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !std::getline(in, token)) return Status::IoError("cannot read token file " + path);
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  size_t start = 0;
+  while (start < token.size() && std::isspace(static_cast<unsigned char>(token[start]))) ++start;
+  token.erase(0, start);
+  if (token.size() < 16) return Status::InvalidArgument("token file " + path + ": token must be at least 16 characters");
+  return token;
 }
 
 }  // namespace tierstream::app

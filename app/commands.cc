@@ -68,7 +68,25 @@ int RunServe(const ServeArgs& args) {
                  pipeline.status().ToString().c_str());
     return 1;
   }
-  Server server(pipeline->get(), args.server);
+  ServerOptions server_options = args.server;
+  if (!args.token_file.empty()) {
+    auto token = ReadTokenFile(args.token_file);
+    if (!token.ok()) {
+      std::fprintf(stderr, "tierstream: %s\n", token.status().ToString().c_str());
+      return 2;
+    }
+    server_options.token = *token;
+  }
+  for (const std::string* address : {&server_options.http_address, &server_options.tcp_address}) {
+    if (!address->empty() && address->rfind("127.", 0) != 0 && address->rfind("[::1]", 0) != 0 &&
+        address->rfind("localhost", 0) != 0 && server_options.token.empty()) {
+      std::fprintf(stderr,
+                   "tierstream: WARNING: %s is reachable from other machines and no "
+                   "--token-file guards it\n",
+                   address->c_str());
+    }
+  }
+  Server server(pipeline->get(), server_options);
   Status s = server.Start();
   if (!s.ok()) {
     std::fprintf(stderr, "tierstream: %s\n", s.ToString().c_str());
@@ -289,7 +307,22 @@ int RunGen(const GenOptions& options) {
   return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
-int RunSend(const std::vector<std::string>& files, const std::string& tcp_address) {
+namespace {
+bool LoadClientToken(const ClientArgs& client, std::string* token) {
+  if (client.token_file.empty()) return true;
+  auto t = ReadTokenFile(client.token_file);
+  if (!t.ok()) {
+    std::fprintf(stderr, "tierstream: %s\n", t.status().ToString().c_str());
+    return false;
+  }
+  *token = *t;
+  return true;
+}
+}  // namespace
+
+int RunSend(const std::vector<std::string>& files, const ClientArgs& client) {
+  std::string token;
+  if (!LoadClientToken(client, &token)) return 2;
   int rc = 0;
   for (const std::string& file : files) {
     std::string data;
@@ -307,7 +340,7 @@ int RunSend(const std::vector<std::string>& files, const std::string& tcp_addres
       ss << in.rdbuf();
       data = ss.str();
     }
-    auto reply = TcpSend(tcp_address, data);
+    auto reply = TcpSend(client.tcp_address, data, 600, token);
     if (!reply.ok()) {
       std::fprintf(stderr, "tierstream: %s\n", reply.status().ToString().c_str());
       return 1;
@@ -318,8 +351,10 @@ int RunSend(const std::vector<std::string>& files, const std::string& tcp_addres
   return rc;
 }
 
-int RunUser(const std::string& user_id, const std::string& http_address) {
-  auto r = HttpRequest(http_address, "GET", "/v1/users/" + UrlEncode(user_id));
+int RunUser(const std::string& user_id, const ClientArgs& client) {
+  std::string token;
+  if (!LoadClientToken(client, &token)) return 2;
+  auto r = HttpRequest(client.http_address, "GET", "/v1/users/" + UrlEncode(user_id), {}, 30, token);
   if (!r.ok()) {
     std::fprintf(stderr, "tierstream: %s\n", r.status().ToString().c_str());
     return 1;
@@ -328,8 +363,10 @@ int RunUser(const std::string& user_id, const std::string& http_address) {
   return r->status == 200 ? 0 : 1;
 }
 
-int RunKpis(const std::string& http_address) {
-  auto r = HttpRequest(http_address, "GET", "/v1/kpis");
+int RunKpis(const ClientArgs& client) {
+  std::string token;
+  if (!LoadClientToken(client, &token)) return 2;
+  auto r = HttpRequest(client.http_address, "GET", "/v1/kpis", {}, 30, token);
   if (!r.ok()) {
     std::fprintf(stderr, "tierstream: %s\n", r.status().ToString().c_str());
     return 1;

@@ -25,6 +25,13 @@ struct CommonArgs {
 struct ServeArgs {
   CommonArgs common;
   ServerOptions server;
+  std::string token_file;
+};
+
+struct ClientArgs {
+  std::string http_address = "127.0.0.1:8080";
+  std::string tcp_address = "127.0.0.1:9090";
+  std::string token_file;
 };
 
 struct ReplayArgs {
@@ -44,9 +51,9 @@ int RunServe(const ServeArgs& args);
 int RunVerify(const VerifyArgs& args);
 int RunReplay(const ReplayArgs& args);
 int RunGen(const GenOptions& options);
-int RunSend(const std::vector<std::string>& files, const std::string& tcp_address);
-int RunUser(const std::string& user_id, const std::string& http_address);
-int RunKpis(const std::string& http_address);
+int RunSend(const std::vector<std::string>& files, const ClientArgs& client);
+int RunUser(const std::string& user_id, const ClientArgs& client);
+int RunKpis(const ClientArgs& client);
 
 }  // namespace tierstream::app
 

@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--tcp", serve.server.tcp_address, "TCP ingest listen address HOST:PORT")
       ->capture_default_str();
+  serve_cmd->add_option("--token-file", serve.token_file,
+                        "File holding a bearer token required by every request but /healthz");
   serve_cmd->add_option("--io-threads", serve.server.io_threads, "Network threads")
       ->capture_default_str();
   serve_cmd->add_option("--max-body-bytes", serve.server.max_body_bytes,
@@ -75,20 +77,22 @@ int main(int argc, char** argv) {
   gen_cmd->add_option("--invalid-rate", gen.invalid_rate, "Share of invalid lines")
       ->capture_default_str();
 
+  ClientArgs client;
   std::vector<std::string> send_files;
-  std::string tcp_address = "127.0.0.1:9090";
   auto* send_cmd = app.add_subcommand("send", "Stream NDJSON files to a server's TCP port");
   send_cmd->add_option("files", send_files, "NDJSON files ('-' = stdin)")->required();
-  send_cmd->add_option("--tcp", tcp_address, "Server TCP address")->capture_default_str();
+  send_cmd->add_option("--tcp", client.tcp_address, "Server TCP address")->capture_default_str();
+  send_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
 
-  std::string http_address = "127.0.0.1:8080";
   std::string user_id;
   auto* user_cmd = app.add_subcommand("user", "Print a member's profile and tier");
   user_cmd->add_option("id", user_id, "user_id")->required();
-  user_cmd->add_option("--http", http_address, "Server HTTP address")->capture_default_str();
+  user_cmd->add_option("--http", client.http_address, "Server HTTP address")->capture_default_str();
+  user_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
 
   auto* kpis_cmd = app.add_subcommand("kpis", "Print the community KPIs");
-  kpis_cmd->add_option("--http", http_address, "Server HTTP address")->capture_default_str();
+  kpis_cmd->add_option("--http", client.http_address, "Server HTTP address")->capture_default_str();
+  kpis_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -96,8 +100,8 @@ int main(int argc, char** argv) {
   if (*replay_cmd) return RunReplay(replay);
   if (*verify_cmd) return RunVerify(verify);
   if (*gen_cmd) return RunGen(gen);
-  if (*send_cmd) return RunSend(send_files, tcp_address);
-  if (*user_cmd) return RunUser(user_id, http_address);
-  if (*kpis_cmd) return RunKpis(http_address);
+  if (*send_cmd) return RunSend(send_files, client);
+  if (*user_cmd) return RunUser(user_id, client);
+  if (*kpis_cmd) return RunKpis(client);
   return 2;
 }

@@ -98,6 +98,12 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view k
   return std::nullopt;
 }
 
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
+  return diff == 0 && !b.empty();
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -232,6 +238,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const auto method = request_.method();
     const bool keep = request_.keep_alive();
     const unsigned version = request_.version();
+    const std::string& token = server_->options.token;
+    if (!token.empty() && path != "/healthz") {
+      auto auth = request_[http::field::authorization];
+      if (!ConstantTimeEquals(std::string_view(auth.data(), auth.size()), "Bearer " + token)) {
+        Response res{http::status::unauthorized, version};
+        res.set(http::field::content_type, "application/json");
+        res.set(http::field::www_authenticate, "Bearer");
+        res.keep_alive(keep);
+        res.body() = ErrorBody("missing or wrong bearer token");
+        res.prepare_payload();
+        return Send(std::move(res));
+      }
+    }
 
     if (path == "/v1/events") {
       if (method != http::verb::post) return MethodNotAllowed("POST");
@@ -367,6 +386,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   ~TcpSession() { server_->connections.fetch_sub(1); }
 
   void Start() {
+    authenticated_ = server_->options.token.empty();
     ingest_ = std::make_shared<IngestSession>(server_->pipeline, "tcp");
     ArmIdle();
     DoRead();
@@ -403,8 +423,28 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   }
 
   void OnRead(beast::error_code ec, size_t n) {
-    if (n > 0) {
-      ingest_->Feed(std::string_view(buffer_.data(), n));
+    std::string_view data(buffer_.data(), n);
+    if (n > 0 && !authenticated_) {
+      // The first line must be "AUTH <token>".
+      size_t before = auth_line_.size();
+      auth_line_.append(data.substr(0, 512 - std::min<size_t>(before, 512)));
+      size_t nl = auth_line_.find('\n');
+      if (nl == std::string::npos && auth_line_.size() < 512 && !ec) return DoRead();
+      std::string line = auth_line_.substr(0, nl == std::string::npos ? auth_line_.size() : nl);
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (nl == std::string::npos || !ConstantTimeEquals(line, "AUTH " + server_->options.token)) {
+        summary_ = ErrorBody("missing or wrong AUTH line") + "\n";
+        finishing_ = true;
+        net::async_write(socket_, net::buffer(summary_),
+                         [self = shared_from_this()](beast::error_code, size_t) { self->Close(); });
+        return;
+      }
+      authenticated_ = true;
+      data.remove_prefix(std::min(data.size(), nl + 1 - before));
+      auth_line_.clear();
+    }
+    if (!data.empty()) {
+      ingest_->Feed(data);
       ArmIdle();
     }
     if (ec == net::error::eof) {
@@ -447,6 +487,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   std::vector<char> buffer_;
   std::shared_ptr<IngestSession> ingest_;
   std::string summary_;
+  std::string auth_line_;
+  bool authenticated_ = false;
   bool finishing_ = false;
 };
 

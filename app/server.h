@@ -23,6 +23,9 @@ struct ServerOptions {
   uint64_t max_body_bytes = 64ull << 20;  // larger POST bodies get 413
   int idle_timeout_seconds = 60;          // a connection silent this long is closed
   int max_connections = 1024;             // beyond this, new connections are refused
+  // When set, HTTP requests (but /healthz) need "Authorization: Bearer TOKEN"
+  // and a TCP connection must open with the line "AUTH TOKEN".
+  std::string token;
 };
 
 class Server {

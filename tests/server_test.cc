@@ -231,6 +231,33 @@ TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
   EXPECT_EQ(Get("/v1/kpis").status, 200);
 }
 
+TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
+  app::ServerOptions o;
+  o.token = "s3cret-token-0123456789";
+  Start(o);
+  const std::string event = R"({"event_id":"a1","type":"share","user_id":"u5","ts":1763971200000})" "\n";
+  auto r = Post(event);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(Get("/v1/kpis").status, 401);
+  EXPECT_EQ(Get("/healthz").status, 200);
+  auto wrong = app::HttpRequest(http_, "POST", "/v1/events", event, 10, "s3cret-token-0123456780");
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_EQ(wrong->status, 401);
+  auto right = app::HttpRequest(http_, "POST", "/v1/events", event, 10, o.token);
+  ASSERT_TRUE(right.ok());
+  EXPECT_EQ(right->status, 200);
+  auto tcp = app::TcpSend(tcp_, event);
+  ASSERT_TRUE(tcp.ok());
+  EXPECT_EQ(*tcp, R"({"error":"missing or wrong AUTH line"})");
+  tcp = app::TcpSend(tcp_, R"({"event_id":"a2","type":"share","user_id":"u5","ts":1763971200000})" "\n", 10,
+                     o.token);
+  ASSERT_TRUE(tcp.ok());
+  EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+  auto u = app::HttpRequest(http_, "GET", "/v1/users/u5", {}, 10, o.token);
+  ASSERT_TRUE(u.ok());
+  EXPECT_NE(u->body.find("\"points\":6"), std::string::npos) << u->body;
+}
+
 TEST_F(ServerTest, TcpCountsAFinalLineWithoutNewline) {
   Start();
   auto r = app::TcpSend(tcp_, R"({"event_id":"t1","type":"checkin","user_id":"u9","ts":1763971200000})"
