@@ -734,10 +734,15 @@ void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutc
     impl_->CompletePart(b);
     return;
   }
-  b->pending_.store(parts, std::memory_order_release);
+  // Decide the targets first: once enqueued, a part may complete and the
+  // last one deletes the batch, so `b` must not be read after that.
+  uint32_t targets[256];
+  uint32_t ntargets = 0;
   for (uint32_t i = 0; i < b->per_shard.size(); ++i) {
-    if (!b->per_shard[i].empty()) impl_->workers[i]->queue.enqueue(Task{b});
+    if (!b->per_shard[i].empty()) targets[ntargets++] = i;
   }
+  b->pending_.store(parts, std::memory_order_release);
+  for (uint32_t k = 0; k < ntargets; ++k) impl_->workers[targets[k]]->queue.enqueue(Task{b});
 }
 
 bool Pipeline::HasCapacity() const {
