@@ -348,6 +348,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       });
       return;
     }
+    if (server_->pipeline->DiskLow()) {
+      // Refuse the body whole rather than take part of it.
+      IngestSummary refused;
+      refused.status = Status::Unavailable(
+          "disk space is below the watermark; ingest resumes when space returns");
+      return Reply(http::status::service_unavailable, refused.ToJson(), request_.keep_alive(),
+                   request_.version());
+    }
     auto session = std::make_shared<IngestSession>(server_->pipeline, "http");
     Status s = session->FeedWhole(request_.body());
     request_.body().clear();

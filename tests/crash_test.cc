@@ -186,8 +186,10 @@ TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {
     auto r = app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, i, i + 20000));
     ASSERT_TRUE(r.ok());
     if (r->status == 503) {
-      EXPECT_EQ(Field(r->body, "accepted"), 0u) << r->body;
+      // A body refused up front takes nothing; one that crossed the
+      // watermark midway says how much of it was taken (and is durable).
       EXPECT_NE(r->body.find("watermark"), std::string::npos) << r->body;
+      acked += Field(r->body, "accepted");
       refused_at = i;
       break;
     }
