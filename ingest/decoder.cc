@@ -362,7 +362,7 @@ std::string Decoder::DecodeArray(std::string_view data, Arena* arena, DecodeSink
 }
 
 void PaddedBuffer::Reserve(size_t capacity) {
-  if (capacity <= capacity_) return;
+  if (capacity <= capacity_ && data_ != nullptr) return;
   auto grown = std::make_unique<char[]>(capacity + kPadding);
   if (size_ > 0) std::memcpy(grown.get(), data_.get(), size_);
   std::memset(grown.get() + capacity, 0, kPadding);
@@ -371,7 +371,8 @@ void PaddedBuffer::Reserve(size_t capacity) {
 }
 
 void PaddedBuffer::Append(std::string_view bytes) {
-  if (size_ + bytes.size() > capacity_) {
+  if (bytes.empty()) return;
+  if (size_ + bytes.size() > capacity_ || data_ == nullptr) {
     size_t want = capacity_ * 2;
     if (want < size_ + bytes.size()) want = size_ + bytes.size();
     Reserve(want);

@@ -148,6 +148,15 @@ TEST_F(DecoderTest, CountsLinesAcrossBlanksAndCrlf) {
   EXPECT_EQ(c.rejects[0].first, 4u);
 }
 
+TEST_F(DecoderTest, AcceptsEmptyInput) {
+  // Regression (found by decoder_fuzz): an empty PaddedBuffer had no storage
+  // and memcpy was handed a null pointer.
+  Collect c = Decode("");
+  EXPECT_TRUE(c.events.empty());
+  EXPECT_TRUE(c.rejects.empty());
+  EXPECT_NE(buf_->data(), nullptr);
+}
+
 TEST_F(DecoderTest, DecodesJsonArrayBodies) {
   std::string body = std::string("[") + kOrder + ",42," + kOrder + "]";
   PaddedBuffer buf(body.size());

@@ -424,6 +424,10 @@ Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq, int64_t* e
       !GetVarintSigned(&in, &max_ts_) || !GetVarintSigned(&in, &swept)) {
     return bad("truncated header");
   }
+  if ((swept != kNoDay && (swept < kFirstDay || swept > kLastDay)) ||
+      (max_ts_ != kNoTs && !TsInRange(max_ts_))) {
+    return bad("watermark out of range");
+  }
   swept_day_ = static_cast<int32_t>(swept);
   for (int64_t* v : {&agg_.users, &agg_.members, &agg_.buyers, &agg_.repeat_buyers, &agg_.accepted,
                      &agg_.duplicates}) {

@@ -279,6 +279,7 @@ Status DecodeUserState(std::string_view in, UserState* s) {
         !GetVarintSigned(&in, &spend) || inter > UINT32_MAX || ord > UINT32_MAX) {
       return bad("bucket");
     }
+    if (delta < INT32_MIN / 2 || delta > INT32_MAX / 2) return bad("bucket day");
     prev += delta;
     if (prev < INT32_MIN / 2 || prev > INT32_MAX / 2) return bad("bucket day");
     b.day = static_cast<int32_t>(prev);

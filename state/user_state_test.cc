@@ -174,5 +174,17 @@ TEST(UserStateCodec, RejectsCorruptBytes) {
   EXPECT_FALSE(DecodeUserState(bytes + "x", &d).ok());
 }
 
+TEST(UserStateCodec, RejectsBucketDayDeltasThatWouldOverflow) {
+  // Regression (found by codec_fuzz): a huge negative day delta overflowed
+  // the running day sum instead of being reported as corruption.
+  const unsigned char kInput[] = {0x01, 0x00, 0x00, 0x00, 0x00, 0x08, 0x07, 0x04, 0xff, 0xff,
+                                  0x00, 0x00, 0x00, 0x00, 0xf9, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                  0xff, 0xff, 0xff, 0x21, 0x01, 0xf5, 0x04, 0x08, 0x71, 0x07};
+  UserState s;
+  EXPECT_FALSE(
+      DecodeUserState(std::string_view(reinterpret_cast<const char*>(kInput), sizeof kInput), &s)
+          .ok());
+}
+
 }  // namespace
 }  // namespace tierstream::state
