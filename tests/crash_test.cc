@@ -1,13 +1,8 @@
 // kill -9 of a real `tierstream serve` process: every acknowledged event
 // survives, nothing is applied twice when clients re-send after the crash.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <netinet/in.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,86 +11,16 @@
 #include <thread>
 
 #include "app/client.h"
+#include "tests/process_util.h"
 #include "tests/test_util.h"
-
-extern char** environ;
 
 namespace tierstream {
 namespace {
 
+using testing::Field;
+using testing::RunTool;
+using testing::ServerProcess;
 using testing::TempDir;
-
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-class ServerProcess {
- public:
-  explicit ServerProcess(const std::string& data_dir, std::vector<std::string> extra = {}) {
-    const char* bin = std::getenv("TIERSTREAM_BIN");
-    if (bin == nullptr) bin = TIERSTREAM_BIN_DEFAULT;
-    http_ = "127.0.0.1:" + std::to_string(FreePort());
-    tcp_ = "127.0.0.1:" + std::to_string(FreePort());
-    std::vector<std::string> args = {bin,    "serve", "--data", data_dir, "--http",
-                                     http_,  "--tcp", tcp_,     "--shards", "2"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawn(&pid_, bin, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) pid_ = -1;
-    for (int i = 0; i < 500 && pid_ > 0; ++i) {
-      auto r = app::HttpRequest(http_, "GET", "/healthz", {}, 2);
-      if (r.ok() && r->status == 200) {
-        ready_ = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-  ~ServerProcess() { Kill(); }
-  void Kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-  int Terminate() {
-    int status = -1;
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, &status, 0);
-      pid_ = -1;
-    }
-    return status;
-  }
-  bool ready() const { return ready_; }
-  const std::string& http() const { return http_; }
-
- private:
-  pid_t pid_ = -1;
-  bool ready_ = false;
-  std::string http_, tcp_;
-};
-
-uint64_t Field(const std::string& json, const char* key) {
-  size_t at = json.find(std::string("\"") + key + "\":");
-  if (at == std::string::npos) return UINT64_MAX;
-  return std::strtoull(json.c_str() + at + std::strlen(key) + 3, nullptr, 10);
-}
 
 app::GenOptions Stream() {
   app::GenOptions g;
@@ -210,27 +135,6 @@ TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_GT(Field(r->body, "accepted"), 0u);
-}
-
-int RunTool(const std::vector<std::string>& args) {
-  const char* bin = std::getenv("TIERSTREAM_BIN");
-  if (bin == nullptr) bin = TIERSTREAM_BIN_DEFAULT;
-  std::vector<std::string> all = {bin};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid;
-  int rc = posix_spawn(&pid, bin, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return -1;
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 TEST(Verify, PassesOnAFaithfulDataDirAndFailsOnADivergedOne) {

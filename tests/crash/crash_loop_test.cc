@@ -1,0 +1,163 @@
+// The crash loop: concurrent HTTP and TCP senders stream a generated event
+// set in batches while the server is killed with SIGKILL at random moments
+// and restarted. Senders re-send every batch that was not acknowledged, and a
+// share of those that were. In the end every profile and KPI must equal the
+// batch evaluation of the event set: nothing acknowledged lost, nothing
+// counted twice.
+//
+// CRASH_LOOP_KILLS (default 5) and CRASH_LOOP_SEED set the run;
+// scripts/crash-loop runs the long version (50 kills).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "app/client.h"
+#include "tests/process_util.h"
+#include "tests/test_util.h"
+
+namespace tierstream {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::atoi(v) : fallback;
+}
+
+TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
+  const int kills = EnvInt("CRASH_LOOP_KILLS", 5);
+  const auto seed = static_cast<uint64_t>(EnvInt("CRASH_LOOP_SEED", 1));
+  app::GenOptions g;
+  g.users = 3000;
+  g.days = 6;  // re-sends stay inside the duplicate horizon
+  g.events = 40000 + static_cast<uint64_t>(kills) * 8000;
+  g.seed = seed;
+  g.invalid_rate = 0.002;
+  const auto lines = testing::GenerateLines(g);
+  const testing::Reference ref = testing::Evaluate(lines);
+
+  std::mt19937_64 rng(seed);
+  std::vector<std::pair<size_t, size_t>> batches;  // [begin, end) of lines
+  for (size_t i = 0; i < lines.size();) {
+    size_t n = 50 + rng() % 2950;
+    batches.emplace_back(i, std::min(lines.size(), i + n));
+    i += n;
+  }
+
+  testing::TempDir dir;
+  const std::string log = dir.path() + "/server.log";
+  testing::ServerProcess server(dir.path() + "/data", {}, log);
+  ASSERT_TRUE(server.ready());
+
+  std::mutex mu;
+  std::deque<size_t> todo;
+  for (size_t b = 0; b < batches.size(); ++b) todo.push_back(b);
+  std::vector<bool> acked(batches.size(), false), resent(batches.size(), false);
+  size_t acked_count = 0, sends = 0, failures = 0, resends = 0;
+
+  auto sender = [&](int id) {
+    std::mt19937_64 r(seed * 100 + static_cast<uint64_t>(id));
+    const bool use_http = id % 2 == 0;
+    for (;;) {
+      size_t b = 0;
+      bool got = false;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (todo.empty() && acked_count == batches.size()) return;  // re-sends drained too
+        if (!todo.empty()) {
+          b = todo.front();
+          todo.pop_front();
+          ++sends;
+          got = true;
+        }
+      }
+      if (!got) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
+      std::string body = testing::Join(lines, batches[b].first, batches[b].second);
+      bool ok = false;
+      if (use_http) {
+        auto res = app::HttpRequest(server.http(), "POST", "/v1/events", body, 10);
+        ok = res.ok() && res->status == 200;
+      } else {
+        auto res = app::TcpSend(server.tcp(), body, 10);
+        ok = res.ok() && res->rfind("{\"accepted\":", 0) == 0;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (!ok) {
+        ++failures;
+        todo.push_back(b);
+        continue;
+      }
+      if (!acked[b]) {
+        acked[b] = true;
+        ++acked_count;
+        // Re-send a share of acknowledged batches, as a client that timed out would.
+        if (!resent[b] && r() % 10 == 0) {
+          resent[b] = true;
+          ++resends;
+          todo.push_back(b);
+        }
+      }
+    }
+  };
+
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 4; ++i) senders.emplace_back(sender, i);
+  std::vector<double> restart_seconds;
+  for (int k = 0; k < kills; ++k) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 400));
+    server.Kill();
+    const auto t0 = Clock::now();
+    ASSERT_TRUE(server.Start()) << "restart " << k;
+    restart_seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  for (auto& t : senders) t.join();
+
+  size_t bad = 0;
+  for (const auto& [id, want] : ref.profiles) {
+    auto u = app::HttpRequest(server.http(), "GET", "/v1/users/" + app::UrlEncode(id));
+    ASSERT_TRUE(u.ok());
+    auto d = testing::DiffProfile(u->body, want);
+    if (!d.empty() && ++bad <= 5) ADD_FAILURE() << d[0];
+  }
+  auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  ASSERT_TRUE(k.ok());
+  auto kd = testing::DiffKpis(k->body, ref.kpis, false);
+  EXPECT_TRUE(kd.empty()) << kd.size() << " KPI differences, first: " << kd[0];
+  EXPECT_EQ(testing::Field(k->body, "events_accepted"),
+            static_cast<uint64_t>(ref.kpis.events_accepted));
+  EXPECT_EQ(bad, 0u);
+
+  // Recovery figures from the server's log.
+  double max_recovery = 0;
+  uint64_t max_replayed = 0;
+  std::string text = testing::ReadFile(log);
+  for (size_t at = 0; (at = text.find("replayed ", at)) != std::string::npos; ++at) {
+    unsigned long long n = 0;
+    double secs = 0;
+    if (std::sscanf(text.c_str() + at, "replayed %llu logged events in %lf s", &n, &secs) == 2) {
+      max_recovery = std::max(max_recovery, secs);
+      max_replayed = std::max<uint64_t>(max_replayed, n);
+    }
+  }
+  double max_restart = 0;
+  for (double s : restart_seconds) max_restart = std::max(max_restart, s);
+  std::printf(
+      "crash loop: %d kills, %zu lines in %zu batches, %zu sends (%zu failed, %zu re-sends of "
+      "acknowledged batches), %zu profile differences, %zu KPI differences; recovery: at most "
+      "%llu logged events replayed in %.3f s, restart to ready at most %.3f s\n",
+      kills, lines.size(), batches.size(), sends, failures, resends, bad, kd.size(),
+      static_cast<unsigned long long>(max_replayed), max_recovery, max_restart);
+}
+
+}  // namespace
+}  // namespace tierstream

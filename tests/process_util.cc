@@ -1,0 +1,128 @@
+#include "tests/process_util.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "app/client.h"
+
+extern char** environ;
+
+namespace tierstream::testing {
+
+const char* TierstreamBinary() {
+  const char* bin = std::getenv("TIERSTREAM_BIN");
+  return bin != nullptr ? bin : TIERSTREAM_BIN_DEFAULT;
+}
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+ServerProcess::ServerProcess(const std::string& data_dir, std::vector<std::string> extra,
+                             std::string log_path)
+    : data_dir_(data_dir), extra_(std::move(extra)), log_path_(std::move(log_path)) {
+  http_ = "127.0.0.1:" + std::to_string(FreePort());
+  tcp_ = "127.0.0.1:" + std::to_string(FreePort());
+  Start();
+}
+
+ServerProcess::~ServerProcess() { Kill(); }
+
+bool ServerProcess::Start() {
+  Kill();
+  ready_ = false;
+  const char* bin = TierstreamBinary();
+  std::vector<std::string> args = {bin,   "serve", "--data", data_dir_, "--http",
+                                   http_, "--tcp", tcp_,     "--shards", "2"};
+  args.insert(args.end(), extra_.begin(), extra_.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (log_path_.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 2, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
+  }
+  int rc = posix_spawn(&pid_, bin, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    pid_ = -1;
+    return false;
+  }
+  for (int i = 0; i < 1500; ++i) {
+    auto r = app::HttpRequest(http_, "GET", "/healthz", {}, 2);
+    if (r.ok() && r->status == 200) {
+      ready_ = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return ready_;
+}
+
+void ServerProcess::Kill() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+}
+
+int ServerProcess::Terminate() {
+  int status = -1;
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  return status;
+}
+
+int RunTool(const std::vector<std::string>& args) {
+  const char* bin = TierstreamBinary();
+  std::vector<std::string> all = {bin};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  int rc = posix_spawn(&pid, bin, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return -1;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+uint64_t Field(const std::string& json, const char* key) {
+  size_t at = json.find(std::string("\"") + key + "\":");
+  if (at == std::string::npos) return UINT64_MAX;
+  return std::strtoull(json.c_str() + at + std::strlen(key) + 3, nullptr, 10);
+}
+
+}  // namespace tierstream::testing

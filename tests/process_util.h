@@ -1,0 +1,54 @@
+// Helpers for tests that drive real `tierstream` processes: a server that
+// can be killed and restarted on the same ports, one-shot tool runs, and a
+// field reader for the JSON answers.
+#ifndef TIERSTREAM_TESTS_PROCESS_UTIL_H_
+#define TIERSTREAM_TESTS_PROCESS_UTIL_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tierstream::testing {
+
+// The tierstream binary under test ($TIERSTREAM_BIN overrides the build's).
+const char* TierstreamBinary();
+uint16_t FreePort();
+
+// `tierstream serve` on fresh loopback ports, with --shards 2 and `extra`.
+// Its stderr goes to `log_path` (appended) or /dev/null.
+class ServerProcess {
+ public:
+  explicit ServerProcess(const std::string& data_dir, std::vector<std::string> extra = {},
+                         std::string log_path = "");
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // Starts (again) on the same ports; true once /healthz answers.
+  bool Start();
+  void Kill();       // SIGKILL and reap
+  int Terminate();   // SIGTERM, reap, return the wait status
+  bool ready() const { return ready_; }
+  const std::string& http() const { return http_; }
+  const std::string& tcp() const { return tcp_; }
+
+ private:
+  std::string data_dir_;
+  std::vector<std::string> extra_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+  std::string http_, tcp_;
+};
+
+// Runs `tierstream ARGS...` with output discarded; returns its exit code.
+int RunTool(const std::vector<std::string>& args);
+
+// The unsigned integer after "key": in a flat JSON text; UINT64_MAX if absent.
+uint64_t Field(const std::string& json, const char* key);
+
+}  // namespace tierstream::testing
+
+#endif  // TIERSTREAM_TESTS_PROCESS_UTIL_H_
