@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -61,6 +62,7 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
   for (size_t b = 0; b < batches.size(); ++b) todo.push_back(b);
   std::vector<bool> acked(batches.size(), false), resent(batches.size(), false);
   size_t acked_count = 0, sends = 0, failures = 0, resends = 0;
+  std::atomic<bool> killing{true};
 
   auto sender = [&](int id) {
     std::mt19937_64 r(seed * 100 + static_cast<uint64_t>(id));
@@ -70,7 +72,13 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
       bool got = false;
       {
         std::lock_guard<std::mutex> lock(mu);
-        if (todo.empty() && acked_count == batches.size()) return;  // re-sends drained too
+        if (todo.empty() && acked_count == batches.size()) {
+          if (!killing.load()) return;  // everything acknowledged, re-sends drained
+          // Keep the server loaded while it is being killed: re-send
+          // acknowledged batches, which must all count as duplicates.
+          todo.push_back(r() % batches.size());
+          ++resends;
+        }
         if (!todo.empty()) {
           b = todo.front();
           todo.pop_front();
@@ -95,6 +103,9 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
       if (!ok) {
         ++failures;
         todo.push_back(b);
+        mu.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the server may be restarting
+        mu.lock();
         continue;
       }
       if (!acked[b]) {
@@ -114,12 +125,13 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
   for (int i = 0; i < 4; ++i) senders.emplace_back(sender, i);
   std::vector<double> restart_seconds;
   for (int k = 0; k < kills; ++k) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 400));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 300));
     server.Kill();
     const auto t0 = Clock::now();
     ASSERT_TRUE(server.Start()) << "restart " << k;
     restart_seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
+  killing.store(false);
   for (auto& t : senders) t.join();
 
   size_t bad = 0;
