@@ -120,6 +120,13 @@ struct Server::Impl {
   std::atomic<bool> stopped{false};
 
   Status Bind(tcp::acceptor* acceptor, const std::string& address, const char* what);
+  // After an accept error (out of file descriptors, say), waits a moment
+  // instead of spinning on it.
+  template <typename Fn>
+  void RetryAccept(Fn fn) {
+    auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(20));
+    timer->async_wait([timer, fn](beast::error_code) { fn(); });
+  }
   void AcceptHttp();
   void AcceptTcp();
 };
@@ -527,7 +534,7 @@ Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, c
 void Server::Impl::AcceptHttp() {
   http_acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
     if (ec) {
-      if (!stopped.load() && http_acceptor.is_open()) AcceptHttp();
+      if (!stopped.load() && http_acceptor.is_open()) RetryAccept([this] { AcceptHttp(); });
       return;
     }
     s.set_option(tcp::no_delay(true), ec);
@@ -544,7 +551,7 @@ void Server::Impl::AcceptHttp() {
 void Server::Impl::AcceptTcp() {
   tcp_acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
     if (ec) {
-      if (!stopped.load() && tcp_acceptor.is_open()) AcceptTcp();
+      if (!stopped.load() && tcp_acceptor.is_open()) RetryAccept([this] { AcceptTcp(); });
       return;
     }
     auto session = std::make_shared<TcpSession>(std::move(s), this);

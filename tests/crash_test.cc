@@ -1,6 +1,9 @@
 // kill -9 of a real `tierstream serve` process: every acknowledged event
 // survives, nothing is applied twice when clients re-send after the crash.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +14,7 @@
 #include <thread>
 
 #include "app/client.h"
+#include "app/server.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
 
@@ -135,6 +139,54 @@ TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_GT(Field(r->body, "accepted"), 0u);
+}
+
+// 10,000 simultaneous connections: those over --max-connections get a 503
+// and are closed; the server keeps serving.
+TEST(Connections, TenThousandAtOnceAreAnsweredCleanly) {
+  TempDir dir;
+  ServerProcess server(dir.path() + "/data", {"--max-connections", "500"});
+  ASSERT_TRUE(server.ready());
+  std::string host;
+  uint16_t port = 0;
+  app::SplitHostPort(server.http(), &host, &port);
+  std::vector<int> fds;
+  for (int i = 0; i < 10000; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0) << "client out of descriptors at " << i;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      continue;
+    }
+    fds.push_back(fd);
+  }
+  EXPECT_GT(fds.size(), 9000u);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  size_t refused = 0, open = 0;
+  for (int fd : fds) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) == 1) {
+      char buf[256];
+      ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0 && std::string_view(buf, static_cast<size_t>(n)).find(" 503 ") != std::string_view::npos) {
+        ++refused;
+      }
+    } else {
+      ++open;
+    }
+  }
+  EXPECT_GT(refused, 5000u);
+  EXPECT_LE(open, 600u);
+  for (int fd : fds) ::close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
+                       R"({"event_id":"c1","type":"share","user_id":"u1","ts":1763971200000})" "\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200) << r->body;
 }
 
 TEST(Verify, PassesOnAFaithfulDataDirAndFailsOnADivergedOne) {

@@ -33,6 +33,7 @@ class ServerProcess {
   bool ready() const { return ready_; }
   const std::string& http() const { return http_; }
   const std::string& tcp() const { return tcp_; }
+  pid_t pid() const { return pid_; }
 
  private:
   std::string data_dir_;
