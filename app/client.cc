@@ -22,6 +22,26 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 
+namespace {
+
+Status Connect(const std::string& address, int timeout_seconds, beast::tcp_stream* stream,
+               std::string* host) {
+  uint16_t port;
+  if (!SplitHostPort(address, host, &port)) {
+    return Status::InvalidArgument("address: expected HOST:PORT, got '" + address + "'");
+  }
+  beast::error_code ec;
+  tcp::resolver resolver(stream->get_executor());
+  auto endpoints = resolver.resolve(*host, std::to_string(port), ec);
+  if (ec) return Status::IoError("resolve " + address + ": " + ec.message());
+  stream->expires_after(std::chrono::seconds(timeout_seconds));
+  stream->connect(endpoints, ec);
+  if (ec) return Status::IoError("connect " + address + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
 std::string UrlEncode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
@@ -41,20 +61,12 @@ std::string UrlEncode(std::string_view s) {
 Result<HttpResult> HttpRequest(const std::string& address, const std::string& method,
                                const std::string& target, std::string_view body,
                                int timeout_seconds, const std::string& token) {
-  std::string host;
-  uint16_t port;
-  if (!SplitHostPort(address, &host, &port)) {
-    return Status::InvalidArgument("address: expected HOST:PORT, got '" + address + "'");
-  }
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
+  std::string host;
+  Status connected = Connect(address, timeout_seconds, &stream, &host);
+  if (!connected.ok()) return connected;
   beast::error_code ec;
-  tcp::resolver resolver(ioc);
-  auto endpoints = resolver.resolve(host, std::to_string(port), ec);
-  if (ec) return Status::IoError("resolve " + address + ": " + ec.message());
-  stream.expires_after(std::chrono::seconds(timeout_seconds));
-  stream.connect(endpoints, ec);
-  if (ec) return Status::IoError("connect " + address + ": " + ec.message());
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, host);
   req.set(http::field::user_agent, "tierstream");
@@ -80,20 +92,12 @@ Result<HttpResult> HttpRequest(const std::string& address, const std::string& me
 
 Result<std::string> TcpSend(const std::string& address, std::string_view data,
                             int timeout_seconds, const std::string& token) {
-  std::string host;
-  uint16_t port;
-  if (!SplitHostPort(address, &host, &port)) {
-    return Status::InvalidArgument("address: expected HOST:PORT, got '" + address + "'");
-  }
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
+  std::string host;
+  Status connected = Connect(address, timeout_seconds, &stream, &host);
+  if (!connected.ok()) return connected;
   beast::error_code ec;
-  tcp::resolver resolver(ioc);
-  auto endpoints = resolver.resolve(host, std::to_string(port), ec);
-  if (ec) return Status::IoError("resolve " + address + ": " + ec.message());
-  stream.expires_after(std::chrono::seconds(timeout_seconds));
-  stream.connect(endpoints, ec);
-  if (ec) return Status::IoError("connect " + address + ": " + ec.message());
   if (!token.empty()) {
     const std::string auth = "AUTH " + token + "\n";
     net::write(stream.socket(), net::buffer(auth), ec);

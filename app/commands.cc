@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -50,6 +51,41 @@ long PeakRssKb() {
     if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
   }
   return 0;
+}
+
+// Reads `file` ('-' = stdin) in chunks of whole lines and calls fn on each;
+// the last chunk may end without a newline. Adds the bytes read to *bytes.
+bool ForEachChunk(const std::string& file, uint64_t* bytes,
+                  const std::function<void(std::string_view)>& fn) {
+  std::FILE* in = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
+  if (in == nullptr) {
+    std::fprintf(stderr, "tierstream: cannot read %s\n", file.c_str());
+    return false;
+  }
+  constexpr size_t kChunk = 4 << 20;
+  ingest::PaddedBuffer buf(kChunk + ingest::kMaxLineBytes);
+  bool eof = false;
+  while (!eof) {
+    const size_t room = buf.capacity() - buf.size();
+    const size_t n = std::fread(buf.data() + buf.size(), 1, room, in);
+    buf.set_size(buf.size() + n);
+    *bytes += n;
+    eof = n < room;
+    std::string_view view = buf.view();
+    size_t cut = view.size();
+    if (!eof) {
+      const size_t nl = view.rfind('\n');
+      if (nl != std::string_view::npos) {
+        cut = nl + 1;
+      } else if (view.size() < buf.capacity()) {
+        continue;
+      }  // else: a line longer than the buffer; the decoder rejects it
+    }
+    fn(view.substr(0, cut));
+    buf.Consume(cut);
+  }
+  if (in != stdin) std::fclose(in);
+  return true;
 }
 
 }  // namespace
@@ -133,41 +169,12 @@ int RunReplay(const ReplayArgs& args) {
   ingest::Decoder decoder;
   const auto start = Clock::now();
   uint64_t bytes_total = 0;
-  constexpr size_t kChunk = 4 << 20;
   for (const std::string& file : args.files) {
-    std::FILE* in = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
-    if (in == nullptr) {
-      std::fprintf(stderr, "tierstream: cannot read %s\n", file.c_str());
-      return 1;
-    }
-    ingest::PaddedBuffer buf(kChunk + ingest::kMaxLineBytes);
     uint64_t line = 1;
-    bool eof = false;
-    while (!eof) {
-      size_t room = buf.capacity() - buf.size();
-      size_t n = std::fread(buf.data() + buf.size(), 1, room, in);
-      buf.set_size(buf.size() + n);
-      bytes_total += n;
-      eof = n < room;
-      // Decode up to the last newline; keep the tail for the next read.
-      std::string_view view = buf.view();
-      size_t cut = view.size();
-      if (!eof) {
-        size_t nl = view.rfind('\n');
-        if (nl == std::string_view::npos) {
-          if (view.size() >= buf.capacity()) {
-            cut = view.size();  // a line longer than the buffer: the decoder rejects it
-          } else {
-            continue;
-          }
-        } else {
-          cut = nl + 1;
-        }
-      }
+    const bool read = ForEachChunk(file, &bytes_total, [&](std::string_view lines) {
       auto batch = p.NewBatch();
       pipeline::BatchBuilder builder(batch.get(), p.reject_log(), file);
-      line += decoder.DecodeLines(view.substr(0, cut), line, &batch->arena, &builder);
-      buf.Consume(cut);
+      line += decoder.DecodeLines(lines, line, &batch->arena, &builder);
       p.WaitForCapacity();
       outstanding.fetch_add(1);
       p.Submit(std::move(batch), [&](pipeline::BatchOutcome o) {
@@ -177,8 +184,8 @@ int RunReplay(const ReplayArgs& args) {
         if (!o.status.ok()) failed.store(true);
         outstanding.fetch_sub(1);
       });
-    }
-    if (in != stdin) std::fclose(in);
+    });
+    if (!read) return 1;
   }
   while (outstanding.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   Status s = p.Close();
@@ -230,32 +237,13 @@ int RunVerify(const VerifyArgs& args) {
   ingest::Decoder decoder;
   EvalSink sink;
   sink.eval = &eval;
+  uint64_t bytes = 0;
   for (const std::string& file : args.files) {
-    std::FILE* in = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
-    if (in == nullptr) {
-      std::fprintf(stderr, "tierstream: cannot read %s\n", file.c_str());
-      return 2;
-    }
-    constexpr size_t kChunk = 4 << 20;
-    ingest::PaddedBuffer buf(kChunk + ingest::kMaxLineBytes);
-    bool eof = false;
-    while (!eof) {
-      size_t room = buf.capacity() - buf.size();
-      size_t n = std::fread(buf.data() + buf.size(), 1, room, in);
-      buf.set_size(buf.size() + n);
-      eof = n < room;
-      std::string_view view = buf.view();
-      size_t cut = view.size();
-      if (!eof) {
-        size_t nl = view.rfind('\n');
-        if (nl == std::string_view::npos && view.size() < buf.capacity()) continue;
-        if (nl != std::string_view::npos) cut = nl + 1;
-      }
+    const bool read = ForEachChunk(file, &bytes, [&](std::string_view lines) {
       Arena arena;  // the evaluator copies what it keeps
-      decoder.DecodeLines(view.substr(0, cut), 1, &arena, &sink);
-      buf.Consume(cut);
-    }
-    if (in != stdin) std::fclose(in);
+      decoder.DecodeLines(lines, 1, &arena, &sink);
+    });
+    if (!read) return 2;
   }
   const auto profiles = eval.Profiles();
   const verify::Kpis kpis = eval.ComputeKpis();

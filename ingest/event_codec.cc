@@ -1,32 +1,11 @@
 #include "ingest/event_codec.h"
 
 #include "common/time.h"
+#include "common/varint.h"
 
 namespace tierstream::ingest {
 
 namespace {
-
-void PutVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-bool GetVarint(std::string_view* in, uint64_t* v) {
-  uint64_t result = 0;
-  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
-    auto byte = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    result |= static_cast<uint64_t>(byte & 0x7F) << shift;
-    if ((byte & 0x80) == 0) {
-      *v = result;
-      return true;
-    }
-  }
-  return false;
-}
 
 void PutString(std::string* out, std::string_view s) {
   out->push_back(static_cast<char>(s.size()));  // ids are at most 128 bytes
@@ -49,8 +28,8 @@ bool HasReferrer(EventType t) { return t == EventType::kJoin || t == EventType::
 
 void AppendEventRecord(const Event& e, std::string* out) {
   out->push_back(static_cast<char>(static_cast<uint8_t>(e.type) | (e.community ? 0x80 : 0)));
-  PutVarint(out, static_cast<uint64_t>(e.ts_ms - kMinTsMs));
-  if (HasAmount(e.type)) PutVarint(out, static_cast<uint64_t>(e.amount_fen));
+  PutVarint64(out, static_cast<uint64_t>(e.ts_ms - kMinTsMs));
+  if (HasAmount(e.type)) PutVarint64(out, static_cast<uint64_t>(e.amount_fen));
   PutString(out, e.event_id);
   PutString(out, e.user_id);
   if (HasReferrer(e.type)) PutString(out, e.referrer_id);
@@ -74,9 +53,9 @@ bool LogBlockReader::Next(Event* e) {
   e->type = static_cast<EventType>(type);
   e->community = (tag & 0x80) != 0;
   uint64_t ts, amount = 0;
-  if (!GetVarint(&rest_, &ts) || ts >= static_cast<uint64_t>(kMaxTsMs - kMinTsMs)) return ok_ = false;
+  if (!GetVarint64(&rest_, &ts) || ts >= static_cast<uint64_t>(kMaxTsMs - kMinTsMs)) return ok_ = false;
   e->ts_ms = static_cast<int64_t>(ts) + kMinTsMs;
-  if (HasAmount(e->type) && (!GetVarint(&rest_, &amount) || amount > (1ull << 50))) {
+  if (HasAmount(e->type) && (!GetVarint64(&rest_, &amount) || amount > (1ull << 50))) {
     return ok_ = false;
   }
   e->amount_fen = static_cast<int64_t>(amount);

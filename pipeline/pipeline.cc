@@ -207,6 +207,19 @@ struct Pipeline::Impl {
 
   Status Recover();
   Status Retier();
+  // Sends one query of `kind` to every worker; the last answer completes `g`.
+  void Broadcast(Query::Kind kind, const std::shared_ptr<Query::Gather>& g,
+                 const std::string& after = {}) {
+    g->pending.store(static_cast<uint32_t>(workers.size()));
+    for (auto& w : workers) {
+      auto* q = new Query{};
+      q->kind = kind;
+      q->gather = g;
+      q->after = after;
+      w->queries.enqueue(q);
+      w->queue.enqueue(Task{nullptr});
+    }
+  }
   void Run(Worker* w);
   void ProcessGroup(Worker* w, Batch** batches, size_t n);
   void CompletePart(Batch* b);
@@ -766,45 +779,23 @@ void Pipeline::GetUser(std::string user_id, std::function<void(bool, std::string
 
 void Pipeline::GetKpis(std::function<void(std::string)> done) {
   auto g = std::make_shared<Query::Gather>();
-  g->pending.store(shards());
   g->done = std::move(done);
-  for (auto& w : impl_->workers) {
-    auto* q = new Query{};
-    q->kind = Query::Kind::kKpis;
-    q->gather = g;
-    w->queries.enqueue(q);
-    w->queue.enqueue(Task{nullptr});
-  }
+  impl_->Broadcast(Query::Kind::kKpis, g);
 }
 
 void Pipeline::ListTier(state::Tier tier, std::string after, size_t limit,
                         std::function<void(std::string)> done) {
   auto g = std::make_shared<Query::Gather>();
-  g->pending.store(shards());
   g->tier = tier;
   g->limit = limit;
   g->done = std::move(done);
-  for (auto& w : impl_->workers) {
-    auto* q = new Query{};
-    q->kind = Query::Kind::kListTier;
-    q->gather = g;
-    q->after = after;
-    w->queries.enqueue(q);
-    w->queue.enqueue(Task{nullptr});
-  }
+  impl_->Broadcast(Query::Kind::kListTier, g, after);
 }
 
 void Pipeline::GetStats(std::function<void(std::string)> done) {
   auto g = std::make_shared<Query::Gather>();
-  g->pending.store(shards());
   g->done = std::move(done);
-  for (auto& w : impl_->workers) {
-    auto* q = new Query{};
-    q->kind = Query::Kind::kStats;
-    q->gather = g;
-    w->queries.enqueue(q);
-    w->queue.enqueue(Task{nullptr});
-  }
+  impl_->Broadcast(Query::Kind::kStats, g);
 }
 
 PipelineStats Pipeline::GetStatsSync() {
@@ -813,20 +804,13 @@ PipelineStats Pipeline::GetStatsSync() {
   bool ready = false;
   PipelineStats stats;
   auto g = std::make_shared<Query::Gather>();
-  g->pending.store(shards());
   g->done = [&](std::string) {
     std::lock_guard<std::mutex> lock(mu);
     stats = g->stats;
     ready = true;
     cv.notify_one();
   };
-  for (auto& w : impl_->workers) {
-    auto* q = new Query{};
-    q->kind = Query::Kind::kStats;
-    q->gather = g;
-    w->queries.enqueue(q);
-    w->queue.enqueue(Task{nullptr});
-  }
+  impl_->Broadcast(Query::Kind::kStats, g);
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return ready; });
   return stats;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "common/json_writer.h"
+#include "common/varint.h"
 
 namespace tierstream::state {
 

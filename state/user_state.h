@@ -87,12 +87,6 @@ int32_t NextCheckDay(const UserState& s, int32_t today, int64_t utc_offset_ms,
 void EncodeUserState(const UserState& s, std::string* out);
 Status DecodeUserState(std::string_view in, UserState* s);
 
-// Varint helpers shared by the state codecs.
-void PutVarint64(std::string* out, uint64_t v);
-void PutVarintSigned(std::string* out, int64_t v);
-bool GetVarint64(std::string_view* in, uint64_t* v);
-bool GetVarintSigned(std::string_view* in, int64_t* v);
-
 }  // namespace tierstream::state
 
 #endif  // TIERSTREAM_STATE_USER_STATE_H_
