@@ -450,8 +450,9 @@ Status Pipeline::Impl::Checkpoint(Worker* w) {
 
 void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   const int32_t today = Today();
-  if (today != kNoDay && w->state.swept_day() < today) {
-    w->state.Sweep(today, options.sweep_slice);
+  if (today != kNoDay) {
+    // A final checkpoint finishes the sweep: the next start begins as of T.
+    w->state.Sweep(today, force_checkpoint ? SIZE_MAX : options.sweep_slice);
   }
   // Event ids expire by this shard's own newest event, not the global T:
   // other shards may run ahead, and a re-sent event must not lose its id

@@ -401,7 +401,11 @@ void ShardState::EncodeMeta(uint64_t log_seq, int64_t events_rejected, std::stri
   PutVarint64(out, log_seq);
   PutVarintSigned(out, events_rejected);
   PutVarintSigned(out, max_ts_);
-  PutVarintSigned(out, swept_day_);
+  // The last day whose tier checks are all done: while a day is being swept
+  // in slices, its remaining checks are rebuilt from it after a restart.
+  const bool day_in_progress = sweep_pos_ < sweep_work_.size() ||
+                               sweep_evicted_pos_ < sweep_evicted_.size();
+  PutVarintSigned(out, day_in_progress && swept_day_ != kNoDay ? swept_day_ - 1 : swept_day_);
   for (int64_t v : {agg_.users, agg_.members, agg_.buyers, agg_.repeat_buyers, agg_.accepted,
                     agg_.duplicates}) {
     PutVarintSigned(out, v);
