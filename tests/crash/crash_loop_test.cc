@@ -58,8 +58,8 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
   ASSERT_TRUE(server.ready());
 
   std::mutex mu;
-  std::deque<size_t> todo;
-  for (size_t b = 0; b < batches.size(); ++b) todo.push_back(b);
+  std::deque<size_t> queue;
+  for (size_t b = 0; b < batches.size(); ++b) queue.push_back(b);
   std::vector<bool> acked(batches.size(), false), resent(batches.size(), false);
   size_t acked_count = 0, sends = 0, failures = 0, resends = 0;
   std::atomic<bool> killing{true};
@@ -72,16 +72,16 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
       bool got = false;
       {
         std::lock_guard<std::mutex> lock(mu);
-        if (todo.empty() && acked_count == batches.size()) {
+        if (queue.empty() && acked_count == batches.size()) {
           if (!killing.load()) return;  // everything acknowledged, re-sends drained
           // Keep the server loaded while it is being killed: re-send
           // acknowledged batches, which must all count as duplicates.
-          todo.push_back(r() % batches.size());
+          queue.push_back(r() % batches.size());
           ++resends;
         }
-        if (!todo.empty()) {
-          b = todo.front();
-          todo.pop_front();
+        if (!queue.empty()) {
+          b = queue.front();
+          queue.pop_front();
           ++sends;
           got = true;
         }
@@ -102,7 +102,7 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
       std::lock_guard<std::mutex> lock(mu);
       if (!ok) {
         ++failures;
-        todo.push_back(b);
+        queue.push_back(b);
         mu.unlock();
         std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the server may be restarting
         mu.lock();
@@ -115,7 +115,7 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
         if (!resent[b] && r() % 10 == 0) {
           resent[b] = true;
           ++resends;
-          todo.push_back(b);
+          queue.push_back(b);
         }
       }
     }
