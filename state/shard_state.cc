@@ -94,6 +94,8 @@ void ShardState::UnmarkSeen(std::string_view id, uint64_t seed) {
 
 void ShardState::ExpireSeen(int32_t today) {
   const int32_t oldest_kept = today - config_.dedup_horizon_days;
+  // Ids that expire before they were ever checkpointed need no persisting.
+  std::erase_if(new_seen_, [&](const auto& entry) { return entry.second < oldest_kept; });
   for (auto it = seen_by_day_.begin(); it != seen_by_day_.end();) {
     if (it->first >= oldest_kept) {
       ++it;

@@ -1,16 +1,23 @@
 // BatchEvaluator: a deliberately simple batch implementation of SPEC §2–§5,
 // written independently of the streaming path (it shares only the decoded
-// Event type): it keeps every accepted event and computes each profile and
-// KPI from scratch, straight from the definitions. It is the oracle of the
-// tests and of `verify`. Thread safety: confined.
+// Event type and DayOf): it keeps every accepted event and, when asked,
+// computes every profile and KPI from scratch, straight from the definitions,
+// as of T = the largest ts of the accepted events. It is the oracle of the
+// tests and of `tierstream verify`.
+//
+// Memory: every accepted event is kept (user ids interned, ~40 bytes each)
+// plus every accepted event_id (duplicates are recognised with no horizon).
+// Thread safety: confined (one thread).
 #ifndef TIERSTREAM_VERIFY_BATCH_EVAL_H_
 #define TIERSTREAM_VERIFY_BATCH_EVAL_H_
 
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "ingest/event.h"
@@ -24,6 +31,7 @@ struct Thresholds {  // SPEC §3 defaults
   int64_t active_interactions_7d = 3;
 };
 
+// SPEC §3: one user's profile as of T. Money in fen.
 struct Profile {
   std::string user_id;
   bool member = true;
@@ -32,19 +40,20 @@ struct Profile {
   int64_t interactions_7d = 0, interactions_30d = 0, orders_total = 0, orders_30d = 0,
           repeat_orders = 0;
   int64_t spend_30d_fen = 0, spend_total_fen = 0, points = 0, referrals = 0;
-  std::string tier;
+  std::string tier;  // "left", "high_value", "new", "active", "dormant", "regular"
 };
 
+// SPEC §5: the KPIs as of T. Money in fen; aov_30d in yuan (as served).
 struct Kpis {
-  std::optional<int64_t> as_of;
+  std::optional<int64_t> as_of;  // T; nullopt when no event was accepted
   int64_t users_total = 0, members = 0;
-  std::map<std::string, int64_t> tiers;
+  std::map<std::string, int64_t> tiers;  // all six keys, zeros included
   int64_t mau = 0, dau = 0, new_members_30d = 0, orders_30d = 0, community_orders_30d = 0;
   int64_t gmv_30d_fen = 0, refunds_30d_fen = 0, net_gmv_30d_fen = 0;
   int64_t buyers_total = 0, repeat_buyers_total = 0;
   int64_t referred_joins_30d = 0, referred_joins_prev_30d = 0;
   double monthly_active_rate = 0, community_order_share = 0, aov_30d = 0, repurchase_rate = 0;
-  std::optional<double> referral_growth;
+  std::optional<double> referral_growth;  // nullopt when referred_joins_prev_30d == 0
   int64_t events_accepted = 0, events_duplicate = 0, events_rejected = 0;
 };
 
@@ -52,29 +61,40 @@ class BatchEvaluator {
  public:
   BatchEvaluator(int64_t utc_offset_ms, Thresholds thresholds);
 
-  // Adds one decoded, valid event; a repeated event_id is counted and dropped.
+  // Adds one decoded, valid event (its strings are copied). An event whose
+  // event_id was already accepted is counted as a duplicate and dropped; all
+  // ids are remembered. Internal kReferralCredit events are ignored.
   void Add(const ingest::Event& e);
-  void AddRejected(int64_t n) { rejected_ += n; }
+  // Counts `n` rejected lines (SPEC §5 events_rejected); changes nothing else.
+  void AddRejected(int64_t n);
 
+  // Every user with a profile (own events, or named as referrer by a
+  // non-self join), keyed by user_id, as of T. Empty when no event was
+  // accepted.
   std::map<std::string, Profile> Profiles() const;
   Kpis ComputeKpis() const;
 
  private:
+  static constexpr int32_t kNoUser = -1;
   struct Stored {
-    std::string user_id, referrer_id;
-    ingest::EventType type;
-    int64_t ts, fen;
-    bool community;
+    int64_t ts = 0;
+    int64_t fen = 0;
+    int32_t user = kNoUser;
+    int32_t referrer = kNoUser;  // joins only; kNoUser when absent or self
+    ingest::EventType type = ingest::EventType::kMessage;
+    bool community = false;
   };
-  int64_t Day(int64_t ts) const;
-  Profile Evaluate(const std::string& user, int64_t today) const;
 
-  int64_t offset_;
+  int32_t Intern(std::string_view user_id);
+  int32_t Day(int64_t ts) const;
+
+  int64_t offset_ms_;
   Thresholds thresholds_;
-  std::set<std::string> ids_;
-  std::vector<Stored> events_;
-  std::map<std::string, std::vector<size_t>> own_;       // user -> her events
-  std::map<std::string, std::vector<size_t>> referred_;  // referrer -> joins naming her
+  std::unordered_set<std::string> seen_ids_;
+  std::unordered_map<std::string, int32_t> user_index_;
+  std::vector<std::string> user_names_;  // index -> user_id
+  std::vector<Stored> events_;           // accepted events, in arrival order
+  std::optional<int64_t> max_ts_;        // T
   int64_t duplicates_ = 0, rejected_ = 0;
 };
 
