@@ -31,6 +31,7 @@ Result<pipeline::PipelineOptions> MakePipelineOptions(const CommonArgs& args) {
   options.fsync = args.fsync;
   options.max_resident_users = args.max_resident_users;
   options.min_free_bytes = args.min_free_mb << 20;
+  options.dedup_memory_bytes = args.dedup_memory_mb << 20;
   if (!args.config_file.empty()) {
     auto config = state::LoadConfigFile(args.config_file);
     if (!config.ok()) return config.status();

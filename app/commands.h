@@ -20,6 +20,7 @@ struct CommonArgs {
   bool fsync = false;
   uint64_t max_resident_users = 4'000'000;
   uint64_t min_free_mb = 256;
+  uint64_t dedup_memory_mb = 256;
 };
 
 struct ServeArgs {

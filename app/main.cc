@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--max-resident-users", common->max_resident_users,
                     "Users kept in memory; beyond, clean users are evicted and reloaded on demand")
         ->capture_default_str();
+    cmd->add_option("--dedup-memory-mb", common->dedup_memory_mb,
+                    "Memory for event ids held exactly; beyond, they spill to disk in sorted runs")
+        ->capture_default_str();
     cmd->add_option("--min-free-mb", common->min_free_mb,
                     "Refuse ingest (503) while the data dir's disk has less free space")
         ->capture_default_str();

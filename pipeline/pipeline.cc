@@ -33,6 +33,9 @@ constexpr uint64_t kEventSeed = 0;   // duplicate index seed for own events
 constexpr uint64_t kCreditSeed = 1;  // ... and for referral credits
 constexpr size_t kMaxGroupBatches = 64;
 constexpr size_t kMaxGroupEvents = 64 * 1024;
+// What one event id costs in the exact in-memory map (hash map slot and
+// control byte at typical load, by-day list, new-id list).
+constexpr size_t kBytesPerMemoryId = 80;
 
 void AtomicMax(std::atomic<int64_t>* a, int64_t v) {
   int64_t cur = a->load(std::memory_order_relaxed);
@@ -113,12 +116,15 @@ struct Task {
 
 }  // namespace
 
-// Reloads evicted users of one shard from the store.
-class StoreUserSource final : public state::UserSource {
+// Reloads evicted users and spilled event-id blocks of one shard from the store.
+class StoreUserSource final : public state::UserSource, public state::IdRunSource {
  public:
   StoreUserSource(state::Store** store, uint32_t shard) : store_(store), shard_(shard) {}
   Status Load(std::string_view user_id, std::string* encoded, bool* found) override {
     return (*store_)->GetUser(shard_, user_id, encoded, found);
+  }
+  Status ReadIdBlock(uint64_t run_no, uint32_t block, std::string* bytes) override {
+    return (*store_)->ReadIdBlock(shard_, run_no, block, bytes);
   }
 
  private:
@@ -129,7 +135,7 @@ class StoreUserSource final : public state::UserSource {
 struct Pipeline::Impl {
   struct Worker {
     Worker(uint32_t shard_id, const state::Config& config, state::Store** store)
-        : id(shard_id), source(store, shard_id), state(shard_id, config, &source) {}
+        : id(shard_id), source(store, shard_id), state(shard_id, config, &source, &source) {}
     uint32_t id;
     StoreUserSource source;
     state::ShardState state;
@@ -276,23 +282,29 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
       if (options.write_log) ingest::AppendEventRecord(e, &w->block);
     }
   }
-  // 2. Make them durable before anything is applied or acknowledged.
+  // 2. Make them durable before anything is applied or acknowledged. If
+  // the duplicate check or the log write failed, nothing of the group counts.
   bool ok = true;
-  if (options.write_log && accepted_count > 0) {
-    Status s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
+  Status s = st.TakeIdError();
+  if (!s.ok()) {
+    Log("shard %u: duplicate index read failed, batch refused: %s", w->id, s.ToString().c_str());
+  } else if (options.write_log && accepted_count > 0) {
+    s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
     if (s.ok()) {
       ++w->log_seq;
     } else {
-      ok = false;
       Log("shard %u: log write failed, batch refused: %s", w->id, s.ToString().c_str());
-      size_t k = 0;
-      for (size_t i = 0; i < n; ++i) {
-        for (const Event& e : batches[i]->per_shard[w->id]) {
-          const bool credit = e.type == EventType::kReferralCredit;
-          if (w->accepted[k++]) st.UnmarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed);
-        }
-        batches[i]->failed_.store(true);
+    }
+  }
+  if (!s.ok()) {
+    ok = false;
+    size_t k = 0;
+    for (size_t i = 0; i < n; ++i) {
+      for (const Event& e : batches[i]->per_shard[w->id]) {
+        const bool credit = e.type == EventType::kReferralCredit;
+        if (w->accepted[k++]) st.UnmarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed);
       }
+      batches[i]->failed_.store(true);
     }
   }
   // 3. Apply.
@@ -343,6 +355,8 @@ void Pipeline::Impl::AnswerQueries(Worker* w) {
           g.stats.reloads += w->state.reloads();
           g.stats.dirty_users += w->state.dirty_count();
           g.stats.remembered_ids += w->state.seen_count();
+          g.stats.spilled_ids += w->state.spilled_ids();
+          g.stats.id_runs += w->state.id_runs();
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           std::string body;
@@ -354,6 +368,8 @@ void Pipeline::Impl::AnswerQueries(Worker* w) {
               .Key("reloads").Int(static_cast<int64_t>(g.stats.reloads))
               .Key("dirty_users").Int(static_cast<int64_t>(g.stats.dirty_users))
               .Key("remembered_event_ids").Int(static_cast<int64_t>(g.stats.remembered_ids))
+              .Key("spilled_event_ids").Int(static_cast<int64_t>(g.stats.spilled_ids))
+              .Key("event_id_runs").Int(static_cast<int64_t>(g.stats.id_runs))
               .Key("events_in_flight").Int(inflight.load())
               .EndObject();
           g.stats.json = std::move(body);
@@ -427,9 +443,23 @@ Status Pipeline::Impl::Checkpoint(Worker* w) {
   state::Store::Checkpoint cp(store.get());
   w->state.DrainDirty(
       [&](std::string_view id, std::string_view bytes) { cp.PutUser(w->id, id, bytes); });
-  w->state.DrainNewSeen([&](int32_t day, std::string_view packed) {
-    cp.PutSeen(w->id, day, ++w->seen_sub, packed);
-  });
+  if (w->state.WantsSpill()) {
+    // Every id in memory (checkpointed before or new) moves into one run.
+    uint64_t run_no = 0;
+    std::string descriptor;
+    w->state.SpillIds(
+        [&](uint32_t block, std::string_view bytes) {
+          cp.PutIdBlock(w->id, run_no, block, bytes);
+        },
+        &run_no, &descriptor);
+    cp.DeleteAllSeen(w->id);
+    cp.PutIdRun(w->id, run_no, descriptor);
+  } else {
+    w->state.DrainNewSeen([&](int32_t day, std::string_view packed) {
+      cp.PutSeen(w->id, day, ++w->seen_sub, packed);
+    });
+  }
+  w->state.DrainExpiredRuns([&](uint64_t run_no) { cp.DeleteIdRun(w->id, run_no); });
   std::string meta;
   w->state.EncodeMeta(w->log_seq, w->id == 0 ? rejected.load() : 0, &meta);
   cp.PutMeta(ShardMetaKey(w->id), meta);
@@ -559,6 +589,8 @@ Status Pipeline::Impl::Recover() {
       return w->state.LoadSeen(day, packed);
     });
     if (!s.ok()) return s;
+    s = store->ScanIdRuns(w->id, [&](std::string_view d) { return w->state.LoadIdRun(d); });
+    if (!s.ok()) return s;
     w->state.RebuildTimers();
   }
   // The log after each checkpoint: acknowledged events not yet in state.
@@ -578,6 +610,8 @@ Status Pipeline::Impl::Recover() {
       ingest::LogBlockReader reader(block);
       Event e;
       while (reader.Next(&e)) ApplyLogged(w.get(), e);
+      Status id_status = w->state.TakeIdError();
+      if (!id_status.ok()) return id_status;
       if (!reader.ok()) {
         return Status::Corruption("log block " + std::to_string(seq) + " of shard " +
                                   std::to_string(w->id) + " does not decode");
@@ -697,6 +731,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
                                                          64ull << 20);
   for (uint32_t i = 0; i < shards; ++i) {
     impl->workers.push_back(std::make_unique<Impl::Worker>(i, options.config, &impl->store_raw));
+    impl->workers.back()->state.set_memory_id_limit(
+        std::max<size_t>(1024, options.dedup_memory_bytes / kBytesPerMemoryId / shards));
   }
   s = impl->Recover();
   if (!s.ok()) return s;

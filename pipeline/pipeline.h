@@ -99,6 +99,10 @@ struct PipelineOptions {
   // Users kept in memory, across all shards; beyond it, clean users are
   // evicted after a checkpoint and reloaded from RocksDB on their next event.
   size_t max_resident_users = 4'000'000;
+  // Memory for event ids kept exactly in memory (about 80 bytes each),
+  // across all shards; beyond it a checkpoint spills them into sorted runs
+  // on disk, which keep ~1.6 bytes per id in memory.
+  size_t dedup_memory_bytes = 256u << 20;
   // Ingest is refused (503, TCP: an error summary) while the data dir's file
   // system has less free space than this: RocksDB must never meet a full disk.
   uint64_t min_free_bytes = 256ull << 20;
@@ -111,6 +115,8 @@ struct PipelineStats {
   uint64_t reloads = 0;  // evicted users read back from the store
   uint64_t dirty_users = 0;
   uint64_t remembered_ids = 0;
+  uint64_t spilled_ids = 0;  // in runs on disk (a filter of ~1.6 B each in memory)
+  uint64_t id_runs = 0;
   std::string json;
 };
 

@@ -167,6 +167,41 @@ TEST(Pipeline, DuplicatesAreRecognisedAcrossBatchesAndRestarts) {
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
 }
 
+TEST(Pipeline, DuplicatesAreRecognisedWhenTheirIdsSpillToDisk) {
+  auto lines = tierstream::testing::GenerateLines(SmallStream(17));
+  Reference ref = tierstream::testing::Evaluate(lines);
+  TempDir dir;
+  PipelineOptions o;
+  o.data_dir = dir.path();
+  o.shards = 2;
+  o.config.dedup_horizon_days = 3650;
+  o.dedup_memory_bytes = 1;  // the floor: 1024 ids per shard in memory
+  o.checkpoint_interval_ms = 1;
+  o.log_to_stderr = false;
+  std::string kpis_before;
+  {
+    auto p = std::move(Pipeline::Open(o)).value();
+    Totals first = Feed(*p, lines, 4);
+    EXPECT_EQ(first.accepted, static_cast<uint64_t>(ref.kpis.events_accepted));
+    Totals again = Feed(*p, lines, 5);
+    EXPECT_EQ(again.accepted, 0u);
+    PipelineStats stats = p->GetStatsSync();
+    EXPECT_GT(stats.id_runs, 2u);
+    EXPECT_GT(stats.spilled_ids, stats.remembered_ids / 2);
+    kpis_before = p->GetKpisSync();
+    ASSERT_TRUE(p->Close().ok());
+  }
+  auto p = std::move(Pipeline::Open(o)).value();
+  EXPECT_EQ(p->GetKpisSync(), kpis_before);
+  EXPECT_GT(p->GetStatsSync().id_runs, 2u);
+  Totals after_restart = Feed(*p, lines, 6);
+  EXPECT_EQ(after_restart.accepted, 0u);
+  EXPECT_EQ(after_restart.duplicates,
+            static_cast<uint64_t>(ref.kpis.events_accepted + ref.kpis.events_duplicate));
+  auto diffs = DiffAll(*p, ref, false);
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
+}
+
 TEST(Pipeline, ReferralCreditReachesAReferrerInAnotherShard) {
   TempDir dir;
   auto p = OpenAt(dir.path(), 4);

@@ -71,8 +71,9 @@ bool ShardState::DayHist::Decode(std::string_view* in) {
 
 // ---- ShardState ------------------------------------------------------------
 
-ShardState::ShardState(uint32_t shard_id, const Config& config, UserSource* source)
-    : shard_id_(shard_id), config_(config), source_(source) {}
+ShardState::ShardState(uint32_t shard_id, const Config& config, UserSource* source,
+                       IdRunSource* runs)
+    : shard_id_(shard_id), config_(config), source_(source), runs_source_(runs) {}
 
 bool ShardState::MarkSeen(std::string_view id, uint64_t seed, int64_t ts_ms, int32_t arrival_day) {
   Hash128 h = HashId128(id, seed);
@@ -80,8 +81,21 @@ bool ShardState::MarkSeen(std::string_view id, uint64_t seed, int64_t ts_ms, int
   // day it arrived (in event time): a late or back-filled event re-sent soon
   // after is still recognised.
   int32_t day = std::max(DayOf(std::max(ts_ms, max_ts_), config_.utc_offset_ms), arrival_day);
-  auto [it, inserted] = seen_.try_emplace(h, day);
-  if (!inserted) return false;
+  if (seen_.contains(h)) return false;
+  for (const IdRun& run : runs_) {
+    if (!run.MayContain(h)) continue;
+    ++id_block_reads_;
+    Status s = runs_source_->ReadIdBlock(run.run_no(), run.BlockOf(h), &block_scratch_);
+    bool found = false;
+    int32_t found_day = 0;
+    if (s.ok()) s = IdRun::FindInBlock(block_scratch_, h, &found, &found_day);
+    if (!s.ok()) {
+      if (id_error_.ok()) id_error_ = s;
+      break;  // treated as fresh; the caller refuses the events
+    }
+    if (found && found_day >= oldest_kept_day_) return false;
+  }
+  seen_.emplace(h, day);
   seen_by_day_[day].push_back(h);
   new_seen_.emplace_back(h, day);
   return true;
@@ -94,6 +108,14 @@ void ShardState::UnmarkSeen(std::string_view id, uint64_t seed) {
 
 void ShardState::ExpireSeen(int32_t today) {
   const int32_t oldest_kept = today - config_.dedup_horizon_days;
+  oldest_kept_day_ = std::max(oldest_kept_day_, oldest_kept);
+  // A run goes once its newest id has expired.
+  std::erase_if(runs_, [&](const IdRun& run) {
+    if (run.max_day() >= oldest_kept) return false;
+    spilled_ids_ -= run.count();
+    expired_runs_.push_back(run.run_no());
+    return true;
+  });
   // Ids that expire before they were ever checkpointed need no persisting.
   std::erase_if(new_seen_, [&](const auto& entry) { return entry.second < oldest_kept; });
   for (auto it = seen_by_day_.begin(); it != seen_by_day_.end();) {
@@ -481,13 +503,34 @@ Status ShardState::LoadSeen(int32_t day, std::string_view packed) {
   return Status::Ok();
 }
 
+Status ShardState::LoadIdRun(std::string_view descriptor) {
+  IdRun run;
+  Status s = IdRun::DecodeDescriptor(descriptor, &run);
+  if (!s.ok()) return s;
+  next_run_no_ = std::max(next_run_no_, run.run_no() + 1);
+  spilled_ids_ += run.count();
+  runs_.push_back(std::move(run));
+  return Status::Ok();
+}
+
 void ShardState::CheckpointDone(bool ok) {
   if (!ok) {
     for (uint32_t i : draining_dirty_) MarkDirty(i);
     new_seen_.insert(new_seen_.end(), draining_seen_.begin(), draining_seen_.end());
+    expired_runs_.insert(expired_runs_.end(), draining_runs_.begin(), draining_runs_.end());
+  } else if (has_pending_run_) {
+    // Every id of the map is now in the run: the map starts over.
+    ++next_run_no_;
+    spilled_ids_ += pending_run_.count();
+    runs_.push_back(std::move(pending_run_));
+    seen_ = {};
+    seen_by_day_ = {};
   }
+  pending_run_ = IdRun();
+  has_pending_run_ = false;
   draining_dirty_.clear();
   draining_seen_.clear();
+  draining_runs_.clear();
 }
 
 void ShardState::RebuildTimers() {

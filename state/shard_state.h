@@ -14,6 +14,12 @@
 // pass (CLOCK), keeping their pending tier checks by id. A user who is not
 // resident is reloaded through the UserSource on her next event or check.
 //
+// The duplicate index is bounded too: ids live in an exact in-memory map
+// until it holds more than its limit; the next checkpoint then spills them
+// all into an immutable sorted IdRun in the store, keeping ~1.6 bytes per id
+// in memory (a Bloom filter and block fences). A fresh id is checked against
+// the map and each live run's filter; only a filter hit reads a block.
+//
 // Thread safety: confined — one pipeline worker owns a ShardState.
 #ifndef TIERSTREAM_STATE_SHARD_STATE_H_
 #define TIERSTREAM_STATE_SHARD_STATE_H_
@@ -24,6 +30,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <absl/container/flat_hash_map.h>
@@ -33,6 +40,7 @@
 #include "common/status.h"
 #include "ingest/event.h"
 #include "state/config.h"
+#include "state/id_run.h"
 #include "state/kpis.h"
 #include "state/user_state.h"
 
@@ -58,10 +66,19 @@ class UserSource {
   virtual Status Load(std::string_view user_id, std::string* encoded, bool* found) = 0;
 };
 
+// Where spilled event-id runs are read back from (the Store, in the pipeline).
+class IdRunSource {
+ public:
+  virtual ~IdRunSource() = default;
+  virtual Status ReadIdBlock(uint64_t run_no, uint32_t block, std::string* bytes) = 0;
+};
+
 class ShardState {
  public:
-  // `source` may be null when nothing is ever evicted (tests, benchmarks).
-  ShardState(uint32_t shard_id, const Config& config, UserSource* source = nullptr);
+  // `source` may be null when nothing is ever evicted (tests, benchmarks);
+  // `runs` may be null when ids are never spilled.
+  ShardState(uint32_t shard_id, const Config& config, UserSource* source = nullptr,
+             IdRunSource* runs = nullptr);
   ShardState(const ShardState&) = delete;
   ShardState& operator=(const ShardState&) = delete;
 
@@ -71,7 +88,10 @@ class ShardState {
   // remembered until this shard's event time is dedup_horizon_days past the
   // later of the event's day and its arrival.
   // `arrival_day` is day(T) when the event arrives (kNoDay before the first).
+  // If a spilled block cannot be read, the id is treated as fresh and the
+  // error is kept for TakeIdError(): the caller must then refuse the events.
   bool MarkSeen(std::string_view id, uint64_t seed, int64_t ts_ms, int32_t arrival_day = kNoDay);
+  Status TakeIdError() { return std::exchange(id_error_, Status::Ok()); }
   // Forgets an id recorded by MarkSeen whose event could not be made durable.
   void UnmarkSeen(std::string_view id, uint64_t seed);
   void CountDuplicate() { ++agg_.duplicates; }
@@ -99,7 +119,16 @@ class ShardState {
   // Evicts clean, untouched users until at most `target` stay resident.
   size_t EvictClean(size_t target);
   uint64_t reloads() const { return reloads_; }
-  size_t seen_count() const { return seen_.size(); }
+  size_t seen_count() const { return seen_.size() + spilled_ids_; }
+  size_t spilled_ids() const { return spilled_ids_; }
+  size_t id_runs() const { return runs_.size(); }
+  uint64_t id_block_reads() const { return id_block_reads_; }
+  // Ids kept in the exact in-memory map before a checkpoint spills them
+  // (SIZE_MAX: never; spilling also needs an IdRunSource).
+  void set_memory_id_limit(size_t ids) { memory_id_limit_ = ids; }
+  bool WantsSpill() const {
+    return runs_source_ != nullptr && seen_.size() > memory_id_limit_;
+  }
   size_t dirty_count() const { return dirty_.size(); }
   int64_t max_ts() const { return max_ts_; }
 
@@ -140,6 +169,29 @@ class ShardState {
     new_seen_.clear();
     for (const auto& [day, packed] : by_day) fn(day, std::string_view(packed));
   }
+  // Instead of DrainNewSeen: moves every in-memory id (new or not) into a
+  // new run, calling put_block(block_no, bytes) for its blocks and putting
+  // its descriptor in *descriptor. The caller must also delete every seen
+  // blob of the shard in the same write. CheckpointDone(true) installs the
+  // run and empties the map.
+  template <typename Fn>
+  void SpillIds(Fn&& put_block, uint64_t* run_no, std::string* descriptor) {
+    std::vector<std::pair<Hash128, int32_t>> entries(seen_.begin(), seen_.end());
+    *run_no = next_run_no_;
+    pending_run_ = IdRun::Build(next_run_no_, &entries, put_block);
+    has_pending_run_ = true;
+    descriptor->clear();
+    pending_run_.EncodeDescriptor(descriptor);
+    draining_seen_.swap(new_seen_);
+    new_seen_.clear();
+  }
+  // Calls fn(run_no) for each run past the horizon whose deletion is not yet persisted.
+  template <typename Fn>
+  void DrainExpiredRuns(Fn&& fn) {
+    for (uint64_t r : expired_runs_) fn(r);
+    draining_runs_.swap(expired_runs_);
+    expired_runs_.clear();
+  }
   void CheckpointDone(bool ok);
   // Shard-level aggregates, swept day and max ts, plus the caller's log position.
   void EncodeMeta(uint64_t log_seq, int64_t events_rejected, std::string* out) const;
@@ -148,6 +200,7 @@ class ShardState {
   // registers her pending tier check so that the sweep reloads her.
   Status LoadUser(std::string_view user_id, std::string_view encoded, bool resident);
   Status LoadSeen(int32_t day, std::string_view packed);
+  Status LoadIdRun(std::string_view descriptor);
   // After loading: schedules every user's next tier check.
   void RebuildTimers();
   // After a change of tier rules: re-evaluates resident users (returns how
@@ -237,6 +290,20 @@ class ShardState {
   absl::flat_hash_map<int32_t, std::vector<Hash128>> seen_by_day_;
   std::vector<std::pair<Hash128, int32_t>> new_seen_;
   std::vector<std::pair<Hash128, int32_t>> draining_seen_;
+  // Spilled ids.
+  IdRunSource* const runs_source_;
+  size_t memory_id_limit_ = SIZE_MAX;
+  std::vector<IdRun> runs_;
+  size_t spilled_ids_ = 0;
+  uint64_t next_run_no_ = 1;
+  IdRun pending_run_;
+  bool has_pending_run_ = false;
+  std::vector<uint64_t> expired_runs_;
+  std::vector<uint64_t> draining_runs_;
+  int32_t oldest_kept_day_ = INT32_MIN;  // ids of earlier days have expired
+  Status id_error_;
+  uint64_t id_block_reads_ = 0;
+  std::string block_scratch_;
 };
 
 }  // namespace tierstream::state

@@ -167,5 +167,105 @@ TEST_F(ShardStateTest, KpiWindowsAndMetaRoundTrip) {
   EXPECT_FALSE(copy.DecodeMeta(meta.substr(0, meta.size() - 1), &seq, &rejected).ok());
 }
 
+
+// The store side of spilled runs, in memory; reads can be made to fail.
+class FakeRuns : public IdRunSource {
+ public:
+  Status ReadIdBlock(uint64_t run_no, uint32_t block, std::string* bytes) override {
+    if (fail) return Status::IoError("injected");
+    auto it = blocks.find({run_no, block});
+    if (it == blocks.end()) return Status::Corruption("no such block");
+    *bytes = it->second;
+    return Status::Ok();
+  }
+  // A checkpoint as the pipeline takes it: spills when the map is over its
+  // limit, and applies the expired runs' deletion.
+  void Checkpoint(ShardState* shard) {
+    if (shard->WantsSpill()) {
+      uint64_t run_no = 0;
+      std::string descriptor;
+      std::map<uint32_t, std::string> pending;
+      shard->SpillIds([&](uint32_t b, std::string_view bytes) { pending[b] = std::string(bytes); },
+                      &run_no, &descriptor);
+      for (auto& [b, bytes] : pending) blocks[{run_no, b}] = bytes;
+      descriptors[run_no] = descriptor;
+    } else {
+      shard->DrainNewSeen([](int32_t, std::string_view) {});
+    }
+    shard->DrainExpiredRuns([&](uint64_t run_no) {
+      std::erase_if(blocks, [&](const auto& kv) { return kv.first.first == run_no; });
+      descriptors.erase(run_no);
+    });
+    shard->CheckpointDone(true);
+  }
+  bool fail = false;
+  std::map<std::pair<uint64_t, uint32_t>, std::string> blocks;
+  std::map<uint64_t, std::string> descriptors;
+};
+
+TEST(ShardStateIds, SpilledIdsStayDuplicatesUntilTheHorizon) {
+  FakeRuns runs;
+  ShardState shard(0, Config{}, nullptr, &runs);
+  shard.set_memory_id_limit(1000);
+  const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 1500; ++i) {
+      ASSERT_TRUE(shard.MarkSeen("r" + std::to_string(round) + "-" + std::to_string(i), 0,
+                                 kDayStart + round * kMsPerDay));
+    }
+    runs.Checkpoint(&shard);
+  }
+  EXPECT_EQ(shard.id_runs(), 5u);
+  EXPECT_EQ(shard.spilled_ids(), 7500u);
+  EXPECT_EQ(shard.seen_count(), 7500u);
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 1500; ++i) {
+      ASSERT_FALSE(shard.MarkSeen("r" + std::to_string(round) + "-" + std::to_string(i), 0,
+                                  kDayStart))
+          << round << " " << i;
+    }
+  }
+  EXPECT_TRUE(shard.MarkSeen("r0-0", 1, kDayStart));  // other seed: another key
+  EXPECT_TRUE(shard.MarkSeen("fresh", 0, kDayStart));
+  EXPECT_TRUE(shard.TakeIdError().ok());
+  // Most fresh ids never read a block: the filters answer.
+  const uint64_t reads = shard.id_block_reads();
+  for (int i = 0; i < 10000; ++i) ASSERT_TRUE(shard.MarkSeen("new" + std::to_string(i), 0, kDayStart));
+  EXPECT_LT(shard.id_block_reads() - reads, 500u);
+
+  // Day 0's run expires at day 9 (horizon 8), as the in-memory ids do.
+  shard.ExpireSeen(day + 8);
+  EXPECT_EQ(shard.id_runs(), 5u);
+  EXPECT_FALSE(shard.MarkSeen("r0-1", 0, kDayStart));
+  shard.ExpireSeen(day + 9);
+  EXPECT_EQ(shard.id_runs(), 4u);
+  EXPECT_TRUE(shard.MarkSeen("r0-1", 0, kDayStart + 9 * kMsPerDay));
+  EXPECT_FALSE(shard.MarkSeen("r1-1", 0, kDayStart));
+  runs.Checkpoint(&shard);
+  EXPECT_EQ(runs.descriptors.count(1), 0u);  // run 1 (day 0) deleted from the store
+
+  // Reloaded from the store's descriptors, the runs answer the same.
+  ShardState reloaded(0, Config{}, nullptr, &runs);
+  for (const auto& [run_no, d] : runs.descriptors) ASSERT_TRUE(reloaded.LoadIdRun(d).ok());
+  EXPECT_FALSE(reloaded.MarkSeen("r4-1499", 0, kDayStart));
+  EXPECT_TRUE(reloaded.MarkSeen("r0-2", 0, kDayStart));  // its run was deleted
+}
+
+TEST(ShardStateIds, AFailedBlockReadIsReported) {
+  FakeRuns runs;
+  ShardState shard(0, Config{}, nullptr, &runs);
+  shard.set_memory_id_limit(10);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(shard.MarkSeen("x" + std::to_string(i), 0, kDayStart));
+  runs.Checkpoint(&shard);
+  ASSERT_EQ(shard.id_runs(), 1u);
+  runs.fail = true;
+  shard.MarkSeen("x5", 0, kDayStart);  // must read a block: the filter holds x5
+  EXPECT_FALSE(shard.TakeIdError().ok());
+  EXPECT_TRUE(shard.TakeIdError().ok());  // taken once
+  shard.UnmarkSeen("x5", 0);
+  runs.fail = false;
+  EXPECT_FALSE(shard.MarkSeen("x5", 0, kDayStart));
+}
+
 }  // namespace
 }  // namespace tierstream::state

@@ -53,6 +53,23 @@ std::string SeenKey(uint32_t shard, int32_t day, uint64_t sub) {
   return k;
 }
 
+std::string IdRunKey(uint32_t shard, uint64_t run) {
+  std::string k;
+  PutBe32(&k, shard);
+  k.push_back('\0');
+  PutBe64(&k, run);
+  return k;
+}
+
+std::string IdBlockKey(uint32_t shard, uint64_t run, uint32_t block) {
+  std::string k;
+  PutBe32(&k, shard);
+  k.push_back('\1');
+  PutBe64(&k, run);
+  PutBe32(&k, block);
+  return k;
+}
+
 rocksdb::Slice S(std::string_view v) { return rocksdb::Slice(v.data(), v.size()); }
 
 // Under ThreadSanitizer writes are serialised here: Debian's RocksDB is not
@@ -74,6 +91,7 @@ struct Store::Rep {
   rocksdb::ColumnFamilyHandle* log = nullptr;
   rocksdb::ColumnFamilyHandle* users = nullptr;
   rocksdb::ColumnFamilyHandle* seen = nullptr;
+  rocksdb::ColumnFamilyHandle* idruns = nullptr;
 
   ~Rep() {
     if (db) {
@@ -116,6 +134,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
       {"log", cf},
       {"users", cf},
       {"seen", cf},
+      {"idruns", cf},
   };
   auto rep = std::make_unique<Rep>();
   rocksdb::DB* db = nullptr;
@@ -130,6 +149,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   rep->log = rep->handles[1];
   rep->users = rep->handles[2];
   rep->seen = rep->handles[3];
+  rep->idruns = rep->handles[4];
   return std::unique_ptr<Store>(new Store(std::move(rep)));
 }
 
@@ -235,6 +255,30 @@ Status Store::ScanSeen(uint32_t shard,
   return FromRocks(it->status());
 }
 
+Status Store::ReadIdBlock(uint32_t shard, uint64_t run, uint32_t block, std::string* bytes) {
+  rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), rep_->idruns,
+                                    IdBlockKey(shard, run, block), bytes);
+  if (s.IsNotFound()) return Status::Corruption("id run block missing");
+  return FromRocks(s);
+}
+
+Status Store::ScanIdRuns(uint32_t shard, const std::function<Status(std::string_view)>& fn) {
+  const std::string lower = IdRunKey(shard, 0);
+  std::string upper;
+  PutBe32(&upper, shard);
+  upper.push_back('\1');
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->idruns));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    Status st = fn(std::string_view(it->value().data(), it->value().size()));
+    if (!st.ok()) return st;
+  }
+  return FromRocks(it->status());
+}
+
 Store::Checkpoint::Checkpoint(Store* store) : rep_(std::make_unique<Rep>()) {
   rep_->store = store->rep_.get();
 }
@@ -254,6 +298,26 @@ void Store::Checkpoint::PutSeen(uint32_t shard, int32_t day, uint64_t sub,
 void Store::Checkpoint::DeleteLogThrough(uint32_t shard, uint64_t seq) {
   rep_->batch.DeleteRange(rep_->store->log, LogKey(shard, 0), LogKey(shard, seq + 1));
 }
+void Store::Checkpoint::DeleteAllSeen(uint32_t shard) {
+  rep_->batch.DeleteRange(rep_->store->seen, SeenKey(shard, INT32_MIN, 0),
+                          SeenKey(shard + 1, INT32_MIN, 0));
+}
+
+void Store::Checkpoint::PutIdBlock(uint32_t shard, uint64_t run, uint32_t block,
+                                   std::string_view bytes) {
+  rep_->batch.Put(rep_->store->idruns, IdBlockKey(shard, run, block), S(bytes));
+}
+
+void Store::Checkpoint::PutIdRun(uint32_t shard, uint64_t run, std::string_view descriptor) {
+  rep_->batch.Put(rep_->store->idruns, IdRunKey(shard, run), S(descriptor));
+}
+
+void Store::Checkpoint::DeleteIdRun(uint32_t shard, uint64_t run) {
+  rep_->batch.Delete(rep_->store->idruns, IdRunKey(shard, run));
+  rep_->batch.DeleteRange(rep_->store->idruns, IdBlockKey(shard, run, 0),
+                          IdBlockKey(shard, run + 1, 0));
+}
+
 void Store::Checkpoint::DeleteSeenBefore(uint32_t shard, int32_t day) {
   rep_->batch.DeleteRange(rep_->store->seen, SeenKey(shard, INT32_MIN, 0), SeenKey(shard, day, 0));
 }

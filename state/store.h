@@ -7,6 +7,8 @@
 //            was made durable before it was acknowledged (write-ahead of state)
 //   users    key shard(4B BE) | user_id -> encoded UserState (per shard, in id order)
 //   seen     key shard(4B) | biased day(4B) | sub(8B) -> packed 16-byte event id hashes
+//   idruns   key shard(4B) | 0 | run(8B) -> IdRun descriptor (filter, fences)
+//            key shard(4B) | 1 | run(8B) | block(4B) -> sorted (hash, day) entries
 // A Checkpoint gathers dirty users, shard meta, new seen ids and the deletion
 // of the log it covers into one atomic WriteBatch.
 //
@@ -52,6 +54,9 @@ class Store {
   Status ScanUsers(uint32_t shard, std::string_view after,
                    const std::function<bool(std::string_view, std::string_view)>& fn);
   Status ScanSeen(uint32_t shard, const std::function<Status(int32_t, std::string_view)>& fn);
+  Status ReadIdBlock(uint32_t shard, uint64_t run, uint32_t block, std::string* bytes);
+  // Calls fn(descriptor) for each id run of `shard`.
+  Status ScanIdRuns(uint32_t shard, const std::function<Status(std::string_view)>& fn);
 
   class Checkpoint {
    public:
@@ -62,6 +67,10 @@ class Store {
     void PutSeen(uint32_t shard, int32_t day, uint64_t sub, std::string_view packed);
     void DeleteLogThrough(uint32_t shard, uint64_t seq);
     void DeleteSeenBefore(uint32_t shard, int32_t day);
+    void DeleteAllSeen(uint32_t shard);
+    void PutIdBlock(uint32_t shard, uint64_t run, uint32_t block, std::string_view bytes);
+    void PutIdRun(uint32_t shard, uint64_t run, std::string_view descriptor);
+    void DeleteIdRun(uint32_t shard, uint64_t run);
     size_t ApproximateBytes() const;
 
    private:

@@ -1,0 +1,91 @@
+#include "state/id_run.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+namespace tierstream::state {
+namespace {
+
+struct Built {
+  IdRun run;
+  std::map<uint32_t, std::string> blocks;
+};
+
+Built BuildRun(std::vector<std::pair<Hash128, int32_t>> entries) {
+  Built b;
+  b.run = IdRun::Build(7, &entries, [&](uint32_t block, std::string_view bytes) {
+    b.blocks[block] = std::string(bytes);
+  });
+  return b;
+}
+
+bool Lookup(const Built& b, const Hash128& h, int32_t* day) {
+  if (!b.run.MayContain(h)) return false;
+  bool found = false;
+  EXPECT_TRUE(IdRun::FindInBlock(b.blocks.at(b.run.BlockOf(h)), h, &found, day).ok());
+  return found;
+}
+
+TEST(IdRun, FindsEveryIdWithItsDayAndFewFalsePositives) {
+  std::mt19937_64 rng(1);
+  std::vector<std::pair<Hash128, int32_t>> entries;
+  for (int i = 0; i < 100000; ++i) entries.push_back({{rng(), rng()}, 20000 + i % 9});
+  const auto original = entries;
+  Built b = BuildRun(entries);
+  EXPECT_EQ(b.run.count(), 100000u);
+  EXPECT_EQ(b.run.max_day(), 20008);
+  EXPECT_EQ(b.blocks.size(), (100000 + kIdRunBlockEntries - 1) / kIdRunBlockEntries);
+  for (const auto& [h, want] : original) {
+    int32_t day = 0;
+    ASSERT_TRUE(Lookup(b, h, &day));
+    EXPECT_EQ(day, want);
+  }
+  int passed_filter = 0;
+  for (int i = 0; i < 100000; ++i) {
+    Hash128 absent{rng(), rng()};
+    passed_filter += b.run.MayContain(absent);
+    int32_t day;
+    EXPECT_FALSE(Lookup(b, absent, &day));
+  }
+  EXPECT_LT(passed_filter, 1500);  // ~0.5% expected at 12 bits per id
+}
+
+TEST(IdRun, DescriptorRoundTrips) {
+  std::mt19937_64 rng(2);
+  std::vector<std::pair<Hash128, int32_t>> entries;
+  for (int i = 0; i < 3000; ++i) entries.push_back({{rng(), rng()}, -5 + i % 3});
+  const auto original = entries;
+  Built b = BuildRun(entries);
+  std::string bytes;
+  b.run.EncodeDescriptor(&bytes);
+  Built copy;
+  ASSERT_TRUE(IdRun::DecodeDescriptor(bytes, &copy.run).ok());
+  copy.blocks = b.blocks;
+  EXPECT_EQ(copy.run.run_no(), 7u);
+  EXPECT_EQ(copy.run.max_day(), -3);
+  EXPECT_EQ(copy.run.count(), 3000u);
+  for (const auto& [h, want] : original) {
+    int32_t day = 0;
+    ASSERT_TRUE(Lookup(copy, h, &day));
+    EXPECT_EQ(day, want);
+  }
+}
+
+TEST(IdRun, RejectsDamagedBytes) {
+  std::vector<std::pair<Hash128, int32_t>> entries = {{{1, 2}, 3}};
+  Built b = BuildRun(entries);
+  std::string bytes;
+  b.run.EncodeDescriptor(&bytes);
+  IdRun out;
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    EXPECT_FALSE(IdRun::DecodeDescriptor(std::string_view(bytes).substr(0, cut), &out).ok());
+  }
+  bool found;
+  int32_t day;
+  EXPECT_FALSE(IdRun::FindInBlock("short", {1, 2}, &found, &day).ok());
+}
+
+}  // namespace
+}  // namespace tierstream::state
