@@ -146,7 +146,55 @@ const char* const kInvalid[] = {
 
 }  // namespace
 
+namespace {
+
+bool GenerateMidnight(const GenOptions& options, std::FILE* out) {
+  const uint64_t users = options.users == 0 ? 1 : options.users;
+  const uint64_t events = options.events == 0 ? users : options.events;
+  // The midnight that ends the stream's last day but one, in +08:00.
+  constexpr int64_t kOffsetMs = 8 * 3600 * 1000;
+  const int64_t midnight =
+      (options.end_ms + kOffsetMs) / kDayMs * kDayMs - kOffsetMs;
+  const int64_t join_day_start = midnight - 30 * kDayMs;
+  Rng rng(options.seed);
+  std::string chunk;
+  char line[256];
+  auto emit = [&](int n) {
+    chunk.append(line, static_cast<size_t>(n));
+    if (chunk.size() < (1 << 20)) return true;
+    bool ok = std::fwrite(chunk.data(), 1, chunk.size(), out) == chunk.size();
+    chunk.clear();
+    return ok;
+  };
+  for (uint64_t i = 0; i < users; ++i) {
+    const int64_t ts = join_day_start + static_cast<int64_t>(i * (kDayMs / 2) / users);
+    if (!emit(std::snprintf(line, sizeof line,
+                            R"({"event_id":"mj%llu","type":"join","user_id":"m%llu","ts":%lld})"
+                            "\n",
+                            static_cast<unsigned long long>(i), static_cast<unsigned long long>(i),
+                            static_cast<long long>(ts)))) {
+      return false;
+    }
+  }
+  const int64_t from = midnight - 30 * 60 * 1000;
+  for (uint64_t k = 0; k < events; ++k) {
+    const int64_t ts = from + static_cast<int64_t>(k * 3600 * 1000 / events);
+    const uint64_t u = rng.Next() % users;
+    if (!emit(std::snprintf(line, sizeof line,
+                            R"({"event_id":"mm%llu","type":"message","user_id":"m%llu","ts":%lld})"
+                            "\n",
+                            static_cast<unsigned long long>(k), static_cast<unsigned long long>(u),
+                            static_cast<long long>(ts)))) {
+      return false;
+    }
+  }
+  return std::fwrite(chunk.data(), 1, chunk.size(), out) == chunk.size();
+}
+
+}  // namespace
+
 bool GenerateStream(const GenOptions& options, std::FILE* out) {
+  if (options.midnight) return GenerateMidnight(options, out);
   const uint64_t users = options.users == 0 ? 1 : options.users;
   const uint64_t total = options.events == 0 ? users * 10 : options.events;
   const int64_t span = static_cast<int64_t>(options.days > 0 ? options.days : 1) * kDayMs;

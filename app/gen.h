@@ -21,6 +21,11 @@ struct GenOptions {
   double duplicate_rate = 0.01;    // lines repeating an earlier line byte for byte
   double disorder_rate = 0.02;     // lines moved up to 3 days back in time
   double invalid_rate = 0.0;       // deliberately invalid lines
+  // Scenario "midnight": `users` members all join on one day, and exactly
+  // new_days (30) later `events` messages arrive from them, spread over the
+  // hour around that day's midnight (the end of the stream): at midnight
+  // every one of them leaves tier `new` at once.
+  bool midnight = false;
 };
 
 // Writes the stream to `out`; false on a write error.

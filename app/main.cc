@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "app/commands.h"
+#include "app/load.h"
 
 int main(int argc, char** argv) {
   using namespace tierstream::app;
@@ -79,6 +80,26 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   gen_cmd->add_option("--invalid-rate", gen.invalid_rate, "Share of invalid lines")
       ->capture_default_str();
+  gen_cmd->add_flag("--midnight", gen.midnight,
+                    "Scenario: --users members join on one day and leave tier new together at "
+                    "a midnight crossed by --events messages");
+
+  LoadArgs load;
+  auto* load_cmd = app.add_subcommand(
+      "load", "Load-test a server: send files in chunks over several connections, time acks and queries");
+  load_cmd->add_option("files", load.files, "NDJSON files")->required();
+  load_cmd->add_option("--tcp", load.tcp_address, "Ingest over TCP at HOST:PORT (one connection per chunk)");
+  load_cmd->add_option("--http", load.http_address, "HTTP address: ingest when --tcp is not given; queries");
+  load_cmd->add_option("--token-file", load.token_file, "Bearer token file of the server");
+  load_cmd->add_option("--connections", load.connections, "Concurrent connections")->capture_default_str();
+  load_cmd->add_option("--chunk-events", load.chunk_events, "Lines per chunk (TCP connection or POST)")
+      ->capture_default_str();
+  load_cmd->add_option("--rate", load.rate, "Target events/s across connections (0: unpaced)")
+      ->capture_default_str();
+  load_cmd->add_option("--query-rate", load.query_rate,
+                       "GET /v1/users/{id} and /v1/kpis per second while loading")
+      ->capture_default_str();
+  load_cmd->add_flag("--ordered", load.ordered, "One connection, chunks in file order");
 
   ClientArgs client;
   std::vector<std::string> send_files;
@@ -106,5 +127,6 @@ int main(int argc, char** argv) {
   if (*send_cmd) return RunSend(send_files, client);
   if (*user_cmd) return RunUser(user_id, client);
   if (*kpis_cmd) return RunKpis(client);
+  if (*load_cmd) return RunLoad(load);
   return 2;
 }

@@ -496,7 +496,10 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
       Clock::now() - w->last_checkpoint >= std::chrono::milliseconds(options.checkpoint_interval_ms);
   const bool has_work = w->state.dirty_count() > 0 || w->log_seq != w->checkpoint_seq;
   const bool over_memory = w->state.resident_users() > ResidentLimit() + ResidentLimit() / 8;
-  if (force_checkpoint || over_memory || w->state.dirty_count() >= options.checkpoint_dirty_users ||
+  // Event ids over their memory budget spill with a checkpoint (atomically
+  // with the state their events changed).
+  if (force_checkpoint || over_memory || w->state.WantsSpill() ||
+      w->state.dirty_count() >= options.checkpoint_dirty_users ||
       (options.write_log && due_by_time && has_work)) {
     Status s = Checkpoint(w);
     if (!s.ok()) {

@@ -1,0 +1,209 @@
+#include "app/load.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <random>
+#include <string_view>
+#include <thread>
+
+#include "app/client.h"
+#include "common/json_writer.h"
+
+namespace tierstream::app {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t0, Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(t - t0).count();
+}
+
+// A number field of a flat JSON answer, or -1.
+int64_t Field(std::string_view json, std::string_view key) {
+  const std::string pattern = "\"" + std::string(key) + "\":";
+  size_t pos = json.find(pattern);
+  if (pos == std::string_view::npos) return -1;
+  return std::strtoll(json.data() + pos + pattern.size(), nullptr, 10);
+}
+
+// The user_id of an NDJSON line, or "" (good enough for picking query targets).
+std::string_view UserIdOf(std::string_view line) {
+  constexpr std::string_view kKey = "\"user_id\":\"";
+  size_t pos = line.find(kKey);
+  if (pos == std::string_view::npos) return {};
+  pos += kKey.size();
+  size_t end = line.find('"', pos);
+  return end == std::string_view::npos ? std::string_view() : line.substr(pos, end - pos);
+}
+
+struct Latencies {
+  std::vector<double> ms;
+  double Percentile(double p) {
+    if (ms.empty()) return 0;
+    std::sort(ms.begin(), ms.end());
+    return ms[std::min(ms.size() - 1, static_cast<size_t>(p * static_cast<double>(ms.size())))];
+  }
+  void Write(JsonWriter& w, std::string_view key) {
+    w.Key(key).BeginObject();
+    w.Key("n").Int(static_cast<int64_t>(ms.size()));
+    w.Key("p50").Double(Percentile(0.50));
+    w.Key("p99").Double(Percentile(0.99));
+    w.Key("max").Double(ms.empty() ? 0 : *std::max_element(ms.begin(), ms.end()));
+    w.EndObject();
+  }
+};
+
+}  // namespace
+
+int RunLoad(const LoadArgs& args) {
+  if (args.tcp_address.empty() && args.http_address.empty()) {
+    std::fprintf(stderr, "load: give --tcp or --http\n");
+    return 2;
+  }
+  std::string token;
+  if (!args.token_file.empty()) {
+    auto t = ReadTokenFile(args.token_file);
+    if (!t.ok()) {
+      std::fprintf(stderr, "load: %s\n", t.status().ToString().c_str());
+      return 2;
+    }
+    token = *t;
+  }
+  std::string data;
+  for (const std::string& f : args.files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "load: cannot read %s\n", f.c_str());
+      return 2;
+    }
+    data.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!data.empty() && data.back() != '\n') data.push_back('\n');
+  }
+  // Chunks of whole lines; a sample of user ids for the queries.
+  std::vector<std::string_view> chunks;
+  std::vector<std::string> query_users;
+  size_t lines = 0;
+  for (size_t start = 0; start < data.size();) {
+    size_t end = start, n = 0;
+    while (end < data.size() && n < args.chunk_events) {
+      size_t nl = data.find('\n', end);
+      end = nl == std::string::npos ? data.size() : nl + 1;
+      ++n;
+    }
+    std::string_view chunk(data.data() + start, end - start);
+    std::string_view user = UserIdOf(chunk.substr(0, chunk.find('\n')));
+    if (!user.empty() && query_users.size() < 100000) query_users.emplace_back(user);
+    chunks.push_back(chunk);
+    lines += n;
+    start = end;
+  }
+  const bool tcp = !args.tcp_address.empty();
+  const int connections = args.ordered ? 1 : std::max(1, args.connections);
+
+  std::atomic<size_t> next{0};
+  std::atomic<int64_t> accepted{0}, duplicates{0}, rejected{0}, failed{0};
+  std::mutex mu;
+  Latencies acks, users, kpis;
+  std::vector<double> ack_times;  // ms since start
+  std::atomic<bool> loading{true};
+  const auto start = Clock::now();
+
+  auto sender = [&] {
+    for (;;) {
+      const size_t i = next.fetch_add(1);
+      if (i >= chunks.size()) return;
+      if (args.rate > 0) {
+        const double due_s = static_cast<double>(i * args.chunk_events) / args.rate;
+        std::this_thread::sleep_until(start + std::chrono::duration_cast<Clock::duration>(
+                                                  std::chrono::duration<double>(due_s)));
+      }
+      const auto t0 = Clock::now();
+      std::string reply;
+      bool ok = false;
+      if (tcp) {
+        auto r = TcpSend(args.tcp_address, chunks[i], 600, token);
+        ok = r.ok() && r->rfind("{\"accepted\":", 0) == 0;
+        if (r.ok()) reply = std::move(*r);
+      } else {
+        auto r = HttpRequest(args.http_address, "POST", "/v1/events", chunks[i], 600, token);
+        ok = r.ok() && r->status == 200;
+        if (r.ok()) reply = std::move(r->body);
+      }
+      const auto t1 = Clock::now();
+      if (!ok) {
+        failed.fetch_add(1);
+        std::fprintf(stderr, "load: chunk %zu failed: %s\n", i, reply.substr(0, 200).c_str());
+        continue;
+      }
+      accepted.fetch_add(Field(reply, "accepted"));
+      duplicates.fetch_add(Field(reply, "duplicates"));
+      rejected.fetch_add(Field(reply, "rejected"));
+      std::lock_guard<std::mutex> lock(mu);
+      acks.ms.push_back(MsSince(t0, t1));
+      ack_times.push_back(MsSince(start, t1));
+    }
+  };
+  auto querier = [&] {
+    std::mt19937_64 rng(42);
+    const std::string& http = args.http_address;
+    const auto period = std::chrono::duration<double>(1.0 / args.query_rate);
+    auto due = Clock::now();
+    for (uint64_t k = 0; loading.load(); ++k) {
+      due += std::chrono::duration_cast<Clock::duration>(period);
+      std::this_thread::sleep_until(due);
+      const bool user_query = k % 2 == 0 && !query_users.empty();
+      const std::string target =
+          user_query ? "/v1/users/" + UrlEncode(query_users[rng() % query_users.size()])
+                     : std::string("/v1/kpis");
+      const auto t0 = Clock::now();
+      auto r = HttpRequest(http, "GET", target, {}, 60, token);
+      const double ms = MsSince(t0, Clock::now());
+      if (!r.ok() || (r->status != 200 && r->status != 404)) continue;
+      (user_query ? users : kpis).ms.push_back(ms);
+    }
+  };
+
+  std::vector<std::thread> threads;
+  for (int c = 0; c < connections; ++c) threads.emplace_back(sender);
+  std::thread query_thread;
+  if (args.query_rate > 0 && !args.http_address.empty()) query_thread = std::thread(querier);
+  for (auto& t : threads) t.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  loading.store(false);
+  if (query_thread.joinable()) query_thread.join();
+
+  std::sort(ack_times.begin(), ack_times.end());
+  double max_gap = ack_times.empty() ? 0 : ack_times.front();
+  for (size_t i = 1; i < ack_times.size(); ++i) max_gap = std::max(max_gap, ack_times[i] - ack_times[i - 1]);
+
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("mode").String(tcp ? "tcp" : "http");
+  w.Key("connections").Int(connections);
+  w.Key("chunk_events").Int(static_cast<int64_t>(args.chunk_events));
+  w.Key("lines").Int(static_cast<int64_t>(lines));
+  w.Key("seconds").Double(seconds);
+  w.Key("events_per_s").Double(static_cast<double>(lines) / seconds);
+  w.Key("accepted").Int(accepted.load());
+  w.Key("duplicates").Int(duplicates.load());
+  w.Key("rejected").Int(rejected.load());
+  w.Key("failed_chunks").Int(failed.load());
+  acks.Write(w, "ack_ms");
+  w.Key("max_ack_gap_ms").Double(max_gap);
+  if (args.query_rate > 0) {
+    users.Write(w, "user_query_ms");
+    kpis.Write(w, "kpis_query_ms");
+  }
+  w.EndObject();
+  std::printf("%s\n", out.c_str());
+  return failed.load() == 0 ? 0 : 1;
+}
+
+}  // namespace tierstream::app
