@@ -36,6 +36,9 @@ constexpr size_t kMaxGroupEvents = 64 * 1024;
 // What one event id costs in the exact in-memory map (hash map slot and
 // control byte at typical load, by-day list, new-id list).
 constexpr size_t kBytesPerMemoryId = 80;
+constexpr int kCheckpointIdle = 0;
+constexpr int kCheckpointCommitting = 1;
+constexpr int kCheckpointCommitted = 2;
 
 void AtomicMax(std::atomic<int64_t>* a, int64_t v) {
   int64_t cur = a->load(std::memory_order_relaxed);
@@ -147,9 +150,20 @@ struct Pipeline::Impl {
     Clock::time_point last_checkpoint = Clock::now();
     int32_t expired_day = kNoDay;
     uint64_t seen_sub = 0;
+    uint64_t logged_since_checkpoint = 0;  // events appended to the log since
+    // The checkpoint being committed by the committer thread, if any: the
+    // worker builds it (a consistent snapshot) and goes on applying events.
+    std::unique_ptr<state::Store::Checkpoint> cp;
+    uint64_t cp_log_seq = 0;
+    uint64_t cp_logged = 0;
+    Status cp_status;
+    std::atomic<int> cp_phase{0};  // kCheckpointIdle / Committing / Committed
     // Scratch reused across groups.
     std::string block;
     std::vector<uint8_t> accepted;
+    std::vector<const Event*> events;  // the group's events, in order
+    std::vector<Hash128> hashes;       // ... and their duplicate-index keys
+    std::vector<uint64_t> user_hashes;
   };
 
   PipelineOptions options;
@@ -164,6 +178,9 @@ struct Pipeline::Impl {
   mutable std::atomic<int64_t> disk_checked_ms{INT64_MIN / 2};
   mutable std::atomic<bool> disk_low{false};
   RecoveryStats recovery;
+  // Commits the workers' checkpoints off their threads, one at a time.
+  moodycamel::BlockingConcurrentQueue<Worker*> commits;
+  std::thread committer;
   bool rules_changed = false;  // re-evaluate every user's tier during recovery
   bool closed = false;
   Status first_worker_error;
@@ -231,7 +248,21 @@ struct Pipeline::Impl {
   void CompletePart(Batch* b);
   void AnswerQueries(Worker* w);
   void Housekeep(Worker* w, bool force_checkpoint);
+  // Checkpoints: StartCheckpoint snapshots what changed into a write batch
+  // and hands it to the committer thread; FinishCheckpoint (on the worker)
+  // applies the outcome once committed — true if there was one to finish,
+  // false if none is in flight or (wait = false) it is still committing.
+  // Checkpoint does both and waits.
+  void StartCheckpoint(Worker* w);
+  bool FinishCheckpoint(Worker* w, bool wait, Status* status);
   Status Checkpoint(Worker* w);
+  void RunCommitter();
+  void StopCommitter() {
+    if (!committer.joinable()) return;
+    commits.enqueue(nullptr);
+    committer.join();
+  }
+  ~Impl() { StopCommitter(); }
   std::vector<std::string> ListTierOf(Worker* w, state::Tier tier, const std::string& after,
                                       size_t limit);
   void ApplyLogged(Worker* w, const Event& e);
@@ -265,22 +296,31 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   // 1. Drop duplicates; encode the rest for the log. The arrival day counts
   // this group's own events too (the very first group has no T yet).
   int64_t arrival_ts = watermark.load(std::memory_order_acquire);
+  w->events.clear();
+  w->hashes.clear();
+  w->user_hashes.clear();
   for (size_t i = 0; i < n; ++i) {
-    for (const Event& e : batches[i]->per_shard[w->id]) arrival_ts = std::max(arrival_ts, e.ts_ms);
+    for (const Event& e : batches[i]->per_shard[w->id]) {
+      arrival_ts = std::max(arrival_ts, e.ts_ms);
+      w->events.push_back(&e);
+      w->hashes.push_back(HashId128(
+          e.event_id, e.type == EventType::kReferralCredit ? kCreditSeed : kEventSeed));
+      w->user_hashes.push_back(state::ShardState::UserHash(e.user_id));
+    }
   }
   const int32_t arrival_day =
       arrival_ts == kNoTs ? kNoDay : DayOf(arrival_ts, options.config.utc_offset_ms);
-  for (size_t i = 0; i < n; ++i) {
-    for (const Event& e : batches[i]->per_shard[w->id]) {
-      const bool credit = e.type == EventType::kReferralCredit;
-      const bool fresh =
-          st.MarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed, e.ts_ms, arrival_day);
-      w->accepted.push_back(fresh ? 1 : 0);
-      if (!fresh) continue;
-      ++accepted_count;
-      group_max_ts = std::max(group_max_ts, e.ts_ms);
-      if (options.write_log) ingest::AppendEventRecord(e, &w->block);
-    }
+  const size_t count = w->events.size();
+  constexpr size_t kSeenAhead = 8;
+  for (size_t j = 0; j < count; ++j) {
+    if (j + kSeenAhead < count) st.PrefetchSeen(w->hashes[j + kSeenAhead]);
+    const Event& e = *w->events[j];
+    const bool fresh = st.MarkSeenHash(w->hashes[j], e.ts_ms, arrival_day);
+    w->accepted.push_back(fresh ? 1 : 0);
+    if (!fresh) continue;
+    ++accepted_count;
+    group_max_ts = std::max(group_max_ts, e.ts_ms);
+    if (options.write_log) ingest::AppendEventRecord(e, &w->block);
   }
   // 2. Make them durable before anything is applied or acknowledged. If
   // the duplicate check or the log write failed, nothing of the group counts.
@@ -292,6 +332,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
     if (s.ok()) {
       ++w->log_seq;
+      w->logged_since_checkpoint += accepted_count;
     } else {
       Log("shard %u: log write failed, batch refused: %s", w->id, s.ToString().c_str());
     }
@@ -311,11 +352,29 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   if (ok) {
     if (group_max_ts != kNoTs) AtomicMax(&watermark, group_max_ts);
     const int32_t today = Today();
+    // Users' states are fetched ahead in three stages (see ShardState).
+    auto prefetch = [&](size_t j, int stage) {
+      if (j >= count || !w->accepted[j]) return;
+      const uint64_t user = w->user_hashes[j];
+      if (stage == 0) {
+        st.PrefetchUser(user);
+      } else {
+        st.PrefetchUserState(user, stage == 2);
+      }
+    };
+    for (size_t j = 0; j < 12 && j < count; ++j) {
+      prefetch(j, 0);
+      if (j < 8) prefetch(j, 1);
+      if (j < 4) prefetch(j, 2);
+    }
     size_t k = 0;
     for (size_t i = 0; i < n; ++i) {
       uint64_t acc = 0, dup = 0;
       for (const Event& e : batches[i]->per_shard[w->id]) {
         const bool credit = e.type == EventType::kReferralCredit;
+        prefetch(k + 12, 0);
+        prefetch(k + 8, 1);
+        prefetch(k + 4, 2);
         if (w->accepted[k++]) {
           st.Apply(e, today);
           acc += credit ? 0 : 1;
@@ -426,7 +485,8 @@ void Pipeline::Impl::AnswerQueries(Worker* w) {
 std::vector<std::string> Pipeline::Impl::ListTierOf(Worker* w, state::Tier tier,
                                                     const std::string& after, size_t limit) {
   std::vector<std::string> ids;
-  if (w->state.dirty_count() > 0) {
+  if (w->state.dirty_count() > 0 ||
+      w->cp_phase.load(std::memory_order_acquire) != kCheckpointIdle) {
     Status s = Checkpoint(w);
     if (!s.ok()) Log("shard %u: checkpoint before tier listing failed: %s", w->id, s.ToString().c_str());
   }
@@ -439,8 +499,9 @@ std::vector<std::string> Pipeline::Impl::ListTierOf(Worker* w, state::Tier tier,
   return ids;
 }
 
-Status Pipeline::Impl::Checkpoint(Worker* w) {
-  state::Store::Checkpoint cp(store.get());
+void Pipeline::Impl::StartCheckpoint(Worker* w) {
+  w->cp = std::make_unique<state::Store::Checkpoint>(store.get());
+  state::Store::Checkpoint& cp = *w->cp;
   w->state.DrainDirty(
       [&](std::string_view id, std::string_view bytes) { cp.PutUser(w->id, id, bytes); });
   if (w->state.WantsSpill()) {
@@ -466,16 +527,55 @@ Status Pipeline::Impl::Checkpoint(Worker* w) {
   if (w->log_seq > 0) cp.DeleteLogThrough(w->id, w->log_seq);
   const int32_t own_day = OwnDay(w);
   if (own_day != kNoDay) cp.DeleteSeenBefore(w->id, own_day - options.config.dedup_horizon_days);
-  Status s = store->Commit(&cp, options.fsync);
-  w->state.CheckpointDone(s.ok());
+  w->cp_log_seq = w->log_seq;
+  w->cp_logged = w->logged_since_checkpoint;
+  w->cp_phase.store(kCheckpointCommitting, std::memory_order_release);
   w->last_checkpoint = Clock::now();
+  commits.enqueue(w);
+}
+
+bool Pipeline::Impl::FinishCheckpoint(Worker* w, bool wait, Status* status) {
+  int phase = w->cp_phase.load(std::memory_order_acquire);
+  if (phase == kCheckpointIdle) return false;
+  if (phase == kCheckpointCommitting) {
+    if (!wait) return false;
+    w->cp_phase.wait(kCheckpointCommitting, std::memory_order_acquire);
+  }
+  Status s = w->cp_status;
+  w->cp.reset();
+  w->cp_phase.store(kCheckpointIdle, std::memory_order_relaxed);
+  w->state.CheckpointDone(s.ok());
   if (s.ok()) {
-    w->checkpoint_seq = w->log_seq;
+    w->checkpoint_seq = w->cp_log_seq;
+    w->logged_since_checkpoint -= w->cp_logged;
     // Only now are the evicted users' states safely on disk.
     const size_t limit = ResidentLimit();
     if (w->state.resident_users() > limit) w->state.EvictClean(limit - limit / 10);
   }
+  *status = s;
+  return true;
+}
+
+Status Pipeline::Impl::Checkpoint(Worker* w) {
+  Status s;
+  if (FinishCheckpoint(w, true, &s) && !s.ok()) {
+    Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());
+  }
+  StartCheckpoint(w);
+  FinishCheckpoint(w, true, &s);
   return s;
+}
+
+void Pipeline::Impl::RunCommitter() {
+  for (;;) {
+    Worker* w = nullptr;
+    commits.wait_dequeue(w);
+    if (w == nullptr) return;
+    w->cp_status = store->Commit(w->cp.get(), options.fsync);
+    w->cp_phase.store(kCheckpointCommitted, std::memory_order_release);
+    w->cp_phase.notify_all();
+    w->queue.enqueue(Task{nullptr});  // wakes the worker to finish it
+  }
 }
 
 void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
@@ -492,21 +592,36 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
     w->state.ExpireSeen(own_day);
     w->expired_day = own_day;
   }
+  Status s;
+  if (FinishCheckpoint(w, force_checkpoint, &s) && !s.ok()) {
+    Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());
+  }
+  // Users changed since the snapshot cannot be evicted: far over the bound,
+  // the worker checkpoints and evicts before it takes more events.
+  if (w->state.resident_users() > ResidentLimit() + ResidentLimit() / 2) {
+    s = Checkpoint(w);
+    if (!s.ok()) Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());
+  }
+  if (w->cp_phase.load(std::memory_order_acquire) != kCheckpointIdle) return;
   const bool due_by_time =
       Clock::now() - w->last_checkpoint >= std::chrono::milliseconds(options.checkpoint_interval_ms);
   const bool has_work = w->state.dirty_count() > 0 || w->log_seq != w->checkpoint_seq;
   const bool over_memory = w->state.resident_users() > ResidentLimit() + ResidentLimit() / 8;
   // Event ids over their memory budget spill with a checkpoint (atomically
-  // with the state their events changed).
-  if (force_checkpoint || over_memory || w->state.WantsSpill() ||
-      w->state.dirty_count() >= options.checkpoint_dirty_users ||
-      (options.write_log && due_by_time && has_work)) {
-    Status s = Checkpoint(w);
+  // with the state their events changed). The log after the last checkpoint
+  // is what a restart replays: it is kept short.
+  if (force_checkpoint) {
+    s = Checkpoint(w);
     if (!s.ok()) {
-      Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());
+      Log("shard %u: final checkpoint failed: %s", w->id, s.ToString().c_str());
       std::lock_guard<std::mutex> lock(error_mu);
-      if (force_checkpoint && first_worker_error.ok()) first_worker_error = s;
+      if (first_worker_error.ok()) first_worker_error = s;
     }
+  } else if (over_memory || w->state.WantsSpill() ||
+             w->state.dirty_count() >= options.checkpoint_dirty_users ||
+             w->logged_since_checkpoint >= options.checkpoint_log_events ||
+             (options.write_log && due_by_time && has_work)) {
+    StartCheckpoint(w);
   }
 }
 
@@ -737,6 +852,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     impl->workers.back()->state.set_memory_id_limit(
         std::max<size_t>(1024, options.dedup_memory_bytes / kBytesPerMemoryId / shards));
   }
+  Impl* committer_impl = impl.get();
+  impl->committer = std::thread([committer_impl] { committer_impl->RunCommitter(); });
   s = impl->Recover();
   if (!s.ok()) return s;
   s = impl->store->PutMeta("rules", rules, true /*sync*/);
@@ -896,6 +1013,7 @@ Status Pipeline::Close() {
   for (auto& w : impl_->workers) {
     if (w->thread.joinable()) w->thread.join();
   }
+  impl_->StopCommitter();
   Status s;
   {
     std::lock_guard<std::mutex> lock(impl_->error_mu);

@@ -93,8 +93,13 @@ struct PipelineOptions {
   bool write_log = true;
   bool fsync = false;  // fsync the log (survives power loss, not only kill -9)
   size_t max_inflight_events = 1u << 20;  // backpressure bound across all shards
-  size_t checkpoint_dirty_users = 250'000;
-  int checkpoint_interval_ms = 1000;
+  // A shard checkpoints (in the background: its worker only snapshots what
+  // changed) every checkpoint_interval_ms while it has changes, and sooner
+  // once checkpoint_log_events events were logged since the last one — the
+  // most a restart replays — or checkpoint_dirty_users users changed.
+  size_t checkpoint_dirty_users = 1'000'000;
+  int checkpoint_interval_ms = 2000;
+  size_t checkpoint_log_events = 1'000'000;
   size_t sweep_slice = 4096;  // users re-evaluated per slice between batches
   // Users kept in memory, across all shards; beyond it, clean users are
   // evicted after a checkpoint and reloaded from RocksDB on their next event.

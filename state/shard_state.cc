@@ -75,13 +75,56 @@ ShardState::ShardState(uint32_t shard_id, const Config& config, UserSource* sour
                        IdRunSource* runs)
     : shard_id_(shard_id), config_(config), source_(source), runs_source_(runs) {}
 
+uint32_t ShardState::Lookup(std::string_view user_id) const {
+  auto it = index_.find(user_hash_(user_id));
+  if (it != index_.end() && slots_[it->second].id == user_id) return it->second;
+  if (!collided_.empty()) {
+    auto c = collided_.find(Key(user_id));
+    if (c != collided_.end()) return c->second;
+  }
+  return UINT32_MAX;
+}
+
+void ShardState::IndexInsert(uint32_t slot) {
+  const std::string& id = slots_[slot].id;
+  if (!index_.try_emplace(user_hash_(id), slot).second) collided_.emplace(Key(id), slot);
+}
+
+void ShardState::IndexErase(uint32_t slot) {
+  const std::string& id = slots_[slot].id;
+  auto it = index_.find(user_hash_(id));
+  if (it != index_.end() && it->second == slot) {
+    index_.erase(it);
+  } else {
+    collided_.erase(Key(id));
+  }
+}
+
+void ShardState::PrefetchUser(uint64_t user_hash) const { index_.prefetch(user_hash); }
+
+void ShardState::PrefetchUserState(uint64_t user_hash, bool buckets) const {
+  // By hash alone: comparing the id would wait for the very line prefetched.
+  auto it = index_.find(user_hash);
+  if (it == index_.end()) return;
+  const Slot& slot = slots_[it->second];
+  if (!buckets) {
+    __builtin_prefetch(&slot);
+    __builtin_prefetch(reinterpret_cast<const char*>(&slot) + 64);
+  } else if (!slot.state.buckets.empty()) {
+    __builtin_prefetch(&slot.state.buckets.back());
+  }
+}
+
 bool ShardState::MarkSeen(std::string_view id, uint64_t seed, int64_t ts_ms, int32_t arrival_day) {
-  Hash128 h = HashId128(id, seed);
+  return MarkSeenHash(HashId128(id, seed), ts_ms, arrival_day);
+}
+
+bool ShardState::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_day) {
   // An id is kept for the horizon past the later of its event day and the
   // day it arrived (in event time): a late or back-filled event re-sent soon
   // after is still recognised.
   int32_t day = std::max(DayOf(std::max(ts_ms, max_ts_), config_.utc_offset_ms), arrival_day);
-  if (seen_.contains(h)) return false;
+  if (seen_.contains(h) || (!spilling_.empty() && spilling_.contains(h))) return false;
   for (const IdRun& run : runs_) {
     if (!run.MayContain(h)) continue;
     ++id_block_reads_;
@@ -166,15 +209,14 @@ uint32_t ShardState::NewSlot(std::string_view user_id) {
   slot.id.assign(user_id);
   slot.state = UserState{};
   slot.touched = true;
-  index_.emplace(Key(slot.id), i);
+  IndexInsert(i);
   return i;
 }
 
 uint32_t ShardState::Find(std::string_view user_id, bool create) {
-  auto it = index_.find(Key(user_id));
-  if (it != index_.end()) {
-    slots_[it->second].touched = true;
-    return it->second;
+  if (const uint32_t i = Lookup(user_id); i != UINT32_MAX) {
+    slots_[i].touched = true;
+    return i;
   }
   if (evicted_any_ && source_ != nullptr) {
     std::string bytes;
@@ -318,7 +360,7 @@ bool ShardState::Sweep(int32_t today, size_t budget) {
 size_t ShardState::EvictClean(size_t target) {
   size_t evicted = 0;
   // Two turns of the clock at most: the first clears reference bits.
-  for (size_t step = 0; step < 2 * slots_.size() && index_.size() > target; ++step) {
+  for (size_t step = 0; step < 2 * slots_.size() && resident_users() > target; ++step) {
     if (clock_hand_ >= slots_.size()) clock_hand_ = 0;
     const uint32_t i = static_cast<uint32_t>(clock_hand_++);
     Slot& slot = slots_[i];
@@ -330,7 +372,7 @@ size_t ShardState::EvictClean(size_t target) {
     if (slot.state.next_check_day != kNoDay) {
       evicted_timers_[slot.state.next_check_day].push_back(slot.id);
     }
-    index_.erase(Key(slot.id));
+    IndexErase(i);
     slot.id.clear();
     slot.id.shrink_to_fit();
     slot.state = UserState{};
@@ -518,14 +560,15 @@ void ShardState::CheckpointDone(bool ok) {
     for (uint32_t i : draining_dirty_) MarkDirty(i);
     new_seen_.insert(new_seen_.end(), draining_seen_.begin(), draining_seen_.end());
     expired_runs_.insert(expired_runs_.end(), draining_runs_.begin(), draining_runs_.end());
+    for (const auto& [h, day] : spilling_) {
+      if (seen_.try_emplace(h, day).second) seen_by_day_[day].push_back(h);
+    }
   } else if (has_pending_run_) {
-    // Every id of the map is now in the run: the map starts over.
     ++next_run_no_;
     spilled_ids_ += pending_run_.count();
     runs_.push_back(std::move(pending_run_));
-    seen_ = {};
-    seen_by_day_ = {};
   }
+  spilling_ = {};
   pending_run_ = IdRun();
   has_pending_run_ = false;
   draining_dirty_.clear();
@@ -557,7 +600,7 @@ uint64_t ShardState::RetierResident() {
 
 bool ShardState::RetierEvicted(std::string_view user_id, std::string_view encoded,
                                std::string* updated) {
-  if (swept_day_ == kNoDay || index_.contains(Key(user_id))) return false;
+  if (swept_day_ == kNoDay || Lookup(user_id) != UINT32_MAX) return false;
   UserState s;
   if (!DecodeUserState(encoded, &s).ok()) return false;
   const Tier tier = EvaluateTier(s, ComputeWindows(s, swept_day_), swept_day_,

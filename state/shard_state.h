@@ -91,10 +91,25 @@ class ShardState {
   // If a spilled block cannot be read, the id is treated as fresh and the
   // error is kept for TakeIdError(): the caller must then refuse the events.
   bool MarkSeen(std::string_view id, uint64_t seed, int64_t ts_ms, int32_t arrival_day = kNoDay);
+  // The same, for an id already hashed with HashId128(id, seed).
+  bool MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_day);
   Status TakeIdError() { return std::exchange(id_error_, Status::Ok()); }
   // Forgets an id recorded by MarkSeen whose event could not be made durable.
   void UnmarkSeen(std::string_view id, uint64_t seed);
   void CountDuplicate() { ++agg_.duplicates; }
+
+  // ---- prefetching: with millions of users every event's state is a
+  // cache miss, so a caller working through many events announces the
+  // coming ones in stages — the user's index entry ~12 events ahead, her
+  // slot ~8 ahead (buckets = false), her newest day bucket ~4 ahead
+  // (buckets = true), an event id's duplicate-index entry ~8 ahead. Hints
+  // only: they change nothing.
+  static uint64_t UserHash(std::string_view user_id) { return Hash64(user_id); }
+  // Tests: a weaker hash, to exercise users whose hashes collide.
+  void set_user_hash_for_testing(uint64_t (*fn)(std::string_view)) { user_hash_ = fn; }
+  void PrefetchUser(uint64_t user_hash) const;
+  void PrefetchUserState(uint64_t user_hash, bool buckets) const;
+  void PrefetchSeen(const Hash128& h) const { seen_.prefetch(h); }
 
   // ---- events
   // Applies an accepted event (own or referral credit). `today` = day(T),
@@ -115,11 +130,11 @@ class ShardState {
   KpiPartial Kpis(int32_t today) const;
 
   // Residency (REQUIRES for EvictClean: the last checkpoint committed).
-  size_t resident_users() const { return index_.size(); }
+  size_t resident_users() const { return index_.size() + collided_.size(); }
   // Evicts clean, untouched users until at most `target` stay resident.
   size_t EvictClean(size_t target);
   uint64_t reloads() const { return reloads_; }
-  size_t seen_count() const { return seen_.size() + spilled_ids_; }
+  size_t seen_count() const { return seen_.size() + spilling_.size() + spilled_ids_; }
   size_t spilled_ids() const { return spilled_ids_; }
   size_t id_runs() const { return runs_.size(); }
   uint64_t id_block_reads() const { return id_block_reads_; }
@@ -127,7 +142,7 @@ class ShardState {
   // (SIZE_MAX: never; spilling also needs an IdRunSource).
   void set_memory_id_limit(size_t ids) { memory_id_limit_ = ids; }
   bool WantsSpill() const {
-    return runs_source_ != nullptr && seen_.size() > memory_id_limit_;
+    return runs_source_ != nullptr && !has_pending_run_ && seen_.size() > memory_id_limit_;
   }
   size_t dirty_count() const { return dirty_.size(); }
   int64_t max_ts() const { return max_ts_; }
@@ -172,8 +187,10 @@ class ShardState {
   // Instead of DrainNewSeen: moves every in-memory id (new or not) into a
   // new run, calling put_block(block_no, bytes) for its blocks and putting
   // its descriptor in *descriptor. The caller must also delete every seen
-  // blob of the shard in the same write. CheckpointDone(true) installs the
-  // run and empties the map.
+  // blob of the shard in the same write. The map starts over at once (ids
+  // marked while the write is in flight go to the new map; the spilled ones
+  // are still consulted); CheckpointDone(true) installs the run, (false)
+  // merges the spilled ids back.
   template <typename Fn>
   void SpillIds(Fn&& put_block, uint64_t* run_no, std::string* descriptor) {
     std::vector<std::pair<Hash128, int32_t>> entries(seen_.begin(), seen_.end());
@@ -184,6 +201,9 @@ class ShardState {
     pending_run_.EncodeDescriptor(descriptor);
     draining_seen_.swap(new_seen_);
     new_seen_.clear();
+    spilling_ = std::move(seen_);
+    seen_ = {};
+    seen_by_day_ = {};
   }
   // Calls fn(run_no) for each run past the horizon whose deletion is not yet persisted.
   template <typename Fn>
@@ -234,6 +254,9 @@ class ShardState {
   // The resident slot of `user_id`, reloading her if evicted; creates her if
   // `create` and she is unknown. Returns UINT32_MAX if absent.
   uint32_t Find(std::string_view user_id, bool create);
+  uint32_t Lookup(std::string_view user_id) const;  // UINT32_MAX if not resident
+  void IndexInsert(uint32_t slot);
+  void IndexErase(uint32_t slot);
   uint32_t NewSlot(std::string_view user_id);
   // Re-evaluates the tier at `today`, updates the histogram, reschedules.
   void Reconcile(uint32_t slot, int32_t today);
@@ -267,7 +290,12 @@ class ShardState {
   UserSource* const source_;
   std::deque<Slot> slots_;  // a deque: ids never move, so index_ may view them
   std::vector<uint32_t> free_slots_;
-  absl::flat_hash_map<absl::string_view, uint32_t> index_;  // user_id -> slot
+  // user_id -> slot, keyed by UserHash so that a lookup reads no id until
+  // the slot itself; the rare user whose hash another resident user already
+  // has is indexed by id in collided_.
+  absl::flat_hash_map<uint64_t, uint32_t> index_;
+  absl::flat_hash_map<absl::string_view, uint32_t> collided_;
+  uint64_t (*user_hash_)(std::string_view) = &UserHash;
   bool evicted_any_ = false;  // whether a miss must consult the source
   size_t clock_hand_ = 0;
   uint64_t reloads_ = 0;
@@ -298,6 +326,7 @@ class ShardState {
   uint64_t next_run_no_ = 1;
   IdRun pending_run_;
   bool has_pending_run_ = false;
+  absl::flat_hash_map<Hash128, int32_t> spilling_;  // the ids of pending_run_
   std::vector<uint64_t> expired_runs_;
   std::vector<uint64_t> draining_runs_;
   int32_t oldest_kept_day_ = INT32_MIN;  // ids of earlier days have expired
