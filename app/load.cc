@@ -110,7 +110,7 @@ int RunLoad(const LoadArgs& args) {
   std::atomic<int64_t> accepted{0}, duplicates{0}, rejected{0}, failed{0};
   std::mutex mu;
   Latencies acks, users, kpis;
-  std::vector<double> ack_times;  // ms since start
+  std::vector<std::pair<double, size_t>> ack_times;  // (ms since start, chunk)
   std::atomic<bool> loading{true};
   const auto start = Clock::now();
 
@@ -146,7 +146,7 @@ int RunLoad(const LoadArgs& args) {
       rejected.fetch_add(Field(reply, "rejected"));
       std::lock_guard<std::mutex> lock(mu);
       acks.ms.push_back(MsSince(t0, t1));
-      ack_times.push_back(MsSince(start, t1));
+      ack_times.emplace_back(MsSince(start, t1), i);
     }
   };
   auto querier = [&] {
@@ -178,9 +178,16 @@ int RunLoad(const LoadArgs& args) {
   loading.store(false);
   if (query_thread.joinable()) query_thread.join();
 
+  // The longest time with no acknowledgement, and the chunk that ended it.
   std::sort(ack_times.begin(), ack_times.end());
-  double max_gap = ack_times.empty() ? 0 : ack_times.front();
-  for (size_t i = 1; i < ack_times.size(); ++i) max_gap = std::max(max_gap, ack_times[i] - ack_times[i - 1]);
+  double max_gap = ack_times.empty() ? 0 : ack_times.front().first;
+  size_t gap_chunk = 0;
+  for (size_t i = 1; i < ack_times.size(); ++i) {
+    if (ack_times[i].first - ack_times[i - 1].first > max_gap) {
+      max_gap = ack_times[i].first - ack_times[i - 1].first;
+      gap_chunk = ack_times[i].second;
+    }
+  }
 
   std::string out;
   JsonWriter w(&out);
@@ -197,6 +204,7 @@ int RunLoad(const LoadArgs& args) {
   w.Key("failed_chunks").Int(failed.load());
   acks.Write(w, "ack_ms");
   w.Key("max_ack_gap_ms").Double(max_gap);
+  w.Key("max_ack_gap_before_line").Int(static_cast<int64_t>(gap_chunk * args.chunk_events));
   if (args.query_rate > 0) {
     users.Write(w, "user_query_ms");
     kpis.Write(w, "kpis_query_ms");

@@ -154,6 +154,10 @@ struct Pipeline::Impl {
     // The checkpoint being committed by the committer thread, if any: the
     // worker builds it (a consistent snapshot) and goes on applying events.
     std::unique_ptr<state::Store::Checkpoint> cp;
+    // Ids to spill with it: the committer builds their run off the worker.
+    const absl::flat_hash_map<Hash128, int32_t>* cp_spill = nullptr;
+    uint64_t cp_run_no = 0;
+    state::IdRun cp_run;
     uint64_t cp_log_seq = 0;
     uint64_t cp_logged = 0;
     Status cp_status;
@@ -311,6 +315,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   const int32_t arrival_day =
       arrival_ts == kNoTs ? kNoDay : DayOf(arrival_ts, options.config.utc_offset_ms);
   const size_t count = w->events.size();
+  const size_t new_seen_mark = st.NewSeenMark();
   constexpr size_t kSeenAhead = 8;
   for (size_t j = 0; j < count; ++j) {
     if (j + kSeenAhead < count) st.PrefetchSeen(w->hashes[j + kSeenAhead]);
@@ -347,6 +352,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
       }
       batches[i]->failed_.store(true);
     }
+    st.TruncateNewSeen(new_seen_mark);
   }
   // 3. Apply.
   if (ok) {
@@ -503,18 +509,13 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   w->cp = std::make_unique<state::Store::Checkpoint>(store.get());
   state::Store::Checkpoint& cp = *w->cp;
   w->state.DrainDirty(
-      [&](std::string_view id, std::string_view bytes) { cp.PutUser(w->id, id, bytes); });
+      [&](std::string_view id, std::string_view bytes) { cp.StageUser(w->id, id, bytes); });
+  w->cp_spill = nullptr;
   if (w->state.WantsSpill()) {
-    // Every id in memory (checkpointed before or new) moves into one run.
-    uint64_t run_no = 0;
-    std::string descriptor;
-    w->state.SpillIds(
-        [&](uint32_t block, std::string_view bytes) {
-          cp.PutIdBlock(w->id, run_no, block, bytes);
-        },
-        &run_no, &descriptor);
+    // Every id in memory (checkpointed before or new) moves into one run,
+    // built by the committer.
+    w->cp_spill = &w->state.FreezeIdsForSpill(&w->cp_run_no);
     cp.DeleteAllSeen(w->id);
-    cp.PutIdRun(w->id, run_no, descriptor);
   } else {
     w->state.DrainNewSeen([&](int32_t day, std::string_view packed) {
       cp.PutSeen(w->id, day, ++w->seen_sub, packed);
@@ -524,7 +525,6 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   std::string meta;
   w->state.EncodeMeta(w->log_seq, w->id == 0 ? rejected.load() : 0, &meta);
   cp.PutMeta(ShardMetaKey(w->id), meta);
-  if (w->log_seq > 0) cp.DeleteLogThrough(w->id, w->log_seq);
   const int32_t own_day = OwnDay(w);
   if (own_day != kNoDay) cp.DeleteSeenBefore(w->id, own_day - options.config.dedup_horizon_days);
   w->cp_log_seq = w->log_seq;
@@ -544,7 +544,9 @@ bool Pipeline::Impl::FinishCheckpoint(Worker* w, bool wait, Status* status) {
   Status s = w->cp_status;
   w->cp.reset();
   w->cp_phase.store(kCheckpointIdle, std::memory_order_relaxed);
-  w->state.CheckpointDone(s.ok());
+  w->state.CheckpointDone(s.ok(), w->cp_spill != nullptr ? &w->cp_run : nullptr);
+  w->cp_spill = nullptr;
+  w->cp_run = state::IdRun();
   if (s.ok()) {
     w->checkpoint_seq = w->cp_log_seq;
     w->logged_since_checkpoint -= w->cp_logged;
@@ -571,7 +573,21 @@ void Pipeline::Impl::RunCommitter() {
     Worker* w = nullptr;
     commits.wait_dequeue(w);
     if (w == nullptr) return;
+    if (w->cp_spill != nullptr) {
+      // The frozen map is only read here and by the worker's lookups.
+      std::vector<std::pair<Hash128, int32_t>> entries(w->cp_spill->begin(), w->cp_spill->end());
+      w->cp_run = state::IdRun::Build(w->cp_run_no, &entries, [&](uint32_t block, std::string_view bytes) {
+        w->cp->PutIdBlock(w->id, w->cp_run_no, block, bytes);
+      });
+      std::string descriptor;
+      w->cp_run.EncodeDescriptor(&descriptor);
+      w->cp->PutIdRun(w->id, w->cp_run_no, descriptor);
+    }
     w->cp_status = store->Commit(w->cp.get(), options.fsync);
+    if (w->cp_status.ok() && w->cp_log_seq > 0) {
+      Status trimmed = store->TrimLog(w->id, w->cp_log_seq);
+      if (!trimmed.ok()) Log("shard %u: log trim failed: %s", w->id, trimmed.ToString().c_str());
+    }
     w->cp_phase.store(kCheckpointCommitted, std::memory_order_release);
     w->cp_phase.notify_all();
     w->queue.enqueue(Task{nullptr});  // wakes the worker to finish it

@@ -555,21 +555,23 @@ Status ShardState::LoadIdRun(std::string_view descriptor) {
   return Status::Ok();
 }
 
-void ShardState::CheckpointDone(bool ok) {
+void ShardState::CheckpointDone(bool ok, IdRun* run) {
   if (!ok) {
     for (uint32_t i : draining_dirty_) MarkDirty(i);
     new_seen_.insert(new_seen_.end(), draining_seen_.begin(), draining_seen_.end());
     expired_runs_.insert(expired_runs_.end(), draining_runs_.begin(), draining_runs_.end());
+  }
+  if (has_pending_run_ && ok && run != nullptr) {
+    ++next_run_no_;
+    spilled_ids_ += run->count();
+    runs_.push_back(std::move(*run));
+  } else {
+    // Not spilled after all: the frozen ids are the map's again.
     for (const auto& [h, day] : spilling_) {
       if (seen_.try_emplace(h, day).second) seen_by_day_[day].push_back(h);
     }
-  } else if (has_pending_run_) {
-    ++next_run_no_;
-    spilled_ids_ += pending_run_.count();
-    runs_.push_back(std::move(pending_run_));
   }
   spilling_ = {};
-  pending_run_ = IdRun();
   has_pending_run_ = false;
   draining_dirty_.clear();
   draining_seen_.clear();

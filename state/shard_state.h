@@ -95,7 +95,11 @@ class ShardState {
   bool MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_day);
   Status TakeIdError() { return std::exchange(id_error_, Status::Ok()); }
   // Forgets an id recorded by MarkSeen whose event could not be made durable.
+  // A caller that unmarks the ids of a run of events also truncates the
+  // list of ids new since the checkpoint back to its mark from before them.
   void UnmarkSeen(std::string_view id, uint64_t seed);
+  size_t NewSeenMark() const { return new_seen_.size(); }
+  void TruncateNewSeen(size_t mark) { new_seen_.resize(std::min(mark, new_seen_.size())); }
   void CountDuplicate() { ++agg_.duplicates; }
 
   // ---- prefetching: with millions of users every event's state is a
@@ -152,15 +156,23 @@ class ShardState {
   // DrainDirty/DrainNewSeen hand out what changed since the last checkpoint,
   // then CheckpointDone(ok) forgets it, or on failure marks it changed again.
   //
-  // Calls fn(user_id, encoded_state) for each user changed since the last checkpoint.
-  // Users come in key order: RocksDB's memtable inserts sorted keys far
-  // faster than random ones.
+  // Calls fn(user_id, encoded_state) for each user changed since the last
+  // checkpoint, in no particular order (the store sorts them off this thread).
   template <typename Fn>
   void DrainDirty(Fn&& fn) {
-    std::sort(dirty_.begin(), dirty_.end(),
-              [this](uint32_t a, uint32_t b) { return slots_[a].id < slots_[b].id; });
     std::string buf;
-    for (uint32_t i : dirty_) {
+    constexpr size_t kAhead = 8;
+    for (size_t k = 0; k < dirty_.size(); ++k) {
+      if (k + kAhead < dirty_.size()) {
+        const Slot& next = slots_[dirty_[k + kAhead]];
+        __builtin_prefetch(&next);
+        __builtin_prefetch(reinterpret_cast<const char*>(&next) + 64);
+      }
+      if (k + kAhead / 2 < dirty_.size()) {
+        const Slot& soon = slots_[dirty_[k + kAhead / 2]];
+        if (!soon.state.buckets.empty()) __builtin_prefetch(soon.state.buckets.data());
+      }
+      const uint32_t i = dirty_[k];
       buf.clear();
       EncodeUserState(slots_[i].state, &buf);
       fn(std::string_view(slots_[i].id), std::string_view(buf));
@@ -173,9 +185,8 @@ class ShardState {
   template <typename Fn>
   void DrainNewSeen(Fn&& fn) {
     absl::flat_hash_map<int32_t, std::string> by_day;
+    // Unmarked ids were truncated away, expired ones erased by ExpireSeen.
     for (const auto& [h, day] : new_seen_) {
-      auto it = seen_.find(h);
-      if (it == seen_.end() || it->second != day) continue;  // unmarked or expired
       std::string& packed = by_day[day];
       packed.append(reinterpret_cast<const char*>(&h.lo), 8);
       packed.append(reinterpret_cast<const char*>(&h.hi), 8);
@@ -184,26 +195,22 @@ class ShardState {
     new_seen_.clear();
     for (const auto& [day, packed] : by_day) fn(day, std::string_view(packed));
   }
-  // Instead of DrainNewSeen: moves every in-memory id (new or not) into a
-  // new run, calling put_block(block_no, bytes) for its blocks and putting
-  // its descriptor in *descriptor. The caller must also delete every seen
-  // blob of the shard in the same write. The map starts over at once (ids
-  // marked while the write is in flight go to the new map; the spilled ones
-  // are still consulted); CheckpointDone(true) installs the run, (false)
-  // merges the spilled ids back.
-  template <typename Fn>
-  void SpillIds(Fn&& put_block, uint64_t* run_no, std::string* descriptor) {
-    std::vector<std::pair<Hash128, int32_t>> entries(seen_.begin(), seen_.end());
+  // Instead of DrainNewSeen: freezes every in-memory id (new or not) to be
+  // spilled into run *run_no, and returns them. The map starts over at once
+  // (ids marked meanwhile go to the new map; the frozen ones are still
+  // consulted). The caller — on any thread, reading the frozen map only —
+  // builds the run with IdRun::Build, writes its blocks and descriptor and
+  // deletes every seen blob of the shard in the same write, then hands the
+  // run to CheckpointDone(true, &run); CheckpointDone(false) takes the ids back.
+  const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t* run_no) {
     *run_no = next_run_no_;
-    pending_run_ = IdRun::Build(next_run_no_, &entries, put_block);
     has_pending_run_ = true;
-    descriptor->clear();
-    pending_run_.EncodeDescriptor(descriptor);
     draining_seen_.swap(new_seen_);
     new_seen_.clear();
     spilling_ = std::move(seen_);
     seen_ = {};
     seen_by_day_ = {};
+    return spilling_;
   }
   // Calls fn(run_no) for each run past the horizon whose deletion is not yet persisted.
   template <typename Fn>
@@ -212,7 +219,8 @@ class ShardState {
     draining_runs_.swap(expired_runs_);
     expired_runs_.clear();
   }
-  void CheckpointDone(bool ok);
+  // `run`: the run built from FreezeIdsForSpill's ids, if any.
+  void CheckpointDone(bool ok, IdRun* run = nullptr);
   // Shard-level aggregates, swept day and max ts, plus the caller's log position.
   void EncodeMeta(uint64_t log_seq, int64_t events_rejected, std::string* out) const;
   Status DecodeMeta(std::string_view in, uint64_t* log_seq, int64_t* events_rejected);
@@ -324,7 +332,6 @@ class ShardState {
   std::vector<IdRun> runs_;
   size_t spilled_ids_ = 0;
   uint64_t next_run_no_ = 1;
-  IdRun pending_run_;
   bool has_pending_run_ = false;
   absl::flat_hash_map<Hash128, int32_t> spilling_;  // the ids of pending_run_
   std::vector<uint64_t> expired_runs_;

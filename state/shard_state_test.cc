@@ -181,14 +181,17 @@ class FakeRuns : public IdRunSource {
   // A checkpoint as the pipeline takes it: spills when the map is over its
   // limit, and applies the expired runs' deletion.
   void Checkpoint(ShardState* shard) {
+    IdRun run;
+    bool spilled = false;
     if (shard->WantsSpill()) {
       uint64_t run_no = 0;
-      std::string descriptor;
-      std::map<uint32_t, std::string> pending;
-      shard->SpillIds([&](uint32_t b, std::string_view bytes) { pending[b] = std::string(bytes); },
-                      &run_no, &descriptor);
-      for (auto& [b, bytes] : pending) blocks[{run_no, b}] = bytes;
-      descriptors[run_no] = descriptor;
+      const auto& frozen = shard->FreezeIdsForSpill(&run_no);
+      std::vector<std::pair<Hash128, int32_t>> entries(frozen.begin(), frozen.end());
+      run = IdRun::Build(run_no, &entries, [&](uint32_t b, std::string_view bytes) {
+        blocks[{run_no, b}] = std::string(bytes);
+      });
+      run.EncodeDescriptor(&descriptors[run_no]);
+      spilled = true;
     } else {
       shard->DrainNewSeen([](int32_t, std::string_view) {});
     }
@@ -196,7 +199,7 @@ class FakeRuns : public IdRunSource {
       std::erase_if(blocks, [&](const auto& kv) { return kv.first.first == run_no; });
       descriptors.erase(run_no);
     });
-    shard->CheckpointDone(true);
+    shard->CheckpointDone(true, spilled ? &run : nullptr);
   }
   bool fail = false;
   std::map<std::pair<uint64_t, uint32_t>, std::string> blocks;

@@ -8,6 +8,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
 
@@ -85,6 +86,10 @@ std::mutex g_tsan_write_mu;
 }  // namespace
 
 struct Store::Rep {
+  // The event log lives in its own database (DIR/journal): its small
+  // acknowledged appends must never queue behind a checkpoint's big write
+  // batch in one write group.
+  std::unique_ptr<rocksdb::DB> journal;
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
@@ -94,6 +99,7 @@ struct Store::Rep {
   rocksdb::ColumnFamilyHandle* idruns = nullptr;
 
   ~Rep() {
+    if (journal) journal->Close();
     if (db) {
       for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
       db->Close();
@@ -104,6 +110,14 @@ struct Store::Rep {
 struct Store::Checkpoint::Rep {
   Store::Rep* store;
   rocksdb::WriteBatch batch;
+  // Users staged unsorted: key and value bytes back to back in `staged`.
+  struct Staged {
+    size_t offset;
+    uint32_t key_size;
+    uint32_t value_size;
+  };
+  std::string staged;
+  std::vector<Staged> staged_users;
 };
 
 Store::Store(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
@@ -150,6 +164,33 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   rep->users = rep->handles[2];
   rep->seen = rep->handles[3];
   rep->idruns = rep->handles[4];
+
+  rocksdb::Options journal_options;
+  journal_options.create_if_missing = true;
+  journal_options.max_background_jobs = 1;
+  journal_options.write_buffer_size = options.write_buffer_bytes;
+  journal_options.compression = rocksdb::kNoCompression;
+  // Its manifest stays tiny: no need to reserve RocksDB's default 4 MB.
+  journal_options.manifest_preallocation_size = 256 << 10;
+  rocksdb::DB* journal = nullptr;
+  s = rocksdb::DB::Open(journal_options, dir + "/journal", &journal);
+  if (!s.ok()) return FromRocks(s);
+  rep->journal.reset(journal);
+  // Data dirs from before the journal kept the log in a column family.
+  {
+    std::unique_ptr<rocksdb::Iterator> it(rep->db->NewIterator(rocksdb::ReadOptions(), rep->log));
+    it->SeekToFirst();
+    if (it->Valid()) {
+      rocksdb::WriteBatch moved;
+      for (; it->Valid(); it->Next()) moved.Put(it->key(), it->value());
+      if (!it->status().ok()) return FromRocks(it->status());
+      rocksdb::WriteOptions sync;
+      sync.sync = true;
+      s = rep->journal->Write(sync, &moved);
+      if (s.ok()) s = rep->db->DeleteRange(sync, rep->log, LogKey(0, 0), LogKey(UINT32_MAX, 0));
+      if (!s.ok()) return FromRocks(s);
+    }
+  }
   return std::unique_ptr<Store>(new Store(std::move(rep)));
 }
 
@@ -157,7 +198,7 @@ Status Store::AppendLog(uint32_t shard, uint64_t seq, std::string_view block, bo
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   TIERSTREAM_TSAN_WRITE_LOCK;
-  return FromRocks(rep_->db->Put(wo, rep_->log, LogKey(shard, seq), S(block)));
+  return FromRocks(rep_->journal->Put(wo, LogKey(shard, seq), S(block)));
 }
 
 Status Store::ScanLog(uint32_t shard, uint64_t after,
@@ -167,7 +208,7 @@ Status Store::ScanLog(uint32_t shard, uint64_t after,
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->log));
+  std::unique_ptr<rocksdb::Iterator> it(rep_->journal->NewIterator(ro));
   for (it->Seek(lower); it->Valid(); it->Next()) {
     rocksdb::Slice k = it->key();
     if (k.size() != 12) return Status::Corruption("log: bad key");
@@ -288,6 +329,16 @@ void Store::Checkpoint::PutUser(uint32_t shard, std::string_view user_id,
                                 std::string_view encoded) {
   rep_->batch.Put(rep_->store->users, UserKey(shard, user_id), S(encoded));
 }
+void Store::Checkpoint::StageUser(uint32_t shard, std::string_view user_id,
+                                  std::string_view encoded) {
+  const size_t offset = rep_->staged.size();
+  PutBe32(&rep_->staged, shard);
+  rep_->staged.append(user_id);
+  rep_->staged.append(encoded);
+  rep_->staged_users.push_back(
+      {offset, static_cast<uint32_t>(4 + user_id.size()), static_cast<uint32_t>(encoded.size())});
+}
+
 void Store::Checkpoint::PutMeta(std::string_view key, std::string_view value) {
   rep_->batch.Put(rep_->store->meta, S(key), S(value));
 }
@@ -295,8 +346,12 @@ void Store::Checkpoint::PutSeen(uint32_t shard, int32_t day, uint64_t sub,
                                 std::string_view packed) {
   rep_->batch.Put(rep_->store->seen, SeenKey(shard, day, sub), S(packed));
 }
-void Store::Checkpoint::DeleteLogThrough(uint32_t shard, uint64_t seq) {
-  rep_->batch.DeleteRange(rep_->store->log, LogKey(shard, 0), LogKey(shard, seq + 1));
+Status Store::TrimLog(uint32_t shard, uint64_t seq) {
+  rocksdb::WriteOptions wo;
+  TIERSTREAM_TSAN_WRITE_LOCK;
+  return FromRocks(
+      rep_->journal->DeleteRange(wo, rep_->journal->DefaultColumnFamily(), LogKey(shard, 0),
+                                 LogKey(shard, seq + 1)));
 }
 void Store::Checkpoint::DeleteAllSeen(uint32_t shard) {
   rep_->batch.DeleteRange(rep_->store->seen, SeenKey(shard, INT32_MIN, 0),
@@ -324,6 +379,23 @@ void Store::Checkpoint::DeleteSeenBefore(uint32_t shard, int32_t day) {
 size_t Store::Checkpoint::ApproximateBytes() const { return rep_->batch.GetDataSize(); }
 
 Status Store::Commit(Checkpoint* checkpoint, bool sync) {
+  // Staged users go in key order: RocksDB's memtable inserts sorted keys far
+  // faster than random ones.
+  auto& rep = *checkpoint->rep_;
+  if (!rep.staged_users.empty()) {
+    const char* base = rep.staged.data();
+    std::sort(rep.staged_users.begin(), rep.staged_users.end(),
+              [base](const Checkpoint::Rep::Staged& a, const Checkpoint::Rep::Staged& b) {
+                return std::string_view(base + a.offset, a.key_size) <
+                       std::string_view(base + b.offset, b.key_size);
+              });
+    for (const auto& u : rep.staged_users) {
+      rep.batch.Put(rep_->users, rocksdb::Slice(base + u.offset, u.key_size),
+                    rocksdb::Slice(base + u.offset + u.key_size, u.value_size));
+    }
+    rep.staged_users.clear();
+    rep.staged.clear();
+  }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   TIERSTREAM_TSAN_WRITE_LOCK;
@@ -336,11 +408,15 @@ uint64_t Store::DiskBytes() {
     uint64_t v = 0;
     if (rep_->db->GetIntProperty(h, rocksdb::DB::Properties::kTotalSstFilesSize, &v)) total += v;
   }
+  uint64_t v = 0;
+  if (rep_->journal->GetIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &v)) total += v;
   return total;
 }
 
 Status Store::Flush() {
   rocksdb::FlushOptions fo;
+  Status s = FromRocks(rep_->journal->Flush(fo));
+  if (!s.ok()) return s;
   return FromRocks(rep_->db->Flush(fo, rep_->handles));
 }
 

@@ -3,14 +3,17 @@
 //
 // Column families:
 //   default  meta: "shards" -> shard count; "shard/<i>" -> ShardState meta
-//   log      key shard(4B BE) | seq(8B BE) -> a block of encoded events that
-//            was made durable before it was acknowledged (write-ahead of state)
+//   log      (unused since the journal; its entries move there at open)
 //   users    key shard(4B BE) | user_id -> encoded UserState (per shard, in id order)
 //   seen     key shard(4B) | biased day(4B) | sub(8B) -> packed 16-byte event id hashes
 //   idruns   key shard(4B) | 0 | run(8B) -> IdRun descriptor (filter, fences)
 //            key shard(4B) | 1 | run(8B) | block(4B) -> sorted (hash, day) entries
-// A Checkpoint gathers dirty users, shard meta, new seen ids and the deletion
-// of the log it covers into one atomic WriteBatch.
+// The journal, a second database in DIR/journal, holds the event log:
+//   key shard(4B BE) | seq(8B BE) -> a block of encoded events that was made
+//   durable before it was acknowledged (write-ahead of state).
+// A Checkpoint gathers dirty users, shard meta (with the log position it
+// covers) and new seen ids into one atomic WriteBatch; the log it covers is
+// trimmed afterwards (what is left below the position is never replayed).
 //
 // Thread safety: thread-safe (RocksDB's own guarantees); a Checkpoint object is confined.
 #ifndef TIERSTREAM_STATE_STORE_H_
@@ -63,9 +66,11 @@ class Store {
     explicit Checkpoint(Store* store);
     ~Checkpoint();
     void PutUser(uint32_t shard, std::string_view user_id, std::string_view encoded);
+    // The same, in any order: Commit sorts staged users by key (on the
+    // committing thread) before writing them.
+    void StageUser(uint32_t shard, std::string_view user_id, std::string_view encoded);
     void PutMeta(std::string_view key, std::string_view value);
     void PutSeen(uint32_t shard, int32_t day, uint64_t sub, std::string_view packed);
-    void DeleteLogThrough(uint32_t shard, uint64_t seq);
     void DeleteSeenBefore(uint32_t shard, int32_t day);
     void DeleteAllSeen(uint32_t shard);
     void PutIdBlock(uint32_t shard, uint64_t run, uint32_t block, std::string_view bytes);
@@ -79,6 +84,8 @@ class Store {
     std::unique_ptr<Rep> rep_;
   };
   Status Commit(Checkpoint* checkpoint, bool sync);
+  // Deletes the log of `shard` through `seq` (after a checkpoint covering it).
+  Status TrimLog(uint32_t shard, uint64_t seq);
 
   // Bytes on disk of all SST and log files (approximate).
   uint64_t DiskBytes();
