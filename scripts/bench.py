@@ -182,7 +182,7 @@ def main():
     rep = run_json([TS, "replay", "--data", data, main_file])
     assert rep["accepted"] + rep["duplicates"] + rep["rejected"] == args.events
     users_total = None
-    R["replay"] = {"events": args.events, "events_per_s": rep["events_per_second"], "seconds": rep["seconds"],
+    R["replay"] = {"events": args.events, "generated_users": args.users, "events_per_s": rep["events_per_second"], "seconds": rep["seconds"],
                    "peak_rss_mb": rep["peak_rss_mb"], "disk_bytes": dir_bytes(data),
                    "vs_parse_ceiling": rep["events_per_second"] / ceiling["lines_per_s"]}
     if "verify" not in skip:
@@ -361,7 +361,7 @@ def print_table(results):
         rows.append((name, figure, target, ratio))
     if "replay" in R:
         r = R["replay"]
-        row(f"replay {r['events'] / 1e6:g}M events / {r['users'] / 1e6:g}M users",
+        row(f"replay {r['events'] / 1e6:g}M events / {r['generated_users'] / 1e6:g}M users",
             f"{r['events_per_s'] / 1e6:.2f}M ev/s, RSS {r['peak_rss_mb']:.0f} MB",
             ">= 3M ev/s, >= 0.35x ceiling", f"{r['vs_parse_ceiling']:.2f}x ceiling")
         row("  disk per user", f"{r.get('disk_bytes_per_user', 0):.0f} B", "", "")
