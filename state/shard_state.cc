@@ -336,6 +336,12 @@ bool ShardState::Sweep(int32_t today, size_t budget) {
     while (sweep_evicted_pos_ < sweep_evicted_.size()) {
       if (budget == 0) return false;
       const std::string& id = sweep_evicted_[sweep_evicted_pos_++];
+      // Only her latest registration counts, and only while she is evicted
+      // (a resident user's own timer covers her).
+      auto due = evicted_due_.find(id);
+      if (due == evicted_due_.end() || due->second != sweep_work_day_) continue;
+      evicted_due_.erase(due);
+      if (Lookup(id) != UINT32_MAX) continue;
       const uint32_t i = Find(id, false);
       if (i != UINT32_MAX) Reconcile(i, at);
       --budget;
@@ -369,9 +375,7 @@ size_t ShardState::EvictClean(size_t target) {
       slot.touched = false;
       continue;
     }
-    if (slot.state.next_check_day != kNoDay) {
-      evicted_timers_[slot.state.next_check_day].push_back(slot.id);
-    }
+    if (slot.state.next_check_day != kNoDay) RegisterEvictedCheck(slot.id, slot.state.next_check_day);
     IndexErase(i);
     slot.id.clear();
     slot.id.shrink_to_fit();
@@ -529,9 +533,18 @@ Status ShardState::LoadUser(std::string_view user_id, std::string_view encoded, 
   evicted_any_ = true;
   if (swept_day_ != kNoDay) {
     const int32_t next = NextCheckDay(s, swept_day_, config_.utc_offset_ms, config_.rules);
-    if (next != kNoDay) evicted_timers_[next].emplace_back(user_id);
+    if (next != kNoDay) RegisterEvictedCheck(user_id, next);
   }
   return Status::Ok();
+}
+
+void ShardState::RegisterEvictedCheck(std::string_view user_id, int32_t day) {
+  // One registration per user: a user evicted again and again (reloaded in
+  // between) must not pile up entries.
+  auto [it, fresh] = evicted_due_.try_emplace(std::string(user_id), day);
+  if (!fresh && it->second == day) return;
+  it->second = day;
+  evicted_timers_[day].emplace_back(user_id);
 }
 
 Status ShardState::LoadSeen(int32_t day, std::string_view packed) {

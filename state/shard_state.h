@@ -269,6 +269,7 @@ class ShardState {
   // Re-evaluates the tier at `today`, updates the histogram, reschedules.
   void Reconcile(uint32_t slot, int32_t today);
   void Schedule(uint32_t slot, int32_t day);
+  void RegisterEvictedCheck(std::string_view user_id, int32_t day);
   void MarkDirty(uint32_t slot);
 
   // Per-day counters over every possible event day (2000..2100).
@@ -314,8 +315,10 @@ class ShardState {
   std::vector<uint32_t> dirty_;
   std::vector<uint32_t> draining_dirty_;
   absl::flat_hash_map<int32_t, std::vector<TimerRef>> timers_;
-  // Pending checks of users that are not resident, by day.
+  // Pending checks of users that are not resident, by day, and each such
+  // user's latest registered day (entries of other days are stale).
   absl::flat_hash_map<int32_t, std::vector<std::string>> evicted_timers_;
+  absl::flat_hash_map<std::string, int32_t> evicted_due_;
   std::vector<TimerRef> sweep_work_;  // the day being swept, taken out of timers_
   std::vector<std::string> sweep_evicted_;
   int32_t sweep_work_day_ = kNoDay;
