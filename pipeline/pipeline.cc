@@ -165,6 +165,7 @@ struct Pipeline::Impl {
     // Scratch reused across groups.
     std::string block;
     std::vector<uint8_t> accepted;
+    std::vector<Query*> deferred;  // tier listings that came mid-group
     std::vector<const Event*> events;  // the group's events, in order
     std::vector<Hash128> hashes;       // ... and their duplicate-index keys
     std::vector<uint64_t> user_hashes;
@@ -250,7 +251,11 @@ struct Pipeline::Impl {
   void Run(Worker* w);
   void ProcessGroup(Worker* w, Batch** batches, size_t n);
   void CompletePart(Batch* b);
-  void AnswerQueries(Worker* w);
+  // Answers pending queries. Mid-group (`mid_group`: some of the group's
+  // logged events are not applied yet) a tier listing, which checkpoints,
+  // waits for the end of the group; profiles and KPIs are answered at once
+  // (the state is consistent between any two events).
+  void AnswerQueries(Worker* w, bool mid_group = false);
   void Housekeep(Worker* w, bool force_checkpoint);
   // Checkpoints: StartCheckpoint snapshots what changed into a write batch
   // and hands it to the committer thread; FinishCheckpoint (on the worker)
@@ -381,6 +386,8 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
         prefetch(k + 12, 0);
         prefetch(k + 8, 1);
         prefetch(k + 4, 2);
+        // Queries do not wait for a whole group (up to 64k events).
+        if ((k & 1023) == 1023 && w->queries.size_approx() > 0) AnswerQueries(w, true);
         if (w->accepted[k++]) {
           st.Apply(e, today);
           acc += credit ? 0 : 1;
@@ -396,9 +403,19 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   for (size_t i = 0; i < n; ++i) CompletePart(batches[i]);
 }
 
-void Pipeline::Impl::AnswerQueries(Worker* w) {
+void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
   Query* q;
-  while (w->queries.try_dequeue(q)) {
+  for (;;) {
+    if (!mid_group && !w->deferred.empty()) {
+      q = w->deferred.back();
+      w->deferred.pop_back();
+    } else if (!w->queries.try_dequeue(q)) {
+      break;
+    }
+    if (mid_group && q->kind == Query::Kind::kListTier) {
+      w->deferred.push_back(q);
+      continue;
+    }
     std::unique_ptr<Query> owned(q);
     const int64_t t = watermark.load(std::memory_order_acquire);
     const int32_t today = t == kNoTs ? kNoDay : DayOf(t, options.config.utc_offset_ms);
