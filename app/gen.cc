@@ -158,9 +158,14 @@ bool GenerateMidnight(const GenOptions& options, std::FILE* out) {
   const int64_t join_day_start = midnight - 30 * kDayMs;
   Rng rng(options.seed);
   std::string chunk;
-  char line[256];
-  auto emit = [&](int n) {
-    chunk.append(line, static_cast<size_t>(n));
+  // One line {"event_id":"<id_prefix><n>","type":"<type>","user_id":"m<user>","ts":<ts>}.
+  auto emit = [&](const char* id_prefix, uint64_t n, const char* type, uint64_t user, int64_t ts) {
+    char line[256];
+    const int len = std::snprintf(
+        line, sizeof line, R"({"event_id":"%s%llu","type":"%s","user_id":"m%llu","ts":%lld})" "\n",
+        id_prefix, static_cast<unsigned long long>(n), type, static_cast<unsigned long long>(user),
+        static_cast<long long>(ts));
+    chunk.append(line, static_cast<size_t>(len));
     if (chunk.size() < (1 << 20)) return true;
     bool ok = std::fwrite(chunk.data(), 1, chunk.size(), out) == chunk.size();
     chunk.clear();
@@ -168,25 +173,12 @@ bool GenerateMidnight(const GenOptions& options, std::FILE* out) {
   };
   for (uint64_t i = 0; i < users; ++i) {
     const int64_t ts = join_day_start + static_cast<int64_t>(i * (kDayMs / 2) / users);
-    if (!emit(std::snprintf(line, sizeof line,
-                            R"({"event_id":"mj%llu","type":"join","user_id":"m%llu","ts":%lld})"
-                            "\n",
-                            static_cast<unsigned long long>(i), static_cast<unsigned long long>(i),
-                            static_cast<long long>(ts)))) {
-      return false;
-    }
+    if (!emit("mj", i, "join", i, ts)) return false;
   }
   const int64_t from = midnight - 30 * 60 * 1000;
   for (uint64_t k = 0; k < events; ++k) {
     const int64_t ts = from + static_cast<int64_t>(k * 3600 * 1000 / events);
-    const uint64_t u = rng.Next() % users;
-    if (!emit(std::snprintf(line, sizeof line,
-                            R"({"event_id":"mm%llu","type":"message","user_id":"m%llu","ts":%lld})"
-                            "\n",
-                            static_cast<unsigned long long>(k), static_cast<unsigned long long>(u),
-                            static_cast<long long>(ts)))) {
-      return false;
-    }
+    if (!emit("mm", k, "message", rng.Next() % users, ts)) return false;
   }
   return std::fwrite(chunk.data(), 1, chunk.size(), out) == chunk.size();
 }

@@ -103,6 +103,20 @@ class Server:
         self.log.close()
 
 
+def on_fresh_server(data, fn):
+    """Runs fn(server) against a server on an empty data dir `data`, which is
+    removed afterwards; returns fn's result and the server's peak RSS (bytes)."""
+    shutil.rmtree(data, ignore_errors=True)
+    srv = Server(data)
+    try:
+        result = fn(srv)
+        rss = srv.peak_rss()
+    finally:
+        srv.stop()
+        shutil.rmtree(data, ignore_errors=True)
+    return result, rss
+
+
 def pct(values, p):
     s = sorted(values)
     return s[min(len(s) - 1, int(p * len(s)))] if s else 0.0
@@ -234,47 +248,32 @@ def main():
     tcp_rate = None
     if "tcp" not in skip:
         log("tcp ingest")
-        d = W("tcp-data")
-        shutil.rmtree(d, ignore_errors=True)
-        srv = Server(d)
-        out = run_json([TS, "load", live_file, "--tcp", srv.tcp, "--connections", "4",
-                        "--chunk-events", "20000"])
+        out, rss = on_fresh_server(W("tcp-data"), lambda srv: run_json(
+            [TS, "load", live_file, "--tcp", srv.tcp, "--connections", "4", "--chunk-events", "20000"]))
         R["tcp"] = {"events_per_s": out["events_per_s"], "ack_p50_ms": out["ack_ms"]["p50"],
-                    "ack_p99_ms": out["ack_ms"]["p99"], "peak_rss_mb": srv.peak_rss() / 1048576,
+                    "ack_p99_ms": out["ack_ms"]["p99"], "peak_rss_mb": rss / 1048576,
                     "failed_chunks": out["failed_chunks"]}
         tcp_rate = out["events_per_s"]
-        srv.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
     # --- http ----------------------------------------------------------------
     if "http" not in skip:
         log("http ingest")
-        d = W("http-data")
-        shutil.rmtree(d, ignore_errors=True)
-        srv = Server(d)
-        out = run_json([TS, "load", live_file, "--http", srv.http, "--connections", "4",
-                        "--chunk-events", "1000"])
+        out, _ = on_fresh_server(W("http-data"), lambda srv: run_json(
+            [TS, "load", live_file, "--http", srv.http, "--connections", "4", "--chunk-events", "1000"]))
         R["http"] = {"events_per_s": out["events_per_s"], "ack_p50_ms": out["ack_ms"]["p50"],
                      "ack_p99_ms": out["ack_ms"]["p99"], "failed_chunks": out["failed_chunks"]}
-        srv.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
     # --- query under load ----------------------------------------------------
     if "query" not in skip and tcp_rate:
         log("queries under load")
-        d = W("query-data")
-        shutil.rmtree(d, ignore_errors=True)
-        srv = Server(d)
-        out = run_json([TS, "load", live_file, "--tcp", srv.tcp, "--http", srv.http,
-                        "--connections", "4", "--chunk-events", "5000",
-                        "--rate", str(int(tcp_rate * 0.5)), "--query-rate", "200"])
+        out, _ = on_fresh_server(W("query-data"), lambda srv: run_json(
+            [TS, "load", live_file, "--tcp", srv.tcp, "--http", srv.http, "--connections", "4",
+             "--chunk-events", "5000", "--rate", str(int(tcp_rate * 0.5)), "--query-rate", "200"]))
         R["query_under_load"] = {
             "ingest_events_per_s": out["events_per_s"],
             "user_p50_ms": out["user_query_ms"]["p50"], "user_p99_ms": out["user_query_ms"]["p99"],
             "kpis_p50_ms": out["kpis_query_ms"]["p50"], "kpis_p99_ms": out["kpis_query_ms"]["p99"],
             "queries": out["user_query_ms"]["n"] + out["kpis_query_ms"]["n"]}
-        srv.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
     # --- redis + lua ---------------------------------------------------------
     redis_bin = os.path.join(BUILD, "bench", "redis_baseline")
@@ -320,18 +319,14 @@ def main():
         log("midnight")
         f = W(f"midnight-{args.midnight_users}.ndjson")
         gen(f, "--midnight", "--users", str(args.midnight_users), "--events", str(args.midnight_users * 2))
-        d = W("midnight-data")
-        shutil.rmtree(d, ignore_errors=True)
-        srv = Server(d)
-        out = run_json([TS, "load", f, "--tcp", srv.tcp, "--ordered", "--chunk-events", "2000"])
-        status, body = srv.get("/v1/kpis")
-        tiers = json.loads(body)["tiers"]
+        def midnight(srv):
+            out = run_json([TS, "load", f, "--tcp", srv.tcp, "--ordered", "--chunk-events", "2000"])
+            return out, json.loads(srv.get("/v1/kpis")[1])["tiers"]
+        (out, tiers), _ = on_fresh_server(W("midnight-data"), midnight)
         assert tiers["new"] == 0, tiers  # every member left `new` at midnight
         R["midnight"] = {"users_crossing": args.midnight_users, "max_ack_gap_ms": out["max_ack_gap_ms"],
                          "ack_p50_ms": out["ack_ms"]["p50"], "ack_max_ms": out["ack_ms"]["max"],
                          "tiers_after": tiers}
-        srv.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
     # --- scale ---------------------------------------------------------------
     if "scale" not in skip:

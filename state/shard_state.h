@@ -336,7 +336,7 @@ class ShardState {
   size_t spilled_ids_ = 0;
   uint64_t next_run_no_ = 1;
   bool has_pending_run_ = false;
-  absl::flat_hash_map<Hash128, int32_t> spilling_;  // the ids of pending_run_
+  absl::flat_hash_map<Hash128, int32_t> spilling_;  // frozen for the run being written
   std::vector<uint64_t> expired_runs_;
   std::vector<uint64_t> draining_runs_;
   int32_t oldest_kept_day_ = INT32_MIN;  // ids of earlier days have expired
