@@ -26,7 +26,6 @@
 
 #include <algorithm>
 #include <array>
-#include <deque>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -36,6 +35,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/node_hash_map.h>
 
+#include "common/chunked_vector.h"
 #include "common/hash.h"
 #include "common/status.h"
 #include "ingest/event.h"
@@ -297,7 +297,7 @@ class ShardState {
   const uint32_t shard_id_;
   const Config config_;
   UserSource* const source_;
-  std::deque<Slot> slots_;  // a deque: ids never move, so index_ may view them
+  ChunkedVector<Slot> slots_;  // slots never move, so collided_ may view their ids
   std::vector<uint32_t> free_slots_;
   // user_id -> slot, keyed by UserHash so that a lookup reads no id until
   // the slot itself; the rare user whose hash another resident user already
