@@ -39,6 +39,7 @@ constexpr size_t kBytesPerMemoryId = 80;
 constexpr int kCheckpointIdle = 0;
 constexpr int kCheckpointCommitting = 1;
 constexpr int kCheckpointCommitted = 2;
+constexpr int kCheckpointSnapshotting = 3;  // the worker is still encoding users into it
 
 void AtomicMax(std::atomic<int64_t>* a, int64_t v) {
   int64_t cur = a->load(std::memory_order_relaxed);
@@ -161,7 +162,7 @@ struct Pipeline::Impl {
     uint64_t cp_log_seq = 0;
     uint64_t cp_logged = 0;
     Status cp_status;
-    std::atomic<int> cp_phase{0};  // kCheckpointIdle / Committing / Committed
+    std::atomic<int> cp_phase{0};  // kCheckpointIdle / Snapshotting / Committing / Committed
     // Scratch reused across groups.
     std::string block;
     std::vector<uint8_t> accepted;
@@ -257,12 +258,15 @@ struct Pipeline::Impl {
   // (the state is consistent between any two events).
   void AnswerQueries(Worker* w, bool mid_group = false);
   void Housekeep(Worker* w, bool force_checkpoint);
-  // Checkpoints: StartCheckpoint snapshots what changed into a write batch
-  // and hands it to the committer thread; FinishCheckpoint (on the worker)
-  // applies the outcome once committed — true if there was one to finish,
-  // false if none is in flight or (wait = false) it is still committing.
-  // Checkpoint does both and waits.
+  // Checkpoints: StartCheckpoint begins a snapshot of what changed (its
+  // meta and log position as of that moment); ContinueSnapshot encodes it in
+  // slices between batches and, once complete, hands it to the committer
+  // thread; FinishCheckpoint (on the worker) applies the outcome once
+  // committed — true if there was one to finish, false if none is in flight
+  // or (wait = false) it is still being snapshot or committed. Checkpoint
+  // does all three and waits.
   void StartCheckpoint(Worker* w);
+  void ContinueSnapshot(Worker* w, size_t budget);
   bool FinishCheckpoint(Worker* w, bool wait, Status* status);
   Status Checkpoint(Worker* w);
   void RunCommitter();
@@ -324,6 +328,8 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   constexpr size_t kSeenAhead = 8;
   for (size_t j = 0; j < count; ++j) {
     if (j + kSeenAhead < count) st.PrefetchSeen(w->hashes[j + kSeenAhead]);
+    // Nothing is applied in this pass, so queries may be answered in it too.
+    if ((j & 1023) == 1023 && w->queries.size_approx() > 0) AnswerQueries(w, true);
     const Event& e = *w->events[j];
     const bool fresh = st.MarkSeenHash(w->hashes[j], e.ts_ms, arrival_day);
     w->accepted.push_back(fresh ? 1 : 0);
@@ -524,9 +530,12 @@ std::vector<std::string> Pipeline::Impl::ListTierOf(Worker* w, state::Tier tier,
 
 void Pipeline::Impl::StartCheckpoint(Worker* w) {
   w->cp = std::make_unique<state::Store::Checkpoint>(store.get());
-  state::Store::Checkpoint& cp = *w->cp;
-  w->state.DrainDirty(
-      [&](std::string_view id, std::string_view bytes) { cp.StageUser(w->id, id, bytes); });
+  state::Store::Checkpoint* cp_ptr = w->cp.get();
+  state::Store::Checkpoint& cp = *cp_ptr;
+  const uint32_t shard = w->id;
+  w->state.BeginSnapshot([cp_ptr, shard](std::string_view id, std::string_view bytes) {
+    cp_ptr->StageUser(shard, id, bytes);
+  });
   w->cp_spill = nullptr;
   if (w->state.WantsSpill()) {
     // Every id in memory (checkpointed before or new) moves into one run,
@@ -546,14 +555,26 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   if (own_day != kNoDay) cp.DeleteSeenBefore(w->id, own_day - options.config.dedup_horizon_days);
   w->cp_log_seq = w->log_seq;
   w->cp_logged = w->logged_since_checkpoint;
-  w->cp_phase.store(kCheckpointCommitting, std::memory_order_release);
+  w->cp_phase.store(kCheckpointSnapshotting, std::memory_order_release);
   w->last_checkpoint = Clock::now();
+  ContinueSnapshot(w, options.snapshot_slice);
+}
+
+void Pipeline::Impl::ContinueSnapshot(Worker* w, size_t budget) {
+  if (w->cp_phase.load(std::memory_order_acquire) != kCheckpointSnapshotting) return;
+  if (!w->state.SnapshotStep(budget)) return;
+  w->cp_phase.store(kCheckpointCommitting, std::memory_order_release);
   commits.enqueue(w);
 }
 
 bool Pipeline::Impl::FinishCheckpoint(Worker* w, bool wait, Status* status) {
   int phase = w->cp_phase.load(std::memory_order_acquire);
   if (phase == kCheckpointIdle) return false;
+  if (phase == kCheckpointSnapshotting) {
+    if (!wait) return false;
+    ContinueSnapshot(w, SIZE_MAX);
+    phase = kCheckpointCommitting;
+  }
   if (phase == kCheckpointCommitting) {
     if (!wait) return false;
     w->cp_phase.wait(kCheckpointCommitting, std::memory_order_acquire);
@@ -625,6 +646,7 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
     w->state.ExpireSeen(own_day);
     w->expired_day = own_day;
   }
+  ContinueSnapshot(w, options.snapshot_slice);
   Status s;
   if (FinishCheckpoint(w, force_checkpoint, &s) && !s.ok()) {
     Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());

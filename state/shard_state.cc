@@ -208,6 +208,7 @@ uint32_t ShardState::NewSlot(std::string_view user_id) {
   Slot& slot = slots_[i];
   slot.id.assign(user_id);
   slot.state = UserState{};
+  slot.epoch = 0;
   slot.touched = true;
   IndexInsert(i);
   return i;
@@ -252,11 +253,52 @@ uint32_t ShardState::Find(std::string_view user_id, bool create) {
 }
 
 void ShardState::MarkDirty(uint32_t slot) {
-  UserState& s = slots_[slot].state;
-  if (!s.dirty) {
-    s.dirty = true;
+  Slot& s = slots_[slot];
+  if (s.epoch != epoch_) {  // Touch() has taken her out of a pending snapshot
+    s.epoch = epoch_;
     dirty_.push_back(slot);
   }
+}
+
+void ShardState::BeginSnapshot(SnapshotSink sink) {
+  snap_epoch_ = epoch_++;
+  snap_sink_ = std::move(sink);
+  draining_dirty_.swap(dirty_);
+  dirty_.clear();
+  snap_pos_ = 0;
+}
+
+void ShardState::SnapshotUser(uint32_t slot) {
+  Slot& s = slots_[slot];
+  snap_buf_.clear();
+  EncodeUserState(s.state, &snap_buf_);
+  snap_sink_(std::string_view(s.id), std::string_view(snap_buf_));
+  s.epoch = 0;
+}
+
+bool ShardState::SnapshotStep(size_t budget) {
+  if (snap_epoch_ == 0) return true;
+  const std::vector<uint32_t>& users = draining_dirty_;
+  constexpr size_t kAhead = 8;
+  const size_t end = users.size() - snap_pos_ > budget ? snap_pos_ + budget : users.size();
+  for (size_t k = snap_pos_; k < end; ++k) {
+    if (k + kAhead < users.size()) {
+      const Slot& next = slots_[users[k + kAhead]];
+      __builtin_prefetch(&next);
+      __builtin_prefetch(reinterpret_cast<const char*>(&next) + 64);
+    }
+    if (k + kAhead / 2 < users.size()) {
+      const Slot& soon = slots_[users[k + kAhead / 2]];
+      if (!soon.state.buckets.empty()) __builtin_prefetch(soon.state.buckets.data());
+    }
+    // Users changed since BeginSnapshot were written by Touch() already.
+    if (slots_[users[k]].epoch == snap_epoch_) SnapshotUser(users[k]);
+  }
+  snap_pos_ = end;
+  if (snap_pos_ < users.size()) return false;
+  snap_epoch_ = 0;
+  snap_sink_ = nullptr;
+  return true;
 }
 
 void ShardState::Schedule(uint32_t slot, int32_t day) {
@@ -267,6 +309,7 @@ void ShardState::Schedule(uint32_t slot, int32_t day) {
 }
 
 void ShardState::Reconcile(uint32_t slot, int32_t today) {
+  Touch(slot);
   UserState& s = slots_[slot].state;
   PruneBuckets(&s, today);
   const Tier tier = EvaluateTier(s, ComputeWindows(s, today), today, config_.utc_offset_ms,
@@ -284,6 +327,7 @@ void ShardState::Apply(const Event& e, int32_t today) {
   if (max_ts_ == kNoTs || e.ts_ms > max_ts_) max_ts_ = e.ts_ms;
   if (swept_day_ == kNoDay) swept_day_ = today;  // nothing can be due before the first event
   const uint32_t slot = Find(e.user_id, true /*create*/);
+  Touch(slot);
   UserState& s = slots_[slot].state;
   const bool is_new = s.tier == Tier::kNone;
   const Contribution before = ContributionOf(s);
@@ -370,7 +414,7 @@ size_t ShardState::EvictClean(size_t target) {
     if (clock_hand_ >= slots_.size()) clock_hand_ = 0;
     const uint32_t i = static_cast<uint32_t>(clock_hand_++);
     Slot& slot = slots_[i];
-    if (slot.id.empty() || slot.state.dirty) continue;
+    if (slot.id.empty() || slot.epoch != 0) continue;
     if (slot.touched) {
       slot.touched = false;
       continue;
@@ -569,7 +613,13 @@ Status ShardState::LoadIdRun(std::string_view descriptor) {
 }
 
 void ShardState::CheckpointDone(bool ok, IdRun* run) {
+  if (snap_epoch_ != 0) {  // misuse: a snapshot not finished cannot have been written
+    snap_epoch_ = 0;
+    snap_sink_ = nullptr;
+    ok = false;
+  }
   if (!ok) {
+    // Changed again since the snapshot or not, each is still to be written.
     for (uint32_t i : draining_dirty_) MarkDirty(i);
     new_seen_.insert(new_seen_.end(), draining_seen_.begin(), draining_seen_.end());
     expired_runs_.insert(expired_runs_.end(), draining_runs_.begin(), draining_runs_.end());

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -152,34 +153,28 @@ class ShardState {
   int64_t max_ts() const { return max_ts_; }
 
   // ---- persistence
-  // Checkpointing is two-phase so that a failed write loses nothing:
-  // DrainDirty/DrainNewSeen hand out what changed since the last checkpoint,
-  // then CheckpointDone(ok) forgets it, or on failure marks it changed again.
+  // Checkpointing is two-phase so that a failed write loses nothing: the
+  // snapshot and DrainNewSeen hand out what changed since the last
+  // checkpoint, then CheckpointDone(ok) forgets it, or on failure marks it
+  // changed again.
   //
-  // Calls fn(user_id, encoded_state) for each user changed since the last
-  // checkpoint, in no particular order (the store sorts them off this thread).
+  // The snapshot of changed users is taken as of one moment without
+  // stopping the shard for all of them (after a midnight that can be most of
+  // its users): BeginSnapshot takes the set in O(1), SnapshotStep encodes it
+  // in slices between events, and a user about to change before her turn is
+  // encoded first (copy on write). Each reaches the sink once, exactly as she
+  // was at BeginSnapshot, in no particular order (the store sorts them off
+  // this thread). The sink is called on this thread until the snapshot ends.
+  using SnapshotSink = std::function<void(std::string_view user_id, std::string_view encoded)>;
+  void BeginSnapshot(SnapshotSink sink);
+  // Encodes up to `budget` users; returns true once the snapshot is complete.
+  bool SnapshotStep(size_t budget);
+  bool snapshotting() const { return snap_epoch_ != 0; }
+  // The whole snapshot at once.
   template <typename Fn>
   void DrainDirty(Fn&& fn) {
-    std::string buf;
-    constexpr size_t kAhead = 8;
-    for (size_t k = 0; k < dirty_.size(); ++k) {
-      if (k + kAhead < dirty_.size()) {
-        const Slot& next = slots_[dirty_[k + kAhead]];
-        __builtin_prefetch(&next);
-        __builtin_prefetch(reinterpret_cast<const char*>(&next) + 64);
-      }
-      if (k + kAhead / 2 < dirty_.size()) {
-        const Slot& soon = slots_[dirty_[k + kAhead / 2]];
-        if (!soon.state.buckets.empty()) __builtin_prefetch(soon.state.buckets.data());
-      }
-      const uint32_t i = dirty_[k];
-      buf.clear();
-      EncodeUserState(slots_[i].state, &buf);
-      fn(std::string_view(slots_[i].id), std::string_view(buf));
-      slots_[i].state.dirty = false;
-    }
-    draining_dirty_.swap(dirty_);
-    dirty_.clear();
+    BeginSnapshot([&fn](std::string_view id, std::string_view bytes) { fn(id, bytes); });
+    SnapshotStep(SIZE_MAX);
   }
   // Calls fn(day, packed_hashes) for ids first seen since the last checkpoint.
   template <typename Fn>
@@ -242,6 +237,7 @@ class ShardState {
     std::string id;  // empty when free
     UserState state;
     uint32_t generation = 0;  // bumped on eviction: stale timer refs skip it
+    uint32_t epoch = 0;       // the checkpoint epoch she was changed in; 0: clean
     bool touched = false;     // CLOCK reference bit
   };
   struct TimerRef {
@@ -270,6 +266,11 @@ class ShardState {
   void Reconcile(uint32_t slot, int32_t today);
   void Schedule(uint32_t slot, int32_t day);
   void RegisterEvictedCheck(std::string_view user_id, int32_t day);
+  // Call before any change to a user: copy on write for the snapshot.
+  void Touch(uint32_t slot) {
+    if (slots_[slot].epoch == snap_epoch_ && snap_epoch_ != 0) SnapshotUser(slot);
+  }
+  void SnapshotUser(uint32_t slot);
   void MarkDirty(uint32_t slot);
 
   // Per-day counters over every possible event day (2000..2100).
@@ -312,8 +313,13 @@ class ShardState {
   int64_t max_ts_ = kNoTs;
   int32_t swept_day_ = kNoDay;
 
-  std::vector<uint32_t> dirty_;
-  std::vector<uint32_t> draining_dirty_;
+  std::vector<uint32_t> dirty_;           // changed in epoch_
+  std::vector<uint32_t> draining_dirty_;  // the snapshot's users, until CheckpointDone
+  uint32_t epoch_ = 1;
+  uint32_t snap_epoch_ = 0;  // the epoch being snapshot; 0: none
+  size_t snap_pos_ = 0;
+  SnapshotSink snap_sink_;
+  std::string snap_buf_;
   absl::flat_hash_map<int32_t, std::vector<TimerRef>> timers_;
   // Pending checks of users that are not resident, by day, and each such
   // user's latest registered day (entries of other days are stale).

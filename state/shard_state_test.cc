@@ -323,5 +323,49 @@ TEST(ShardStateIndex, UsersWhoseHashesCollideStayApart) {
   EXPECT_FALSE(shard.GetProfile("user200", today, &p));
 }
 
+// A snapshot in slices: users changed before their turn are written as they
+// were when it began (copy on write), each exactly once, and the change
+// itself belongs to the next checkpoint.
+TEST_F(ShardStateTest, SnapshotInSlicesIsExactAsOfItsBeginning) {
+  for (int u = 0; u < 50; ++u) Send("u" + std::to_string(u), EventType::kMessage, kDayStart + u);
+  for (int u = 0; u < 50; ++u) {
+    Profile p;
+    ASSERT_TRUE(shard_.GetProfile("u" + std::to_string(u), Today(), &p));
+    EXPECT_EQ(p.interactions_7d, 1);
+  }
+  std::map<std::string, std::string> got;
+  int writes = 0;
+  shard_.BeginSnapshot([&](std::string_view id, std::string_view bytes) {
+    ++writes;
+    got[std::string(id)] = std::string(bytes);
+  });
+  EXPECT_FALSE(shard_.SnapshotStep(10));
+  EXPECT_EQ(writes, 10);
+  // Every user changes now, most of them before their turn.
+  for (int u = 0; u < 50; ++u) Send("u" + std::to_string(u), EventType::kOrder, kDayStart + 100 + u);
+  EXPECT_EQ(writes, 50);
+  EXPECT_TRUE(shard_.SnapshotStep(SIZE_MAX));
+  EXPECT_EQ(writes, 50);
+  EXPECT_EQ(got.size(), 50u);
+  for (const auto& [id, bytes] : got) {
+    UserState s;
+    ASSERT_TRUE(DecodeUserState(bytes, &s).ok()) << id;
+    EXPECT_EQ(s.orders_total, 0u) << id;  // as of the snapshot's beginning
+  }
+  shard_.CheckpointDone(true);
+  EXPECT_EQ(shard_.dirty_count(), 50u);  // the orders are the next checkpoint's
+  got.clear();
+  shard_.DrainDirty([&](std::string_view id, std::string_view bytes) { got[std::string(id)] = std::string(bytes); });
+  ASSERT_EQ(got.size(), 50u);
+  for (const auto& [id, bytes] : got) {
+    UserState s;
+    ASSERT_TRUE(DecodeUserState(bytes, &s).ok()) << id;
+    EXPECT_EQ(s.orders_total, 1u) << id;
+  }
+  // A failed write hands every user back, changed since or not.
+  shard_.CheckpointDone(false);
+  EXPECT_EQ(shard_.dirty_count(), 50u);
+}
+
 }  // namespace
 }  // namespace tierstream::state

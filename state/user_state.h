@@ -39,7 +39,6 @@ struct DayBucket {
 struct UserState {
   int64_t membership_ts = kNoTs;  // ts of the latest own join/leave
   bool membership_leave = false;  // ... and whether it was a leave
-  bool dirty = false;             // changed since the last checkpoint (not persisted)
   Tier tier = Tier::kNone;        // as of the owning shard's swept day
   int64_t first_join_ts = kNoTs;  // smallest own join
   int64_t first_own_ts = kNoTs;   // smallest own event of any type
