@@ -25,6 +25,12 @@ int main(int argc, char** argv) {
     cmd->add_option("--dedup-memory-mb", common->dedup_memory_mb,
                     "Memory for event ids held exactly; beyond, they spill to disk in sorted runs")
         ->capture_default_str();
+    cmd->add_option("--checkpoint-interval-ms", common->checkpoint_interval_ms,
+                    "A shard with changes checkpoints at least this often (the log after it is what a restart replays)")
+        ->capture_default_str();
+    cmd->add_option("--snapshot-slice", common->snapshot_slice,
+                    "Users a shard encodes into a checkpoint per slice between batches")
+        ->capture_default_str();
     cmd->add_option("--min-free-mb", common->min_free_mb,
                     "Refuse ingest (503) while the data dir's disk has less free space")
         ->capture_default_str();

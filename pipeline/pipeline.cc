@@ -685,8 +685,11 @@ void Pipeline::Impl::Run(Worker* w) {
   std::vector<Batch*> group;
   group.reserve(kMaxGroupBatches);
   for (;;) {
+    // While a snapshot is being taken, an idle worker goes straight on with it.
+    const bool snapshotting =
+        w->cp_phase.load(std::memory_order_relaxed) == kCheckpointSnapshotting;
     size_t n = w->queue.wait_dequeue_bulk_timed(tasks.data(), tasks.size(),
-                                                std::chrono::milliseconds(5));
+                                                std::chrono::milliseconds(snapshotting ? 0 : 5));
     AnswerQueries(w);
     group.clear();
     size_t group_events = 0;

@@ -54,7 +54,11 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
 
   testing::TempDir dir;
   const std::string log = dir.path() + "/server.log";
-  testing::ServerProcess server(dir.path() + "/data", {}, log);
+  // Frequent checkpoints, snapshot one user per slice: kills land between
+  // checkpoints and users change while their checkpoint is being snapshot,
+  // so recovery from checkpoints and copy on write are both exercised.
+  testing::ServerProcess server(dir.path() + "/data",
+                                {"--checkpoint-interval-ms", "20", "--snapshot-slice", "1"}, log);
   ASSERT_TRUE(server.ready());
 
   std::mutex mu;
