@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include <sys/statvfs.h>
 
@@ -149,14 +150,15 @@ struct Pipeline::Impl {
     uint64_t log_seq = 0;         // last block appended to this shard's log
     uint64_t checkpoint_seq = 0;  // last block covered by a checkpoint
     Clock::time_point last_checkpoint = Clock::now();
-    int32_t expired_day = kNoDay;
-    uint64_t seen_sub = 0;
+    uint64_t seen_sub = 0;  // the committer's while a checkpoint is in flight
+    size_t processed_since_housekeep = 0;  // events of the groups since
     uint64_t logged_since_checkpoint = 0;  // events appended to the log since
     // The checkpoint being committed by the committer thread, if any: the
     // worker builds it (a consistent snapshot) and goes on applying events.
     std::unique_ptr<state::Store::Checkpoint> cp;
     // Ids to spill with it: the committer builds their run off the worker.
     const absl::flat_hash_map<Hash128, int32_t>* cp_spill = nullptr;
+    const std::vector<std::pair<Hash128, int32_t>>* cp_new_seen = nullptr;  // read by the committer
     uint64_t cp_run_no = 0;
     state::IdRun cp_run;
     uint64_t cp_log_seq = 0;
@@ -324,6 +326,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   const int32_t arrival_day =
       arrival_ts == kNoTs ? kNoDay : DayOf(arrival_ts, options.config.utc_offset_ms);
   const size_t count = w->events.size();
+  w->processed_since_housekeep += count;
   const size_t new_seen_mark = st.NewSeenMark();
   constexpr size_t kSeenAhead = 8;
   for (size_t j = 0; j < count; ++j) {
@@ -537,15 +540,14 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
     cp_ptr->StageUser(shard, id, bytes);
   });
   w->cp_spill = nullptr;
+  w->cp_new_seen = nullptr;
   if (w->state.WantsSpill()) {
     // Every id in memory (checkpointed before or new) moves into one run,
     // built by the committer.
     w->cp_spill = &w->state.FreezeIdsForSpill(&w->cp_run_no);
     cp.DeleteAllSeen(w->id);
   } else {
-    w->state.DrainNewSeen([&](int32_t day, std::string_view packed) {
-      cp.PutSeen(w->id, day, ++w->seen_sub, packed);
-    });
+    w->cp_new_seen = &w->state.DrainNewSeen();
   }
   w->state.DrainExpiredRuns([&](uint64_t run_no) { cp.DeleteIdRun(w->id, run_no); });
   std::string meta;
@@ -621,6 +623,17 @@ void Pipeline::Impl::RunCommitter() {
       w->cp_run.EncodeDescriptor(&descriptor);
       w->cp->PutIdRun(w->id, w->cp_run_no, descriptor);
     }
+    if (w->cp_new_seen != nullptr) {
+      // New ids go into one blob per day (read only here until the worker
+      // finishes the checkpoint).
+      absl::flat_hash_map<int32_t, std::string> by_day;
+      for (const auto& [h, day] : *w->cp_new_seen) {
+        std::string& packed = by_day[day];
+        packed.append(reinterpret_cast<const char*>(&h.lo), 8);
+        packed.append(reinterpret_cast<const char*>(&h.hi), 8);
+      }
+      for (const auto& [day, packed] : by_day) w->cp->PutSeen(w->id, day, ++w->seen_sub, packed);
+    }
     w->cp_status = store->Commit(w->cp.get(), options.fsync);
     if (w->cp_status.ok() && w->cp_log_seq > 0) {
       Status trimmed = store->TrimLog(w->id, w->cp_log_seq);
@@ -642,11 +655,15 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   // other shards may run ahead, and a re-sent event must not lose its id
   // just because unrelated later traffic was processed first.
   const int32_t own_day = OwnDay(w);
-  if (own_day != kNoDay && own_day != w->expired_day) {
-    w->state.ExpireSeen(own_day);
-    w->expired_day = own_day;
+  // Expiry and snapshots advance in slices that grow with the events
+  // processed since the last call, so that they keep up with any ingest rate
+  // while no step is ever long compared with the group before it.
+  const size_t processed = std::exchange(w->processed_since_housekeep, 0);
+  if (own_day != kNoDay) {
+    w->state.ExpireSeen(own_day, force_checkpoint ? SIZE_MAX
+                                                  : std::max(options.expire_slice, 2 * processed));
   }
-  ContinueSnapshot(w, options.snapshot_slice);
+  ContinueSnapshot(w, std::max(options.snapshot_slice, processed));
   Status s;
   if (FinishCheckpoint(w, force_checkpoint, &s) && !s.ok()) {
     Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());

@@ -103,7 +103,8 @@ struct PipelineOptions {
   size_t sweep_slice = 4096;  // users re-evaluated per slice between batches
   // Users encoded per slice of a checkpoint's snapshot between batches (a
   // user about to change is encoded first, so the snapshot stays exact).
-  size_t snapshot_slice = 16384;
+  size_t snapshot_slice = 4096;
+  size_t expire_slice = 16384;  // expired event ids freed per slice between batches
   // Users kept in memory, across all shards; beyond it, clean users are
   // evicted after a checkpoint and reloaded from RocksDB on their next event.
   size_t max_resident_users = 4'000'000;

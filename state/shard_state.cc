@@ -124,7 +124,14 @@ bool ShardState::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_d
   // day it arrived (in event time): a late or back-filled event re-sent soon
   // after is still recognised.
   int32_t day = std::max(DayOf(std::max(ts_ms, max_ts_), config_.utc_offset_ms), arrival_day);
-  if (seen_.contains(h) || (!spilling_.empty() && spilling_.contains(h))) return false;
+  // An expired id may still be in a map (expiry runs in slices, a frozen map
+  // is never pruned): it counts as absent.
+  auto seen = seen_.find(h);
+  if (seen != seen_.end() && seen->second >= oldest_kept_day_) return false;
+  if (!spilling_.empty()) {
+    auto frozen = spilling_.find(h);
+    if (frozen != spilling_.end() && frozen->second >= oldest_kept_day_) return false;
+  }
   for (const IdRun& run : runs_) {
     if (!run.MayContain(h)) continue;
     ++id_block_reads_;
@@ -138,7 +145,11 @@ bool ShardState::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_d
     }
     if (found && found_day >= oldest_kept_day_) return false;
   }
-  seen_.emplace(h, day);
+  if (seen != seen_.end()) {
+    seen->second = day;  // its entry in the old day's list is now stale
+  } else {
+    seen_.emplace(h, day);
+  }
   seen_by_day_[day].push_back(h);
   new_seen_.emplace_back(h, day);
   return true;
@@ -149,29 +160,42 @@ void ShardState::UnmarkSeen(std::string_view id, uint64_t seed) {
   seen_.erase(HashId128(id, seed));
 }
 
-void ShardState::ExpireSeen(int32_t today) {
-  const int32_t oldest_kept = today - config_.dedup_horizon_days;
-  oldest_kept_day_ = std::max(oldest_kept_day_, oldest_kept);
-  // A run goes once its newest id has expired.
-  std::erase_if(runs_, [&](const IdRun& run) {
-    if (run.max_day() >= oldest_kept) return false;
-    spilled_ids_ -= run.count();
-    expired_runs_.push_back(run.run_no());
-    return true;
-  });
-  // Ids that expire before they were ever checkpointed need no persisting.
-  std::erase_if(new_seen_, [&](const auto& entry) { return entry.second < oldest_kept; });
-  for (auto it = seen_by_day_.begin(); it != seen_by_day_.end();) {
-    if (it->first >= oldest_kept) {
-      ++it;
-      continue;
+bool ShardState::ExpireSeen(int32_t today, size_t budget) {
+  if (today != expire_today_) {
+    expire_today_ = today;
+    const int32_t oldest_kept = std::max(oldest_kept_day_, today - config_.dedup_horizon_days);
+    oldest_kept_day_ = oldest_kept;
+    // A run goes once its newest id has expired.
+    std::erase_if(runs_, [&](const IdRun& run) {
+      if (run.max_day() >= oldest_kept) return false;
+      spilled_ids_ -= run.count();
+      expired_runs_.push_back(run.run_no());
+      return true;
+    });
+    // Ids that expire before they were ever checkpointed need no persisting.
+    std::erase_if(new_seen_, [&](const auto& entry) { return entry.second < oldest_kept; });
+    // Lookups skip expired ids at once; their map entries are erased below,
+    // in slices.
+    for (auto it = seen_by_day_.begin(); it != seen_by_day_.end();) {
+      if (it->first >= oldest_kept) {
+        ++it;
+        continue;
+      }
+      expiring_.emplace_back(it->first, std::move(it->second));
+      seen_by_day_.erase(it++);
     }
-    for (const Hash128& h : it->second) {
-      auto s = seen_.find(h);
-      if (s != seen_.end() && s->second == it->first) seen_.erase(s);
-    }
-    seen_by_day_.erase(it++);
   }
+  size_t done = 0;
+  while (!expiring_.empty() && done < budget) {
+    auto& [day, ids] = expiring_.back();
+    for (; !ids.empty() && done < budget; ++done) {
+      auto s = seen_.find(ids.back());
+      if (s != seen_.end() && s->second == day) seen_.erase(s);
+      ids.pop_back();
+    }
+    if (ids.empty()) expiring_.pop_back();
+  }
+  return expiring_.empty();
 }
 
 ShardState::Contribution ShardState::ContributionOf(const UserState& s) const {
@@ -597,7 +621,10 @@ Status ShardState::LoadSeen(int32_t day, std::string_view packed) {
     Hash128 h;
     std::memcpy(&h.lo, packed.data() + i, 8);
     std::memcpy(&h.hi, packed.data() + i + 8, 8);
-    if (seen_.try_emplace(h, day).second) seen_by_day_[day].push_back(h);
+    auto [it, fresh] = seen_.try_emplace(h, day);
+    if (!fresh && it->second >= day) continue;
+    it->second = day;  // an id re-seen after it expired is kept from its later day
+    seen_by_day_[day].push_back(h);
   }
   return Status::Ok();
 }

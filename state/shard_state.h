@@ -126,8 +126,11 @@ class ShardState {
   // of them. Returns true when the shard is fully as of `today`.
   bool Sweep(int32_t today, size_t budget);
   int32_t swept_day() const { return swept_day_; }
-  // Forgets event ids older than the duplicate horizon.
-  void ExpireSeen(int32_t today);
+  // Forgets event ids older than the duplicate horizon as of `today`: they
+  // count as absent at once, and their memory is freed up to `budget` ids
+  // per call. Returns true when nothing is left to free; call it again
+  // (with the same or a later day) until then.
+  bool ExpireSeen(int32_t today, size_t budget = SIZE_MAX);
 
   // ---- queries (REQUIRES: Sweep(today) completed for tier-based answers)
   // Not const: an evicted user is read back through the UserSource.
@@ -176,19 +179,14 @@ class ShardState {
     BeginSnapshot([&fn](std::string_view id, std::string_view bytes) { fn(id, bytes); });
     SnapshotStep(SIZE_MAX);
   }
-  // Calls fn(day, packed_hashes) for ids first seen since the last checkpoint.
-  template <typename Fn>
-  void DrainNewSeen(Fn&& fn) {
-    absl::flat_hash_map<int32_t, std::string> by_day;
+  // Hands out the ids first seen since the last checkpoint as (hash, day)
+  // pairs, in no order. The caller may read them on any thread until
+  // CheckpointDone (the committer groups them by day, off this thread).
+  const std::vector<std::pair<Hash128, int32_t>>& DrainNewSeen() {
     // Unmarked ids were truncated away, expired ones erased by ExpireSeen.
-    for (const auto& [h, day] : new_seen_) {
-      std::string& packed = by_day[day];
-      packed.append(reinterpret_cast<const char*>(&h.lo), 8);
-      packed.append(reinterpret_cast<const char*>(&h.hi), 8);
-    }
     draining_seen_.swap(new_seen_);
     new_seen_.clear();
-    for (const auto& [day, packed] : by_day) fn(day, std::string_view(packed));
+    return draining_seen_;
   }
   // Instead of DrainNewSeen: freezes every in-memory id (new or not) to be
   // spilled into run *run_no, and returns them. The map starts over at once
@@ -333,6 +331,8 @@ class ShardState {
 
   absl::flat_hash_map<Hash128, int32_t> seen_;  // event id hash -> event day
   absl::flat_hash_map<int32_t, std::vector<Hash128>> seen_by_day_;
+  std::vector<std::pair<int32_t, std::vector<Hash128>>> expiring_;  // expired days not yet erased
+  int32_t expire_today_ = kNoDay;
   std::vector<std::pair<Hash128, int32_t>> new_seen_;
   std::vector<std::pair<Hash128, int32_t>> draining_seen_;
   // Spilled ids.

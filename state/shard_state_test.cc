@@ -127,6 +127,23 @@ TEST_F(ShardStateTest, DuplicateIdsAreRecognisedUntilTheHorizon) {
   EXPECT_TRUE(shard_.MarkSeen("x", 0, kDayStart));
 }
 
+TEST_F(ShardStateTest, ExpiredIdsAreForgottenAtOnceAndFreedInSlices) {
+  const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(shard_.MarkSeen("id" + std::to_string(i), 0, kDayStart));
+  EXPECT_FALSE(shard_.ExpireSeen(day + 9, 10));  // 90 still to free
+  EXPECT_GT(shard_.seen_count(), 50u);
+  // Not freed yet, but expired: fresh again, and kept from the new day.
+  const int64_t later = kDayStart + 9 * kMsPerDay;
+  EXPECT_TRUE(shard_.MarkSeen("id99", 0, later));
+  EXPECT_TRUE(shard_.MarkSeen("id0", 0, later));
+  EXPECT_FALSE(shard_.MarkSeen("id99", 0, later));
+  int calls = 1;  // 100 ids, 10 per call
+  for (bool done = false; !done; ++calls) done = shard_.ExpireSeen(day + 9, 10);
+  EXPECT_EQ(calls, 10);
+  EXPECT_EQ(shard_.seen_count(), 2u);  // the two re-seen ids
+  EXPECT_FALSE(shard_.MarkSeen("id0", 0, later));
+}
+
 TEST_F(ShardStateTest, BackfilledEventIdsAreKeptFromTheirArrival) {
   // Regression: an event from half a year ago, arriving today, was forgotten
   // at the next expiry, so its retry counted twice.
@@ -193,7 +210,7 @@ class FakeRuns : public IdRunSource {
       run.EncodeDescriptor(&descriptors[run_no]);
       spilled = true;
     } else {
-      shard->DrainNewSeen([](int32_t, std::string_view) {});
+      shard->DrainNewSeen();
     }
     shard->DrainExpiredRuns([&](uint64_t run_no) {
       std::erase_if(blocks, [&](const auto& kv) { return kv.first.first == run_no; });
