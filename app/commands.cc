@@ -33,6 +33,7 @@ Result<pipeline::PipelineOptions> MakePipelineOptions(const CommonArgs& args) {
   options.max_resident_users = args.max_resident_users;
   options.min_free_bytes = args.min_free_mb << 20;
   options.dedup_memory_bytes = args.dedup_memory_mb << 20;
+  options.warm_memory_bytes = args.warm_memory_mb << 20;
   options.snapshot_slice = std::max<uint64_t>(args.snapshot_slice, 1);
   options.checkpoint_interval_ms = static_cast<int>(std::max<uint32_t>(args.checkpoint_interval_ms, 1));
   if (!args.config_file.empty()) {

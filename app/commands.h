@@ -21,6 +21,7 @@ struct CommonArgs {
   uint64_t max_resident_users = 4'000'000;
   uint64_t min_free_mb = 256;
   uint64_t dedup_memory_mb = 256;
+  uint64_t warm_memory_mb = 512;
   uint64_t snapshot_slice = 4096;
   uint32_t checkpoint_interval_ms = 2000;
 };

@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--max-resident-users", common->max_resident_users,
                     "Users kept in memory; beyond, clean users are evicted and reloaded on demand")
         ->capture_default_str();
+    cmd->add_option("--warm-memory-mb", common->warm_memory_mb,
+                    "Memory for evicted users kept encoded (a reload is a decode, not a disk read); 0: none")
+        ->capture_default_str();
     cmd->add_option("--dedup-memory-mb", common->dedup_memory_mb,
                     "Memory for event ids held exactly; beyond, they spill to disk in sorted runs")
         ->capture_default_str();

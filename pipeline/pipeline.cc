@@ -444,6 +444,9 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
           std::lock_guard<std::mutex> lock(g.mu);
           g.stats.resident_users += w->state.resident_users();
           g.stats.reloads += w->state.reloads();
+          g.stats.warm_reloads += w->state.warm_reloads();
+          g.stats.warm_users += w->state.warm_users();
+          g.stats.warm_bytes += w->state.warm_bytes();
           g.stats.dirty_users += w->state.dirty_count();
           g.stats.remembered_ids += w->state.seen_count();
           g.stats.spilled_ids += w->state.spilled_ids();
@@ -457,6 +460,9 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
               .Key("resident_users").Int(static_cast<int64_t>(g.stats.resident_users))
               .Key("max_resident_users").Int(static_cast<int64_t>(ResidentLimit() * workers.size()))
               .Key("reloads").Int(static_cast<int64_t>(g.stats.reloads))
+              .Key("warm_users").Int(static_cast<int64_t>(g.stats.warm_users))
+              .Key("warm_bytes").Int(static_cast<int64_t>(g.stats.warm_bytes))
+              .Key("warm_reloads").Int(static_cast<int64_t>(g.stats.warm_reloads))
               .Key("dirty_users").Int(static_cast<int64_t>(g.stats.dirty_users))
               .Key("remembered_event_ids").Int(static_cast<int64_t>(g.stats.remembered_ids))
               .Key("spilled_event_ids").Int(static_cast<int64_t>(g.stats.spilled_ids))
@@ -926,6 +932,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     impl->workers.push_back(std::make_unique<Impl::Worker>(i, options.config, &impl->store_raw));
     impl->workers.back()->state.set_memory_id_limit(
         std::max<size_t>(1024, options.dedup_memory_bytes / kBytesPerMemoryId / shards));
+    impl->workers.back()->state.set_warm_memory(options.warm_memory_bytes / shards);
   }
   Impl* committer_impl = impl.get();
   impl->committer = std::thread([committer_impl] { committer_impl->RunCommitter(); });

@@ -112,6 +112,10 @@ struct PipelineOptions {
   // across all shards; beyond it a checkpoint spills them into sorted runs
   // on disk, which keep ~1.6 bytes per id in memory.
   size_t dedup_memory_bytes = 256u << 20;
+  // Memory for evicted users kept encoded (~100-200 bytes each instead of
+  // ~1 KB decoded), across all shards: reloading one costs a decode instead
+  // of a RocksDB read. Beyond it the oldest are dropped (they are on disk).
+  size_t warm_memory_bytes = 512u << 20;
   // Ingest is refused (503, TCP: an error summary) while the data dir's file
   // system has less free space than this: RocksDB must never meet a full disk.
   uint64_t min_free_bytes = 256ull << 20;
@@ -121,7 +125,10 @@ struct PipelineOptions {
 // Operational figures (GET /healthz).
 struct PipelineStats {
   uint64_t resident_users = 0;
-  uint64_t reloads = 0;  // evicted users read back from the store
+  uint64_t reloads = 0;  // evicted users read back (from the warm tier or the store)
+  uint64_t warm_reloads = 0;
+  uint64_t warm_users = 0;  // evicted users kept encoded in memory
+  uint64_t warm_bytes = 0;
   uint64_t dirty_users = 0;
   uint64_t remembered_ids = 0;
   uint64_t spilled_ids = 0;  // in runs on disk (a filter of ~1.6 B each in memory)

@@ -245,8 +245,13 @@ uint32_t ShardState::Find(std::string_view user_id, bool create) {
   }
   if (evicted_any_ && source_ != nullptr) {
     std::string bytes;
-    bool found = false;
-    Status st = source_->Load(user_id, &bytes, &found);
+    bool found = warm_.size() > 0 && warm_.Take(user_hash_(user_id), user_id, &bytes);
+    Status st;
+    if (found) {
+      ++warm_reloads_;
+    } else {
+      st = source_->Load(user_id, &bytes, &found);
+    }
     if (!st.ok()) {
       // The store is unreadable: applying to a blank state would corrupt it.
       std::fprintf(stderr, "tierstream: fatal: cannot reload user state: %s\n",
@@ -444,6 +449,13 @@ size_t ShardState::EvictClean(size_t target) {
       continue;
     }
     if (slot.state.next_check_day != kNoDay) RegisterEvictedCheck(slot.id, slot.state.next_check_day);
+    // She is persisted: the warm tier may keep her encoding, and whatever it
+    // lets go is still in the store.
+    if (warm_.enabled()) {
+      warm_buf_.clear();
+      EncodeUserState(slot.state, &warm_buf_);
+      warm_.Put(user_hash_(slot.id), slot.id, warm_buf_, [](std::string_view, std::string_view) {});
+    }
     IndexErase(i);
     slot.id.clear();
     slot.id.shrink_to_fit();

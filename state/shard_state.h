@@ -44,6 +44,7 @@
 #include "state/id_run.h"
 #include "state/kpis.h"
 #include "state/user_state.h"
+#include "state/warm_users.h"
 
 namespace tierstream::state {
 
@@ -141,7 +142,13 @@ class ShardState {
   size_t resident_users() const { return index_.size() + collided_.size(); }
   // Evicts clean, untouched users until at most `target` stay resident.
   size_t EvictClean(size_t target);
+  // Reloads of evicted users, and how many of them came from the warm tier.
   uint64_t reloads() const { return reloads_; }
+  uint64_t warm_reloads() const { return warm_reloads_; }
+  // Memory for evicted users kept encoded (see WarmUsers); 0: none.
+  void set_warm_memory(size_t bytes) { warm_.set_budget(bytes); }
+  size_t warm_users() const { return warm_.size(); }
+  size_t warm_bytes() const { return warm_.bytes(); }
   size_t seen_count() const { return seen_.size() + spilling_.size() + spilled_ids_; }
   size_t spilled_ids() const { return spilled_ids_; }
   size_t id_runs() const { return runs_.size(); }
@@ -307,6 +314,9 @@ class ShardState {
   bool evicted_any_ = false;  // whether a miss must consult the source
   size_t clock_hand_ = 0;
   uint64_t reloads_ = 0;
+  uint64_t warm_reloads_ = 0;
+  WarmUsers warm_;  // evicted users kept encoded in memory
+  std::string warm_buf_;
   Aggregates agg_;
   int64_t max_ts_ = kNoTs;
   int32_t swept_day_ = kNoDay;

@@ -292,13 +292,74 @@ TEST(ShardStateIds, AFailedBlockReadIsReported) {
 class FakeUsers : public UserSource {
  public:
   Status Load(std::string_view user_id, std::string* encoded, bool* found) override {
+    ++loads;
     auto it = users.find(std::string(user_id));
     *found = it != users.end();
     if (*found) *encoded = it->second;
     return Status::Ok();
   }
   std::map<std::string, std::string> users;
+  int loads = 0;
 };
+
+// 200 users persisted, then all but 30 evicted; every profile must come back
+// exact. With a warm tier the evicted come back from memory; with colliding
+// hashes only one user per hash can be warm, the others come from the store.
+void EvictAndReload(bool warm, bool colliding) {
+  FakeUsers store;
+  ShardState shard(0, Config{}, &store);
+  if (warm) shard.set_warm_memory(1 << 20);
+  if (colliding) {
+    shard.set_user_hash_for_testing([](std::string_view id) -> uint64_t { return id.size() % 4; });
+  }
+  const int32_t today = DayOf(kDayStart, Config{}.utc_offset_ms);
+  for (int u = 0; u < 200; ++u) {
+    for (int k = 0; k < 1 + u % 5; ++k) {
+      Event e;
+      const std::string id = "u" + std::to_string(u) + "-" + std::to_string(k);
+      const std::string user = "user" + std::to_string(u);
+      e.event_id = id;
+      e.user_id = user;
+      e.type = EventType::kMessage;
+      e.ts_ms = kDayStart + u;
+      ASSERT_TRUE(shard.MarkSeen(e.event_id, 0, e.ts_ms));
+      shard.Apply(e, today);
+    }
+  }
+  shard.DrainDirty([&](std::string_view id, std::string_view bytes) {
+    store.users[std::string(id)] = std::string(bytes);
+  });
+  shard.CheckpointDone(true);
+  shard.EvictClean(30);
+  ASSERT_LE(shard.resident_users(), 30u);
+  // Colliding: ids of 5, 6 and 7 characters make three hash values.
+  EXPECT_EQ(shard.warm_users(), warm ? (colliding ? 3u : 170u) : 0u);
+  ASSERT_TRUE(shard.Sweep(today, SIZE_MAX));
+  for (int u = 0; u < 200; ++u) {
+    Profile p;
+    ASSERT_TRUE(shard.GetProfile("user" + std::to_string(u), today, &p)) << u;
+    EXPECT_EQ(p.user_id, "user" + std::to_string(u));
+    EXPECT_EQ(p.interactions_7d, 1 + u % 5) << u;
+  }
+  EXPECT_GE(shard.reloads(), 170u);
+  if (warm && !colliding) {
+    EXPECT_EQ(store.loads, 0);
+    EXPECT_EQ(shard.warm_reloads(), shard.reloads());
+  } else if (warm) {
+    EXPECT_EQ(shard.warm_reloads(), 3u);  // one per hash value
+    EXPECT_EQ(static_cast<uint64_t>(store.loads), shard.reloads() - 3);
+  } else {
+    EXPECT_EQ(shard.warm_reloads(), 0u);
+  }
+  Profile p;
+  EXPECT_FALSE(shard.GetProfile("user200", today, &p));
+}
+
+TEST(ShardStateWarm, EvictedUsersComeBackFromMemory) { EvictAndReload(true, false); }
+TEST(ShardStateWarm, UsersWhoseHashesCollideComeBackFromTheStore) { EvictAndReload(true, true); }
+TEST(ShardStateWarm, WithoutAWarmTierEvictedUsersComeBackFromTheStore) {
+  EvictAndReload(false, false);
+}
 
 TEST(ShardStateIndex, UsersWhoseHashesCollideStayApart) {
   FakeUsers store;
