@@ -419,9 +419,22 @@ bool ShardState::Sweep(int32_t today, size_t budget) {
       if (i != UINT32_MAX) Reconcile(i, at);
       --budget;
     }
+    while (sweep_warm_pos_ < sweep_warm_.size()) {
+      if (budget == 0) return false;
+      const uint64_t hash = sweep_warm_[sweep_warm_pos_++];
+      // Only while she is still warm under her latest due day.
+      std::string_view id;
+      int32_t due;
+      if (!warm_.Peek(hash, &id, &due) || due != sweep_work_day_) continue;
+      const std::string user(id);  // Find takes her out of the warm tier
+      const uint32_t i = Find(user, false);
+      if (i != UINT32_MAX) Reconcile(i, at);
+      --budget;
+    }
     sweep_work_.clear();
     sweep_evicted_.clear();
-    sweep_pos_ = sweep_evicted_pos_ = 0;
+    sweep_warm_.clear();
+    sweep_pos_ = sweep_evicted_pos_ = sweep_warm_pos_ = 0;
     if (swept_day_ >= today) return true;
     ++swept_day_;
     if (auto it = timers_.find(swept_day_); it != timers_.end()) {
@@ -431,6 +444,10 @@ bool ShardState::Sweep(int32_t today, size_t budget) {
     if (auto it = evicted_timers_.find(swept_day_); it != evicted_timers_.end()) {
       sweep_evicted_ = std::move(it->second);
       evicted_timers_.erase(it);
+    }
+    if (auto it = warm_timers_.find(swept_day_); it != warm_timers_.end()) {
+      sweep_warm_ = std::move(it->second);
+      warm_timers_.erase(it);
     }
     sweep_work_day_ = swept_day_;
   }
@@ -448,13 +465,21 @@ size_t ShardState::EvictClean(size_t target) {
       slot.touched = false;
       continue;
     }
-    if (slot.state.next_check_day != kNoDay) RegisterEvictedCheck(slot.id, slot.state.next_check_day);
-    // She is persisted: the warm tier may keep her encoding, and whatever it
-    // lets go is still in the store.
+    // She is persisted: the warm tier may keep her encoding, with her next
+    // tier check (by hash: ~8 bytes); whom it lets go is still in the store,
+    // and her check is then registered by id.
+    const int32_t due = slot.state.next_check_day;
+    auto to_cold = [this](std::string_view id, std::string_view, int32_t day) {
+      if (day != kNoDay) RegisterEvictedCheck(id, day);
+    };
     if (warm_.enabled()) {
       warm_buf_.clear();
       EncodeUserState(slot.state, &warm_buf_);
-      warm_.Put(user_hash_(slot.id), slot.id, warm_buf_, [](std::string_view, std::string_view) {});
+      const uint64_t hash = user_hash_(slot.id);
+      warm_.Put(hash, slot.id, warm_buf_, due, to_cold);
+      if (due != kNoDay && warm_.Contains(hash, slot.id)) warm_timers_[due].push_back(hash);
+    } else {
+      to_cold(slot.id, warm_buf_, due);
     }
     IndexErase(i);
     slot.id.clear();
@@ -554,7 +579,8 @@ void ShardState::EncodeMeta(uint64_t log_seq, int64_t events_rejected, std::stri
   // The last day whose tier checks are all done: while a day is being swept
   // in slices, its remaining checks are rebuilt from it after a restart.
   const bool day_in_progress = sweep_pos_ < sweep_work_.size() ||
-                               sweep_evicted_pos_ < sweep_evicted_.size();
+                               sweep_evicted_pos_ < sweep_evicted_.size() ||
+                               sweep_warm_pos_ < sweep_warm_.size();
   PutVarintSigned(out, day_in_progress && swept_day_ != kNoDay ? swept_day_ - 1 : swept_day_);
   for (int64_t v : {agg_.users, agg_.members, agg_.buyers, agg_.repeat_buyers, agg_.accepted,
                     agg_.duplicates}) {

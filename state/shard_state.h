@@ -333,6 +333,11 @@ class ShardState {
   // user's latest registered day (entries of other days are stale).
   absl::flat_hash_map<int32_t, std::vector<std::string>> evicted_timers_;
   absl::flat_hash_map<std::string, int32_t> evicted_due_;
+  // Pending checks of warm users by day, by hash (stale unless the warm
+  // entry's due day is still that day).
+  absl::flat_hash_map<int32_t, std::vector<uint64_t>> warm_timers_;
+  std::vector<uint64_t> sweep_warm_;
+  size_t sweep_warm_pos_ = 0;
   std::vector<TimerRef> sweep_work_;  // the day being swept, taken out of timers_
   std::vector<std::string> sweep_evicted_;
   int32_t sweep_work_day_ = kNoDay;

@@ -308,6 +308,7 @@ class FakeUsers : public UserSource {
 void EvictAndReload(bool warm, bool colliding) {
   FakeUsers store;
   ShardState shard(0, Config{}, &store);
+  ShardState reference(0, Config{});  // the same events, nothing evicted
   if (warm) shard.set_warm_memory(1 << 20);
   if (colliding) {
     shard.set_user_hash_for_testing([](std::string_view id) -> uint64_t { return id.size() % 4; });
@@ -324,6 +325,7 @@ void EvictAndReload(bool warm, bool colliding) {
       e.ts_ms = kDayStart + u;
       ASSERT_TRUE(shard.MarkSeen(e.event_id, 0, e.ts_ms));
       shard.Apply(e, today);
+      reference.Apply(e, today);
     }
   }
   shard.DrainDirty([&](std::string_view id, std::string_view bytes) {
@@ -334,25 +336,45 @@ void EvictAndReload(bool warm, bool colliding) {
   ASSERT_LE(shard.resident_users(), 30u);
   // Colliding: ids of 5, 6 and 7 characters make three hash values.
   EXPECT_EQ(shard.warm_users(), warm ? (colliding ? 3u : 170u) : 0u);
-  ASSERT_TRUE(shard.Sweep(today, SIZE_MAX));
-  for (int u = 0; u < 200; ++u) {
-    Profile p;
-    ASSERT_TRUE(shard.GetProfile("user" + std::to_string(u), today, &p)) << u;
-    EXPECT_EQ(p.user_id, "user" + std::to_string(u));
-    EXPECT_EQ(p.interactions_7d, 1 + u % 5) << u;
-  }
+  // A month on, every evicted user's tier has changed by time alone (she is
+  // no longer new): the pending checks of the evicted (warm or not) must
+  // have been kept, and they bring the users back.
+  const auto tiers_before = reference.Kpis(today).tiers;
+  EXPECT_EQ(tiers_before[static_cast<size_t>(Tier::kNew)], 200);
+  Event late;
+  late.event_id = "late";
+  late.user_id = "someone-else";
+  late.type = EventType::kMessage;
+  late.ts_ms = kDayStart + 31 * kMsPerDay;
+  const int32_t later = DayOf(late.ts_ms, Config{}.utc_offset_ms);
+  shard.Apply(late, later);
+  reference.Apply(late, later);
+  ASSERT_TRUE(shard.Sweep(later, SIZE_MAX));
+  ASSERT_TRUE(reference.Sweep(later, SIZE_MAX));
+  EXPECT_EQ(shard.Kpis(later).tiers, reference.Kpis(later).tiers);
+  EXPECT_EQ(shard.Kpis(later).tiers[static_cast<size_t>(Tier::kNew)], 1);
+  EXPECT_EQ(shard.warm_users(), 0u);
   EXPECT_GE(shard.reloads(), 170u);
+  // One store read is for "someone-else", a new user (not found).
   if (warm && !colliding) {
-    EXPECT_EQ(store.loads, 0);
+    EXPECT_EQ(store.loads, 1);
     EXPECT_EQ(shard.warm_reloads(), shard.reloads());
   } else if (warm) {
     EXPECT_EQ(shard.warm_reloads(), 3u);  // one per hash value
-    EXPECT_EQ(static_cast<uint64_t>(store.loads), shard.reloads() - 3);
+    EXPECT_EQ(static_cast<uint64_t>(store.loads), shard.reloads() - 3 + 1);
   } else {
     EXPECT_EQ(shard.warm_reloads(), 0u);
   }
+  for (int u = 0; u < 200; ++u) {
+    Profile p, want;
+    ASSERT_TRUE(shard.GetProfile("user" + std::to_string(u), later, &p)) << u;
+    ASSERT_TRUE(reference.GetProfile("user" + std::to_string(u), later, &want)) << u;
+    EXPECT_EQ(p.user_id, "user" + std::to_string(u));
+    EXPECT_EQ(p.last_active, kDayStart + u) << u;
+    EXPECT_EQ(p.tier, want.tier) << u;
+  }
   Profile p;
-  EXPECT_FALSE(shard.GetProfile("user200", today, &p));
+  EXPECT_FALSE(shard.GetProfile("user200", later, &p));
 }
 
 TEST(ShardStateWarm, EvictedUsersComeBackFromMemory) { EvictAndReload(true, false); }

@@ -12,6 +12,14 @@ bool WarmUsers::Take(uint64_t hash, std::string_view user_id, std::string* encod
   return true;
 }
 
+bool WarmUsers::Peek(uint64_t hash, std::string_view* user_id, int32_t* due) const {
+  auto it = map_.find(hash);
+  if (it == map_.end()) return false;
+  *user_id = it->second.id();
+  *due = it->second.due;
+  return true;
+}
+
 bool WarmUsers::Contains(uint64_t hash, std::string_view user_id) const {
   auto it = map_.find(hash);
   return it != map_.end() && it->second.id() == user_id;

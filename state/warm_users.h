@@ -31,12 +31,15 @@ class WarmUsers {
   WarmUsers(const WarmUsers&) = delete;
   WarmUsers& operator=(const WarmUsers&) = delete;
 
-  // Keeps `encoded` for `user_id` (whose hash is `hash`). Calls
-  // dropped(user_id, encoded) for each older entry it lets go to stay within
-  // the budget (the caller may need to remember something of them), and for
-  // the new one itself if it cannot be kept.
+  // Keeps `encoded` for `user_id` (whose hash is `hash`), with the day of her
+  // next pending tier check (`due`, kept for the caller). Calls
+  // dropped(user_id, encoded, due) for each older entry it lets go to stay
+  // within the budget, and for the new one itself if it cannot be kept.
   template <typename Dropped>
-  void Put(uint64_t hash, std::string_view user_id, std::string_view encoded, Dropped&& dropped);
+  void Put(uint64_t hash, std::string_view user_id, std::string_view encoded, int32_t due,
+           Dropped&& dropped);
+  // The id and due day of the user kept under `hash`, if any.
+  bool Peek(uint64_t hash, std::string_view* user_id, int32_t* due) const;
   // Moves her bytes into *encoded and forgets her; false if she is not here.
   bool Take(uint64_t hash, std::string_view user_id, std::string* encoded);
   bool Contains(uint64_t hash, std::string_view user_id) const;
@@ -53,6 +56,7 @@ class WarmUsers {
   struct Record {
     uint32_t seq;  // matches its entry in fifo_; older entries there are stale
     uint32_t size;
+    int32_t due;
     std::unique_ptr<char[]> data;
     std::string_view id() const { return {data.get() + 1, static_cast<uint8_t>(data[0])}; }
     std::string_view encoded() const {
@@ -73,11 +77,11 @@ class WarmUsers {
 };
 
 template <typename Dropped>
-void WarmUsers::Put(uint64_t hash, std::string_view user_id, std::string_view encoded,
+void WarmUsers::Put(uint64_t hash, std::string_view user_id, std::string_view encoded, int32_t due,
                     Dropped&& dropped) {
   const size_t size = 1 + user_id.size() + encoded.size();
   if (user_id.size() > 255 || size + kOverhead > budget_ || map_.contains(hash)) {
-    dropped(user_id, encoded);
+    dropped(user_id, encoded, due);
     return;
   }
   while (bytes_ + size + kOverhead > budget_ && !fifo_.empty()) {
@@ -85,12 +89,13 @@ void WarmUsers::Put(uint64_t hash, std::string_view user_id, std::string_view en
     fifo_.pop_front();
     auto it = map_.find(h);
     if (it == map_.end() || it->second.seq != seq) continue;  // stale
-    dropped(it->second.id(), it->second.encoded());
+    dropped(it->second.id(), it->second.encoded(), it->second.due);
     Erase(it);
   }
   Record r;
   r.seq = next_seq_++;
   r.size = static_cast<uint32_t>(size);
+  r.due = due;
   r.data = std::make_unique_for_overwrite<char[]>(size);
   r.data[0] = static_cast<char>(user_id.size());
   std::memcpy(r.data.get() + 1, user_id.data(), user_id.size());
