@@ -476,10 +476,11 @@ size_t ShardState::EvictClean(size_t target) {
       warm_buf_.clear();
       EncodeUserState(slot.state, &warm_buf_);
       const uint64_t hash = user_hash_(slot.id);
-      warm_.Put(hash, slot.id, warm_buf_, due, to_cold);
-      if (due != kNoDay && warm_.Contains(hash, slot.id)) warm_timers_[due].push_back(hash);
-    } else {
-      to_cold(slot.id, warm_buf_, due);
+      if (warm_.Put(hash, slot.id, warm_buf_, due, to_cold) && due != kNoDay) {
+        warm_timers_[due].push_back(hash);
+      }
+    } else if (due != kNoDay) {
+      RegisterEvictedCheck(slot.id, due);
     }
     IndexErase(i);
     slot.id.clear();

@@ -35,8 +35,9 @@ class WarmUsers {
   // next pending tier check (`due`, kept for the caller). Calls
   // dropped(user_id, encoded, due) for each older entry it lets go to stay
   // within the budget, and for the new one itself if it cannot be kept.
+  // Returns whether she was kept.
   template <typename Dropped>
-  void Put(uint64_t hash, std::string_view user_id, std::string_view encoded, int32_t due,
+  bool Put(uint64_t hash, std::string_view user_id, std::string_view encoded, int32_t due,
            Dropped&& dropped);
   // The id and due day of the user kept under `hash`, if any.
   bool Peek(uint64_t hash, std::string_view* user_id, int32_t* due) const;
@@ -77,12 +78,12 @@ class WarmUsers {
 };
 
 template <typename Dropped>
-void WarmUsers::Put(uint64_t hash, std::string_view user_id, std::string_view encoded, int32_t due,
+bool WarmUsers::Put(uint64_t hash, std::string_view user_id, std::string_view encoded, int32_t due,
                     Dropped&& dropped) {
   const size_t size = 1 + user_id.size() + encoded.size();
   if (user_id.size() > 255 || size + kOverhead > budget_ || map_.contains(hash)) {
     dropped(user_id, encoded, due);
-    return;
+    return false;
   }
   while (bytes_ + size + kOverhead > budget_ && !fifo_.empty()) {
     const auto [h, seq] = fifo_.front();
@@ -104,6 +105,7 @@ void WarmUsers::Put(uint64_t hash, std::string_view user_id, std::string_view en
   map_.emplace(hash, std::move(r));
   bytes_ += size + kOverhead;
   if (fifo_.size() > 2 * map_.size() + 4096) CompactFifo();
+  return true;
 }
 
 }  // namespace tierstream::state
