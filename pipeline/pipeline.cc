@@ -183,6 +183,9 @@ struct Pipeline::Impl {
   std::atomic<int64_t> rejected{0};
   std::atomic<int64_t> inflight{0};
   std::atomic<bool> stopping{false};
+  // Set when a durable write (log or id block read) fails, cleared by the
+  // next one that succeeds: ingest is refused meanwhile.
+  std::atomic<bool> write_failing{false};
   mutable std::atomic<int64_t> disk_checked_ms{INT64_MIN / 2};
   mutable std::atomic<bool> disk_low{false};
   RecoveryStats recovery;
@@ -350,6 +353,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   } else if (options.write_log && accepted_count > 0) {
     s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
     if (s.ok()) {
+      write_failing.store(false, std::memory_order_relaxed);
       ++w->log_seq;
       w->logged_since_checkpoint += accepted_count;
     } else {
@@ -357,6 +361,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     }
   }
   if (!s.ok()) {
+    write_failing.store(true, std::memory_order_relaxed);
     ok = false;
     size_t k = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -959,6 +964,15 @@ const RecoveryStats& Pipeline::recovery() const { return impl_->recovery; }
 int64_t Pipeline::watermark() const { return impl_->watermark.load(); }
 
 bool Pipeline::DiskLow() const { return impl_->DiskLow(); }
+
+std::vector<std::string> Pipeline::IngestRefusals() const {
+  std::vector<std::string> reasons;
+  if (impl_->DiskLow()) reasons.emplace_back("disk space is below the watermark");
+  if (impl_->write_failing.load(std::memory_order_relaxed)) {
+    reasons.emplace_back("the last durable write failed");
+  }
+  return reasons;
+}
 
 void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutcome)> done) {
   Batch* b = batch.release();

@@ -160,6 +160,10 @@ class Pipeline {
   void Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutcome)> done);
   // True while free disk space is under the watermark (ingest is refused).
   bool DiskLow() const;
+  // Why ingest is being refused right now, one short reason each ("disk space
+  // is below the watermark", "the last durable write failed"); empty when it
+  // is not. Thread-safe and cheap: for /healthz and /readyz.
+  std::vector<std::string> IngestRefusals() const;
   // False while the events in flight exceed the bound: producers should wait.
   bool HasCapacity() const;
   // Blocks until HasCapacity() (for offline producers such as replay).
