@@ -156,8 +156,31 @@ simdjson::error_code ValidateValue(od::value value, int depth) {
 
 }  // namespace
 
+namespace {
+
+// "1 day", "2 days", "36 h", "90 s", "1500 ms": the largest whole unit.
+std::string FormatSpan(int64_t ms) {
+  auto plural = [](int64_t n, const char* unit) {
+    return std::to_string(n) + " " + unit + (n == 1 ? "" : "s");
+  };
+  if (ms > 0 && ms % 86'400'000 == 0) return plural(ms / 86'400'000, "day");
+  if (ms > 0 && ms % 3'600'000 == 0) return plural(ms / 3'600'000, "hour");
+  if (ms > 0 && ms % 60'000 == 0) return plural(ms / 60'000, "minute");
+  if (ms > 0 && ms % 1000 == 0) return plural(ms / 1000, "second");
+  return std::to_string(ms) + " ms";
+}
+
+}  // namespace
+
 struct Decoder::Impl {
   od::parser parser{kMaxLineBytes + kPadding};
+  int64_t max_ts = INT64_MAX;
+  std::string future_reason;
+
+  void SetLimit(const TsLimit& limit) {
+    max_ts = limit.max_ts_ms;
+    if (max_ts != INT64_MAX) future_reason = "ts: more than " + FormatSpan(limit.ahead_ms) + " in the future";
+  }
 
   // Reads a string field of 1..128 bytes into the arena.
   static bool ReadId(od::value value, std::string_view name, Arena* arena, std::string_view* out,
@@ -234,6 +257,7 @@ struct Decoder::Impl {
             return "ts: must be integer milliseconds or an RFC 3339 string";
           }
           if (!TsInRange(ts)) return "ts: must lie in [2000-01-01, 2100-01-01)";
+          if (ts > max_ts) return future_reason;
           event->ts_ms = ts;
           break;
         }
@@ -301,6 +325,7 @@ Decoder::~Decoder() = default;
 
 uint64_t Decoder::DecodeLines(std::string_view data, uint64_t first_line, Arena* arena,
                               DecodeSink* sink) {
+  impl_->SetLimit(sink->ts_limit());
   const char* p = data.data();
   const char* const end = p + data.size();
   uint64_t line = first_line;
@@ -327,6 +352,7 @@ uint64_t Decoder::DecodeLines(std::string_view data, uint64_t first_line, Arena*
 }
 
 std::string Decoder::DecodeArray(std::string_view data, Arena* arena, DecodeSink* sink) {
+  impl_->SetLimit(sink->ts_limit());
   od::document doc;
   if (auto err = impl_->parser.iterate(data.data(), data.size(), data.size() + kPadding).get(doc))
     return JsonError(err);

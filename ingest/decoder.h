@@ -29,11 +29,20 @@ struct LineError {
   std::string error;
 };
 
+// The latest event time a sink accepts: later events are rejected with a
+// reason naming the margin ("ts: more than 1 day in the future").
+struct TsLimit {
+  int64_t max_ts_ms = INT64_MAX;  // INT64_MAX: no limit
+  int64_t ahead_ms = 0;           // the margin past the wall clock, for the reason
+};
+
 // Where decoded events go. The decoder calls exactly one of these per
 // non-blank line, in line order.
 class DecodeSink {
  public:
   virtual ~DecodeSink() = default;
+  // Asked once per DecodeLines/DecodeArray call.
+  virtual TsLimit ts_limit() const { return {}; }
   virtual void OnEvent(const Event& event) = 0;
   // `raw` is the rejected line (possibly truncated), for the rejection log.
   virtual void OnReject(uint64_t line, std::string_view reason, std::string_view raw) = 0;

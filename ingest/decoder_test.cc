@@ -175,5 +175,37 @@ TEST_F(DecoderTest, DecodesJsonArrayBodies) {
   EXPECT_NE(decoder_.DecodeArray(buf2.view(), &arena_, &c2), "");
 }
 
+// One event dated 2030 moved T five years ahead and made almost everyone
+// dormant: events too far past the wall clock are rejected, naming ts.
+TEST_F(DecoderTest, RejectsEventsTooFarInTheFuture) {
+  struct Limited : Collect {
+    TsLimit ts_limit() const override { return {1763971200000 + 86'400'000, 86'400'000}; }
+  } c;
+  const std::string text =
+      R"({"event_id":"ok","type":"message","user_id":"u","ts":1764057600000})" "\n"
+      R"({"event_id":"far","type":"message","user_id":"u","ts":1764057600001})" "\n"
+      R"({"event_id":"y2030","type":"message","user_id":"u","ts":"2030-11-24T09:15:00+08:00"})";
+  buf_ = std::make_unique<PaddedBuffer>(text.size());
+  buf_->Append(text);
+  decoder_.DecodeLines(buf_->view(), 1, &arena_, &c);
+  ASSERT_EQ(c.events.size(), 1u);
+  EXPECT_EQ(c.events[0].event_id, "ok");  // exactly one day ahead is still accepted
+  ASSERT_EQ(c.rejects.size(), 2u);
+  EXPECT_EQ(c.rejects[0], std::make_pair(uint64_t{2}, std::string("ts: more than 1 day in the future")));
+  EXPECT_EQ(c.rejects[1].second, "ts: more than 1 day in the future");
+  // The same limit holds for JSON array bodies, and the reason names the margin.
+  struct TwoHours : Collect {
+    TsLimit ts_limit() const override { return {1763971200000, 2 * 3'600'000}; }
+  } a;
+  const std::string arr = R"([{"event_id":"x","type":"message","user_id":"u","ts":1763971200001}])";
+  PaddedBuffer abuf(arr.size());
+  abuf.Append(arr);
+  EXPECT_EQ(decoder_.DecodeArray(abuf.view(), &arena_, &a), "");
+  ASSERT_EQ(a.rejects.size(), 1u);
+  EXPECT_EQ(a.rejects[0].second, "ts: more than 2 hours in the future");
+  // Without a limit (the default, or max_future_ms 0) nothing is rejected for it.
+  EXPECT_EQ(Reason(R"({"event_id":"z","type":"message","user_id":"u","ts":"2099-01-01T00:00:00Z"})"), "");
+}
+
 }  // namespace
 }  // namespace tierstream::ingest

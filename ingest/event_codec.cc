@@ -26,6 +26,22 @@ bool HasReferrer(EventType t) { return t == EventType::kJoin || t == EventType::
 
 }  // namespace
 
+namespace {
+constexpr size_t kCountsBytes = 3 * 8;  // fixed width: filled in after the records
+}  // namespace
+
+void BeginLogBlock(std::string* out) {
+  out->push_back(kLogBlockVersion);
+  out->append(kCountsBytes, '\0');
+}
+
+void SetLogBlockCounts(const LogBlockCounts& counts, std::string* block) {
+  char* p = block->data() + 1;
+  for (uint64_t v : {counts.duplicates, counts.rejected, counts.beyond_horizon}) {
+    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>((v >> (8 * i)) & 0xFF);
+  }
+}
+
 void AppendEventRecord(const Event& e, std::string* out) {
   out->push_back(static_cast<char>(static_cast<uint8_t>(e.type) | (e.community ? 0x80 : 0)));
   PutVarint64(out, static_cast<uint64_t>(e.ts_ms - kMinTsMs));
@@ -36,10 +52,18 @@ void AppendEventRecord(const Event& e, std::string* out) {
 }
 
 LogBlockReader::LogBlockReader(std::string_view block) : rest_(block) {
-  if (rest_.empty() || rest_.front() != kLogBlockVersion) {
-    ok_ = false;
-  } else {
+  const char version = rest_.empty() ? 0 : rest_.front();
+  if (version == 1) {
     rest_.remove_prefix(1);
+  } else if (version == kLogBlockVersion && rest_.size() >= 1 + kCountsBytes) {
+    const auto* p = reinterpret_cast<const unsigned char*>(rest_.data() + 1);
+    for (uint64_t* v : {&counts_.duplicates, &counts_.rejected, &counts_.beyond_horizon}) {
+      *v = 0;
+      for (int i = 0; i < 8; ++i) *v |= uint64_t{*p++} << (8 * i);
+    }
+    rest_.remove_prefix(1 + kCountsBytes);
+  } else {
+    ok_ = false;
   }
 }
 

@@ -4,6 +4,7 @@
 #ifndef TIERSTREAM_INGEST_EVENT_CODEC_H_
 #define TIERSTREAM_INGEST_EVENT_CODEC_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -11,10 +12,22 @@
 
 namespace tierstream::ingest {
 
-inline constexpr char kLogBlockVersion = 1;
+// Version 2 blocks open with the counts of what the group took besides its
+// events, so that every counter survives a crash with the events it came
+// with; version 1 blocks (events only) are still read.
+inline constexpr char kLogBlockVersion = 2;
 
-// Starts a block: appends the version byte.
-inline void BeginLogBlock(std::string* out) { out->push_back(kLogBlockVersion); }
+// What a logged group counted besides its accepted events.
+struct LogBlockCounts {
+  uint64_t duplicates = 0;
+  uint64_t rejected = 0;
+  uint64_t beyond_horizon = 0;  // accepted events older than the duplicate horizon
+};
+
+// Starts a block: the version byte and room for its counts.
+void BeginLogBlock(std::string* out);
+// Fills in the counts of a block begun with BeginLogBlock.
+void SetLogBlockCounts(const LogBlockCounts& counts, std::string* block);
 void AppendEventRecord(const Event& e, std::string* out);
 
 // Iterates the records of one block.
@@ -22,11 +35,13 @@ class LogBlockReader {
  public:
   explicit LogBlockReader(std::string_view block);
   bool ok() const { return ok_; }  // false once a record fails to decode
+  const LogBlockCounts& counts() const { return counts_; }
   // Decodes the next record; false at the end or on corruption (see ok()).
   bool Next(Event* e);
 
  private:
   std::string_view rest_;
+  LogBlockCounts counts_;
   bool ok_ = true;
 };
 

@@ -53,5 +53,42 @@ TEST(EventCodec, ReportsTruncatedBlocks) {
   EXPECT_FALSE(reader.ok());
 }
 
+// Counters (duplicates, rejected lines) reset to 0 after a kill -9 because
+// only accepted events were logged: a block now carries its group's counts.
+TEST(EventCodec, BlockCarriesItsGroupsCounts) {
+  std::string block;
+  BeginLogBlock(&block);
+  Event e;
+  e.event_id = "e";
+  e.user_id = "u";
+  e.ts_ms = 1763971200000;
+  AppendEventRecord(e, &block);
+  SetLogBlockCounts(LogBlockCounts{3, 5, (1ull << 40) + 7}, &block);
+  LogBlockReader reader(block);
+  EXPECT_EQ(reader.counts().duplicates, 3u);
+  EXPECT_EQ(reader.counts().rejected, 5u);
+  EXPECT_EQ(reader.counts().beyond_horizon, (1ull << 40) + 7);
+  Event out;
+  ASSERT_TRUE(reader.Next(&out));
+  EXPECT_EQ(out.event_id, "e");
+  EXPECT_FALSE(reader.Next(&out));
+  EXPECT_TRUE(reader.ok());
+}
+
+TEST(EventCodec, ReadsVersionOneBlocksWithoutCounts) {
+  std::string block(1, '\1');  // what logs written before version 2 hold
+  Event e;
+  e.event_id = "old";
+  e.user_id = "u";
+  e.ts_ms = 1763971200000;
+  AppendEventRecord(e, &block);
+  LogBlockReader reader(block);
+  EXPECT_EQ(reader.counts().duplicates, 0u);
+  Event out;
+  ASSERT_TRUE(reader.Next(&out));
+  EXPECT_EQ(out.event_id, "old");
+  EXPECT_TRUE(reader.ok());
+}
+
 }  // namespace
 }  // namespace tierstream::ingest

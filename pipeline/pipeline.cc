@@ -160,6 +160,8 @@ struct Pipeline::Impl {
     const absl::flat_hash_map<Hash128, int32_t>* cp_spill = nullptr;
     const std::vector<std::pair<Hash128, int32_t>>* cp_new_seen = nullptr;  // read by the committer
     uint64_t cp_run_no = 0;
+    int64_t cp_spill_wall_ms = 0;  // when the newest spilled id was recorded
+    int64_t cp_wall_ms = 0;        // the wall clock at the snapshot
     state::IdRun cp_run;
     uint64_t cp_log_seq = 0;
     uint64_t cp_logged = 0;
@@ -180,7 +182,7 @@ struct Pipeline::Impl {
   std::unique_ptr<ingest::RejectLog> reject_log;
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<int64_t> watermark{kNoTs};
-  std::atomic<int64_t> rejected{0};
+  std::atomic<int64_t> beyond_horizon_logged_ms{INT64_MIN / 2};  // rate limit of its warning
   std::atomic<int64_t> inflight{0};
   std::atomic<bool> stopping{false};
   // Set when a durable write (log or id block read) fails, cleared by the
@@ -223,6 +225,13 @@ struct Pipeline::Impl {
       }
     }
     return disk_low.load(std::memory_order_relaxed);
+  }
+
+  int64_t WallNow() const {
+    if (options.wall_clock) return options.wall_clock();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
   }
 
   int32_t Today() const {
@@ -284,6 +293,21 @@ struct Pipeline::Impl {
   std::vector<std::string> ListTierOf(Worker* w, state::Tier tier, const std::string& after,
                                       size_t limit);
   void ApplyLogged(Worker* w, const Event& e);
+  // Logs at most once a minute that events older than the duplicate horizon
+  // were accepted (their originals, if any, may have been forgotten).
+  void WarnBeyondHorizon(Worker* w, uint64_t n) {
+    const int64_t now = WallNow();
+    int64_t last = beyond_horizon_logged_ms.load(std::memory_order_relaxed);
+    if (now - last < 60'000 ||
+        !beyond_horizon_logged_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+      return;
+    }
+    Log("shard %u: accepted %llu events older than the duplicate horizon (%d days of event time "
+        "and of wall clock); had they been sent before, they are counted again. Total: %lld "
+        "(events_beyond_horizon in /healthz)",
+        w->id, static_cast<unsigned long long>(n), options.config.dedup_horizon_days,
+        static_cast<long long>(w->state.events_beyond_horizon()));
+  }
 };
 
 void Pipeline::Impl::CompletePart(Batch* b) {
@@ -311,6 +335,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   w->accepted.clear();
   int64_t group_max_ts = kNoTs;
   size_t accepted_count = 0;
+  st.SetWallClock(WallNow());
   // 1. Drop duplicates; encode the rest for the log. The arrival day counts
   // this group's own events too (the very first group has no T yet).
   int64_t arrival_ts = watermark.load(std::memory_order_acquire);
@@ -330,6 +355,11 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
       arrival_ts == kNoTs ? kNoDay : DayOf(arrival_ts, options.config.utc_offset_ms);
   const size_t count = w->events.size();
   w->processed_since_housekeep += count;
+  // What the group counts besides its events is logged with them.
+  ingest::LogBlockCounts counts;
+  for (size_t i = 0; i < n; ++i) {
+    if (batches[i]->reject_shard_ == w->id) counts.rejected += batches[i]->rejected;
+  }
   const size_t new_seen_mark = st.NewSeenMark();
   constexpr size_t kSeenAhead = 8;
   for (size_t j = 0; j < count; ++j) {
@@ -339,7 +369,12 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     const Event& e = *w->events[j];
     const bool fresh = st.MarkSeenHash(w->hashes[j], e.ts_ms, arrival_day);
     w->accepted.push_back(fresh ? 1 : 0);
-    if (!fresh) continue;
+    const bool credit = e.type == EventType::kReferralCredit;
+    if (!fresh) {
+      counts.duplicates += credit ? 0 : 1;
+      continue;
+    }
+    if (!credit && st.BeyondHorizon(e.ts_ms)) ++counts.beyond_horizon;
     ++accepted_count;
     group_max_ts = std::max(group_max_ts, e.ts_ms);
     if (options.write_log) ingest::AppendEventRecord(e, &w->block);
@@ -350,7 +385,9 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   Status s = st.TakeIdError();
   if (!s.ok()) {
     Log("shard %u: duplicate index read failed, batch refused: %s", w->id, s.ToString().c_str());
-  } else if (options.write_log && accepted_count > 0) {
+  } else if (options.write_log &&
+             (accepted_count > 0 || counts.duplicates > 0 || counts.rejected > 0)) {
+    ingest::SetLogBlockCounts(counts, &w->block);
     s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
     if (s.ok()) {
       write_failing.store(false, std::memory_order_relaxed);
@@ -375,6 +412,8 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   }
   // 3. Apply.
   if (ok) {
+    st.CountIngest(0, counts.rejected, counts.beyond_horizon);  // duplicates: below, per batch
+    if (counts.beyond_horizon > 0) WarnBeyondHorizon(w, counts.beyond_horizon);
     if (group_max_ts != kNoTs) AtomicMax(&watermark, group_max_ts);
     const int32_t today = Today();
     // Users' states are fetched ahead in three stages (see ShardState).
@@ -456,6 +495,8 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
           g.stats.remembered_ids += w->state.seen_count();
           g.stats.spilled_ids += w->state.spilled_ids();
           g.stats.id_runs += w->state.id_runs();
+          g.stats.events_beyond_horizon +=
+              static_cast<uint64_t>(w->state.events_beyond_horizon());
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           std::string body;
@@ -472,6 +513,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
               .Key("remembered_event_ids").Int(static_cast<int64_t>(g.stats.remembered_ids))
               .Key("spilled_event_ids").Int(static_cast<int64_t>(g.stats.spilled_ids))
               .Key("event_id_runs").Int(static_cast<int64_t>(g.stats.id_runs))
+              .Key("events_beyond_horizon").Int(static_cast<int64_t>(g.stats.events_beyond_horizon))
               .Key("events_in_flight").Int(inflight.load())
               .EndObject();
           g.stats.json = std::move(body);
@@ -498,7 +540,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           std::string body;
           if (q->kind == Query::Kind::kKpis) {
-            body = state::RenderKpisJson(g.kpis, g.as_of, rejected.load());
+            body = state::RenderKpisJson(g.kpis, g.as_of);
           } else {
             std::sort(g.ids.begin(), g.ids.end());
             if (g.ids.size() > g.limit) g.ids.resize(g.limit);
@@ -555,17 +597,18 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   if (w->state.WantsSpill()) {
     // Every id in memory (checkpointed before or new) moves into one run,
     // built by the committer.
-    w->cp_spill = &w->state.FreezeIdsForSpill(&w->cp_run_no);
+    w->cp_spill = &w->state.FreezeIdsForSpill(&w->cp_run_no, &w->cp_spill_wall_ms);
     cp.DeleteAllSeen(w->id);
   } else {
     w->cp_new_seen = &w->state.DrainNewSeen();
   }
   w->state.DrainExpiredRuns([&](uint64_t run_no) { cp.DeleteIdRun(w->id, run_no); });
   std::string meta;
-  w->state.EncodeMeta(w->log_seq, w->id == 0 ? rejected.load() : 0, &meta);
+  w->state.EncodeMeta(w->log_seq, &meta);
   cp.PutMeta(ShardMetaKey(w->id), meta);
-  const int32_t own_day = OwnDay(w);
-  if (own_day != kNoDay) cp.DeleteSeenBefore(w->id, own_day - options.config.dedup_horizon_days);
+  // Persisted ids of days that expired in memory (past both horizons) go too.
+  if (w->state.oldest_kept_day() != INT32_MIN) cp.DeleteSeenBefore(w->id, w->state.oldest_kept_day());
+  w->cp_wall_ms = w->state.wall_clock();
   w->cp_log_seq = w->log_seq;
   w->cp_logged = w->logged_since_checkpoint;
   w->cp_phase.store(kCheckpointSnapshotting, std::memory_order_release);
@@ -630,6 +673,7 @@ void Pipeline::Impl::RunCommitter() {
       w->cp_run = state::IdRun::Build(w->cp_run_no, &entries, [&](uint32_t block, std::string_view bytes) {
         w->cp->PutIdBlock(w->id, w->cp_run_no, block, bytes);
       });
+      w->cp_run.set_max_wall_ms(w->cp_spill_wall_ms);
       std::string descriptor;
       w->cp_run.EncodeDescriptor(&descriptor);
       w->cp->PutIdRun(w->id, w->cp_run_no, descriptor);
@@ -639,9 +683,9 @@ void Pipeline::Impl::RunCommitter() {
       // finishes the checkpoint).
       absl::flat_hash_map<int32_t, std::string> by_day;
       for (const auto& [h, day] : *w->cp_new_seen) {
-        std::string& packed = by_day[day];
-        packed.append(reinterpret_cast<const char*>(&h.lo), 8);
-        packed.append(reinterpret_cast<const char*>(&h.hi), 8);
+        std::string& blob = by_day[day];
+        if (blob.empty()) state::ShardState::BeginSeenBlob(w->cp_wall_ms, &blob);
+        state::ShardState::AppendSeenId(h, &blob);
       }
       for (const auto& [day, packed] : by_day) w->cp->PutSeen(w->id, day, ++w->seen_sub, packed);
     }
@@ -670,6 +714,7 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   // processed since the last call, so that they keep up with any ingest rate
   // while no step is ever long compared with the group before it.
   const size_t processed = std::exchange(w->processed_since_housekeep, 0);
+  w->state.SetWallClock(WallNow());
   if (own_day != kNoDay) {
     w->state.ExpireSeen(own_day, force_checkpoint ? SIZE_MAX
                                                   : std::max(options.expire_slice, 2 * processed));
@@ -758,6 +803,7 @@ void Pipeline::Impl::ApplyLogged(Worker* w, const Event& e) {
 
 Status Pipeline::Impl::Recover() {
   const auto start = Clock::now();
+  for (auto& w : workers) w->state.SetWallClock(WallNow());
   // Shard metas: aggregates and the log position each checkpoint covers.
   for (auto& w : workers) {
     std::string meta;
@@ -766,11 +812,9 @@ Status Pipeline::Impl::Recover() {
     if (!s.ok()) return s;
     if (!found) continue;
     uint64_t seq;
-    int64_t rej;
-    s = w->state.DecodeMeta(meta, &seq, &rej);
+    s = w->state.DecodeMeta(meta, &seq);
     if (!s.ok()) return s;
     w->log_seq = w->checkpoint_seq = seq;
-    if (w->id == 0) rejected.store(rej);
     if (w->state.max_ts() != kNoTs) AtomicMax(&watermark, w->state.max_ts());
     w->seen_sub = static_cast<uint64_t>(
         std::chrono::system_clock::now().time_since_epoch().count());
@@ -812,6 +856,8 @@ Status Pipeline::Impl::Recover() {
   for (auto& w : workers) {
     Status s = store->ScanLog(w->id, w->checkpoint_seq, [&](uint64_t seq, std::string_view block) {
       ingest::LogBlockReader reader(block);
+      const ingest::LogBlockCounts& c = reader.counts();
+      w->state.CountIngest(c.duplicates, c.rejected, c.beyond_horizon);
       Event e;
       while (reader.Next(&e)) ApplyLogged(w.get(), e);
       Status id_status = w->state.TakeIdError();
@@ -859,7 +905,7 @@ Status Pipeline::Impl::Retier() {
     });
     if (!s.ok()) return s;
     std::string meta;
-    w->state.EncodeMeta(w->checkpoint_seq, w->id == 0 ? rejected.load() : 0, &meta);
+    w->state.EncodeMeta(w->checkpoint_seq, &meta);
     cp.PutMeta(ShardMetaKey(w->id), meta);
     s = store->Commit(&cp, true /*sync*/);
     if (!s.ok()) return s;
@@ -965,6 +1011,15 @@ int64_t Pipeline::watermark() const { return impl_->watermark.load(); }
 
 bool Pipeline::DiskLow() const { return impl_->DiskLow(); }
 
+int64_t Pipeline::WallClockMs() const { return impl_->WallNow(); }
+
+std::unique_ptr<Batch> Pipeline::NewBatch() const {
+  auto batch = std::make_unique<Batch>(shards());
+  const int64_t ahead = impl_->options.config.max_future_ms;
+  if (ahead > 0) batch->ts_limit = ingest::TsLimit{impl_->WallNow() + ahead, ahead};
+  return batch;
+}
+
 std::vector<std::string> Pipeline::IngestRefusals() const {
   std::vector<std::string> reasons;
   if (impl_->DiskLow()) reasons.emplace_back("disk space is below the watermark");
@@ -992,20 +1047,24 @@ void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutc
     impl_->CompletePart(b);
     return;
   }
-  impl_->rejected.fetch_add(static_cast<int64_t>(b->rejected), std::memory_order_relaxed);
   b->weight_ = weight;
   impl_->inflight.fetch_add(static_cast<int64_t>(weight), std::memory_order_acq_rel);
-  if (parts == 0) {
-    b->pending_.store(1);
-    impl_->CompletePart(b);
-    return;
-  }
   // Decide the targets first: once enqueued, a part may complete and the
   // last one deletes the batch, so `b` must not be read after that.
   uint32_t targets[256];
   uint32_t ntargets = 0;
   for (uint32_t i = 0; i < b->per_shard.size(); ++i) {
     if (!b->per_shard[i].empty()) targets[ntargets++] = i;
+  }
+  // Rejected lines are counted, durably, by one shard: the first with a
+  // part, or shard 0 for a batch of rejections only.
+  if (ntargets == 0 && b->rejected > 0) targets[ntargets++] = 0;
+  b->reject_shard_ = ntargets > 0 ? targets[0] : 0;
+  parts = ntargets;
+  if (parts == 0) {
+    b->pending_.store(1);
+    impl_->CompletePart(b);
+    return;
   }
   b->pending_.store(parts, std::memory_order_release);
   for (uint32_t k = 0; k < ntargets; ++k) impl_->workers[targets[k]]->queue.enqueue(Task{b});

@@ -57,6 +57,8 @@ class Batch {
   uint64_t events = 0;  // own events (credits excluded)
   uint64_t rejected = 0;
   std::vector<ingest::LineError> errors;
+  // Events dated later are rejected (the future guard; set by NewBatch).
+  ingest::TsLimit ts_limit;
 
   // Internal to Pipeline: completion tracking.
   std::atomic<uint32_t> pending_{0};
@@ -64,6 +66,7 @@ class Batch {
   std::atomic<uint64_t> duplicates_{0};
   std::atomic<bool> failed_{false};
   uint64_t weight_ = 0;
+  uint32_t reject_shard_ = 0;  // the shard that logs and counts `rejected`
   std::function<void(BatchOutcome)> done_;
 };
 
@@ -75,6 +78,7 @@ class BatchBuilder final : public ingest::DecodeSink {
   BatchBuilder(Batch* batch, ingest::RejectLog* reject_log, std::string source);
   void OnEvent(const ingest::Event& event) override;
   void OnReject(uint64_t line, std::string_view reason, std::string_view raw) override;
+  ingest::TsLimit ts_limit() const override { return batch_->ts_limit; }
   void Reset(Batch* batch) { batch_ = batch; }
 
  private:
@@ -120,6 +124,9 @@ struct PipelineOptions {
   // system has less free space than this: RocksDB must never meet a full disk.
   uint64_t min_free_bytes = 256ull << 20;
   bool log_to_stderr = true;
+  // The wall clock, in ms since the epoch (empty: the system clock). Tests
+  // inject theirs: it decides the future guard and the duplicate horizon.
+  std::function<int64_t()> wall_clock;
 };
 
 // Operational figures (GET /healthz).
@@ -133,6 +140,7 @@ struct PipelineStats {
   uint64_t remembered_ids = 0;
   uint64_t spilled_ids = 0;  // in runs on disk (a filter of ~1.6 B each in memory)
   uint64_t id_runs = 0;
+  uint64_t events_beyond_horizon = 0;  // accepted though older than the duplicate horizon
   std::string json;
 };
 
@@ -154,7 +162,10 @@ class Pipeline {
   ingest::RejectLog* reject_log();
   const RecoveryStats& recovery() const;
 
-  std::unique_ptr<Batch> NewBatch() const { return std::make_unique<Batch>(shards()); }
+  // A batch for Submit, with the future guard as of now.
+  std::unique_ptr<Batch> NewBatch() const;
+  // The wall clock of PipelineOptions, in ms since the epoch.
+  int64_t WallClockMs() const;
   // Hands `batch` to the shards; `done` runs once, on a worker thread, after
   // every accepted event of it is durable and applied.
   void Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutcome)> done);

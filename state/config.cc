@@ -34,6 +34,13 @@ Result<Config> ParseConfig(std::string_view json) {
         return Status::InvalidArgument("config: dedup_horizon_days: must be an integer in 7..3650");
       }
       config.dedup_horizon_days = static_cast<int32_t>(days);
+    } else if (key == "max_future_ms") {
+      int64_t ms;
+      if (value.get(ms) || ms < 0 || ms > 100 * 365 * kMsPerDay) {
+        return Status::InvalidArgument(
+            "config: max_future_ms: must be an integer number of ms in 0..100 years (0: off)");
+      }
+      config.max_future_ms = ms;
     } else if (key == "tiers") {
       simdjson::dom::object tiers;
       if (value.get(tiers)) return Status::InvalidArgument("config: tiers: must be an object");

@@ -25,13 +25,17 @@ struct Config {
   // Event ids are remembered for at least this many days of event time
   // (SPEC §4 requires 7).
   int32_t dedup_horizon_days = 8;
+  // An event whose ts is more than this ahead of the server's wall clock is
+  // rejected (one mistyped year must not move T); 0 turns the guard off,
+  // for simulations of the future.
+  int64_t max_future_ms = 86'400'000;
 };
 
 // Reads a JSON config file:
 //   {"tz": "+08:00",
 //    "tiers": {"high_value_spend": 500, "high_value_repeat_orders": 3,
 //              "new_days": 30, "active_interactions_7d": 3},
-//    "dedup_horizon_days": 8}
+//    "dedup_horizon_days": 8, "max_future_ms": 86400000}
 // Every key is optional; unknown keys are an error (a typo must not be silently ignored).
 Result<Config> LoadConfigFile(const std::string& path);
 Result<Config> ParseConfig(std::string_view json);

@@ -81,9 +81,10 @@ Status IdRun::FindInBlock(std::string_view block, const Hash128& h, bool* found,
 }
 
 void IdRun::EncodeDescriptor(std::string* out) const {
-  PutVarint64(out, 1);  // format version
+  PutVarint64(out, 2);  // format version (1: without max_wall_ms)
   PutVarint64(out, run_no_);
   PutVarintSigned(out, max_day_);
+  PutVarintSigned(out, max_wall_ms_);
   PutVarint64(out, count_);
   PutVarint64(out, bloom_.size());
   out->append(reinterpret_cast<const char*>(bloom_.data()), bloom_.size() * 8);
@@ -96,15 +97,17 @@ void IdRun::EncodeDescriptor(std::string* out) const {
 
 Status IdRun::DecodeDescriptor(std::string_view in, IdRun* out) {
   uint64_t version, run_no, count, words, fences;
-  int64_t max_day;
-  if (!GetVarint64(&in, &version) || version != 1 || !GetVarint64(&in, &run_no) ||
-      !GetVarintSigned(&in, &max_day) || !GetVarint64(&in, &count) ||
+  int64_t max_day, max_wall_ms = 0;
+  if (!GetVarint64(&in, &version) || (version != 1 && version != 2) ||
+      !GetVarint64(&in, &run_no) || !GetVarintSigned(&in, &max_day) ||
+      (version >= 2 && !GetVarintSigned(&in, &max_wall_ms)) || !GetVarint64(&in, &count) ||
       !GetVarint64(&in, &words) || words % 8 != 0 || in.size() < words * 8) {
     return Status::Corruption("id run descriptor: bad header");
   }
   IdRun run;
   run.run_no_ = run_no;
   run.max_day_ = static_cast<int32_t>(max_day);
+  run.max_wall_ms_ = max_wall_ms;
   run.count_ = count;
   run.bloom_.resize(words);
   std::memcpy(run.bloom_.data(), in.data(), words * 8);

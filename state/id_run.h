@@ -43,6 +43,11 @@ class IdRun {
 
   uint64_t run_no() const { return run_no_; }
   int32_t max_day() const { return max_day_; }
+  // The wall-clock time (ms) its newest id was accepted, at the latest: the
+  // run is remembered for the horizon past it too (0: unknown, written
+  // before runs recorded it).
+  int64_t max_wall_ms() const { return max_wall_ms_; }
+  void set_max_wall_ms(int64_t ms) { max_wall_ms_ = ms; }
   uint64_t count() const { return count_; }
   size_t MemoryBytes() const { return bloom_.capacity() * 8 + fences_.capacity() * 16; }
 
@@ -63,6 +68,7 @@ class IdRun {
 
   uint64_t run_no_ = 0;
   int32_t max_day_ = INT32_MIN;
+  int64_t max_wall_ms_ = 0;
   uint64_t count_ = 0;
   std::vector<uint64_t> bloom_;  // blocks of 8 words (512 bits)
   std::vector<Hash128> fences_;  // first hash of each block

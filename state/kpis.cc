@@ -22,13 +22,14 @@ void KpiPartial::Add(const KpiPartial& o) {
   referred_joins_prev_30d += o.referred_joins_prev_30d;
   events_accepted += o.events_accepted;
   events_duplicate += o.events_duplicate;
+  events_rejected += o.events_rejected;
 }
 
 namespace {
 double Ratio(double num, int64_t den) { return den == 0 ? 0.0 : num / static_cast<double>(den); }
 }  // namespace
 
-std::string RenderKpisJson(const KpiPartial& k, int64_t as_of, int64_t events_rejected) {
+std::string RenderKpisJson(const KpiPartial& k, int64_t as_of) {
   std::string out;
   out.reserve(1024);
   JsonWriter w(&out);
@@ -73,7 +74,7 @@ std::string RenderKpisJson(const KpiPartial& k, int64_t as_of, int64_t events_re
   }
   w.Key("events_accepted").Int(k.events_accepted);
   w.Key("events_duplicate").Int(k.events_duplicate);
-  w.Key("events_rejected").Int(events_rejected);
+  w.Key("events_rejected").Int(k.events_rejected);
   w.EndObject();
   return out;
 }

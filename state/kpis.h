@@ -28,12 +28,13 @@ struct KpiPartial {
   int64_t referred_joins_prev_30d = 0;
   int64_t events_accepted = 0;
   int64_t events_duplicate = 0;
+  int64_t events_rejected = 0;
 
   void Add(const KpiPartial& o);
 };
 
 // Renders the KPI object; `as_of` is T (kNoTs before the first event).
-std::string RenderKpisJson(const KpiPartial& k, int64_t as_of, int64_t events_rejected);
+std::string RenderKpisJson(const KpiPartial& k, int64_t as_of);
 
 }  // namespace tierstream::state
 

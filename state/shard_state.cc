@@ -19,7 +19,11 @@ namespace {
 // within ±24h: [2000-01-01 - 1 day, 2100-01-01 + 1 day].
 constexpr int32_t kFirstDay = static_cast<int32_t>(kMinTsMs / kMsPerDay) - 2;
 constexpr int32_t kLastDay = static_cast<int32_t>(kMaxTsMs / kMsPerDay) + 2;
-constexpr uint8_t kMetaVersion = 1;
+constexpr uint8_t kMetaVersion = 2;
+// Seen-id blobs: version 1 (since wall-clock horizons) opens with this byte
+// and the wall-clock ms; the older form is bare 16-byte hashes.
+constexpr char kSeenBlobVersion = 1;
+constexpr size_t kSeenBlobHeader = 9;
 
 // Debian's Abseil has its own string_view type: heterogeneous lookup needs it.
 absl::string_view Key(std::string_view s) { return absl::string_view(s.data(), s.size()); }
@@ -130,7 +134,10 @@ bool ShardState::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_d
   if (seen != seen_.end() && seen->second >= oldest_kept_day_) return false;
   if (!spilling_.empty()) {
     auto frozen = spilling_.find(h);
-    if (frozen != spilling_.end() && frozen->second >= oldest_kept_day_) return false;
+    if (frozen != spilling_.end() &&
+        (frozen->second >= oldest_kept_day_ || Young(spilling_wall_ms_))) {
+      return false;
+    }
   }
   for (const IdRun& run : runs_) {
     if (!run.MayContain(h)) continue;
@@ -143,16 +150,39 @@ bool ShardState::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_d
       if (id_error_.ok()) id_error_ = s;
       break;  // treated as fresh; the caller refuses the events
     }
-    if (found && found_day >= oldest_kept_day_) return false;
+    if (found && (found_day >= oldest_kept_day_ || Young(run.max_wall_ms()))) return false;
   }
   if (seen != seen_.end()) {
     seen->second = day;  // its entry in the old day's list is now stale
   } else {
     seen_.emplace(h, day);
   }
-  seen_by_day_[day].push_back(h);
+  RecordInBucket(day, h, now_ms_);
   new_seen_.emplace_back(h, day);
   return true;
+}
+
+void ShardState::RecordInBucket(int32_t day, const Hash128& h, int64_t wall_ms) {
+  Bucket& bucket = seen_by_day_[day];
+  bucket.ids.push_back(h);
+  bucket.newest_wall_ms = std::max(bucket.newest_wall_ms, wall_ms);
+}
+
+const absl::flat_hash_map<Hash128, int32_t>& ShardState::FreezeIdsForSpill(uint64_t* run_no,
+                                                                            int64_t* max_wall_ms) {
+  *run_no = next_run_no_;
+  has_pending_run_ = true;
+  draining_seen_.swap(new_seen_);
+  new_seen_.clear();
+  spilling_ = std::move(seen_);
+  seen_ = {};
+  spilling_wall_ms_ = 0;
+  for (const auto& [day, bucket] : seen_by_day_) {
+    spilling_wall_ms_ = std::max(spilling_wall_ms_, bucket.newest_wall_ms);
+  }
+  seen_by_day_.clear();
+  *max_wall_ms = spilling_wall_ms_;
+  return spilling_;
 }
 
 void ShardState::UnmarkSeen(std::string_view id, uint64_t seed) {
@@ -161,28 +191,41 @@ void ShardState::UnmarkSeen(std::string_view id, uint64_t seed) {
 }
 
 bool ShardState::ExpireSeen(int32_t today, size_t budget) {
-  if (today != expire_today_) {
+  // Wall-clock expiry moves in whole seconds; event-time expiry by the day.
+  const int64_t now_s = now_ms_ / 1000;
+  if (today != expire_today_ || now_s != expire_wall_s_) {
     expire_today_ = today;
-    const int32_t oldest_kept = std::max(oldest_kept_day_, today - config_.dedup_horizon_days);
+    expire_wall_s_ = now_s;
+    const int32_t event_oldest = today - config_.dedup_horizon_days;
+    // Buckets expire in day order (they were filled in that order), each
+    // once it is past both horizons; the first that is not stops expiry.
+    int32_t oldest_kept = event_oldest;
+    size_t expired_buckets = 0;
+    for (auto it = seen_by_day_.begin(); it != seen_by_day_.end();) {
+      if (it->first >= event_oldest) break;
+      if (Young(it->second.newest_wall_ms)) {
+        oldest_kept = it->first;
+        break;
+      }
+      forgotten_through_day_ = std::max(forgotten_through_day_, it->first);
+      expiring_.emplace_back(it->first, std::move(it->second.ids));
+      it = seen_by_day_.erase(it);
+      ++expired_buckets;
+    }
+    oldest_kept = std::max(oldest_kept_day_, oldest_kept);
+    const bool moved = oldest_kept != oldest_kept_day_;
     oldest_kept_day_ = oldest_kept;
-    // A run goes once its newest id has expired.
+    // A run goes once its newest id is past both horizons.
     std::erase_if(runs_, [&](const IdRun& run) {
-      if (run.max_day() >= oldest_kept) return false;
+      if (run.max_day() >= oldest_kept || Young(run.max_wall_ms())) return false;
+      forgotten_through_day_ = std::max(forgotten_through_day_, run.max_day());
       spilled_ids_ -= run.count();
       expired_runs_.push_back(run.run_no());
       return true;
     });
     // Ids that expire before they were ever checkpointed need no persisting.
-    std::erase_if(new_seen_, [&](const auto& entry) { return entry.second < oldest_kept; });
-    // Lookups skip expired ids at once; their map entries are erased below,
-    // in slices.
-    for (auto it = seen_by_day_.begin(); it != seen_by_day_.end();) {
-      if (it->first >= oldest_kept) {
-        ++it;
-        continue;
-      }
-      expiring_.emplace_back(it->first, std::move(it->second));
-      seen_by_day_.erase(it++);
+    if (moved || expired_buckets > 0) {
+      std::erase_if(new_seen_, [&](const auto& entry) { return entry.second < oldest_kept; });
     }
   }
   size_t done = 0;
@@ -555,6 +598,7 @@ KpiPartial ShardState::Kpis(int32_t today) const {
   k.repeat_buyers_total = agg_.repeat_buyers;
   k.events_accepted = agg_.accepted;
   k.events_duplicate = agg_.duplicates;
+  k.events_rejected = agg_.rejected;
   if (today == kNoDay) return k;
   const int32_t from = today - kWindow30 + 1;
   k.mau = agg_.members_by_last_active.Sum(from, today);
@@ -571,11 +615,10 @@ KpiPartial ShardState::Kpis(int32_t today) const {
 
 // ---- persistence -----------------------------------------------------------
 
-void ShardState::EncodeMeta(uint64_t log_seq, int64_t events_rejected, std::string* out) const {
+void ShardState::EncodeMeta(uint64_t log_seq, std::string* out) const {
   out->push_back(static_cast<char>(kMetaVersion));
   PutVarint64(out, shard_id_);
   PutVarint64(out, log_seq);
-  PutVarintSigned(out, events_rejected);
   PutVarintSigned(out, max_ts_);
   // The last day whose tier checks are all done: while a day is being swept
   // in slices, its remaining checks are rebuilt from it after a restart.
@@ -584,7 +627,8 @@ void ShardState::EncodeMeta(uint64_t log_seq, int64_t events_rejected, std::stri
                                sweep_warm_pos_ < sweep_warm_.size();
   PutVarintSigned(out, day_in_progress && swept_day_ != kNoDay ? swept_day_ - 1 : swept_day_);
   for (int64_t v : {agg_.users, agg_.members, agg_.buyers, agg_.repeat_buyers, agg_.accepted,
-                    agg_.duplicates}) {
+                    agg_.duplicates, agg_.rejected, agg_.beyond_horizon,
+                    int64_t{forgotten_through_day_}}) {
     PutVarintSigned(out, v);
   }
   for (int64_t v : agg_.tiers) PutVarintSigned(out, v);
@@ -595,14 +639,17 @@ void ShardState::EncodeMeta(uint64_t log_seq, int64_t events_rejected, std::stri
   }
 }
 
-Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq, int64_t* events_rejected) {
+Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq) {
   auto bad = [](const char* what) { return Status::Corruption(std::string("shard meta: ") + what); };
-  if (in.empty() || static_cast<uint8_t>(in[0]) != kMetaVersion) return bad("unknown version");
+  // Version 1 kept the process-wide rejected count in shard 0's header and
+  // did not persist duplicates-beyond-horizon bookkeeping.
+  const uint8_t version = in.empty() ? 0 : static_cast<uint8_t>(in[0]);
+  if (version != 1 && version != kMetaVersion) return bad("unknown version");
   in.remove_prefix(1);
   uint64_t shard;
-  int64_t swept;
+  int64_t swept, v1_rejected = 0;
   if (!GetVarint64(&in, &shard) || shard != shard_id_) return bad("shard id mismatch");
-  if (!GetVarint64(&in, log_seq) || !GetVarintSigned(&in, events_rejected) ||
+  if (!GetVarint64(&in, log_seq) || (version == 1 && !GetVarintSigned(&in, &v1_rejected)) ||
       !GetVarintSigned(&in, &max_ts_) || !GetVarintSigned(&in, &swept)) {
     return bad("truncated header");
   }
@@ -614,6 +661,24 @@ Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq, int64_t* e
   for (int64_t* v : {&agg_.users, &agg_.members, &agg_.buyers, &agg_.repeat_buyers, &agg_.accepted,
                      &agg_.duplicates}) {
     if (!GetVarintSigned(&in, v)) return bad("truncated counters");
+  }
+  if (version == 1) {
+    agg_.rejected = v1_rejected;
+    agg_.beyond_horizon = 0;
+    // Unknown: ids past the event-time horizon may have been forgotten.
+    forgotten_through_day_ =
+        max_ts_ == kNoTs ? kNoDay
+                         : DayOf(max_ts_, config_.utc_offset_ms) - config_.dedup_horizon_days - 1;
+  } else {
+    int64_t forgotten;
+    if (!GetVarintSigned(&in, &agg_.rejected) || !GetVarintSigned(&in, &agg_.beyond_horizon) ||
+        !GetVarintSigned(&in, &forgotten)) {
+      return bad("truncated counters");
+    }
+    if (forgotten != kNoDay && (forgotten < kFirstDay || forgotten > kLastDay)) {
+      return bad("forgotten day out of range");
+    }
+    forgotten_through_day_ = static_cast<int32_t>(forgotten);
   }
   for (int64_t& v : agg_.tiers) {
     if (!GetVarintSigned(&in, &v)) return bad("truncated tiers");
@@ -654,16 +719,32 @@ void ShardState::RegisterEvictedCheck(std::string_view user_id, int32_t day) {
   evicted_timers_[day].emplace_back(user_id);
 }
 
-Status ShardState::LoadSeen(int32_t day, std::string_view packed) {
-  if (packed.size() % 16 != 0) return Status::Corruption("seen ids: bad length");
-  for (size_t i = 0; i < packed.size(); i += 16) {
+void ShardState::BeginSeenBlob(int64_t wall_ms, std::string* out) {
+  out->push_back(kSeenBlobVersion);
+  out->append(reinterpret_cast<const char*>(&wall_ms), 8);
+}
+
+void ShardState::AppendSeenId(const Hash128& h, std::string* out) {
+  out->append(reinterpret_cast<const char*>(&h.lo), 8);
+  out->append(reinterpret_cast<const char*>(&h.hi), 8);
+}
+
+Status ShardState::LoadSeen(int32_t day, std::string_view blob) {
+  // A blob from before wall-clock horizons is remembered from now on.
+  int64_t wall_ms = now_ms_;
+  if (blob.size() % 16 == kSeenBlobHeader % 16 && !blob.empty() && blob[0] == kSeenBlobVersion) {
+    std::memcpy(&wall_ms, blob.data() + 1, 8);
+    blob.remove_prefix(kSeenBlobHeader);
+  }
+  if (blob.size() % 16 != 0) return Status::Corruption("seen ids: bad length");
+  for (size_t i = 0; i < blob.size(); i += 16) {
     Hash128 h;
-    std::memcpy(&h.lo, packed.data() + i, 8);
-    std::memcpy(&h.hi, packed.data() + i + 8, 8);
+    std::memcpy(&h.lo, blob.data() + i, 8);
+    std::memcpy(&h.hi, blob.data() + i + 8, 8);
     auto [it, fresh] = seen_.try_emplace(h, day);
     if (!fresh && it->second >= day) continue;
     it->second = day;  // an id re-seen after it expired is kept from its later day
-    seen_by_day_[day].push_back(h);
+    RecordInBucket(day, h, wall_ms);
   }
   return Status::Ok();
 }
@@ -673,6 +754,8 @@ Status ShardState::LoadIdRun(std::string_view descriptor) {
   Status s = IdRun::DecodeDescriptor(descriptor, &run);
   if (!s.ok()) return s;
   next_run_no_ = std::max(next_run_no_, run.run_no() + 1);
+  // A run from before wall-clock horizons is remembered from now on.
+  if (run.max_wall_ms() == 0) run.set_max_wall_ms(now_ms_);
   spilled_ids_ += run.count();
   runs_.push_back(std::move(run));
   return Status::Ok();
@@ -697,7 +780,7 @@ void ShardState::CheckpointDone(bool ok, IdRun* run) {
   } else {
     // Not spilled after all: the frozen ids are the map's again.
     for (const auto& [h, day] : spilling_) {
-      if (seen_.try_emplace(h, day).second) seen_by_day_[day].push_back(h);
+      if (seen_.try_emplace(h, day).second) RecordInBucket(day, h, spilling_wall_ms_);
     }
   }
   spilling_ = {};

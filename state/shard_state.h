@@ -20,6 +20,14 @@
 // in memory (a Bloom filter and block fences). A fresh id is checked against
 // the map and each live run's filter; only a filter hit reads a block.
 //
+// An id is remembered until both of its horizons have passed: event time
+// (this shard's T is dedup_horizon_days past the day it arrived) and wall
+// clock (dedup_horizon_days since it was accepted, by SetWallClock's time),
+// so that re-sending a file or a whole backfill counts nothing twice however
+// far T raced meanwhile. Ids are kept in buckets by arrival day; buckets are
+// filled in day order and expire in day order, each once its day and the
+// wall-clock time of its newest id are both past the horizon.
+//
 // Thread safety: confined — one pipeline worker owns a ShardState.
 #ifndef TIERSTREAM_STATE_SHARD_STATE_H_
 #define TIERSTREAM_STATE_SHARD_STATE_H_
@@ -28,6 +36,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -85,10 +94,16 @@ class ShardState {
   ShardState& operator=(const ShardState&) = delete;
 
   // ---- duplicates (SPEC §4)
+  // The wall-clock time now (ms since the epoch): ids are remembered for the
+  // horizon past it too. Set it before MarkSeen, ExpireSeen and checkpoints
+  // (the pipeline reads its clock once per group; tests inject theirs).
+  void SetWallClock(int64_t now_ms) { now_ms_ = now_ms; }
+  int64_t wall_clock() const { return now_ms_; }
   // Records `id` (hashed with `seed`: events and referral credits use
   // different seeds) and returns true the first time it is seen. Ids are
   // remembered until this shard's event time is dedup_horizon_days past the
-  // later of the event's day and its arrival.
+  // later of the event's day and its arrival, and dedup_horizon_days of wall
+  // clock have passed since it was recorded.
   // `arrival_day` is day(T) when the event arrives (kNoDay before the first).
   // If a spilled block cannot be read, the id is treated as fresh and the
   // error is kept for TakeIdError(): the caller must then refuse the events.
@@ -103,6 +118,23 @@ class ShardState {
   size_t NewSeenMark() const { return new_seen_.size(); }
   void TruncateNewSeen(size_t mark) { new_seen_.resize(std::min(mark, new_seen_.size())); }
   void CountDuplicate() { ++agg_.duplicates; }
+  // A fresh event so old that its original, if one was ever accepted, may
+  // have been forgotten already (its day is not after an expired bucket).
+  bool BeyondHorizon(int64_t ts_ms) const {
+    return forgotten_through_day_ != kNoDay &&
+           DayOf(ts_ms, config_.utc_offset_ms) <= forgotten_through_day_;
+  }
+  // Counters of what the log records besides events (SPEC §5's
+  // events_duplicate and events_rejected; events accepted beyond the horizon).
+  void CountIngest(uint64_t duplicates, uint64_t rejected, uint64_t beyond_horizon) {
+    agg_.duplicates += static_cast<int64_t>(duplicates);
+    agg_.rejected += static_cast<int64_t>(rejected);
+    agg_.beyond_horizon += static_cast<int64_t>(beyond_horizon);
+  }
+  int64_t events_beyond_horizon() const { return agg_.beyond_horizon; }
+  // Ids of arrival days before this one have expired (persisted ids of those
+  // days may be deleted).
+  int32_t oldest_kept_day() const { return oldest_kept_day_; }
 
   // ---- prefetching: with millions of users every event's state is a
   // cache miss, so a caller working through many events announces the
@@ -127,10 +159,10 @@ class ShardState {
   // of them. Returns true when the shard is fully as of `today`.
   bool Sweep(int32_t today, size_t budget);
   int32_t swept_day() const { return swept_day_; }
-  // Forgets event ids older than the duplicate horizon as of `today`: they
-  // count as absent at once, and their memory is freed up to `budget` ids
-  // per call. Returns true when nothing is left to free; call it again
-  // (with the same or a later day) until then.
+  // Forgets event ids past both horizons as of `today` (this shard's day of
+  // T) and the wall clock: they count as absent at once, and their memory is
+  // freed up to `budget` ids per call. Returns true when nothing is left to
+  // free; call it again (with the same or a later day) until then.
   bool ExpireSeen(int32_t today, size_t budget = SIZE_MAX);
 
   // ---- queries (REQUIRES: Sweep(today) completed for tier-based answers)
@@ -202,16 +234,10 @@ class ShardState {
   // builds the run with IdRun::Build, writes its blocks and descriptor and
   // deletes every seen blob of the shard in the same write, then hands the
   // run to CheckpointDone(true, &run); CheckpointDone(false) takes the ids back.
-  const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t* run_no) {
-    *run_no = next_run_no_;
-    has_pending_run_ = true;
-    draining_seen_.swap(new_seen_);
-    new_seen_.clear();
-    spilling_ = std::move(seen_);
-    seen_ = {};
-    seen_by_day_ = {};
-    return spilling_;
-  }
+  // *max_wall_ms: when the newest of them was recorded (the run's
+  // IdRun::set_max_wall_ms).
+  const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t* run_no,
+                                                                  int64_t* max_wall_ms);
   // Calls fn(run_no) for each run past the horizon whose deletion is not yet persisted.
   template <typename Fn>
   void DrainExpiredRuns(Fn&& fn) {
@@ -221,13 +247,19 @@ class ShardState {
   }
   // `run`: the run built from FreezeIdsForSpill's ids, if any.
   void CheckpointDone(bool ok, IdRun* run = nullptr);
-  // Shard-level aggregates, swept day and max ts, plus the caller's log position.
-  void EncodeMeta(uint64_t log_seq, int64_t events_rejected, std::string* out) const;
-  Status DecodeMeta(std::string_view in, uint64_t* log_seq, int64_t* events_rejected);
+  // Shard-level aggregates and counters, swept day and max ts, plus the
+  // caller's log position.
+  void EncodeMeta(uint64_t log_seq, std::string* out) const;
+  Status DecodeMeta(std::string_view in, uint64_t* log_seq);
+  // The persisted form of ids first seen since a checkpoint, one blob per
+  // arrival day: a header with the wall-clock time of the checkpoint (no id
+  // in it was recorded later), then 16 bytes per id hash.
+  static void BeginSeenBlob(int64_t wall_ms, std::string* out);
+  static void AppendSeenId(const Hash128& h, std::string* out);
   // Recovery: makes a persisted user resident, or (resident = false) only
   // registers her pending tier check so that the sweep reloads her.
   Status LoadUser(std::string_view user_id, std::string_view encoded, bool resident);
-  Status LoadSeen(int32_t day, std::string_view packed);
+  Status LoadSeen(int32_t day, std::string_view blob);
   Status LoadIdRun(std::string_view descriptor);
   // After loading: schedules every user's next tier check.
   void RebuildTimers();
@@ -295,7 +327,7 @@ class ShardState {
   struct Aggregates {
     int64_t users = 0, members = 0, buyers = 0, repeat_buyers = 0;
     std::array<int64_t, kTierCount> tiers{};
-    int64_t accepted = 0, duplicates = 0;
+    int64_t accepted = 0, duplicates = 0, rejected = 0, beyond_horizon = 0;
     DayHist members_by_last_active, members_by_joined;
     DayHist orders, community_orders, gmv_fen, refunds_fen, referred_joins;
   };
@@ -344,10 +376,24 @@ class ShardState {
   size_t sweep_pos_ = 0;
   size_t sweep_evicted_pos_ = 0;
 
-  absl::flat_hash_map<Hash128, int32_t> seen_;  // event id hash -> event day
-  absl::flat_hash_map<int32_t, std::vector<Hash128>> seen_by_day_;
+  bool Young(int64_t wall_ms) const {
+    return wall_ms > now_ms_ - int64_t{config_.dedup_horizon_days} * kMsPerDay;
+  }
+  void RecordInBucket(int32_t day, const Hash128& h, int64_t wall_ms);
+
+  int64_t now_ms_ = 0;
+  absl::flat_hash_map<Hash128, int32_t> seen_;  // event id hash -> arrival day
+  // The ids of each arrival day and when the newest of them was recorded
+  // (stale entries, whose id moved to a later day or was unmarked, are
+  // filtered by seen_ on expiry).
+  struct Bucket {
+    std::vector<Hash128> ids;
+    int64_t newest_wall_ms = 0;
+  };
+  std::map<int32_t, Bucket> seen_by_day_;
   std::vector<std::pair<int32_t, std::vector<Hash128>>> expiring_;  // expired days not yet erased
   int32_t expire_today_ = kNoDay;
+  int64_t expire_wall_s_ = INT64_MIN;
   std::vector<std::pair<Hash128, int32_t>> new_seen_;
   std::vector<std::pair<Hash128, int32_t>> draining_seen_;
   // Spilled ids.
@@ -358,9 +404,12 @@ class ShardState {
   uint64_t next_run_no_ = 1;
   bool has_pending_run_ = false;
   absl::flat_hash_map<Hash128, int32_t> spilling_;  // frozen for the run being written
+  int64_t spilling_wall_ms_ = 0;                     // ... and when its newest id came
   std::vector<uint64_t> expired_runs_;
   std::vector<uint64_t> draining_runs_;
   int32_t oldest_kept_day_ = INT32_MIN;  // ids of earlier days have expired
+  // The newest arrival day of an id ever forgotten (persisted in the meta).
+  int32_t forgotten_through_day_ = kNoDay;
   Status id_error_;
   uint64_t id_block_reads_ = 0;
   std::string block_scratch_;

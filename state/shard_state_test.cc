@@ -104,11 +104,10 @@ TEST_F(ShardStateTest, ASweepCutShortByACheckpointResumesAfterReload) {
     users[std::string(id)] = std::string(bytes);
   });
   std::string meta;
-  shard_.EncodeMeta(1, 0, &meta);
+  shard_.EncodeMeta(1, &meta);
   ShardState reloaded(0, Config{});
   uint64_t seq;
-  int64_t rejected;
-  ASSERT_TRUE(reloaded.DecodeMeta(meta, &seq, &rejected).ok());
+  ASSERT_TRUE(reloaded.DecodeMeta(meta, &seq).ok());
   for (const auto& [id, bytes] : users) ASSERT_TRUE(reloaded.LoadUser(id, bytes, true).ok());
   reloaded.RebuildTimers();
   ASSERT_TRUE(reloaded.Sweep(Today(), SIZE_MAX));
@@ -116,11 +115,15 @@ TEST_F(ShardStateTest, ASweepCutShortByACheckpointResumesAfterReload) {
   EXPECT_EQ(reloaded.Kpis(Today()).tiers[static_cast<size_t>(Tier::kDormant)], 200);
 }
 
+// The wall clock of these tests: ids recorded at 0 are past its horizon.
+constexpr int64_t kWallLater = 9 * kMsPerDay;
+
 TEST_F(ShardStateTest, DuplicateIdsAreRecognisedUntilTheHorizon) {
   EXPECT_TRUE(shard_.MarkSeen("x", 0, kDayStart));
   EXPECT_FALSE(shard_.MarkSeen("x", 0, kDayStart));
   EXPECT_TRUE(shard_.MarkSeen("x", 1, kDayStart));  // a credit is a different key
   const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
+  shard_.SetWallClock(kWallLater);
   shard_.ExpireSeen(day + 8);
   EXPECT_FALSE(shard_.MarkSeen("x", 0, kDayStart));
   shard_.ExpireSeen(day + 9);
@@ -130,6 +133,7 @@ TEST_F(ShardStateTest, DuplicateIdsAreRecognisedUntilTheHorizon) {
 TEST_F(ShardStateTest, ExpiredIdsAreForgottenAtOnceAndFreedInSlices) {
   const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(shard_.MarkSeen("id" + std::to_string(i), 0, kDayStart));
+  shard_.SetWallClock(kWallLater);
   EXPECT_FALSE(shard_.ExpireSeen(day + 9, 10));  // 90 still to free
   EXPECT_GT(shard_.seen_count(), 50u);
   // Not freed yet, but expired: fresh again, and kept from the new day.
@@ -150,10 +154,65 @@ TEST_F(ShardStateTest, BackfilledEventIdsAreKeptFromTheirArrival) {
   const int32_t today = DayOf(kDayStart, Config{}.utc_offset_ms);
   const int64_t old_ts = kDayStart - 180 * kMsPerDay;
   EXPECT_TRUE(shard_.MarkSeen("old", 0, old_ts, today));
+  shard_.SetWallClock(kWallLater);
   shard_.ExpireSeen(today + 8);
   EXPECT_FALSE(shard_.MarkSeen("old", 0, old_ts, today + 8));
   shard_.ExpireSeen(today + 9);
   EXPECT_TRUE(shard_.MarkSeen("old", 0, old_ts, today + 9));
+}
+
+// Regression: a 30-day file sent twice re-accepted ~60% of it, because ids
+// expired 8 days of *event time* after they arrived and a backfill races
+// event time forward. An id is now kept until the wall clock is past the
+// horizon too.
+TEST_F(ShardStateTest, IdsAreRememberedForTheWallClockHorizonHoweverFarTimeRaces) {
+  const int64_t wall = 1'800'000'000'000;  // any wall clock
+  const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
+  shard_.SetWallClock(wall);
+  EXPECT_TRUE(shard_.MarkSeen("first", 0, kDayStart, day));
+  // T races 60 days ahead within a minute of wall clock.
+  shard_.SetWallClock(wall + 60'000);
+  EXPECT_TRUE(shard_.MarkSeen("later", 0, kDayStart + 60 * kMsPerDay, day + 60));
+  shard_.ExpireSeen(day + 60);
+  EXPECT_FALSE(shard_.MarkSeen("first", 0, kDayStart, day + 60));
+  EXPECT_FALSE(shard_.BeyondHorizon(kDayStart));  // nothing forgotten yet
+  // Just before its wall-clock horizon: still remembered.
+  shard_.SetWallClock(wall + 8 * kMsPerDay - 1);
+  shard_.ExpireSeen(day + 60);
+  EXPECT_FALSE(shard_.MarkSeen("first", 0, kDayStart, day + 60));
+  // Past both horizons: forgotten, and an event that old is flagged.
+  shard_.SetWallClock(wall + 8 * kMsPerDay);
+  shard_.ExpireSeen(day + 60);
+  EXPECT_TRUE(shard_.BeyondHorizon(kDayStart));
+  EXPECT_FALSE(shard_.BeyondHorizon(kDayStart + 60 * kMsPerDay));
+  EXPECT_TRUE(shard_.MarkSeen("first", 0, kDayStart, day + 60));
+  // "later" arrived on day 60: within the event-time horizon still.
+  EXPECT_FALSE(shard_.MarkSeen("later", 0, kDayStart + 60 * kMsPerDay, day + 60));
+}
+
+TEST_F(ShardStateTest, PersistedIdsKeepTheirWallClock) {
+  const int64_t wall = 1'800'000'000'000;
+  const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
+  Hash128 h = HashId128("kept", 0);
+  std::string blob;
+  ShardState::BeginSeenBlob(wall, &blob);
+  ShardState::AppendSeenId(h, &blob);
+  ShardState reloaded(0, Config{});
+  reloaded.SetWallClock(wall + kMsPerDay);
+  ASSERT_TRUE(reloaded.LoadSeen(day, blob).ok());
+  reloaded.ExpireSeen(day + 30);  // far past the event-time horizon
+  EXPECT_FALSE(reloaded.MarkSeen("kept", 0, kDayStart, day + 30));
+  reloaded.SetWallClock(wall + 8 * kMsPerDay);
+  reloaded.ExpireSeen(day + 30);
+  EXPECT_TRUE(reloaded.MarkSeen("kept", 0, kDayStart, day + 30));
+  EXPECT_LT(reloaded.oldest_kept_day(), day + 30);  // the new one is kept from day 30
+  // Blobs written before wall-clock horizons (bare hashes) still load.
+  std::string bare;
+  ShardState::AppendSeenId(HashId128("bare", 0), &bare);
+  ShardState old(0, Config{});
+  ASSERT_TRUE(old.LoadSeen(day, bare).ok());
+  EXPECT_FALSE(old.MarkSeen("bare", 0, kDayStart, day));
+  EXPECT_FALSE(old.LoadSeen(day, bare + "x").ok());
 }
 
 TEST_F(ShardStateTest, KpiWindowsAndMetaRoundTrip) {
@@ -169,19 +228,23 @@ TEST_F(ShardStateTest, KpiWindowsAndMetaRoundTrip) {
   EXPECT_EQ(k.repeat_buyers_total, 1);
   EXPECT_EQ(k.events_accepted, 4);
 
+  // Regression: duplicates and rejections were not in the meta (rejections
+  // only as shard 0's share of a process-wide count).
+  shard_.CountIngest(3, 7, 2);
   std::string meta;
-  shard_.EncodeMeta(42, 7, &meta);
+  shard_.EncodeMeta(42, &meta);
   ShardState copy(0, Config{});
   uint64_t seq = 0;
-  int64_t rejected = 0;
-  ASSERT_TRUE(copy.DecodeMeta(meta, &seq, &rejected).ok());
+  ASSERT_TRUE(copy.DecodeMeta(meta, &seq).ok());
   EXPECT_EQ(seq, 42u);
-  EXPECT_EQ(rejected, 7);
   KpiPartial c = copy.Kpis(Today());
   EXPECT_EQ(c.orders_30d, k.orders_30d);
   EXPECT_EQ(c.members, k.members);
   EXPECT_EQ(c.tiers, k.tiers);
-  EXPECT_FALSE(copy.DecodeMeta(meta.substr(0, meta.size() - 1), &seq, &rejected).ok());
+  EXPECT_EQ(c.events_duplicate, 3);
+  EXPECT_EQ(c.events_rejected, 7);
+  EXPECT_EQ(copy.events_beyond_horizon(), 2);
+  EXPECT_FALSE(copy.DecodeMeta(meta.substr(0, meta.size() - 1), &seq).ok());
 }
 
 
@@ -202,11 +265,13 @@ class FakeRuns : public IdRunSource {
     bool spilled = false;
     if (shard->WantsSpill()) {
       uint64_t run_no = 0;
-      const auto& frozen = shard->FreezeIdsForSpill(&run_no);
+      int64_t wall_ms = 0;
+      const auto& frozen = shard->FreezeIdsForSpill(&run_no, &wall_ms);
       std::vector<std::pair<Hash128, int32_t>> entries(frozen.begin(), frozen.end());
       run = IdRun::Build(run_no, &entries, [&](uint32_t b, std::string_view bytes) {
         blocks[{run_no, b}] = std::string(bytes);
       });
+      run.set_max_wall_ms(wall_ms);
       run.EncodeDescriptor(&descriptors[run_no]);
       spilled = true;
     } else {
@@ -253,7 +318,9 @@ TEST(ShardStateIds, SpilledIdsStayDuplicatesUntilTheHorizon) {
   for (int i = 0; i < 10000; ++i) ASSERT_TRUE(shard.MarkSeen("new" + std::to_string(i), 0, kDayStart));
   EXPECT_LT(shard.id_block_reads() - reads, 500u);
 
-  // Day 0's run expires at day 9 (horizon 8), as the in-memory ids do.
+  // Day 0's run expires at day 9 (horizon 8), as the in-memory ids do,
+  // once the wall clock is past the horizon too.
+  shard.SetWallClock(kWallLater);
   shard.ExpireSeen(day + 8);
   EXPECT_EQ(shard.id_runs(), 5u);
   EXPECT_FALSE(shard.MarkSeen("r0-1", 0, kDayStart));
@@ -266,9 +333,36 @@ TEST(ShardStateIds, SpilledIdsStayDuplicatesUntilTheHorizon) {
 
   // Reloaded from the store's descriptors, the runs answer the same.
   ShardState reloaded(0, Config{}, nullptr, &runs);
+  reloaded.SetWallClock(kWallLater);
   for (const auto& [run_no, d] : runs.descriptors) ASSERT_TRUE(reloaded.LoadIdRun(d).ok());
   EXPECT_FALSE(reloaded.MarkSeen("r4-1499", 0, kDayStart));
   EXPECT_TRUE(reloaded.MarkSeen("r0-2", 0, kDayStart));  // its run was deleted
+}
+
+TEST(ShardStateIds, SpilledIdsAreKeptForTheWallClockHorizon) {
+  FakeRuns runs;
+  ShardState shard(0, Config{}, nullptr, &runs);
+  shard.set_memory_id_limit(100);
+  const int64_t wall = 1'800'000'000'000;
+  const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
+  shard.SetWallClock(wall);
+  for (int i = 0; i < 500; ++i) ASSERT_TRUE(shard.MarkSeen("s" + std::to_string(i), 0, kDayStart, day));
+  runs.Checkpoint(&shard);
+  ASSERT_EQ(shard.id_runs(), 1u);
+  shard.SetWallClock(wall + kMsPerDay);
+  shard.ExpireSeen(day + 40);  // event time far past, wall clock not
+  EXPECT_EQ(shard.id_runs(), 1u);
+  EXPECT_FALSE(shard.MarkSeen("s7", 0, kDayStart, day + 40));
+  // So does a reload from the store's descriptor.
+  ShardState reloaded(0, Config{}, nullptr, &runs);
+  reloaded.SetWallClock(wall + kMsPerDay);
+  for (const auto& [run_no, d] : runs.descriptors) ASSERT_TRUE(reloaded.LoadIdRun(d).ok());
+  reloaded.ExpireSeen(day + 40);
+  EXPECT_FALSE(reloaded.MarkSeen("s8", 0, kDayStart, day + 40));
+  shard.SetWallClock(wall + 8 * kMsPerDay);
+  shard.ExpireSeen(day + 40);
+  EXPECT_EQ(shard.id_runs(), 0u);
+  EXPECT_TRUE(shard.MarkSeen("s9", 0, kDayStart, day + 40));
 }
 
 TEST(ShardStateIds, AFailedBlockReadIsReported) {

@@ -87,7 +87,7 @@ Status Checkpoint(ShardState* shard, Store* store, uint64_t log_seq, int64_t* by
     *bytes += static_cast<int64_t>(id.size() + encoded.size());
   });
   std::string meta;
-  shard->EncodeMeta(log_seq, 0, &meta);
+  shard->EncodeMeta(log_seq, &meta);
   cp.PutMeta("shard/0", meta);
   Status s = store->Commit(&cp, false /*sync*/);
   shard->CheckpointDone(s.ok());
