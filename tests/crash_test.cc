@@ -87,6 +87,55 @@ TEST(Crash, KillNineBetweenBatchesLosesNoAcknowledgedEvent) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
+// Regression: events_duplicate and events_rejected reset to 0 after kill -9
+// while events_accepted survived (only accepted events were logged; the
+// other counters lived in memory until a checkpoint). Every KPI, counters
+// included, equals its value at the last acknowledgement.
+TEST(Crash, EveryCounterSurvivesKillNine) {
+  app::GenOptions g = Stream();
+  g.events = 20000;
+  g.duplicate_rate = 0.05;
+  g.invalid_rate = 0.01;
+  auto lines = testing::GenerateLines(g);
+  TempDir dir;
+  // No checkpoint falls between the sends and the kill: all of it is in the log.
+  ServerProcess server(dir.path(), {"--checkpoint-interval-ms", "600000"});
+  ASSERT_TRUE(server.ready());
+  const size_t third = lines.size() / 3;
+  for (size_t from = 0; from < lines.size(); from += third) {
+    auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
+                              testing::Join(lines, from, std::min(lines.size(), from + third)));
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << r->body;
+  }
+  // A batch of rejections only, and a re-send (all duplicates).
+  auto r = app::HttpRequest(server.http(), "POST", "/v1/events", "not json\n{}\n");
+  ASSERT_TRUE(r.ok());
+  r = app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, 0, third));
+  ASSERT_TRUE(r.ok());
+  auto before = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  ASSERT_TRUE(before.ok());
+  std::vector<std::string> sent = lines;
+  sent.push_back("not json");
+  sent.push_back("{}");
+  sent.insert(sent.end(), lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>(third));
+  auto diffs = testing::DiffKpis(before->body, testing::Evaluate(sent).kpis, true /*counters*/);
+  EXPECT_TRUE(diffs.empty()) << diffs[0];
+  ASSERT_GT(Field(before->body, "events_duplicate"), 0u);
+  ASSERT_GT(Field(before->body, "events_rejected"), 2u);
+  server.Kill();
+  ASSERT_TRUE(server.Start());
+  auto after = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->body, before->body);
+  // And once more from the checkpoint the restart wrote.
+  server.Kill();
+  ASSERT_TRUE(server.Start());
+  after = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->body, before->body);
+}
+
 // Promise 5: on a nearly full disk ingest answers 503 and takes nothing,
 // queries keep working, and ingest resumes by itself when space returns.
 TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {

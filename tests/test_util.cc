@@ -74,6 +74,14 @@ struct EvalSink : ingest::DecodeSink {
 
 }  // namespace
 
+std::string LastLine(const std::string& text) {
+  size_t end = text.size();
+  while (end > 0 && text[end - 1] == '\n') --end;
+  const size_t nl = end == 0 ? std::string::npos : text.rfind('\n', end - 1);
+  const size_t start = nl == std::string::npos ? 0 : nl + 1;
+  return text.substr(start, end - start);
+}
+
 Reference Evaluate(const std::vector<std::string>& lines, verify::Thresholds thresholds) {
   verify::BatchEvaluator eval(8 * 3'600'000, thresholds);
   ingest::Decoder decoder;

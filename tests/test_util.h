@@ -33,6 +33,8 @@ std::vector<std::string> GenerateLines(const app::GenOptions& options);
 std::string Join(const std::vector<std::string>& lines, size_t begin, size_t end);
 std::string ReadFile(const std::string& path);
 std::vector<std::string> SplitLines(const std::string& text);
+// The last line of a TCP answer: its summary (ack lines may precede it).
+std::string LastLine(const std::string& text);
 
 struct Reference {
   std::map<std::string, verify::Profile> profiles;
