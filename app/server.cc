@@ -23,6 +23,7 @@
 
 #include "app/ingest_session.h"
 #include "common/json_writer.h"
+#include "common/log.h"
 #include "state/user_state.h"
 
 namespace tierstream::app {
@@ -587,7 +588,7 @@ void Server::Run() {
   impl_->signals.add(SIGTERM);
   impl_->signals.async_wait([this](beast::error_code ec, int sig) {
     if (ec) return;
-    std::fprintf(stderr, "tierstream: signal %d: draining and shutting down\n", sig);
+    Log(LogLevel::kInfo, "tierstream: signal %d: draining and shutting down", sig);
     Stop();
   });
   std::vector<std::thread> threads;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -16,6 +17,7 @@
 
 #include "common/hash.h"
 #include "common/json_writer.h"
+#include "common/log.h"
 #include "common/time.h"
 #include "ingest/event_codec.h"
 #include "state/kpis.h"
@@ -199,9 +201,13 @@ struct Pipeline::Impl {
 
   void Log(const char* fmt, auto... args) {
     if (!options.log_to_stderr) return;
-    std::fprintf(stderr, "tierstream: ");
-    std::fprintf(stderr, fmt, args...);
-    std::fputc('\n', stderr);
+    // Every message of the pipeline is either a failure ("... failed") or
+    // an informational figure; the level follows so that a grep for ERROR
+    // finds the failures.
+    const LogLevel level =
+        std::strstr(fmt, "failed") != nullptr ? LogLevel::kError : LogLevel::kInfo;
+    const std::string prefixed = std::string("tierstream: ") + fmt;
+    ::tierstream::Log(level, prefixed.c_str(), args...);
   }
 
   // Free space of the data dir's file system, sampled at most every 50 ms.
@@ -215,9 +221,10 @@ struct Pipeline::Impl {
         const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
         const bool low = free_bytes < options.min_free_bytes;
         if (low != disk_low.load()) {
-          std::fprintf(stderr, "tierstream: %s: %llu bytes free; ingest %s\n",
-                       options.data_dir.c_str(), static_cast<unsigned long long>(free_bytes),
-                       low ? "refused until space returns" : "resumes");
+          ::tierstream::Log(low ? LogLevel::kWarning : LogLevel::kInfo,
+                            "tierstream: %s: %llu bytes free; ingest %s",
+                            options.data_dir.c_str(), static_cast<unsigned long long>(free_bytes),
+                            low ? "refused until space returns" : "resumes");
         }
         disk_low.store(low, std::memory_order_relaxed);
       }
