@@ -106,10 +106,12 @@ struct Query {
     std::atomic<uint32_t> pending{0};
     std::mutex mu;
     state::KpiPartial kpis;
-    std::vector<std::string> ids;
+    std::vector<std::pair<std::string, std::string>> members;  // (user_id, profile JSON or "")
     int64_t as_of = kNoTs;
     state::Tier tier = state::Tier::kNone;
     size_t limit = 0;
+    bool with_profiles = false;
+    std::function<void(TierPage)> page_done;
     PipelineStats stats;
     std::function<void(std::string)> done;
   };
@@ -288,8 +290,12 @@ struct Pipeline::Impl {
     committer.join();
   }
   ~Impl() { StopCommitter(); }
-  std::vector<std::string> ListTierOf(Worker* w, state::Tier tier, const std::string& after,
-                                      size_t limit);
+  // (user_id, profile JSON when `with_profiles`, else "") of at most `limit`
+  // members of `tier` after `after`, in id order, as of day `today` and T `t`.
+  std::vector<std::pair<std::string, std::string>> ListTierOf(Worker* w, state::Tier tier,
+                                                              const std::string& after,
+                                                              size_t limit, bool with_profiles,
+                                                              int32_t today, int64_t t);
   void ApplyLogged(Worker* w, const Event& e);
 };
 
@@ -490,38 +496,37 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
       case Query::Kind::kListTier: {
         auto& g = *q->gather;
         if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);  // tiers exactly as of T
-        std::vector<std::string> ids;
-        if (q->kind == Query::Kind::kListTier) ids = ListTierOf(w, g.tier, q->after, g.limit);
+        std::vector<std::pair<std::string, std::string>> members;
+        if (q->kind == Query::Kind::kListTier) {
+          // One more than the page: whether another member follows it.
+          members = ListTierOf(w, g.tier, q->after, g.limit + 1, g.with_profiles, today, t);
+        }
         {
           std::lock_guard<std::mutex> lock(g.mu);
           if (q->kind == Query::Kind::kKpis) {
             g.kpis.Add(w->state.Kpis(today));
             g.as_of = std::max(g.as_of, t);
           } else {
-            g.ids.insert(g.ids.end(), std::make_move_iterator(ids.begin()),
-                         std::make_move_iterator(ids.end()));
+            g.members.insert(g.members.end(), std::make_move_iterator(members.begin()),
+                             std::make_move_iterator(members.end()));
           }
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          std::string body;
           if (q->kind == Query::Kind::kKpis) {
-            body = state::RenderKpisJson(g.kpis, g.as_of, rejected.load());
+            g.done(state::RenderKpisJson(g.kpis, g.as_of, rejected.load()));
           } else {
-            std::sort(g.ids.begin(), g.ids.end());
-            if (g.ids.size() > g.limit) g.ids.resize(g.limit);
-            JsonWriter jw(&body);
-            jw.BeginObject().Key("tier").String(state::TierName(g.tier));
-            jw.Key("users").BeginArray();
-            for (const auto& id : g.ids) jw.String(id);
-            jw.EndArray().Key("next_after");
-            if (g.ids.size() == g.limit && !g.ids.empty()) {
-              jw.String(g.ids.back());
-            } else {
-              jw.Null();
+            // Each shard gave its first limit + 1: the first limit + 1 of
+            // the union are among them.
+            std::sort(g.members.begin(), g.members.end());
+            TierPage page;
+            page.more = g.members.size() > g.limit;
+            if (page.more) g.members.resize(g.limit);
+            for (auto& [id, profile] : g.members) {
+              page.user_ids.push_back(std::move(id));
+              if (g.with_profiles) page.profiles.push_back(std::move(profile));
             }
-            jw.EndObject();
+            g.page_done(std::move(page));
           }
-          g.done(std::move(body));
         }
         break;
       }
@@ -532,21 +537,29 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
 // The members of one tier in id order, evicted ones included: the shard is
 // checkpointed first, so that its users' persisted tiers are current, and
 // then read in key order from the store.
-std::vector<std::string> Pipeline::Impl::ListTierOf(Worker* w, state::Tier tier,
-                                                    const std::string& after, size_t limit) {
-  std::vector<std::string> ids;
+std::vector<std::pair<std::string, std::string>> Pipeline::Impl::ListTierOf(
+    Worker* w, state::Tier tier, const std::string& after, size_t limit, bool with_profiles,
+    int32_t today, int64_t t) {
+  std::vector<std::pair<std::string, std::string>> members;
   if (w->state.dirty_count() > 0 ||
       w->cp_phase.load(std::memory_order_acquire) != kCheckpointIdle) {
     Status s = Checkpoint(w);
     if (!s.ok()) Log("shard %u: checkpoint before tier listing failed: %s", w->id, s.ToString().c_str());
   }
+  if (with_profiles && today == kNoDay) return members;  // no event yet: no profiles either
   state::UserState user;
   Status s = store->ScanUsers(w->id, after, [&](std::string_view id, std::string_view bytes) {
-    if (state::DecodeUserState(bytes, &user).ok() && user.tier == tier) ids.emplace_back(id);
-    return ids.size() < limit;
+    if (state::DecodeUserState(bytes, &user).ok() && user.tier == tier) {
+      // Rendered from the stored state, which the checkpoint made current:
+      // the listing does not load evicted users back into memory.
+      members.emplace_back(id, with_profiles ? state::RenderProfileJson(
+                                                   state::MakeProfile(id, user, today, options.config), t)
+                                             : std::string());
+    }
+    return members.size() < limit;
   });
   if (!s.ok()) Log("shard %u: tier listing failed: %s", w->id, s.ToString().c_str());
-  return ids;
+  return members;
 }
 
 void Pipeline::Impl::StartCheckpoint(Worker* w) {
@@ -1045,10 +1058,31 @@ void Pipeline::GetKpis(std::function<void(std::string)> done) {
 
 void Pipeline::ListTier(state::Tier tier, std::string after, size_t limit,
                         std::function<void(std::string)> done) {
+  ListTierPage(tier, std::move(after), limit, false,
+               [tier, done = std::move(done)](TierPage page) {
+                 std::string body;
+                 JsonWriter jw(&body);
+                 jw.BeginObject().Key("tier").String(state::TierName(tier));
+                 jw.Key("users").BeginArray();
+                 for (const auto& id : page.user_ids) jw.String(id);
+                 jw.EndArray().Key("next_after");
+                 if (page.more) {
+                   jw.String(page.user_ids.back());
+                 } else {
+                   jw.Null();
+                 }
+                 jw.EndObject();
+                 done(std::move(body));
+               });
+}
+
+void Pipeline::ListTierPage(state::Tier tier, std::string after, size_t limit, bool with_profiles,
+                            std::function<void(TierPage)> done) {
   auto g = std::make_shared<Query::Gather>();
   g->tier = tier;
-  g->limit = limit;
-  g->done = std::move(done);
+  g->limit = std::max<size_t>(limit, 1);
+  g->with_profiles = with_profiles;
+  g->page_done = std::move(done);
   impl_->Broadcast(Query::Kind::kListTier, g, after);
 }
 
