@@ -679,18 +679,36 @@ Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, c
                                    address + "'");
   }
   beast::error_code ec;
+  std::vector<tcp::endpoint> endpoints;
   auto ip = net::ip::make_address(host, ec);
-  if (ec) return Status::InvalidArgument(std::string("--") + what + ": bad address '" + host + "'");
-  tcp::endpoint endpoint(ip, port);
-  acceptor->open(endpoint.protocol(), ec);
-  if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor->bind(endpoint, ec);
-  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Status::IoError(std::string("cannot listen on ") + address + " (" + what + "): " +
-                           ec.message());
+  if (!ec) {
+    endpoints.emplace_back(ip, port);
+  } else {
+    // A host name ("localhost"), as the clients accept: listen on the first
+    // of its addresses that binds, IPv4 first, since 127.0.0.1 is what the
+    // defaults and every example use.
+    tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive, ec);
+    if (ec) {
+      return Status::InvalidArgument(std::string("--") + what + ": cannot resolve '" + host +
+                                     "': " + ec.message());
+    }
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
+    std::stable_partition(endpoints.begin(), endpoints.end(),
+                          [](const tcp::endpoint& e) { return e.address().is_v4(); });
   }
-  return Status::Ok();
+  for (const tcp::endpoint& endpoint : endpoints) {
+    ec.clear();
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) return Status::Ok();
+    beast::error_code ignored;
+    acceptor->close(ignored);
+  }
+  return Status::IoError(std::string("cannot listen on ") + address + " (" + what + "): " +
+                         ec.message());
 }
 
 void Server::Impl::AcceptHttp() {

@@ -493,5 +493,36 @@ TEST_F(ServerTest, NdjsonTierStreamIsChunkedAndKeepsTheConnection) {
   EXPECT_NE(reply.find("\r\n\r\n" R"({"user_id":"a1"})" "\n"), std::string::npos) << reply;
 }
 
+TEST_F(ServerTest, ListensOnAHostName) {
+  pipeline::PipelineOptions po;
+  po.data_dir = dir_.path();
+  po.shards = 1;
+  po.log_to_stderr = false;
+  auto p = pipeline::Pipeline::Open(po);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  app::ServerOptions o;
+  o.http_address = "localhost:0";
+  o.tcp_address = "localhost:0";
+  app::Server server(p->get(), o);
+  Status s = server.Start();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::thread t([&] { server.Run(); });
+  auto r = app::HttpRequest("localhost:" + std::to_string(server.http_port()), "GET", "/healthz");
+  EXPECT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : r.status().ToString());
+  auto tcp = app::TcpSend("localhost:" + std::to_string(server.tcp_port()),
+                          R"({"event_id":"h1","type":"share","user_id":"h","ts":1763971200000})" "\n");
+  ASSERT_TRUE(tcp.ok()) << tcp.status().ToString();
+  EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+  server.Stop();
+  t.join();
+  EXPECT_TRUE((*p)->Close().ok());
+  // A name that does not resolve is named in the error.
+  o.http_address = "no-such-host.invalid:0";
+  app::Server bad(nullptr, o);
+  s = bad.Start();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.ToString().find("no-such-host.invalid"), std::string::npos) << s.ToString();
+}
+
 }  // namespace
 }  // namespace tierstream
