@@ -293,6 +293,13 @@ int RunVerify(const VerifyArgs& args) {
 }
 
 int RunGen(const GenOptions& options) {
+  Status valid = ValidateGenOptions(options);
+  if (!valid.ok()) {
+    // A usage error, like CLI11's own: no timestamp.
+    std::fprintf(stderr, "tierstream: gen: %s\nRun with --help for more information.\n",
+                 valid.ToString().c_str());
+    return 2;
+  }
   if (!GenerateStream(options, stdout)) {
     std::fprintf(stderr, "tierstream: gen: write failed\n");
     return 1;
