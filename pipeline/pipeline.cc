@@ -965,10 +965,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   if (!s.ok()) return s;
   s = impl->store->PutMeta("rules", rules, true /*sync*/);
   if (!s.ok()) return s;
-  const auto& r = impl->recovery;
-  impl->Log("recovered %llu users and replayed %llu logged events in %.3f s (%u shards)",
-            static_cast<unsigned long long>(r.users_loaded),
-            static_cast<unsigned long long>(r.log_events_replayed), r.seconds, shards);
+  // The recovery figures are the caller's to log (recovery()): a server
+  // reports them, an offline replay has none worth a line.
   Impl* raw = impl.get();
   for (auto& w : impl->workers) {
     Impl::Worker* wp = w.get();

@@ -161,6 +161,8 @@ class Pipeline {
   uint32_t shards() const;
   const state::Config& config() const;
   ingest::RejectLog* reject_log();
+  // What Open() recovered: users loaded, log replayed, time taken (Open
+  // does not log it; a server does).
   const RecoveryStats& recovery() const;
 
   std::unique_ptr<Batch> NewBatch() const { return std::make_unique<Batch>(shards()); }
