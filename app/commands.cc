@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <fstream>
 #include <iostream>
@@ -97,6 +99,21 @@ bool ForEachChunk(const std::string& file, uint64_t* bytes,
     buf.Consume(cut);
   }
   if (in != stdin) std::fclose(in);
+  return true;
+}
+
+// Checks that every file can be opened before any is read: a typo in the
+// last name must not fail a replay after the first files are loaded.
+bool AllReadable(const std::vector<std::string>& files) {
+  for (const std::string& file : files) {
+    if (file == "-") continue;
+    std::FILE* f = std::fopen(file.c_str(), "rb");
+    if (f == nullptr) {
+      Log(LogLevel::kError, "tierstream: cannot read %s: %s", file.c_str(), std::strerror(errno));
+      return false;
+    }
+    std::fclose(f);
+  }
   return true;
 }
 
@@ -208,6 +225,7 @@ int RunReplay(const ReplayArgs& args) {
     Log(LogLevel::kError, "tierstream: %s", options.status().ToString().c_str());
     return 2;
   }
+  if (!AllReadable(args.files)) return 1;
   options->write_log = false;  // offline: state is committed by checkpoints and Close()
   options->max_inflight_events = 512u << 10;
   // Offline, a checkpoint only bounds the work lost if the load is killed:
@@ -295,6 +313,7 @@ int RunVerify(const VerifyArgs& args) {
     Log(LogLevel::kError, "tierstream: %s", options.status().ToString().c_str());
     return 2;
   }
+  if (!AllReadable(args.files)) return 2;
   if (!std::filesystem::exists(args.common.data_dir + "/db")) {
     Log(LogLevel::kError, "tierstream: no data in %s", args.common.data_dir.c_str());
     return 2;

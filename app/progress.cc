@@ -46,6 +46,10 @@ Progress::Progress(std::string label, uint64_t total, std::string count_noun,
       rate_noun_(std::move(rate_noun)),
       enabled_(enabled) {}
 
+Progress::~Progress() {
+  if (drawn_ && !finished_) std::fputc('\n', stderr);
+}
+
 bool Progress::StderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
 
 std::string Progress::Render(uint64_t position, uint64_t count, double seconds, bool final) const {
@@ -96,6 +100,7 @@ void Progress::Draw(const std::string& line, bool final) {
   // "\033[K" clears what a longer previous line left to the right.
   std::string out = "\r" + line + "\033[K";
   if (final) out += '\n';
+  drawn_ = true;
   std::fwrite(out.data(), 1, out.size(), stderr);
   std::fflush(stderr);
 }

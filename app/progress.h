@@ -25,6 +25,11 @@ class Progress {
   // ("lines") and `rate_noun` what the rate counts ("events").
   Progress(std::string label, uint64_t total, std::string count_noun, std::string rate_noun,
            bool enabled = StderrIsTerminal());
+  // Ends a line left unfinished (an early return), so that what is
+  // printed next starts on a line of its own.
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
 
   // Redraws the line if the last redraw is at least 250 ms old.
   void Update(uint64_t position, uint64_t count);
@@ -47,6 +52,7 @@ class Progress {
   std::string rate_noun_;
   bool enabled_;
   bool finished_ = false;
+  bool drawn_ = false;
   Clock::time_point start_ = Clock::now();
   Clock::time_point last_draw_ = start_;
 };

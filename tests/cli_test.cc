@@ -2,6 +2,7 @@
 // its exit codes and what it prints (help, errors, summaries, progress).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -99,6 +100,20 @@ TEST(Cli, ReplaySummaryPointsAtRejectedLinesAndLeavesOutServerLines) {
   r = RunToolCaptured({"replay", "--data", dir.path() + "/data2", "--shards", "2", events});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(Contains(r.err, "rejected")) << r.err;
+}
+
+TEST(Cli, ReplayChecksEveryFileBeforeLoadingAny) {
+  TempDir dir;
+  const std::string events = dir.path() + "/events.ndjson";
+  WriteFile(events, kEvents);
+  const std::string data = dir.path() + "/data";
+  ToolRun r = RunToolCaptured({"replay", "--data", data, events, dir.path() + "/typo.ndjson"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(Contains(r.err, "cannot read " + dir.path() + "/typo.ndjson")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(data)) << "the first file was loaded";
+  r = RunToolCaptured({"verify", "--data", data, dir.path() + "/typo.ndjson"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Contains(r.err, "cannot read " + dir.path() + "/typo.ndjson")) << r.err;
 }
 
 TEST(Cli, ReplayAndVerifyShowProgressOnATerminalOnly) {
