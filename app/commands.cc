@@ -1,18 +1,27 @@
 #include "app/commands.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
-#include <functional>
 #include <cstdio>
+#include <cstring>
+#include <functional>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "app/client.h"
+#include "app/progress.h"
 #include "app/server.h"
+#include "common/log.h"
 #include "common/time.h"
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
@@ -64,7 +73,7 @@ bool ForEachChunk(const std::string& file, uint64_t* bytes,
                   const std::function<void(std::string_view)>& fn) {
   std::FILE* in = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
   if (in == nullptr) {
-    std::fprintf(stderr, "tierstream: cannot read %s\n", file.c_str());
+    Log(LogLevel::kError, "tierstream: cannot read %s", file.c_str());
     return false;
   }
   constexpr size_t kChunk = 4 << 20;
@@ -93,27 +102,87 @@ bool ForEachChunk(const std::string& file, uint64_t* bytes,
   return true;
 }
 
+// Checks that every file can be opened before any is read: a typo in the
+// last name must not fail a replay after the first files are loaded.
+bool AllReadable(const std::vector<std::string>& files) {
+  for (const std::string& file : files) {
+    if (file == "-") continue;
+    std::FILE* f = std::fopen(file.c_str(), "rb");
+    if (f == nullptr) {
+      Log(LogLevel::kError, "tierstream: cannot read %s: %s", file.c_str(), std::strerror(errno));
+      return false;
+    }
+    std::fclose(f);
+  }
+  return true;
+}
+
+// The sum of the sizes of `files` (what progress is measured against); 0
+// when one of them is stdin or not a regular file (then there is no
+// percentage to show).
+uint64_t TotalBytes(const std::vector<std::string>& files) {
+  uint64_t total = 0;
+  for (const std::string& file : files) {
+    std::error_code ec;
+    if (file == "-" || !std::filesystem::is_regular_file(file, ec)) return 0;
+    total += std::filesystem::file_size(file, ec);
+  }
+  return total;
+}
+
+// True when another process holds the lock of the data dir's store (RocksDB
+// takes a POSIX record lock on DIR/db/LOCK): a running server, most likely.
+bool DataDirInUse(const std::string& data_dir) {
+  const int fd = ::open((data_dir + "/db/LOCK").c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
+  ::close(fd);
+  return held;
+}
+
+// Opens the pipeline of a command; on failure explains it (in plain words
+// when the data dir is another process's) and returns null.
+std::unique_ptr<pipeline::Pipeline> OpenPipeline(const pipeline::PipelineOptions& options) {
+  auto opened = pipeline::Pipeline::Open(options);
+  if (opened.ok()) return std::move(opened).value();
+  if (DataDirInUse(options.data_dir)) {
+    Log(LogLevel::kError,
+        "tierstream: data dir %s is in use by another tierstream process (a running server?); "
+        "stop it first",
+        options.data_dir.c_str());
+  } else {
+    Log(LogLevel::kError, "tierstream: cannot open %s: %s", options.data_dir.c_str(),
+        opened.status().ToString().c_str());
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 int RunServe(const ServeArgs& args) {
   auto options = MakePipelineOptions(args.common);
   if (!options.ok()) {
-    std::fprintf(stderr, "tierstream: %s\n", options.status().ToString().c_str());
+    Log(LogLevel::kError, "tierstream: %s", options.status().ToString().c_str());
     return 2;
   }
-  std::fprintf(stderr, "tierstream: starting (data %s, tz %s)\n", args.common.data_dir.c_str(),
-               FormatUtcOffset(options->config.utc_offset_ms).c_str());
-  auto pipeline = pipeline::Pipeline::Open(*options);
-  if (!pipeline.ok()) {
-    std::fprintf(stderr, "tierstream: cannot open %s: %s\n", args.common.data_dir.c_str(),
-                 pipeline.status().ToString().c_str());
-    return 1;
-  }
+  Log(LogLevel::kInfo, "tierstream: starting (data %s, tz %s)", args.common.data_dir.c_str(),
+      FormatUtcOffset(options->config.utc_offset_ms).c_str());
+  std::unique_ptr<pipeline::Pipeline> pipeline = OpenPipeline(*options);
+  if (pipeline == nullptr) return 1;
+  const pipeline::RecoveryStats& recovered = pipeline->recovery();
+  Log(LogLevel::kInfo,
+      "tierstream: recovered %llu users and replayed %llu logged events in %.3f s (%u shards)",
+      static_cast<unsigned long long>(recovered.users_loaded),
+      static_cast<unsigned long long>(recovered.log_events_replayed), recovered.seconds,
+      pipeline->shards());
   ServerOptions server_options = args.server;
   if (!args.token_file.empty()) {
     auto token = ReadTokenFile(args.token_file);
     if (!token.ok()) {
-      std::fprintf(stderr, "tierstream: %s\n", token.status().ToString().c_str());
+      Log(LogLevel::kError, "tierstream: %s", token.status().ToString().c_str());
       return 2;
     }
     server_options.token = *token;
@@ -121,82 +190,91 @@ int RunServe(const ServeArgs& args) {
   for (const std::string* address : {&server_options.http_address, &server_options.tcp_address}) {
     if (!address->empty() && address->rfind("127.", 0) != 0 && address->rfind("[::1]", 0) != 0 &&
         address->rfind("localhost", 0) != 0 && server_options.token.empty()) {
-      std::fprintf(stderr,
-                   "tierstream: WARNING: %s is reachable from other machines and no "
-                   "--token-file guards it\n",
-                   address->c_str());
+      Log(LogLevel::kWarning,
+          "tierstream: WARNING: %s is reachable from other machines and no --token-file guards it",
+          address->c_str());
     }
   }
-  Server server(pipeline->get(), server_options);
+  Server server(pipeline.get(), server_options);
   Status s = server.Start();
   if (!s.ok()) {
-    std::fprintf(stderr, "tierstream: %s\n", s.ToString().c_str());
+    Log(LogLevel::kError, "tierstream: %s", s.ToString().c_str());
     return 1;
   }
   if (!args.server.http_address.empty()) {
-    std::fprintf(stderr, "tierstream: HTTP API on %s (port %u)\n", args.server.http_address.c_str(),
-                 server.http_port());
+    Log(LogLevel::kInfo, "tierstream: HTTP API on %s (port %u)", args.server.http_address.c_str(),
+        server.http_port());
   }
   if (!args.server.tcp_address.empty()) {
-    std::fprintf(stderr, "tierstream: TCP NDJSON ingest on %s (port %u)\n",
-                 args.server.tcp_address.c_str(), server.tcp_port());
+    Log(LogLevel::kInfo, "tierstream: TCP NDJSON ingest on %s (port %u)",
+        args.server.tcp_address.c_str(), server.tcp_port());
   }
   server.Run();
-  s = (*pipeline)->Close();
+  s = pipeline->Close();
   if (!s.ok()) {
-    std::fprintf(stderr, "tierstream: shutdown checkpoint failed: %s\n", s.ToString().c_str());
+    Log(LogLevel::kError, "tierstream: shutdown checkpoint failed: %s", s.ToString().c_str());
     return 1;
   }
-  std::fprintf(stderr, "tierstream: state committed, bye\n");
+  Log(LogLevel::kInfo, "tierstream: state committed, bye");
   return 0;
 }
 
 int RunReplay(const ReplayArgs& args) {
   auto options = MakePipelineOptions(args.common);
   if (!options.ok()) {
-    std::fprintf(stderr, "tierstream: %s\n", options.status().ToString().c_str());
+    Log(LogLevel::kError, "tierstream: %s", options.status().ToString().c_str());
     return 2;
   }
+  if (!AllReadable(args.files)) return 1;
   options->write_log = false;  // offline: state is committed by checkpoints and Close()
   options->max_inflight_events = 512u << 10;
   // Offline, a checkpoint only bounds the work lost if the load is killed:
   // write each user once at the end rather than many times on the way.
   options->checkpoint_dirty_users = 4'000'000;
-  auto opened = pipeline::Pipeline::Open(*options);
-  if (!opened.ok()) {
-    std::fprintf(stderr, "tierstream: cannot open %s: %s\n", args.common.data_dir.c_str(),
-                 opened.status().ToString().c_str());
-    return 1;
-  }
-  pipeline::Pipeline& p = **opened;
+  std::unique_ptr<pipeline::Pipeline> opened = OpenPipeline(*options);
+  if (opened == nullptr) return 1;
+  pipeline::Pipeline& p = *opened;
   std::atomic<uint64_t> accepted{0}, duplicates{0}, rejected{0}, outstanding{0};
-  std::atomic<bool> failed{false};
+  std::mutex failure_mu;
+  Status failure;  // the first batch that could not be committed
   ingest::Decoder decoder;
   const auto start = Clock::now();
-  uint64_t bytes_total = 0;
+  uint64_t bytes_total = 0, lines_total = 0;
+  Progress progress("replay", TotalBytes(args.files), "lines", "events");
   for (const std::string& file : args.files) {
     uint64_t line = 1;
     const bool read = ForEachChunk(file, &bytes_total, [&](std::string_view lines) {
       auto batch = p.NewBatch();
       pipeline::BatchBuilder builder(batch.get(), p.reject_log(), file);
-      line += decoder.DecodeLines(lines, line, &batch->arena, &builder);
+      const uint64_t decoded = decoder.DecodeLines(lines, line, &batch->arena, &builder);
+      line += decoded;
+      lines_total += decoded;
       p.WaitForCapacity();
       outstanding.fetch_add(1);
       p.Submit(std::move(batch), [&](pipeline::BatchOutcome o) {
         accepted.fetch_add(o.accepted);
         duplicates.fetch_add(o.duplicates);
         rejected.fetch_add(o.rejected);
-        if (!o.status.ok()) failed.store(true);
+        if (!o.status.ok()) {
+          std::lock_guard<std::mutex> lock(failure_mu);
+          if (failure.ok()) failure = o.status;
+        }
         outstanding.fetch_sub(1);
       });
+      progress.Update(bytes_total, lines_total);
     });
     if (!read) return 1;
   }
   while (outstanding.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   Status s = p.Close();
+  progress.Finish(bytes_total, lines_total);
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  if (!s.ok() || failed.load()) {
-    std::fprintf(stderr, "tierstream: replay failed: %s\n", s.ToString().c_str());
+  {
+    std::lock_guard<std::mutex> lock(failure_mu);
+    if (s.ok()) s = failure;
+  }
+  if (!s.ok()) {
+    Log(LogLevel::kError, "tierstream: replay failed: %s", s.ToString().c_str());
     return 1;
   }
   const uint64_t events = accepted.load() + duplicates.load() + rejected.load();
@@ -209,6 +287,13 @@ int RunReplay(const ReplayArgs& args) {
       secs > 0 ? static_cast<double>(events) / secs : 0.0,
       secs > 0 ? static_cast<double>(bytes_total) / secs / 1e6 : 0.0,
       static_cast<double>(PeakRssKb()) / 1024.0);
+  if (rejected.load() > 0) {
+    // The summary only counts them; the lines and their reasons are kept.
+    std::fflush(stdout);
+    std::fprintf(stderr,
+                 "tierstream: %llu lines rejected; each with its reason in %s/rejected.ndjson\n",
+                 static_cast<unsigned long long>(rejected.load()), args.common.data_dir.c_str());
+  }
   return 0;
 }
 
@@ -229,11 +314,20 @@ struct EvalSink final : ingest::DecodeSink {
 int RunVerify(const VerifyArgs& args) {
   auto options = MakePipelineOptions(args.common);
   if (!options.ok()) {
-    std::fprintf(stderr, "tierstream: %s\n", options.status().ToString().c_str());
+    Log(LogLevel::kError, "tierstream: %s", options.status().ToString().c_str());
     return 2;
   }
+  if (!AllReadable(args.files)) return 2;
   if (!std::filesystem::exists(args.common.data_dir + "/db")) {
-    std::fprintf(stderr, "tierstream: no data in %s\n", args.common.data_dir.c_str());
+    Log(LogLevel::kError, "tierstream: no data in %s", args.common.data_dir.c_str());
+    return 2;
+  }
+  // Before the long part: a data dir a server holds cannot be read.
+  if (DataDirInUse(args.common.data_dir)) {
+    Log(LogLevel::kError,
+        "tierstream: data dir %s is in use by another tierstream process (a running server?); "
+        "stop it first",
+        args.common.data_dir.c_str());
     return 2;
   }
   const auto start = Clock::now();
@@ -252,37 +346,46 @@ int RunVerify(const VerifyArgs& args) {
                             .count();
     sink.limit = ingest::TsLimit{now + ahead, ahead};
   }
-  uint64_t bytes = 0;
-  for (const std::string& file : args.files) {
-    const bool read = ForEachChunk(file, &bytes, [&](std::string_view lines) {
-      Arena arena;  // the evaluator copies what it keeps
-      decoder.DecodeLines(lines, 1, &arena, &sink);
-    });
-    if (!read) return 2;
+  uint64_t bytes = 0, lines_read = 0;
+  {
+    Progress progress("verify (reading files)", TotalBytes(args.files), "lines", "events");
+    for (const std::string& file : args.files) {
+      const bool read = ForEachChunk(file, &bytes, [&](std::string_view lines) {
+        Arena arena;  // the evaluator copies what it keeps
+        lines_read += decoder.DecodeLines(lines, 1, &arena, &sink);
+        progress.Update(bytes, lines_read);
+      });
+      if (!read) return 2;
+    }
+    progress.Finish(bytes, lines_read);
   }
   const auto profiles = eval.Profiles();
   const verify::Kpis kpis = eval.ComputeKpis();
 
   options->write_log = false;
   options->log_to_stderr = false;
-  auto opened = pipeline::Pipeline::Open(*options);
-  if (!opened.ok()) {
-    std::fprintf(stderr, "tierstream: cannot open %s: %s\n", args.common.data_dir.c_str(),
-                 opened.status().ToString().c_str());
-    return 2;
-  }
-  pipeline::Pipeline& p = **opened;
+  std::unique_ptr<pipeline::Pipeline> opened = OpenPipeline(*options);
+  if (opened == nullptr) return 2;
+  pipeline::Pipeline& p = *opened;
   size_t differences = 0;
   auto report = [&](const std::string& line) {
     if (++differences <= args.max_listed) std::printf("diff %s\n", line.c_str());
   };
   std::string body;
-  for (const auto& [id, want] : profiles) {
-    if (!p.GetUserSync(id, &body)) {
-      report(id + ": missing from the data dir");
-      continue;
+  {
+    Progress progress("verify (comparing)", profiles.size(), "users", "users");
+    uint64_t compared = 0;
+    for (const auto& [id, want] : profiles) {
+      if (!p.GetUserSync(id, &body)) {
+        report(id + ": missing from the data dir");
+      } else {
+        for (const auto& d : verify::DiffProfile(body, want)) report(d);
+      }
+      ++compared;
+      // The clock is read only every 1024 users: a profile takes microseconds.
+      if ((compared & 1023) == 0) progress.Update(compared, compared);
     }
-    for (const auto& d : verify::DiffProfile(body, want)) report(d);
+    progress.Finish(compared, compared);
   }
   // Counters too: list a file as often as it was sent, and duplicates and
   // rejections match as well.
@@ -293,15 +396,22 @@ int RunVerify(const VerifyArgs& args) {
   std::printf("verify: %zu users, %lld events accepted, %zu differences (%.2f s)\n",
               profiles.size(), static_cast<long long>(kpis.events_accepted), differences, secs);
   if (!s.ok()) {
-    std::fprintf(stderr, "tierstream: %s\n", s.ToString().c_str());
+    Log(LogLevel::kError, "tierstream: %s", s.ToString().c_str());
     return 2;
   }
   return differences == 0 ? 0 : 1;
 }
 
 int RunGen(const GenOptions& options) {
+  Status valid = ValidateGenOptions(options);
+  if (!valid.ok()) {
+    // A usage error, like CLI11's own: no timestamp.
+    std::fprintf(stderr, "tierstream: gen: %s\nRun with --help for more information.\n",
+                 valid.ToString().c_str());
+    return 2;
+  }
   if (!GenerateStream(options, stdout)) {
-    std::fprintf(stderr, "tierstream: gen: write failed\n");
+    Log(LogLevel::kError, "tierstream: gen: write failed");
     return 1;
   }
   return std::fflush(stdout) == 0 ? 0 : 1;
@@ -312,7 +422,7 @@ bool LoadClientToken(const ClientArgs& client, std::string* token) {
   if (client.token_file.empty()) return true;
   auto t = ReadTokenFile(client.token_file);
   if (!t.ok()) {
-    std::fprintf(stderr, "tierstream: %s\n", t.status().ToString().c_str());
+    Log(LogLevel::kError, "tierstream: %s", t.status().ToString().c_str());
     return false;
   }
   *token = *t;
@@ -356,7 +466,7 @@ int RunUser(const std::string& user_id, const ClientArgs& client) {
   if (!LoadClientToken(client, &token)) return 2;
   auto r = HttpRequest(client.http_address, "GET", "/v1/users/" + UrlEncode(user_id), {}, 30, token);
   if (!r.ok()) {
-    std::fprintf(stderr, "tierstream: %s\n", r.status().ToString().c_str());
+    Log(LogLevel::kError, "tierstream: %s", r.status().ToString().c_str());
     return 1;
   }
   std::printf("%s\n", r->body.c_str());
@@ -368,7 +478,7 @@ int RunKpis(const ClientArgs& client) {
   if (!LoadClientToken(client, &token)) return 2;
   auto r = HttpRequest(client.http_address, "GET", "/v1/kpis", {}, 30, token);
   if (!r.ok()) {
-    std::fprintf(stderr, "tierstream: %s\n", r.status().ToString().c_str());
+    Log(LogLevel::kError, "tierstream: %s", r.status().ToString().c_str());
     return 1;
   }
   std::printf("%s\n", r->body.c_str());

@@ -6,7 +6,44 @@
 #include <string>
 #include <vector>
 
+#include "common/time.h"
+
 namespace tierstream::app {
+
+Status ValidateGenOptions(const GenOptions& options) {
+  auto fmt = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
+  const std::pair<const char*, double> rates[] = {{"--duplicate-rate", options.duplicate_rate},
+                                                  {"--disorder-rate", options.disorder_rate},
+                                                  {"--invalid-rate", options.invalid_rate}};
+  for (const auto& [flag, rate] : rates) {
+    // Written so that NaN fails too.
+    if (!(rate >= 0.0 && rate <= 1.0)) {
+      return Status::InvalidArgument(std::string(flag) + ": must be in 0..1, got " + fmt(rate));
+    }
+  }
+  if (options.users == 0) return Status::InvalidArgument("--users: must be at least 1, got 0");
+  if (!TsInRange(options.end_ms)) {
+    return Status::InvalidArgument("--end-ms: must be in [2000-01-01, 2100-01-01) (" +
+                                   std::to_string(kMinTsMs) + ".." + std::to_string(kMaxTsMs - 1) +
+                                   "), got " + std::to_string(options.end_ms));
+  }
+  if (options.days < 1) {
+    return Status::InvalidArgument("--days: must be at least 1, got " + std::to_string(options.days));
+  }
+  // Joins of members who were there before the span go up to 180 days
+  // further back: all of it must stay after 2000-01-01, the earliest valid ts.
+  const int64_t max_days = (options.end_ms - kMinTsMs) / kMsPerDay - 181;
+  if (options.days > max_days) {
+    return Status::InvalidArgument("--days: at most " + std::to_string(max_days) +
+                                   " (events before 2000-01-01 are invalid), got " +
+                                   std::to_string(options.days));
+  }
+  return Status::Ok();
+}
 
 namespace {
 

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "common/status.h"
+
 namespace tierstream::app {
 
 struct GenOptions {
@@ -27,6 +29,11 @@ struct GenOptions {
   // every one of them leaves tier `new` at once.
   bool midnight = false;
 };
+
+// Checks what the command line can get wrong: rates in 0..1, at least one
+// user and one day, a stream inside the valid ts range. The error names the
+// flag ("--days: must be at least 1, got 0").
+Status ValidateGenOptions(const GenOptions& options);
 
 // Writes the stream to `out`; false on a write error.
 bool GenerateStream(const GenOptions& options, std::FILE* out);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -115,6 +116,31 @@ TEST(Gen, InvalidRateProducesRejectableLines) {
   }
   EXPECT_GT(bad, 600u);
   EXPECT_LT(bad, 1400u);
+}
+
+TEST(Gen, ValidateNamesTheFlagThatIsOutOfRange) {
+  EXPECT_TRUE(ValidateGenOptions(GenOptions{}).ok());
+  auto message = [](void (*change)(GenOptions*)) {
+    GenOptions o;
+    change(&o);
+    return ValidateGenOptions(o).ToString();
+  };
+  EXPECT_EQ(message([](GenOptions* o) { o->duplicate_rate = 1.5; }),
+            "--duplicate-rate: must be in 0..1, got 1.5");
+  EXPECT_EQ(message([](GenOptions* o) { o->disorder_rate = -0.25; }),
+            "--disorder-rate: must be in 0..1, got -0.25");
+  EXPECT_EQ(message([](GenOptions* o) { o->invalid_rate = std::nan(""); }),
+            "--invalid-rate: must be in 0..1, got nan");
+  EXPECT_EQ(message([](GenOptions* o) { o->users = 0; }), "--users: must be at least 1, got 0");
+  EXPECT_EQ(message([](GenOptions* o) { o->days = 0; }), "--days: must be at least 1, got 0");
+  EXPECT_EQ(message([](GenOptions* o) { o->days = 100000; }).rfind("--days: at most ", 0), 0u);
+  EXPECT_EQ(message([](GenOptions* o) { o->end_ms = 0; }).rfind("--end-ms: ", 0), 0u);
+  GenOptions edge;
+  edge.duplicate_rate = 1;
+  edge.disorder_rate = 0;
+  edge.days = 1;
+  edge.users = 1;
+  EXPECT_TRUE(ValidateGenOptions(edge).ok());
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // Command-line wiring only; the subcommands live in commands.cc.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <string>
 #include <thread>
 
 #include "app/commands.h"
@@ -12,13 +14,20 @@ int main(int argc, char** argv) {
   CLI::App app{"tierstream: real-time member tiers and KPIs from community chat and order events"};
   app.require_subcommand(1);
 
-  auto add_common = [](CLI::App* cmd, CommonArgs* common) {
+  app.set_version_flag("--version", std::string("tierstream ") + TIERSTREAM_VERSION,
+                       "Print the version and exit");
+
+  // Options are grouped by who uses them, so that each command's --help
+  // lists only what changes its behaviour.
+  auto add_data_options = [](CLI::App* cmd, CommonArgs* common) {
     cmd->add_option("--data", common->data_dir, "Data directory (RocksDB, rejected.ndjson)")
         ->capture_default_str();
     cmd->add_option("--shards", common->shards,
                     "Shard workers (default: the data dir's count, else the number of cores)");
     cmd->add_option("--tz", common->tz, "UTC offset of the day windows, e.g. +08:00 (default +08:00)");
     cmd->add_option("--config", common->config_file, "JSON config file (tiers, tz, dedup horizon)");
+  };
+  auto add_memory_options = [](CLI::App* cmd, CommonArgs* common) {
     cmd->add_option("--max-resident-users", common->max_resident_users,
                     "Users kept in memory; beyond, clean users are evicted and reloaded on demand")
         ->capture_default_str();
@@ -28,14 +37,21 @@ int main(int argc, char** argv) {
     cmd->add_option("--dedup-memory-mb", common->dedup_memory_mb,
                     "Memory for event ids held exactly; beyond, they spill to disk in sorted runs")
         ->capture_default_str();
+  };
+  // Replay writes to the data dir's disk as well: it keeps the watermark.
+  auto add_min_free_option = [](CLI::App* cmd, CommonArgs* common) {
+    cmd->add_option("--min-free-mb", common->min_free_mb,
+                    "Refuse ingest (503) while the data dir's disk has less free space")
+        ->capture_default_str();
+  };
+  // Serve only: replay writes no log (it commits once, at the end) and has
+  // no acknowledgements to keep short.
+  auto add_serve_options = [](CLI::App* cmd, CommonArgs* common) {
     cmd->add_option("--checkpoint-interval-ms", common->checkpoint_interval_ms,
                     "A shard with changes checkpoints at least this often (the log after it is what a restart replays)")
         ->capture_default_str();
     cmd->add_option("--snapshot-slice", common->snapshot_slice,
                     "Users a shard encodes into a checkpoint per slice between batches")
-        ->capture_default_str();
-    cmd->add_option("--min-free-mb", common->min_free_mb,
-                    "Refuse ingest (503) while the data dir's disk has less free space")
         ->capture_default_str();
     cmd->add_flag("--fsync", common->fsync,
                   "fsync the log before acknowledging (survives power loss, not only kill -9)");
@@ -43,7 +59,10 @@ int main(int argc, char** argv) {
 
   ServeArgs serve;
   auto* serve_cmd = app.add_subcommand("serve", "Run the server: HTTP API and TCP NDJSON ingest");
-  add_common(serve_cmd, &serve.common);
+  add_data_options(serve_cmd, &serve.common);
+  add_memory_options(serve_cmd, &serve.common);
+  add_min_free_option(serve_cmd, &serve.common);
+  add_serve_options(serve_cmd, &serve.common);
   serve_cmd->add_option("--http", serve.server.http_address, "HTTP listen address HOST:PORT")
       ->capture_default_str();
   serve_cmd->add_option("--tcp", serve.server.tcp_address, "TCP ingest listen address HOST:PORT")
@@ -64,13 +83,16 @@ int main(int argc, char** argv) {
 
   ReplayArgs replay;
   auto* replay_cmd = app.add_subcommand("replay", "Bulk-load NDJSON files into a data dir");
-  add_common(replay_cmd, &replay.common);
+  add_data_options(replay_cmd, &replay.common);
+  add_memory_options(replay_cmd, &replay.common);
+  add_min_free_option(replay_cmd, &replay.common);
   replay_cmd->add_option("files", replay.files, "NDJSON files ('-' = stdin)")->required();
 
   VerifyArgs verify;
   auto* verify_cmd = app.add_subcommand(
       "verify", "Recompute every profile and KPI from raw files and diff them with a data dir");
-  add_common(verify_cmd, &verify.common);
+  add_data_options(verify_cmd, &verify.common);
+  add_memory_options(verify_cmd, &verify.common);
   verify_cmd->add_option("files", verify.files, "Every NDJSON file fed to the data dir")->required();
   verify_cmd->add_option("--max-listed", verify.max_listed, "Differences to print")
       ->capture_default_str();
@@ -126,6 +148,25 @@ int main(int argc, char** argv) {
   auto* kpis_cmd = app.add_subcommand("kpis", "Print the community KPIs");
   kpis_cmd->add_option("--http", client.http_address, "Server HTTP address")->capture_default_str();
   kpis_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
+
+  // CLI11 would answer a misspelt command with "A subcommand is required":
+  // name it and list the commands instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string name = argv[1];
+    std::string names;
+    bool known = false;
+    for (const CLI::App* cmd : app.get_subcommands([](const CLI::App*) { return true; })) {
+      known = known || cmd->get_name() == name;
+      names += (names.empty() ? "" : ", ") + cmd->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr,
+                   "tierstream: unknown command '%s'; the commands are: %s\n"
+                   "Run with --help for more information.\n",
+                   name.c_str(), names.c_str());
+      return 2;
+    }
+  }
 
   CLI11_PARSE(app, argc, argv);
 

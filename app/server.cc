@@ -4,10 +4,12 @@
 
 #include "app/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -23,6 +25,7 @@
 
 #include "app/ingest_session.h"
 #include "common/json_writer.h"
+#include "common/log.h"
 #include "state/user_state.h"
 
 namespace tierstream::app {
@@ -78,8 +81,11 @@ bool PercentDecode(std::string_view in, std::string* out) {
   return true;
 }
 
-// Returns the decoded value of `key` in a query string, if present.
-std::optional<std::string> QueryParam(std::string_view query, std::string_view key) {
+// Returns the decoded value of `key` in a query string, if present; sets
+// *malformed (and returns nullopt) when its percent-encoding is malformed.
+std::optional<std::string> QueryParam(std::string_view query, std::string_view key,
+                                      bool* malformed) {
+  *malformed = false;
   while (!query.empty()) {
     size_t amp = query.find('&');
     std::string_view pair = query.substr(0, amp);
@@ -89,7 +95,10 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view k
       std::string_view raw = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
       std::string plus_decoded(raw);
       for (char& c : plus_decoded) c = c == '+' ? ' ' : c;
-      if (!PercentDecode(plus_decoded, &value)) return std::nullopt;
+      if (!PercentDecode(plus_decoded, &value)) {
+        *malformed = true;
+        return std::nullopt;
+      }
       return value;
     }
     if (amp == std::string_view::npos) break;
@@ -134,6 +143,115 @@ struct Server::Impl {
 namespace {
 
 // ---- HTTP -------------------------------------------------------------------
+
+// Streams every member of a tier as NDJSON (GET /v1/tiers/{tier}/users
+// ?format=ndjson[&fields=profile]): one {"user_id":...} or one profile (the
+// JSON of GET /v1/users/{id}) per line, in user-id order. It asks the
+// pipeline for one page of members at a time and writes it as one HTTP
+// chunk before asking for the next, so memory holds one page whatever the
+// tier's size, and a slow reader slows the listing down instead of being
+// buffered for. Pages are read one after another, not as of one moment: a
+// member who changes tier meanwhile may be listed in both or neither.
+// HTTP/1.0 has no chunks: its body ends when the connection closes.
+//
+// Ownership: keeps itself alive through its pending operations; `done`
+// (which holds the connection's session) runs once, on the connection's
+// strand, when the response is complete or failed: true to read the next
+// request, false to close. Thread safety: runs on its connection's strand;
+// pipeline callbacks hop onto it.
+class TierStream : public std::enable_shared_from_this<TierStream> {
+ public:
+  TierStream(beast::tcp_stream* stream, pipeline::Pipeline* pipeline, state::Tier tier,
+             std::string after, bool profiles, const ServerOptions& options, unsigned version,
+             bool keep_alive, std::function<void(bool keep_alive)> done)
+      : stream_(stream),
+        pipeline_(pipeline),
+        tier_(tier),
+        after_(std::move(after)),
+        profiles_(profiles),
+        page_size_(std::max<size_t>(options.tier_export_page, 1)),
+        idle_timeout_(options.idle_timeout_seconds),
+        chunked_(version >= 11),
+        done_(std::move(done)),
+        response_(http::status::ok, version) {
+    response_.set(http::field::content_type, "application/x-ndjson");
+    response_.set(http::field::server, "tierstream");
+    response_.keep_alive(keep_alive && chunked_);
+    response_.chunked(chunked_);
+    serializer_.emplace(response_);
+  }
+
+  void Start() {
+    stream_->expires_after(std::chrono::seconds(idle_timeout_));
+    http::async_write_header(*stream_, *serializer_,
+                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                               if (ec) return self->Finish(false);
+                               self->FetchPage();
+                             });
+  }
+
+ private:
+  void FetchPage() {
+    pipeline_->ListTierPage(
+        tier_, after_, page_size_, profiles_, [self = shared_from_this()](pipeline::TierPage page) {
+          net::post(self->stream_->get_executor(),
+                    [self, p = std::move(page)]() mutable { self->WritePage(std::move(p)); });
+        });
+  }
+
+  void WritePage(pipeline::TierPage page) {
+    data_.clear();
+    for (size_t i = 0; i < page.user_ids.size(); ++i) {
+      if (profiles_) {
+        data_ += page.profiles[i];
+      } else {
+        JsonWriter(&data_).BeginObject().Key("user_id").String(page.user_ids[i]).EndObject();
+      }
+      data_ += '\n';
+    }
+    const bool last = !page.more;
+    if (!page.user_ids.empty()) after_ = std::move(page.user_ids.back());
+    auto next = [self = shared_from_this(), last](beast::error_code ec, size_t) {
+      if (ec) return self->Finish(false);
+      if (!last) return self->FetchPage();
+      self->WriteEnd();
+    };
+    if (data_.empty()) return WriteEnd();  // an empty chunk would end the body early
+    stream_->expires_after(std::chrono::seconds(idle_timeout_));
+    if (chunked_) {
+      net::async_write(*stream_, http::make_chunk(net::buffer(data_)), std::move(next));
+    } else {
+      net::async_write(*stream_, net::buffer(data_), std::move(next));
+    }
+  }
+
+  void WriteEnd() {
+    if (!chunked_) return Finish(false);  // HTTP/1.0: closing ends the body
+    stream_->expires_after(std::chrono::seconds(idle_timeout_));
+    net::async_write(*stream_, http::make_chunk_last(),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->Finish(!ec && self->response_.keep_alive());
+                     });
+  }
+
+  void Finish(bool keep_alive) {
+    auto done = std::move(done_);
+    done(keep_alive);
+  }
+
+  beast::tcp_stream* stream_;
+  pipeline::Pipeline* pipeline_;
+  state::Tier tier_;
+  std::string after_;  // the last member written
+  bool profiles_;
+  size_t page_size_;
+  int idle_timeout_;
+  bool chunked_;
+  std::function<void(bool)> done_;
+  http::response<http::empty_body> response_;
+  std::optional<http::response_serializer<http::empty_body>> serializer_;
+  std::string data_;  // the page being written
+};
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
@@ -325,17 +443,61 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                "regular"),
                      keep, version);
       }
+      constexpr const char* kParams[] = {"limit", "after", "format", "fields"};
+      std::optional<std::string> params[4];
+      for (size_t i = 0; i < 4; ++i) {
+        bool malformed = false;
+        params[i] = QueryParam(query, kParams[i], &malformed);
+        if (malformed) {
+          return Reply(http::status::bad_request,
+                       ErrorBody(std::string(kParams[i]) + ": malformed percent-encoding"), keep,
+                       version);
+        }
+      }
+      const auto& [limit_param, after_param, format_param, fields_param] = params;
+      const bool ndjson = format_param == "ndjson";
+      if (format_param && !ndjson && *format_param != "json") {
+        return Reply(http::status::bad_request, ErrorBody("format: must be json or ndjson"), keep,
+                     version);
+      }
+      if (fields_param && *fields_param != "profile") {
+        return Reply(http::status::bad_request, ErrorBody("fields: must be profile"), keep, version);
+      }
+      if (fields_param && !ndjson) {
+        return Reply(http::status::bad_request, ErrorBody("fields: needs format=ndjson"), keep,
+                     version);
+      }
+      std::string after = after_param.value_or("");
+      if (ndjson) {
+        if (limit_param) {
+          return Reply(http::status::bad_request,
+                       ErrorBody("limit: not with format=ndjson, which streams the whole tier "
+                                 "(after= resumes it)"),
+                       keep, version);
+        }
+        auto stream = std::make_shared<TierStream>(
+            &stream_, server_->pipeline, *tier, std::move(after), fields_param.has_value(),
+            server_->options, version, keep, [self = shared_from_this()](bool keep_alive) {
+              if (keep_alive) {
+                self->DoRead();
+              } else {
+                self->Close();
+              }
+            });
+        stream->Start();
+        return;
+      }
       size_t limit = 100;
-      if (auto l = QueryParam(query, "limit")) {
+      if (limit_param) {
+        const std::string& l = *limit_param;
         unsigned long v = 0;
-        auto r = std::from_chars(l->data(), l->data() + l->size(), v);
-        if (r.ec != std::errc() || r.ptr != l->data() + l->size() || v < 1 || v > 10000) {
+        auto r = std::from_chars(l.data(), l.data() + l.size(), v);
+        if (r.ec != std::errc() || r.ptr != l.data() + l.size() || v < 1 || v > 10000) {
           return Reply(http::status::bad_request, ErrorBody("limit: must be an integer in 1..10000"),
                        keep, version);
         }
         limit = v;
       }
-      std::string after = QueryParam(query, "after").value_or("");
       server_->pipeline->ListTier(*tier, std::move(after), limit,
                                   [self = shared_from_this()](std::string body) {
                                     self->ReplyLater(http::status::ok, std::move(body));
@@ -517,18 +679,36 @@ Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, c
                                    address + "'");
   }
   beast::error_code ec;
+  std::vector<tcp::endpoint> endpoints;
   auto ip = net::ip::make_address(host, ec);
-  if (ec) return Status::InvalidArgument(std::string("--") + what + ": bad address '" + host + "'");
-  tcp::endpoint endpoint(ip, port);
-  acceptor->open(endpoint.protocol(), ec);
-  if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor->bind(endpoint, ec);
-  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Status::IoError(std::string("cannot listen on ") + address + " (" + what + "): " +
-                           ec.message());
+  if (!ec) {
+    endpoints.emplace_back(ip, port);
+  } else {
+    // A host name ("localhost"), as the clients accept: listen on the first
+    // of its addresses that binds, IPv4 first, since 127.0.0.1 is what the
+    // defaults and every example use.
+    tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive, ec);
+    if (ec) {
+      return Status::InvalidArgument(std::string("--") + what + ": cannot resolve '" + host +
+                                     "': " + ec.message());
+    }
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
+    std::stable_partition(endpoints.begin(), endpoints.end(),
+                          [](const tcp::endpoint& e) { return e.address().is_v4(); });
   }
-  return Status::Ok();
+  for (const tcp::endpoint& endpoint : endpoints) {
+    ec.clear();
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) return Status::Ok();
+    beast::error_code ignored;
+    acceptor->close(ignored);
+  }
+  return Status::IoError(std::string("cannot listen on ") + address + " (" + what + "): " +
+                         ec.message());
 }
 
 void Server::Impl::AcceptHttp() {
@@ -587,7 +767,7 @@ void Server::Run() {
   impl_->signals.add(SIGTERM);
   impl_->signals.async_wait([this](beast::error_code ec, int sig) {
     if (ec) return;
-    std::fprintf(stderr, "tierstream: signal %d: draining and shutting down\n", sig);
+    Log(LogLevel::kInfo, "tierstream: signal %d: draining and shutting down", sig);
     Stop();
   });
   std::vector<std::thread> threads;

@@ -7,6 +7,7 @@
 #ifndef TIERSTREAM_APP_SERVER_H_
 #define TIERSTREAM_APP_SERVER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +24,9 @@ struct ServerOptions {
   uint64_t max_body_bytes = 64ull << 20;  // larger POST bodies get 413
   int idle_timeout_seconds = 60;          // a connection silent this long is closed
   int max_connections = 1024;             // beyond this, new connections are refused
+  // Members per internal page of a streamed tier listing (format=ndjson):
+  // what one such response holds in memory at a time.
+  size_t tier_export_page = 1000;
   // When set, HTTP requests (but /healthz) need "Authorization: Bearer TOKEN"
   // and a TCP connection must open with the line "AUTH TOKEN".
   std::string token;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -16,6 +17,7 @@
 
 #include "common/hash.h"
 #include "common/json_writer.h"
+#include "common/log.h"
 #include "common/time.h"
 #include "ingest/event_codec.h"
 #include "state/kpis.h"
@@ -104,10 +106,12 @@ struct Query {
     std::atomic<uint32_t> pending{0};
     std::mutex mu;
     state::KpiPartial kpis;
-    std::vector<std::string> ids;
+    std::vector<std::pair<std::string, std::string>> members;  // (user_id, profile JSON or "")
     int64_t as_of = kNoTs;
     state::Tier tier = state::Tier::kNone;
     size_t limit = 0;
+    bool with_profiles = false;
+    std::function<void(TierPage)> page_done;
     PipelineStats stats;
     std::function<void(std::string)> done;
   };
@@ -201,9 +205,13 @@ struct Pipeline::Impl {
 
   void Log(const char* fmt, auto... args) {
     if (!options.log_to_stderr) return;
-    std::fprintf(stderr, "tierstream: ");
-    std::fprintf(stderr, fmt, args...);
-    std::fputc('\n', stderr);
+    // Every message of the pipeline is either a failure ("... failed") or
+    // an informational figure; the level follows so that a grep for ERROR
+    // finds the failures.
+    const LogLevel level =
+        std::strstr(fmt, "failed") != nullptr ? LogLevel::kError : LogLevel::kInfo;
+    const std::string prefixed = std::string("tierstream: ") + fmt;
+    ::tierstream::Log(level, prefixed.c_str(), args...);
   }
 
   // Free space of the data dir's file system, sampled at most every 50 ms.
@@ -217,9 +225,10 @@ struct Pipeline::Impl {
         const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
         const bool low = free_bytes < options.min_free_bytes;
         if (low != disk_low.load()) {
-          std::fprintf(stderr, "tierstream: %s: %llu bytes free; ingest %s\n",
-                       options.data_dir.c_str(), static_cast<unsigned long long>(free_bytes),
-                       low ? "refused until space returns" : "resumes");
+          ::tierstream::Log(low ? LogLevel::kWarning : LogLevel::kInfo,
+                            "tierstream: %s: %llu bytes free; ingest %s",
+                            options.data_dir.c_str(), static_cast<unsigned long long>(free_bytes),
+                            low ? "refused until space returns" : "resumes");
         }
         disk_low.store(low, std::memory_order_relaxed);
       }
@@ -290,8 +299,12 @@ struct Pipeline::Impl {
     committer.join();
   }
   ~Impl() { StopCommitter(); }
-  std::vector<std::string> ListTierOf(Worker* w, state::Tier tier, const std::string& after,
-                                      size_t limit);
+  // (user_id, profile JSON when `with_profiles`, else "") of at most `limit`
+  // members of `tier` after `after`, in id order, as of day `today` and T `t`.
+  std::vector<std::pair<std::string, std::string>> ListTierOf(Worker* w, state::Tier tier,
+                                                              const std::string& after,
+                                                              size_t limit, bool with_profiles,
+                                                              int32_t today, int64_t t);
   void ApplyLogged(Worker* w, const Event& e);
   // Logs at most once a minute that events older than the duplicate horizon
   // were accepted (their originals, if any, may have been forgotten).
@@ -525,38 +538,37 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
       case Query::Kind::kListTier: {
         auto& g = *q->gather;
         if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);  // tiers exactly as of T
-        std::vector<std::string> ids;
-        if (q->kind == Query::Kind::kListTier) ids = ListTierOf(w, g.tier, q->after, g.limit);
+        std::vector<std::pair<std::string, std::string>> members;
+        if (q->kind == Query::Kind::kListTier) {
+          // One more than the page: whether another member follows it.
+          members = ListTierOf(w, g.tier, q->after, g.limit + 1, g.with_profiles, today, t);
+        }
         {
           std::lock_guard<std::mutex> lock(g.mu);
           if (q->kind == Query::Kind::kKpis) {
             g.kpis.Add(w->state.Kpis(today));
             g.as_of = std::max(g.as_of, t);
           } else {
-            g.ids.insert(g.ids.end(), std::make_move_iterator(ids.begin()),
-                         std::make_move_iterator(ids.end()));
+            g.members.insert(g.members.end(), std::make_move_iterator(members.begin()),
+                             std::make_move_iterator(members.end()));
           }
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          std::string body;
           if (q->kind == Query::Kind::kKpis) {
-            body = state::RenderKpisJson(g.kpis, g.as_of);
+            g.done(state::RenderKpisJson(g.kpis, g.as_of));
           } else {
-            std::sort(g.ids.begin(), g.ids.end());
-            if (g.ids.size() > g.limit) g.ids.resize(g.limit);
-            JsonWriter jw(&body);
-            jw.BeginObject().Key("tier").String(state::TierName(g.tier));
-            jw.Key("users").BeginArray();
-            for (const auto& id : g.ids) jw.String(id);
-            jw.EndArray().Key("next_after");
-            if (g.ids.size() == g.limit && !g.ids.empty()) {
-              jw.String(g.ids.back());
-            } else {
-              jw.Null();
+            // Each shard gave its first limit + 1: the first limit + 1 of
+            // the union are among them.
+            std::sort(g.members.begin(), g.members.end());
+            TierPage page;
+            page.more = g.members.size() > g.limit;
+            if (page.more) g.members.resize(g.limit);
+            for (auto& [id, profile] : g.members) {
+              page.user_ids.push_back(std::move(id));
+              if (g.with_profiles) page.profiles.push_back(std::move(profile));
             }
-            jw.EndObject();
+            g.page_done(std::move(page));
           }
-          g.done(std::move(body));
         }
         break;
       }
@@ -567,21 +579,29 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
 // The members of one tier in id order, evicted ones included: the shard is
 // checkpointed first, so that its users' persisted tiers are current, and
 // then read in key order from the store.
-std::vector<std::string> Pipeline::Impl::ListTierOf(Worker* w, state::Tier tier,
-                                                    const std::string& after, size_t limit) {
-  std::vector<std::string> ids;
+std::vector<std::pair<std::string, std::string>> Pipeline::Impl::ListTierOf(
+    Worker* w, state::Tier tier, const std::string& after, size_t limit, bool with_profiles,
+    int32_t today, int64_t t) {
+  std::vector<std::pair<std::string, std::string>> members;
   if (w->state.dirty_count() > 0 ||
       w->cp_phase.load(std::memory_order_acquire) != kCheckpointIdle) {
     Status s = Checkpoint(w);
     if (!s.ok()) Log("shard %u: checkpoint before tier listing failed: %s", w->id, s.ToString().c_str());
   }
+  if (with_profiles && today == kNoDay) return members;  // no event yet: no profiles either
   state::UserState user;
   Status s = store->ScanUsers(w->id, after, [&](std::string_view id, std::string_view bytes) {
-    if (state::DecodeUserState(bytes, &user).ok() && user.tier == tier) ids.emplace_back(id);
-    return ids.size() < limit;
+    if (state::DecodeUserState(bytes, &user).ok() && user.tier == tier) {
+      // Rendered from the stored state, which the checkpoint made current:
+      // the listing does not load evicted users back into memory.
+      members.emplace_back(id, with_profiles ? state::RenderProfileJson(
+                                                   state::MakeProfile(id, user, today, options.config), t)
+                                             : std::string());
+    }
+    return members.size() < limit;
   });
   if (!s.ok()) Log("shard %u: tier listing failed: %s", w->id, s.ToString().c_str());
-  return ids;
+  return members;
 }
 
 void Pipeline::Impl::StartCheckpoint(Worker* w) {
@@ -991,10 +1011,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   if (!s.ok()) return s;
   s = impl->store->PutMeta("rules", rules, true /*sync*/);
   if (!s.ok()) return s;
-  const auto& r = impl->recovery;
-  impl->Log("recovered %llu users and replayed %llu logged events in %.3f s (%u shards)",
-            static_cast<unsigned long long>(r.users_loaded),
-            static_cast<unsigned long long>(r.log_events_replayed), r.seconds, shards);
+  // The recovery figures are the caller's to log (recovery()): a server
+  // reports them, an offline replay has none worth a line.
   Impl* raw = impl.get();
   for (auto& w : impl->workers) {
     Impl::Worker* wp = w.get();
@@ -1097,10 +1115,31 @@ void Pipeline::GetKpis(std::function<void(std::string)> done) {
 
 void Pipeline::ListTier(state::Tier tier, std::string after, size_t limit,
                         std::function<void(std::string)> done) {
+  ListTierPage(tier, std::move(after), limit, false,
+               [tier, done = std::move(done)](TierPage page) {
+                 std::string body;
+                 JsonWriter jw(&body);
+                 jw.BeginObject().Key("tier").String(state::TierName(tier));
+                 jw.Key("users").BeginArray();
+                 for (const auto& id : page.user_ids) jw.String(id);
+                 jw.EndArray().Key("next_after");
+                 if (page.more) {
+                   jw.String(page.user_ids.back());
+                 } else {
+                   jw.Null();
+                 }
+                 jw.EndObject();
+                 done(std::move(body));
+               });
+}
+
+void Pipeline::ListTierPage(state::Tier tier, std::string after, size_t limit, bool with_profiles,
+                            std::function<void(TierPage)> done) {
   auto g = std::make_shared<Query::Gather>();
   g->tier = tier;
-  g->limit = limit;
-  g->done = std::move(done);
+  g->limit = std::max<size_t>(limit, 1);
+  g->with_profiles = with_profiles;
+  g->page_done = std::move(done);
   impl_->Broadcast(Query::Kind::kListTier, g, after);
 }
 

@@ -144,6 +144,15 @@ struct PipelineStats {
   std::string json;
 };
 
+// One page of a tier's members, in user-id order (Pipeline::ListTierPage).
+struct TierPage {
+  std::vector<std::string> user_ids;
+  // Asked with profiles: each member's profile JSON, the same as GetUser's
+  // answer, in the same order as user_ids.
+  std::vector<std::string> profiles;
+  bool more = false;  // members follow the last one of this page
+};
+
 struct RecoveryStats {
   uint64_t users_loaded = 0;
   uint64_t log_events_replayed = 0;
@@ -160,6 +169,8 @@ class Pipeline {
   uint32_t shards() const;
   const state::Config& config() const;
   ingest::RejectLog* reject_log();
+  // What Open() recovered: users loaded, log replayed, time taken (Open
+  // does not log it; a server does).
   const RecoveryStats& recovery() const;
 
   // A batch for Submit, with the future guard as of now.
@@ -184,8 +195,17 @@ class Pipeline {
   // before the call. Bodies are JSON.
   void GetUser(std::string user_id, std::function<void(bool found, std::string body)> done);
   void GetKpis(std::function<void(std::string body)> done);
+  // The members of `tier` after the id `after` ("": from the first), at
+  // most `limit` of them: {"tier":...,"users":[...],"next_after":...}, where
+  // next_after is null when no member follows.
   void ListTier(state::Tier tier, std::string after, size_t limit,
                 std::function<void(std::string body)> done);
+  // The same page, structured, with each member's profile when
+  // `with_profiles`. Each page checkpoints the shards that have changes (the
+  // listing reads the store), so page through a large tier rather than
+  // asking for all of it at once.
+  void ListTierPage(state::Tier tier, std::string after, size_t limit, bool with_profiles,
+                    std::function<void(TierPage page)> done);
   void GetStats(std::function<void(std::string body)> done);
   // Blocking conveniences for tools and tests.
   PipelineStats GetStatsSync();

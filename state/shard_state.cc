@@ -540,24 +540,30 @@ size_t ShardState::EvictClean(size_t target) {
 bool ShardState::GetProfile(std::string_view user_id, int32_t today, Profile* out) {
   const uint32_t i = Find(user_id, false);
   if (i == UINT32_MAX) return false;
-  const UserState& s = slots_[i].state;
-  const Windows w = ComputeWindows(s, today);
-  out->user_id = slots_[i].id;
-  out->member = s.member();
-  out->joined_at = s.joined_at();
-  out->last_active = s.last_active;
-  out->interactions_7d = w.interactions_7d;
-  out->interactions_30d = w.interactions_30d;
-  out->orders_total = s.orders_total;
-  out->orders_30d = w.orders_30d;
-  out->repeat_orders = s.orders_total > 0 ? s.orders_total - 1 : 0;
-  out->spend_30d_fen = w.spend_30d_fen;
-  out->spend_total_fen = s.spend_total_fen;
-  out->points = s.points;
-  out->referrals = s.referrals;
-  // Evaluated now, so a profile is exact even while a sweep is in progress.
-  out->tier = EvaluateTier(s, w, today, config_.utc_offset_ms, config_.rules);
+  *out = MakeProfile(slots_[i].id, slots_[i].state, today, config_);
   return true;
+}
+
+Profile MakeProfile(std::string_view user_id, const UserState& s, int32_t today,
+                    const Config& config) {
+  Profile out;
+  const Windows w = ComputeWindows(s, today);
+  out.user_id = std::string(user_id);
+  out.member = s.member();
+  out.joined_at = s.joined_at();
+  out.last_active = s.last_active;
+  out.interactions_7d = w.interactions_7d;
+  out.interactions_30d = w.interactions_30d;
+  out.orders_total = s.orders_total;
+  out.orders_30d = w.orders_30d;
+  out.repeat_orders = s.orders_total > 0 ? s.orders_total - 1 : 0;
+  out.spend_30d_fen = w.spend_30d_fen;
+  out.spend_total_fen = s.spend_total_fen;
+  out.points = s.points;
+  out.referrals = s.referrals;
+  // Evaluated now, so a profile is exact even while a sweep is in progress.
+  out.tier = EvaluateTier(s, w, today, config.utc_offset_ms, config.rules);
+  return out;
 }
 
 std::string RenderProfileJson(const Profile& p, int64_t as_of) {

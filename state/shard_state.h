@@ -68,6 +68,11 @@ struct Profile {
   Tier tier = Tier::kNone;
 };
 std::string RenderProfileJson(const Profile& p, int64_t as_of);
+// The profile of the user `user_id` whose state is `s`, as of day `today`
+// under `config`: what GetProfile answers for her, also for a state read
+// straight from the store.
+Profile MakeProfile(std::string_view user_id, const UserState& s, int32_t today,
+                    const Config& config);
 
 // Where evicted users are reloaded from (the Store, in the pipeline).
 class UserSource {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "app/client.h"
+#include "tests/test_util.h"
 
 extern char** environ;
 
@@ -117,6 +119,70 @@ int RunTool(const std::vector<std::string>& args) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+ToolRun RunToolCaptured(const std::vector<std::string>& args, bool stderr_tty) {
+  ToolRun run;
+  TempDir dir;  // stdout (and stderr) go to files: no pipe to fill up and block on
+  const std::string out_path = dir.path() + "/out", err_path = dir.path() + "/err";
+  const char* bin = TierstreamBinary();
+  std::vector<std::string> all = {bin};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int master = -1;
+  std::string slave;
+  if (stderr_tty) {
+    master = ::posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0) return run;
+    slave = ::ptsname(master);
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (stderr_tty) {
+    posix_spawn_file_actions_addopen(&actions, 2, slave.c_str(), O_RDWR | O_NOCTTY, 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+  }
+  pid_t pid;
+  int rc = posix_spawn(&pid, bin, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    if (master >= 0) ::close(master);
+    return run;
+  }
+  int status = 0;
+  if (stderr_tty) {
+    // Drain the terminal while the tool runs: a full terminal buffer would
+    // block its writes.
+    char buf[4096];
+    bool exited = false;
+    for (;;) {
+      pollfd p{master, POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) {
+        const ssize_t n = ::read(master, buf, sizeof buf);
+        if (n > 0) {
+          run.err.append(buf, static_cast<size_t>(n));
+          continue;
+        }
+        if (exited) break;  // EIO: the tool is gone and nothing is left
+      } else if (exited) {
+        break;
+      }
+      if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) exited = true;
+    }
+    ::close(master);
+  } else {
+    ::waitpid(pid, &status, 0);
+    run.err = ReadFile(err_path);
+  }
+  run.out = ReadFile(out_path);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
 }
 
 uint64_t Field(const std::string& json, const char* key) {

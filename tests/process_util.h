@@ -47,6 +47,17 @@ class ServerProcess {
 // Runs `tierstream ARGS...` with output discarded; returns its exit code.
 int RunTool(const std::vector<std::string>& args);
 
+// What a captured tool run printed.
+struct ToolRun {
+  int exit_code = -1;  // -1: did not exit normally (or could not start)
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+// Runs `tierstream ARGS...` and captures stdout and stderr. With
+// `stderr_tty`, stderr is a pseudo-terminal, as when a person runs it (the
+// terminal turns "\n" into "\r\n").
+ToolRun RunToolCaptured(const std::vector<std::string>& args, bool stderr_tty = false);
+
 // The unsigned integer after "key": in a flat JSON text; UINT64_MAX if absent.
 uint64_t Field(const std::string& json, const char* key);
 

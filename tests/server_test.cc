@@ -391,5 +391,138 @@ TEST_F(ServerTest, TcpCountsAFinalLineWithoutNewline) {
   EXPECT_NE(u.body.find("\"points\":4"), std::string::npos) << u.body;
 }
 
+TEST_F(ServerTest, TierPagesEndWithANullNextAfterAndRejectBadParameters) {
+  Start();
+  std::string body;
+  for (int i = 0; i < 20; ++i) {
+    body += R"({"event_id":"j)" + std::to_string(i) + R"(","type":"join","user_id":"user)" +
+            (i < 10 ? "0" : "") + std::to_string(i) + R"(","ts":1763971200000})" + "\n";
+  }
+  ASSERT_EQ(Post(body).status, 200);
+  // The second page of 10 is full, but nothing follows it.
+  auto r = Get("/v1/tiers/new/users?limit=10&after=user09");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find(R"("users":["user10",)"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("next_after":null)"), std::string::npos) << r.body;
+  r = Get("/v1/tiers/new/users?limit=20");
+  EXPECT_NE(r.body.find(R"("next_after":null)"), std::string::npos) << r.body;
+  r = Get("/v1/tiers/new/users?limit=19");
+  EXPECT_NE(r.body.find(R"("next_after":"user18")"), std::string::npos) << r.body;
+  // Malformed parameters are named.
+  r = Get("/v1/tiers/new/users?after=%ZZ");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error":"after: malformed percent-encoding"})");
+  r = Get("/v1/tiers/new/users?limit=%ZZ");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("limit"), std::string::npos) << r.body;
+  r = Get("/v1/tiers/new/users?format=xml");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("format"), std::string::npos) << r.body;
+  r = Get("/v1/tiers/new/users?format=ndjson&fields=email");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("fields"), std::string::npos) << r.body;
+  r = Get("/v1/tiers/new/users?fields=profile");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("fields"), std::string::npos) << r.body;
+  r = Get("/v1/tiers/new/users?format=ndjson&limit=5");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("limit"), std::string::npos) << r.body;
+}
+
+TEST_F(ServerTest, StreamsAWholeTierAsNdjsonProfiles) {
+  app::ServerOptions o;
+  o.tier_export_page = 7;  // many internal pages from a few users
+  Start(o);
+  std::string body;
+  std::vector<std::string> members;
+  for (int i = 0; i < 40; ++i) {
+    const std::string id = "m" + std::to_string(100 + i);
+    // Even: new members; odd: members with an order (still new), every
+    // fifth leaves again (tier left).
+    body += R"({"event_id":"j)" + std::to_string(i) + R"(","type":"join","user_id":")" + id +
+            R"(","ts":1763971200000})" + "\n";
+    if (i % 5 == 0) {
+      body += R"({"event_id":"l)" + std::to_string(i) + R"(","type":"leave","user_id":")" + id +
+              R"(","ts":1763971300000})" + "\n";
+    } else {
+      members.push_back(id);
+    }
+  }
+  ASSERT_EQ(Post(body).status, 200);
+  auto r = Get("/v1/tiers/new/users?format=ndjson&fields=profile");
+  ASSERT_EQ(r.status, 200);
+  auto lines = testing::SplitLines(r.body);
+  ASSERT_EQ(lines.size(), members.size()) << r.body;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    auto u = Get("/v1/users/" + members[i]);
+    ASSERT_EQ(u.status, 200);
+    EXPECT_EQ(lines[i], u.body);  // the very same JSON as the profile endpoint, in id order
+  }
+  // Without fields: one user_id object per line; `after` resumes.
+  r = Get("/v1/tiers/left/users?format=ndjson");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"user_id":"m100"})" "\n" R"({"user_id":"m105"})" "\n" R"({"user_id":"m110"})" "\n"
+                    R"({"user_id":"m115"})" "\n" R"({"user_id":"m120"})" "\n" R"({"user_id":"m125"})" "\n"
+                    R"({"user_id":"m130"})" "\n" R"({"user_id":"m135"})" "\n");
+  r = Get("/v1/tiers/left/users?format=ndjson&after=m120");
+  EXPECT_EQ(r.body, R"({"user_id":"m125"})" "\n" R"({"user_id":"m130"})" "\n" R"({"user_id":"m135"})" "\n");
+  r = Get("/v1/tiers/dormant/users?format=ndjson&fields=profile");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "");
+}
+
+TEST_F(ServerTest, NdjsonTierStreamIsChunkedAndKeepsTheConnection) {
+  Start();
+  ASSERT_EQ(Post(R"({"event_id":"j1","type":"join","user_id":"a1","ts":1763971200000})" "\n").status, 200);
+  // Two requests on one connection: the stream, then the KPIs.
+  std::string reply = RawExchange(
+      http_,
+      "GET /v1/tiers/new/users?format=ndjson HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /v1/kpis HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      true);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Content-Type: application/x-ndjson"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("Transfer-Encoding: chunked"), std::string::npos) << reply;
+  EXPECT_NE(reply.find(R"({"user_id":"a1"})"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("\r\n0\r\n\r\nHTTP/1.1 200"), std::string::npos) << reply;
+  EXPECT_NE(reply.find(R"("events_accepted":1)"), std::string::npos) << reply;
+  // HTTP/1.0 has no chunks: the body ends when the connection does.
+  reply = RawExchange(http_, "GET /v1/tiers/new/users?format=ndjson HTTP/1.0\r\n\r\n", true);
+  EXPECT_EQ(reply.rfind("HTTP/1.0 200", 0), 0u) << reply;
+  EXPECT_EQ(reply.find("chunked"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("\r\n\r\n" R"({"user_id":"a1"})" "\n"), std::string::npos) << reply;
+}
+
+TEST_F(ServerTest, ListensOnAHostName) {
+  pipeline::PipelineOptions po;
+  po.data_dir = dir_.path();
+  po.shards = 1;
+  po.log_to_stderr = false;
+  auto p = pipeline::Pipeline::Open(po);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  app::ServerOptions o;
+  o.http_address = "localhost:0";
+  o.tcp_address = "localhost:0";
+  app::Server server(p->get(), o);
+  Status s = server.Start();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::thread t([&] { server.Run(); });
+  auto r = app::HttpRequest("localhost:" + std::to_string(server.http_port()), "GET", "/healthz");
+  EXPECT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : r.status().ToString());
+  auto tcp = app::TcpSend("localhost:" + std::to_string(server.tcp_port()),
+                          R"({"event_id":"h1","type":"share","user_id":"h","ts":1763971200000})" "\n");
+  ASSERT_TRUE(tcp.ok()) << tcp.status().ToString();
+  EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+  server.Stop();
+  t.join();
+  EXPECT_TRUE((*p)->Close().ok());
+  // A name that does not resolve is named in the error.
+  o.http_address = "no-such-host.invalid:0";
+  app::Server bad(nullptr, o);
+  s = bad.Start();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.ToString().find("no-such-host.invalid"), std::string::npos) << s.ToString();
+}
+
 }  // namespace
 }  // namespace tierstream

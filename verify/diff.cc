@@ -12,6 +12,19 @@ namespace {
 
 int64_t Fen(double yuan) { return std::llround(yuan * 100); }
 
+constexpr int64_t kMissing = INT64_MIN;
+
+// Fen as the yuan the API serves: -31378 -> "-313.78" (kMissing: "missing").
+// Written here rather than shared with the service: the oracle keeps its
+// own code.
+std::string Yuan(int64_t fen) {
+  if (fen == kMissing) return "missing";
+  const uint64_t abs = fen < 0 ? 0 - static_cast<uint64_t>(fen) : static_cast<uint64_t>(fen);
+  const uint64_t cents = abs % 100;
+  return (fen < 0 ? "-" : "") + std::to_string(abs / 100) + (cents < 10 ? ".0" : ".") +
+         std::to_string(cents);
+}
+
 bool SameRatio(double got, double want) {
   return std::fabs(got - want) <= 1e-9 * std::max(1.0, std::fabs(want));
 }
@@ -30,12 +43,15 @@ std::vector<std::string> DiffProfile(const std::string& json, const verify::Prof
   };
   auto money = [&](const char* k) -> int64_t {
     double v = NAN;
-    if (got[k].get(v)) return INT64_MIN;
+    if (got[k].get(v)) return kMissing;
     return Fen(v);
   };
   auto check = [&](const char* k, int64_t g, int64_t w) {
     if (g != w) d.push_back(want.user_id + "." + k + ": got " + std::to_string(g) + " want " +
                             std::to_string(w));
+  };
+  auto check_money = [&](const char* k, int64_t g, int64_t w) {
+    if (g != w) d.push_back(want.user_id + "." + k + ": got " + Yuan(g) + " want " + Yuan(w));
   };
   std::string_view uid;
   if (got["user_id"].get(uid) || uid != want.user_id) d.push_back(want.user_id + ".user_id");
@@ -52,8 +68,8 @@ std::vector<std::string> DiffProfile(const std::string& json, const verify::Prof
   check("orders_total", num("orders_total"), want.orders_total);
   check("orders_30d", num("orders_30d"), want.orders_30d);
   check("repeat_orders", num("repeat_orders"), want.repeat_orders);
-  check("spend_30d", money("spend_30d"), want.spend_30d_fen);
-  check("spend_total", money("spend_total"), want.spend_total_fen);
+  check_money("spend_30d", money("spend_30d"), want.spend_30d_fen);
+  check_money("spend_total", money("spend_total"), want.spend_total_fen);
   check("points", num("points"), want.points);
   check("referrals", num("referrals"), want.referrals);
   std::string_view tier;
@@ -79,7 +95,8 @@ std::vector<std::string> DiffKpis(const std::string& json, const verify::Kpis& w
   };
   auto money = [&](const char* k, int64_t w) {
     double v = NAN;
-    if (got[k].get(v) || Fen(v) != w) d.push_back(std::string(k) + ": got " + std::to_string(v));
+    const int64_t g = got[k].get(v) ? kMissing : Fen(v);
+    if (g != w) d.push_back(std::string(k) + ": got " + Yuan(g) + " want " + Yuan(w));
   };
   auto ratio = [&](const char* k, double w) {
     double v = NAN;
