@@ -43,6 +43,9 @@ constexpr int kCheckpointIdle = 0;
 constexpr int kCheckpointCommitting = 1;
 constexpr int kCheckpointCommitted = 2;
 constexpr int kCheckpointSnapshotting = 3;  // the worker is still encoding users into it
+constexpr int kSpillIdle = 0;
+constexpr int kSpillWriting = 1;
+constexpr int kSpillWritten = 2;
 
 void AtomicMax(std::atomic<int64_t>* a, int64_t v) {
   int64_t cur = a->load(std::memory_order_relaxed);
@@ -154,19 +157,26 @@ struct Pipeline::Impl {
     uint64_t log_seq = 0;         // last block appended to this shard's log
     uint64_t checkpoint_seq = 0;  // last block covered by a checkpoint
     Clock::time_point last_checkpoint = Clock::now();
-    uint64_t seen_sub = 0;  // the committer's while a checkpoint is in flight
+    // Seen blobs are numbered by this counter (the committer's while a
+    // checkpoint is in flight; a spill reads it on the worker).
+    std::atomic<uint64_t> seen_sub{0};
     size_t processed_since_housekeep = 0;  // events of the groups since
     uint64_t logged_since_checkpoint = 0;  // events appended to the log since
     // The checkpoint being committed by the committer thread, if any: the
     // worker builds it (a consistent snapshot) and goes on applying events.
     std::unique_ptr<state::Store::Checkpoint> cp;
-    // Ids to spill with it: the committer builds their run off the worker.
-    const absl::flat_hash_map<Hash128, int32_t>* cp_spill = nullptr;
     const std::vector<std::pair<Hash128, int32_t>>* cp_new_seen = nullptr;  // read by the committer
-    uint64_t cp_run_no = 0;
-    int64_t cp_spill_wall_ms = 0;  // when the newest spilled id was recorded
-    int64_t cp_wall_ms = 0;        // the wall clock at the snapshot
-    state::IdRun cp_run;
+    int64_t cp_wall_ms = 0;  // the wall clock at the snapshot
+    // The event ids being spilled into a run, beside checkpoints: the
+    // committer builds the run off the worker and writes its blocks; the
+    // next checkpoint writes its descriptor.
+    const absl::flat_hash_map<Hash128, int32_t>* spill = nullptr;
+    uint64_t spill_run_no = 0;
+    int64_t spill_wall_ms = 0;  // when the newest spilled id was recorded
+    state::IdRun spill_run;
+    std::string spill_descriptor;
+    Status spill_status;
+    std::atomic<int> spill_phase{0};  // kSpillIdle / Writing / Written
     uint64_t cp_log_seq = 0;
     uint64_t cp_logged = 0;
     Status cp_status;
@@ -196,7 +206,12 @@ struct Pipeline::Impl {
   mutable std::atomic<bool> disk_low{false};
   RecoveryStats recovery;
   // Commits the workers' checkpoints off their threads, one at a time.
-  moodycamel::BlockingConcurrentQueue<Worker*> commits;
+  // A checkpoint to commit, or (spill) a run of event ids to write.
+  struct CommitJob {
+    Worker* w = nullptr;  // null: stop
+    bool spill = false;
+  };
+  moodycamel::BlockingConcurrentQueue<CommitJob> commits;
   std::thread committer;
   bool rules_changed = false;  // re-evaluate every user's tier during recovery
   bool closed = false;
@@ -293,9 +308,16 @@ struct Pipeline::Impl {
   bool FinishCheckpoint(Worker* w, bool wait, Status* status);
   Status Checkpoint(Worker* w);
   void RunCommitter();
+  // Event ids over their memory budget spill into a run beside checkpoints:
+  // StartSpill freezes them and hands them to the committer, which writes
+  // the run's blocks (WriteSpill); FinishSpill takes the run on the worker
+  // once written (wait: until then) — true if there was one.
+  void StartSpill(Worker* w);
+  void WriteSpill(Worker* w);
+  bool FinishSpill(Worker* w, bool wait);
   void StopCommitter() {
     if (!committer.joinable()) return;
-    commits.enqueue(nullptr);
+    commits.enqueue(CommitJob{});
     committer.join();
   }
   ~Impl() { StopCommitter(); }
@@ -605,23 +627,26 @@ std::vector<std::pair<std::string, std::string>> Pipeline::Impl::ListTierOf(
 }
 
 void Pipeline::Impl::StartCheckpoint(Worker* w) {
-  w->cp = std::make_unique<state::Store::Checkpoint>(store.get());
+  // About 100 bytes per user (key and encoding, twice: staged, then in the
+  // batch) and 20 per new or spilled event id.
+  const size_t expected = w->state.dirty_count() * 2 * 100 + w->state.NewSeenMark() * 20;
+  w->cp = std::make_unique<state::Store::Checkpoint>(store.get(), expected);
   state::Store::Checkpoint* cp_ptr = w->cp.get();
   state::Store::Checkpoint& cp = *cp_ptr;
   const uint32_t shard = w->id;
   w->state.BeginSnapshot([cp_ptr, shard](std::string_view id, std::string_view bytes) {
     cp_ptr->StageUser(shard, id, bytes);
   });
-  w->cp_spill = nullptr;
-  w->cp_new_seen = nullptr;
-  if (w->state.WantsSpill()) {
-    // Every id in memory (checkpointed before or new) moves into one run,
-    // built by the committer.
-    w->cp_spill = &w->state.FreezeIdsForSpill(&w->cp_run_no, &w->cp_spill_wall_ms);
-    cp.DeleteAllSeen(w->id);
-  } else {
-    w->cp_new_seen = &w->state.DrainNewSeen();
-  }
+  w->cp_new_seen = &w->state.DrainNewSeen();
+  // Runs spilled since the last checkpoint become durable with this one;
+  // the seen blobs they cover go (before any expired run is deleted: a run
+  // may have expired already).
+  w->state.DrainUnconfirmedRuns([&](const state::ShardState::UnconfirmedRun& run) {
+    cp.PutIdRun(w->id, run.run_no, run.descriptor);
+    for (int32_t day = run.first_day; day <= run.last_day; ++day) {
+      cp.DeleteSeenUpTo(w->id, day, run.covers_sub);
+    }
+  });
   w->state.DrainExpiredRuns([&](uint64_t run_no) { cp.DeleteIdRun(w->id, run_no); });
   std::string meta;
   w->state.EncodeMeta(w->log_seq, &meta);
@@ -640,7 +665,7 @@ void Pipeline::Impl::ContinueSnapshot(Worker* w, size_t budget) {
   if (w->cp_phase.load(std::memory_order_acquire) != kCheckpointSnapshotting) return;
   if (!w->state.SnapshotStep(budget)) return;
   w->cp_phase.store(kCheckpointCommitting, std::memory_order_release);
-  commits.enqueue(w);
+  commits.enqueue(CommitJob{w, false});
 }
 
 bool Pipeline::Impl::FinishCheckpoint(Worker* w, bool wait, Status* status) {
@@ -658,9 +683,7 @@ bool Pipeline::Impl::FinishCheckpoint(Worker* w, bool wait, Status* status) {
   Status s = w->cp_status;
   w->cp.reset();
   w->cp_phase.store(kCheckpointIdle, std::memory_order_relaxed);
-  w->state.CheckpointDone(s.ok(), w->cp_spill != nullptr ? &w->cp_run : nullptr);
-  w->cp_spill = nullptr;
-  w->cp_run = state::IdRun();
+  w->state.CheckpointDone(s.ok());
   if (s.ok()) {
     w->checkpoint_seq = w->cp_log_seq;
     w->logged_since_checkpoint -= w->cp_logged;
@@ -682,21 +705,59 @@ Status Pipeline::Impl::Checkpoint(Worker* w) {
   return s;
 }
 
+void Pipeline::Impl::StartSpill(Worker* w) {
+  w->spill = &w->state.FreezeIdsForSpill(w->seen_sub.load(std::memory_order_acquire),
+                                         &w->spill_run_no, &w->spill_wall_ms);
+  w->spill_phase.store(kSpillWriting, std::memory_order_release);
+  commits.enqueue(CommitJob{w, true /*spill*/});
+}
+
+bool Pipeline::Impl::FinishSpill(Worker* w, bool wait) {
+  int phase = w->spill_phase.load(std::memory_order_acquire);
+  if (phase == kSpillIdle) return false;
+  if (phase == kSpillWriting) {
+    if (!wait) return false;
+    w->spill_phase.wait(kSpillWriting, std::memory_order_acquire);
+  }
+  if (!w->spill_status.ok()) {
+    Log("shard %u: spilling event ids failed (kept in memory): %s", w->id,
+        w->spill_status.ToString().c_str());
+  }
+  w->state.SpillDone(w->spill_status.ok(), &w->spill_run, std::move(w->spill_descriptor));
+  w->spill = nullptr;
+  w->spill_run = state::IdRun();
+  w->spill_descriptor.clear();
+  w->spill_phase.store(kSpillIdle, std::memory_order_relaxed);
+  return true;
+}
+
+void Pipeline::Impl::WriteSpill(Worker* w) {
+  // The frozen map is only read here and by the worker's lookups.
+  std::vector<std::pair<Hash128, int32_t>> entries(w->spill->begin(), w->spill->end());
+  state::Store::Checkpoint blocks(store.get(), entries.size() * (state::kIdRunEntryBytes + 8));
+  w->spill_run = state::IdRun::Build(w->spill_run_no, &entries, [&](uint32_t block, std::string_view bytes) {
+    blocks.PutIdBlock(w->id, w->spill_run_no, block, bytes);
+  });
+  w->spill_run.set_max_wall_ms(w->spill_wall_ms);
+  w->spill_descriptor.clear();
+  w->spill_run.EncodeDescriptor(&w->spill_descriptor);
+  // The blocks alone: until a checkpoint writes the descriptor they are
+  // unreferenced (and deleted by recovery if none does).
+  w->spill_status = store->Commit(&blocks, options.fsync);
+  w->spill_phase.store(kSpillWritten, std::memory_order_release);
+  w->spill_phase.notify_all();
+  w->queue.enqueue(Task{nullptr});  // wakes the worker to take it
+}
+
 void Pipeline::Impl::RunCommitter() {
   for (;;) {
-    Worker* w = nullptr;
-    commits.wait_dequeue(w);
+    CommitJob job;
+    commits.wait_dequeue(job);
+    Worker* w = job.w;
     if (w == nullptr) return;
-    if (w->cp_spill != nullptr) {
-      // The frozen map is only read here and by the worker's lookups.
-      std::vector<std::pair<Hash128, int32_t>> entries(w->cp_spill->begin(), w->cp_spill->end());
-      w->cp_run = state::IdRun::Build(w->cp_run_no, &entries, [&](uint32_t block, std::string_view bytes) {
-        w->cp->PutIdBlock(w->id, w->cp_run_no, block, bytes);
-      });
-      w->cp_run.set_max_wall_ms(w->cp_spill_wall_ms);
-      std::string descriptor;
-      w->cp_run.EncodeDescriptor(&descriptor);
-      w->cp->PutIdRun(w->id, w->cp_run_no, descriptor);
+    if (job.spill) {
+      WriteSpill(w);
+      continue;
     }
     if (w->cp_new_seen != nullptr) {
       // New ids go into one blob per day (read only here until the worker
@@ -707,7 +768,9 @@ void Pipeline::Impl::RunCommitter() {
         if (blob.empty()) state::ShardState::BeginSeenBlob(w->cp_wall_ms, &blob);
         state::ShardState::AppendSeenId(h, &blob);
       }
-      for (const auto& [day, packed] : by_day) w->cp->PutSeen(w->id, day, ++w->seen_sub, packed);
+      for (const auto& [day, packed] : by_day) {
+        w->cp->PutSeen(w->id, day, w->seen_sub.fetch_add(1, std::memory_order_acq_rel) + 1, packed);
+      }
     }
     w->cp_status = store->Commit(w->cp.get(), options.fsync);
     if (w->cp_status.ok() && w->cp_log_seq > 0) {
@@ -740,9 +803,20 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
                                                   : std::max(options.expire_slice, 2 * processed));
   }
   ContinueSnapshot(w, std::max(options.snapshot_slice, processed));
+  // Event ids over their memory budget spill into a run beside checkpoints
+  // (the next checkpoint makes it durable); a final checkpoint waits for a
+  // spill in flight, so that it confirms its run.
+  FinishSpill(w, force_checkpoint);
   Status s;
   if (FinishCheckpoint(w, force_checkpoint, &s) && !s.ok()) {
     Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());
+  }
+  // A spill starts between checkpoints (the blobs of one in flight would
+  // race the freeze), before the next one may start.
+  if (!force_checkpoint && w->state.WantsSpill() &&
+      w->spill_phase.load(std::memory_order_acquire) == kSpillIdle &&
+      w->cp_phase.load(std::memory_order_acquire) == kCheckpointIdle) {
+    StartSpill(w);
   }
   // Users changed since the snapshot cannot be evicted: far over the bound,
   // the worker checkpoints and evicts before it takes more events.
@@ -755,9 +829,8 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
       Clock::now() - w->last_checkpoint >= std::chrono::milliseconds(options.checkpoint_interval_ms);
   const bool has_work = w->state.dirty_count() > 0 || w->log_seq != w->checkpoint_seq;
   const bool over_memory = w->state.resident_users() > ResidentLimit() + ResidentLimit() / 8;
-  // Event ids over their memory budget spill with a checkpoint (atomically
-  // with the state their events changed). The log after the last checkpoint
-  // is what a restart replays: it is kept short.
+  // The log after the last checkpoint is what a restart replays: it is kept
+  // short.
   if (force_checkpoint) {
     s = Checkpoint(w);
     if (!s.ok()) {
@@ -765,8 +838,7 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
       std::lock_guard<std::mutex> lock(error_mu);
       if (first_worker_error.ok()) first_worker_error = s;
     }
-  } else if (over_memory || w->state.WantsSpill() ||
-             w->state.dirty_count() >= options.checkpoint_dirty_users ||
+  } else if (over_memory || w->state.dirty_count() >= options.checkpoint_dirty_users ||
              w->logged_since_checkpoint >= options.checkpoint_log_events ||
              (options.write_log && due_by_time && has_work)) {
     StartCheckpoint(w);
@@ -858,6 +930,9 @@ Status Pipeline::Impl::Recover() {
     });
     if (!s.ok()) return s;
     s = store->ScanIdRuns(w->id, [&](std::string_view d) { return w->state.LoadIdRun(d); });
+    if (!s.ok()) return s;
+    // Blocks of a spill whose descriptor never committed (a crash came first).
+    s = store->DeleteIdBlocksFrom(w->id, w->state.next_run_no());
     if (!s.ok()) return s;
     w->state.RebuildTimers();
   }

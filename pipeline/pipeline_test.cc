@@ -185,15 +185,16 @@ TEST(Pipeline, DuplicatesAreRecognisedWhenTheirIdsSpillToDisk) {
     EXPECT_EQ(first.accepted, static_cast<uint64_t>(ref.kpis.events_accepted));
     Totals again = Feed(*p, lines, 5);
     EXPECT_EQ(again.accepted, 0u);
-    PipelineStats stats = p->GetStatsSync();
-    EXPECT_GT(stats.id_runs, 2u);
-    EXPECT_GT(stats.spilled_ids, stats.remembered_ids / 2);
     kpis_before = p->GetKpisSync();
     ASSERT_TRUE(p->Close().ok());
   }
   auto p = std::move(Pipeline::Open(o)).value();
   EXPECT_EQ(p->GetKpisSync(), kpis_before);
-  EXPECT_GT(p->GetStatsSync().id_runs, 2u);
+  // Spills run beside checkpoints (how many depends on timing); the final
+  // checkpoint made every one durable: at least one per shard.
+  PipelineStats stats = p->GetStatsSync();
+  EXPECT_GE(stats.id_runs, 2u);
+  EXPECT_GT(stats.spilled_ids, stats.remembered_ids / 2);
   Totals after_restart = Feed(*p, lines, 6);
   EXPECT_EQ(after_restart.accepted, 0u);
   EXPECT_EQ(after_restart.duplicates,

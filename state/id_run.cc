@@ -45,6 +45,10 @@ bool IdRun::MayContain(const Hash128& h) const {
   return all;
 }
 
+void IdRun::Prefetch(const Hash128& h) const {
+  if (!bloom_.empty()) __builtin_prefetch(&bloom_[BloomBlock(h, bloom_.size() / 8) * 8]);
+}
+
 uint32_t IdRun::BlockOf(const Hash128& h) const {
   // The last block whose first hash is <= h.
   auto it = std::upper_bound(fences_.begin(), fences_.end(), h,

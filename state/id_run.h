@@ -52,6 +52,8 @@ class IdRun {
   size_t MemoryBytes() const { return bloom_.capacity() * 8 + fences_.capacity() * 16; }
 
   bool MayContain(const Hash128& h) const;
+  // A hint that MayContain(h) comes soon: fetches its filter block.
+  void Prefetch(const Hash128& h) const;
   // The block that holds `h` if any does (REQUIRES: count() > 0).
   uint32_t BlockOf(const Hash128& h) const;
   // Looks `h` up in a block read back from the store.

@@ -163,25 +163,38 @@ bool ShardState::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_d
 }
 
 void ShardState::RecordInBucket(int32_t day, const Hash128& h, int64_t wall_ms) {
-  Bucket& bucket = seen_by_day_[day];
+  if (last_bucket_.first != day || last_bucket_.second == nullptr) {
+    last_bucket_ = {day, &seen_by_day_[day]};  // map nodes never move
+  }
+  Bucket& bucket = *last_bucket_.second;
   bucket.ids.push_back(h);
   bucket.newest_wall_ms = std::max(bucket.newest_wall_ms, wall_ms);
 }
 
-const absl::flat_hash_map<Hash128, int32_t>& ShardState::FreezeIdsForSpill(uint64_t* run_no,
+const absl::flat_hash_map<Hash128, int32_t>& ShardState::FreezeIdsForSpill(uint64_t covers_sub,
+                                                                            uint64_t* run_no,
                                                                             int64_t* max_wall_ms) {
   *run_no = next_run_no_;
   has_pending_run_ = true;
-  draining_seen_.swap(new_seen_);
+  // Ids new since the checkpoint need no seen blob: the run holds them (and
+  // gives them back if it cannot be written).
+  spilling_new_seen_.swap(new_seen_);
   new_seen_.clear();
   spilling_ = std::move(seen_);
   seen_ = {};
   spilling_wall_ms_ = 0;
+  spilling_covers_sub_ = covers_sub;
+  spilling_first_day_ = seen_by_day_.empty() ? 0 : seen_by_day_.begin()->first;
+  spilling_last_day_ = seen_by_day_.empty() ? -1 : seen_by_day_.rbegin()->first;
   for (const auto& [day, bucket] : seen_by_day_) {
     spilling_wall_ms_ = std::max(spilling_wall_ms_, bucket.newest_wall_ms);
   }
   seen_by_day_.clear();
+  last_bucket_ = {kNoDay, nullptr};
   *max_wall_ms = spilling_wall_ms_;
+  // The map starts over at the size it will reach, instead of rehashing its
+  // way there again.
+  if (memory_id_limit_ != SIZE_MAX) seen_.reserve(memory_id_limit_ + 1);
   return spilling_;
 }
 
@@ -209,6 +222,7 @@ bool ShardState::ExpireSeen(int32_t today, size_t budget) {
       }
       forgotten_through_day_ = std::max(forgotten_through_day_, it->first);
       expiring_.emplace_back(it->first, std::move(it->second.ids));
+      if (last_bucket_.first == it->first) last_bucket_ = {kNoDay, nullptr};
       it = seen_by_day_.erase(it);
       ++expired_buckets;
     }
@@ -767,7 +781,28 @@ Status ShardState::LoadIdRun(std::string_view descriptor) {
   return Status::Ok();
 }
 
-void ShardState::CheckpointDone(bool ok, IdRun* run) {
+void ShardState::SpillDone(bool ok, IdRun* run, std::string descriptor) {
+  if (!has_pending_run_) return;
+  if (ok) {
+    unconfirmed_runs_.push_back(UnconfirmedRun{run->run_no(), std::move(descriptor),
+                                               spilling_first_day_, spilling_last_day_,
+                                               spilling_covers_sub_});
+    ++next_run_no_;
+    spilled_ids_ += run->count();
+    runs_.push_back(std::move(*run));
+  } else {
+    // Not spilled after all: the frozen ids are the map's again.
+    for (const auto& [h, day] : spilling_) {
+      if (seen_.try_emplace(h, day).second) RecordInBucket(day, h, spilling_wall_ms_);
+    }
+    new_seen_.insert(new_seen_.end(), spilling_new_seen_.begin(), spilling_new_seen_.end());
+  }
+  spilling_ = {};
+  spilling_new_seen_ = {};
+  has_pending_run_ = false;
+}
+
+void ShardState::CheckpointDone(bool ok) {
   if (snap_epoch_ != 0) {  // misuse: a snapshot not finished cannot have been written
     snap_epoch_ = 0;
     snap_sink_ = nullptr;
@@ -778,22 +813,14 @@ void ShardState::CheckpointDone(bool ok, IdRun* run) {
     for (uint32_t i : draining_dirty_) MarkDirty(i);
     new_seen_.insert(new_seen_.end(), draining_seen_.begin(), draining_seen_.end());
     expired_runs_.insert(expired_runs_.end(), draining_runs_.begin(), draining_runs_.end());
+    unconfirmed_runs_.insert(unconfirmed_runs_.begin(),
+                             std::make_move_iterator(confirming_runs_.begin()),
+                             std::make_move_iterator(confirming_runs_.end()));
   }
-  if (has_pending_run_ && ok && run != nullptr) {
-    ++next_run_no_;
-    spilled_ids_ += run->count();
-    runs_.push_back(std::move(*run));
-  } else {
-    // Not spilled after all: the frozen ids are the map's again.
-    for (const auto& [h, day] : spilling_) {
-      if (seen_.try_emplace(h, day).second) RecordInBucket(day, h, spilling_wall_ms_);
-    }
-  }
-  spilling_ = {};
-  has_pending_run_ = false;
   draining_dirty_.clear();
   draining_seen_.clear();
   draining_runs_.clear();
+  confirming_runs_.clear();
 }
 
 void ShardState::RebuildTimers() {

@@ -152,7 +152,12 @@ class ShardState {
   void set_user_hash_for_testing(uint64_t (*fn)(std::string_view)) { user_hash_ = fn; }
   void PrefetchUser(uint64_t user_hash) const;
   void PrefetchUserState(uint64_t user_hash, bool buckets) const;
-  void PrefetchSeen(const Hash128& h) const { seen_.prefetch(h); }
+  void PrefetchSeen(const Hash128& h) const {
+    seen_.prefetch(h);
+    // A fresh id is looked up in the frozen map and every run's filter too.
+    if (!spilling_.empty()) spilling_.prefetch(h);
+    for (const IdRun& run : runs_) run.Prefetch(h);
+  }
 
   // ---- events
   // Applies an accepted event (own or referral credit). `today` = day(T),
@@ -232,17 +237,44 @@ class ShardState {
     new_seen_.clear();
     return draining_seen_;
   }
-  // Instead of DrainNewSeen: freezes every in-memory id (new or not) to be
-  // spilled into run *run_no, and returns them. The map starts over at once
-  // (ids marked meanwhile go to the new map; the frozen ones are still
-  // consulted). The caller — on any thread, reading the frozen map only —
-  // builds the run with IdRun::Build, writes its blocks and descriptor and
-  // deletes every seen blob of the shard in the same write, then hands the
-  // run to CheckpointDone(true, &run); CheckpointDone(false) takes the ids back.
+  // Spilling runs beside checkpoints, not inside them (a bulk load would
+  // otherwise write every dirty user once per spill). FreezeIdsForSpill
+  // freezes every in-memory id for run *run_no and returns them; the map
+  // starts over at once (ids marked meanwhile go to the new map, the frozen
+  // ones are still consulted). The caller — on any thread, reading the
+  // frozen map only — builds the run with IdRun::Build and writes its blocks
+  // (not its descriptor), then hands it to SpillDone(true, &run, descriptor);
+  // SpillDone(false) takes the ids back. A spilled run answers at once and
+  // becomes durable with the next checkpoint, which writes its descriptor
+  // and deletes the seen blobs it covers (DrainUnconfirmedRuns): those of its
+  // days written before the freeze, i.e. with a blob number <= `covers_sub`,
+  // the caller's counter of blobs at the freeze. Blocks of a run whose
+  // descriptor never committed are orphans: recovery deletes them (every run
+  // numbered from next_run_no() on).
   // *max_wall_ms: when the newest of them was recorded (the run's
   // IdRun::set_max_wall_ms).
-  const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t* run_no,
+  // REQUIRES: no checkpoint in flight (its blobs would race covers_sub).
+  const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t covers_sub,
+                                                                  uint64_t* run_no,
                                                                   int64_t* max_wall_ms);
+  void SpillDone(bool ok, IdRun* run, std::string descriptor);
+  bool spilling() const { return has_pending_run_; }
+  uint64_t next_run_no() const { return next_run_no_; }
+  // A spilled run whose descriptor is not yet in the store.
+  struct UnconfirmedRun {
+    uint64_t run_no = 0;
+    std::string descriptor;
+    int32_t first_day = 0, last_day = 0;  // the arrival days of its ids
+    uint64_t covers_sub = 0;              // seen blobs numbered up to this hold only its ids
+  };
+  // Calls fn(run) for each spilled run not yet confirmed; the checkpoint
+  // that writes them confirms them (CheckpointDone).
+  template <typename Fn>
+  void DrainUnconfirmedRuns(Fn&& fn) {
+    for (const UnconfirmedRun& r : unconfirmed_runs_) fn(r);
+    confirming_runs_.swap(unconfirmed_runs_);
+    unconfirmed_runs_.clear();
+  }
   // Calls fn(run_no) for each run past the horizon whose deletion is not yet persisted.
   template <typename Fn>
   void DrainExpiredRuns(Fn&& fn) {
@@ -250,8 +282,7 @@ class ShardState {
     draining_runs_.swap(expired_runs_);
     expired_runs_.clear();
   }
-  // `run`: the run built from FreezeIdsForSpill's ids, if any.
-  void CheckpointDone(bool ok, IdRun* run = nullptr);
+  void CheckpointDone(bool ok);
   // Shard-level aggregates and counters, swept day and max ts, plus the
   // caller's log position.
   void EncodeMeta(uint64_t log_seq, std::string* out) const;
@@ -396,6 +427,7 @@ class ShardState {
     int64_t newest_wall_ms = 0;
   };
   std::map<int32_t, Bucket> seen_by_day_;
+  std::pair<int32_t, Bucket*> last_bucket_{kNoDay, nullptr};  // most ids go to one day
   std::vector<std::pair<int32_t, std::vector<Hash128>>> expiring_;  // expired days not yet erased
   int32_t expire_today_ = kNoDay;
   int64_t expire_wall_s_ = INT64_MIN;
@@ -407,7 +439,12 @@ class ShardState {
   std::vector<IdRun> runs_;
   size_t spilled_ids_ = 0;
   uint64_t next_run_no_ = 1;
-  bool has_pending_run_ = false;
+  bool has_pending_run_ = false;  // a frozen map is being written as a run
+  int32_t spilling_first_day_ = 0, spilling_last_day_ = 0;
+  uint64_t spilling_covers_sub_ = 0;
+  std::vector<std::pair<Hash128, int32_t>> spilling_new_seen_;  // not yet in any seen blob
+  std::vector<UnconfirmedRun> unconfirmed_runs_;
+  std::vector<UnconfirmedRun> confirming_runs_;
   absl::flat_hash_map<Hash128, int32_t> spilling_;  // frozen for the run being written
   int64_t spilling_wall_ms_ = 0;                     // ... and when its newest id came
   std::vector<uint64_t> expired_runs_;

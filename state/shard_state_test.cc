@@ -258,30 +258,32 @@ class FakeRuns : public IdRunSource {
     *bytes = it->second;
     return Status::Ok();
   }
-  // A checkpoint as the pipeline takes it: spills when the map is over its
-  // limit, and applies the expired runs' deletion.
+  // A spill and a checkpoint as the pipeline takes them: spills when the map
+  // is over its limit (blocks first, descriptor with the checkpoint), and
+  // applies the expired runs' deletion.
   void Checkpoint(ShardState* shard) {
-    IdRun run;
-    bool spilled = false;
     if (shard->WantsSpill()) {
       uint64_t run_no = 0;
       int64_t wall_ms = 0;
-      const auto& frozen = shard->FreezeIdsForSpill(&run_no, &wall_ms);
+      const auto& frozen = shard->FreezeIdsForSpill(0, &run_no, &wall_ms);
       std::vector<std::pair<Hash128, int32_t>> entries(frozen.begin(), frozen.end());
-      run = IdRun::Build(run_no, &entries, [&](uint32_t b, std::string_view bytes) {
+      IdRun run = IdRun::Build(run_no, &entries, [&](uint32_t b, std::string_view bytes) {
         blocks[{run_no, b}] = std::string(bytes);
       });
       run.set_max_wall_ms(wall_ms);
-      run.EncodeDescriptor(&descriptors[run_no]);
-      spilled = true;
-    } else {
-      shard->DrainNewSeen();
+      std::string descriptor;
+      run.EncodeDescriptor(&descriptor);
+      shard->SpillDone(true, &run, descriptor);
     }
+    shard->DrainNewSeen();
+    shard->DrainUnconfirmedRuns([&](const ShardState::UnconfirmedRun& r) {
+      descriptors[r.run_no] = r.descriptor;
+    });
     shard->DrainExpiredRuns([&](uint64_t run_no) {
       std::erase_if(blocks, [&](const auto& kv) { return kv.first.first == run_no; });
       descriptors.erase(run_no);
     });
-    shard->CheckpointDone(true, spilled ? &run : nullptr);
+    shard->CheckpointDone(true);
   }
   bool fail = false;
   std::map<std::pair<uint64_t, uint32_t>, std::string> blocks;

@@ -108,6 +108,7 @@ struct Store::Rep {
 };
 
 struct Store::Checkpoint::Rep {
+  explicit Rep(size_t expected_bytes) : batch(expected_bytes) {}
   Store::Rep* store;
   rocksdb::WriteBatch batch;
   // Users staged unsorted: key and value bytes back to back in `staged`.
@@ -320,7 +321,9 @@ Status Store::ScanIdRuns(uint32_t shard, const std::function<Status(std::string_
   return FromRocks(it->status());
 }
 
-Store::Checkpoint::Checkpoint(Store* store) : rep_(std::make_unique<Rep>()) {
+Store::Checkpoint::Checkpoint(Store* store, size_t expected_bytes)
+    : rep_(std::make_unique<Rep>(expected_bytes)) {
+  rep_->staged.reserve(expected_bytes);
   rep_->store = store->rep_.get();
 }
 Store::Checkpoint::~Checkpoint() = default;
@@ -371,6 +374,20 @@ void Store::Checkpoint::DeleteIdRun(uint32_t shard, uint64_t run) {
   rep_->batch.Delete(rep_->store->idruns, IdRunKey(shard, run));
   rep_->batch.DeleteRange(rep_->store->idruns, IdBlockKey(shard, run, 0),
                           IdBlockKey(shard, run + 1, 0));
+}
+
+void Store::Checkpoint::DeleteSeenUpTo(uint32_t shard, int32_t day, uint64_t sub) {
+  rep_->batch.DeleteRange(rep_->store->seen, SeenKey(shard, day, 0),
+                          sub == UINT64_MAX ? SeenKey(shard, day + 1, 0) : SeenKey(shard, day, sub + 1));
+}
+
+Status Store::DeleteIdBlocksFrom(uint32_t shard, uint64_t run) {
+  rocksdb::WriteOptions wo;
+  TIERSTREAM_TSAN_WRITE_LOCK;
+  std::string end;  // past every block key of the shard (shard | 1 | ...)
+  PutBe32(&end, shard);
+  end.push_back('\2');
+  return FromRocks(rep_->db->DeleteRange(wo, rep_->idruns, IdBlockKey(shard, run, 0), end));
 }
 
 void Store::Checkpoint::DeleteSeenBefore(uint32_t shard, int32_t day) {

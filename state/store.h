@@ -63,7 +63,9 @@ class Store {
 
   class Checkpoint {
    public:
-    explicit Checkpoint(Store* store);
+    // `expected_bytes`: about what it will hold, so that its buffers are
+    // sized once instead of doubling (and copying) their way there.
+    explicit Checkpoint(Store* store, size_t expected_bytes = 0);
     ~Checkpoint();
     void PutUser(uint32_t shard, std::string_view user_id, std::string_view encoded);
     // The same, in any order: Commit sorts staged users by key (on the
@@ -73,6 +75,8 @@ class Store {
     void PutSeen(uint32_t shard, int32_t day, uint64_t sub, std::string_view packed);
     void DeleteSeenBefore(uint32_t shard, int32_t day);
     void DeleteAllSeen(uint32_t shard);
+    // Deletes the seen blobs of `day` numbered up to `sub`.
+    void DeleteSeenUpTo(uint32_t shard, int32_t day, uint64_t sub);
     void PutIdBlock(uint32_t shard, uint64_t run, uint32_t block, std::string_view bytes);
     void PutIdRun(uint32_t shard, uint64_t run, std::string_view descriptor);
     void DeleteIdRun(uint32_t shard, uint64_t run);
@@ -86,6 +90,9 @@ class Store {
   Status Commit(Checkpoint* checkpoint, bool sync);
   // Deletes the log of `shard` through `seq` (after a checkpoint covering it).
   Status TrimLog(uint32_t shard, uint64_t seq);
+  // Deletes the id blocks of runs numbered `run` and up (orphans: blocks
+  // written by a spill whose descriptor never committed).
+  Status DeleteIdBlocksFrom(uint32_t shard, uint64_t run);
 
   // Bytes on disk of all SST and log files (approximate).
   uint64_t DiskBytes();

@@ -136,6 +136,53 @@ TEST(Crash, EveryCounterSurvivesKillNine) {
   EXPECT_EQ(after->body, before->body);
 }
 
+// Event ids over their memory budget spill into runs beside checkpoints: a
+// run's blocks are written at once, its descriptor with the next checkpoint.
+// A kill -9 in between must neither lose the ids (they are in the log's
+// events) nor keep the orphan run (its events are not in the checkpoint).
+TEST(Crash, SpilledIdsAreExactAcrossKillNineBeforeTheirCheckpoint) {
+  app::GenOptions g = Stream();
+  g.events = 30000;
+  auto lines = testing::GenerateLines(g);
+  const testing::Reference ref = testing::Evaluate(lines);
+  TempDir dir;
+  ServerProcess server(dir.path(), {"--dedup-memory-mb", "1", "--checkpoint-interval-ms", "600000"});
+  ASSERT_TRUE(server.ready());
+  const size_t quarter = lines.size() / 4;
+  for (size_t from = 0; from < lines.size(); from += quarter) {
+    auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
+                              testing::Join(lines, from, std::min(lines.size(), from + quarter)));
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << r->body;
+  }
+  auto h = app::HttpRequest(server.http(), "GET", "/healthz");
+  ASSERT_TRUE(h.ok());
+  ASSERT_GT(Field(h->body, "event_id_runs"), 0u) << h->body;  // spilled, not yet checkpointed
+  server.Kill();
+  ASSERT_TRUE(server.Start());
+  auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  ASSERT_TRUE(k.ok());
+  auto diffs = testing::DiffKpis(k->body, ref.kpis, true);
+  EXPECT_TRUE(diffs.empty()) << diffs[0];
+  // Every id is remembered, in runs or in memory: a re-send is all duplicates,
+  // after the recovery's checkpoint and after one more kill.
+  for (int round = 0; round < 2; ++round) {
+    auto r = app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, 0, lines.size()));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(Field(r->body, "accepted"), 0u) << r->body;
+    server.Kill();
+    ASSERT_TRUE(server.Start());
+  }
+  size_t bad = 0;
+  for (const auto& [id, want] : ref.profiles) {
+    auto u = app::HttpRequest(server.http(), "GET", "/v1/users/" + app::UrlEncode(id));
+    ASSERT_TRUE(u.ok());
+    auto d = testing::DiffProfile(u->body, want);
+    if (!d.empty() && ++bad <= 3) ADD_FAILURE() << d[0];
+  }
+  EXPECT_EQ(bad, 0u);
+}
+
 // Promise 5: on a nearly full disk ingest answers 503 and takes nothing,
 // queries keep working, and ingest resumes by itself when space returns.
 TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {
