@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--token-file", serve.token_file,
                         "File holding a bearer token required by every request but /healthz");
-  serve_cmd->add_option("--io-threads", serve.server.io_threads, "Network threads")
+  serve_cmd->add_option("--io-threads", serve.server.io_threads,
+                        "Network threads (each serves its share of the connections)")
       ->capture_default_str();
   serve_cmd->add_option("--max-body-bytes", serve.server.max_body_bytes,
                         "Largest POST body accepted (413 beyond)")

@@ -16,7 +16,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -106,13 +106,39 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+// One io_context run by exactly one thread. Every handler of a connection
+// runs on its lane's thread, so the batches a connection submits leave one
+// producer thread in stream order, and the pipeline's queues keep FIFO order
+// only per producer thread (a strand on a shared io_context hops threads,
+// which let a later batch overtake an earlier one).
+struct Lane {
+  Lane() : ioc(1), work(net::make_work_guard(ioc)) {}
+  net::io_context ioc;
+  net::executor_work_guard<net::io_context::executor_type> work;
+};
+
+std::vector<std::unique_ptr<Lane>> MakeLanes(int n) {
+  std::vector<std::unique_ptr<Lane>> lanes;
+  for (int i = 0; i < std::max(n, 1); ++i) lanes.push_back(std::make_unique<Lane>());
+  return lanes;
+}
+
 struct Server::Impl {
   Impl(pipeline::Pipeline* p, ServerOptions o)
-      : pipeline(p), options(std::move(o)), http_acceptor(ioc), tcp_acceptor(ioc), signals(ioc) {}
+      : pipeline(p),
+        options(std::move(o)),
+        lanes(MakeLanes(options.io_threads)),
+        ioc(lanes[0]->ioc),
+        http_acceptor(ioc),
+        tcp_acceptor(ioc),
+        signals(ioc) {}
 
   pipeline::Pipeline* pipeline;
   ServerOptions options;
-  net::io_context ioc;
+  std::vector<std::unique_ptr<Lane>> lanes;
+  // Lane 0: the acceptors, the signals and the shutdown sequence.
+  net::io_context& ioc;
+  size_t next_lane = 0;  // round-robin over lanes; touched on lane 0 only
   tcp::acceptor http_acceptor;
   tcp::acceptor tcp_acceptor;
   net::signal_set signals;
@@ -129,6 +155,8 @@ struct Server::Impl {
   }
   void AcceptHttp();
   void AcceptTcp();
+  // The lane of the next accepted connection.
+  net::io_context& NextLane() { return lanes[next_lane++ % lanes.size()]->ioc; }
 };
 
 namespace {
@@ -144,6 +172,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   ~HttpSession() { server_->connections.fetch_sub(1); }
 
   void Start() { DoRead(); }
+  net::any_io_executor executor() { return stream_.get_executor(); }
 
   // Answers 503 and closes: used when the connection limit is reached.
   void RefuseBusy() {
@@ -200,7 +229,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Send(std::move(res));
   }
 
-  // Replies from any thread: hops onto this connection's strand first.
+  // Replies from any thread: hops onto this connection's io thread first.
   void ReplyLater(http::status status, std::string body) {
     net::post(stream_.get_executor(), [self = shared_from_this(), status, b = std::move(body)]() mutable {
       self->Reply(status, std::move(b), self->request_.keep_alive(), self->request_.version());
@@ -406,6 +435,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     ArmIdle();
     DoRead();
   }
+  net::any_io_executor executor() { return socket_.get_executor(); }
 
   void RefuseBusy() {
     auto line = std::make_shared<std::string>(ErrorBody("too many connections") + "\n");
@@ -532,34 +562,29 @@ Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, c
 }
 
 void Server::Impl::AcceptHttp() {
-  http_acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+  http_acceptor.async_accept(NextLane(), [this](beast::error_code ec, tcp::socket s) {
     if (ec) {
       if (!stopped.load() && http_acceptor.is_open()) RetryAccept([this] { AcceptHttp(); });
       return;
     }
     s.set_option(tcp::no_delay(true), ec);
     auto session = std::make_shared<HttpSession>(std::move(s), this);
-    if (connections.load() > options.max_connections) {
-      session->RefuseBusy();
-    } else {
-      session->Start();
-    }
+    const bool busy = connections.load() > options.max_connections;
+    // The session lives on its socket's lane from its first handler on.
+    net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
     AcceptHttp();
   });
 }
 
 void Server::Impl::AcceptTcp() {
-  tcp_acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+  tcp_acceptor.async_accept(NextLane(), [this](beast::error_code ec, tcp::socket s) {
     if (ec) {
       if (!stopped.load() && tcp_acceptor.is_open()) RetryAccept([this] { AcceptTcp(); });
       return;
     }
     auto session = std::make_shared<TcpSession>(std::move(s), this);
-    if (connections.load() > options.max_connections) {
-      session->RefuseBusy();
-    } else {
-      session->Start();
-    }
+    const bool busy = connections.load() > options.max_connections;
+    net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
     AcceptTcp();
   });
 }
@@ -591,8 +616,8 @@ void Server::Run() {
     Stop();
   });
   std::vector<std::thread> threads;
-  for (int i = 1; i < impl_->options.io_threads; ++i) {
-    threads.emplace_back([this] { impl_->ioc.run(); });
+  for (size_t i = 1; i < impl_->lanes.size(); ++i) {
+    threads.emplace_back([this, i] { impl_->lanes[i]->ioc.run(); });
   }
   impl_->ioc.run();
   for (auto& t : threads) t.join();
@@ -607,7 +632,9 @@ void Server::Stop() {
     impl_->signals.cancel(ignored);
     // Let answers already on their way go out, then stop.
     auto timer = std::make_shared<net::steady_timer>(impl_->ioc, std::chrono::milliseconds(200));
-    timer->async_wait([this, timer](beast::error_code) { impl_->ioc.stop(); });
+    timer->async_wait([this, timer](beast::error_code) {
+      for (auto& lane : impl_->lanes) lane->ioc.stop();
+    });
   });
 }
 

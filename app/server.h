@@ -1,6 +1,9 @@
 // The network front of `tierstream serve`: the HTTP API of SPEC §6 and the
-// TCP NDJSON ingest port, on one Boost.Asio io_context run by a few threads.
-// Boost types stay in the .cc files.
+// TCP NDJSON ingest port. Each io thread runs its own Boost.Asio io_context
+// and accepted connections are spread over them round-robin, so every
+// handler of one connection runs on one thread: its batches reach each shard
+// in the order it sent them (see Pipeline::Submit). Boost types stay in the
+// .cc files.
 //
 // Thread safety: Run() blocks the calling thread until Stop() (thread-safe,
 // also called on SIGINT/SIGTERM).
@@ -19,7 +22,7 @@ namespace tierstream::app {
 struct ServerOptions {
   std::string http_address = "127.0.0.1:8080";  // empty: no HTTP listener
   std::string tcp_address = "127.0.0.1:9090";   // empty: no TCP listener
-  int io_threads = 2;
+  int io_threads = 2;  // io_contexts, one thread each
   uint64_t max_body_bytes = 64ull << 20;  // larger POST bodies get 413
   int idle_timeout_seconds = 60;          // a connection silent this long is closed
   int max_connections = 1024;             // beyond this, new connections are refused

@@ -156,7 +156,8 @@ class Pipeline {
 
   std::unique_ptr<Batch> NewBatch() const { return std::make_unique<Batch>(shards()); }
   // Hands `batch` to the shards; `done` runs once, on a worker thread, after
-  // every accepted event of it is durable and applied.
+  // every accepted event of it is durable and applied. Batches submitted from
+  // one thread are processed by each shard in submission order.
   void Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutcome)> done);
   // True while free disk space is under the watermark (ingest is refused).
   bool DiskLow() const;
