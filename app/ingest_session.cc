@@ -42,7 +42,21 @@ void IngestSession::SubmitDecoded(std::string_view complete_lines) {
                     [self](pipeline::BatchOutcome outcome) { self->OnBatchDone(std::move(outcome)); });
 }
 
+namespace {
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+}  // namespace
+
 void IngestSession::Feed(std::string_view bytes) {
+  while (!bom_checked_ && !bytes.empty()) {
+    if (bytes[0] == kBom[bom_seen_]) {
+      bytes.remove_prefix(1);
+      bom_checked_ = ++bom_seen_ == kBom.size();
+      continue;
+    }
+    // Not a byte-order mark: what looked like its start is input.
+    bom_checked_ = true;
+    if (bom_seen_ > 0) Feed(kBom.substr(0, bom_seen_));
+  }
   while (!bytes.empty()) {
     if (skipping_long_line_) {
       const void* nl = std::memchr(bytes.data(), '\n', bytes.size());
@@ -98,6 +112,8 @@ void IngestSession::Feed(std::string_view bytes) {
 }
 
 Status IngestSession::FeedWhole(std::string_view body) {
+  if (body.substr(0, kBom.size()) == kBom) body.remove_prefix(kBom.size());
+  bom_checked_ = true;
   size_t i = 0;
   while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
     ++i;
@@ -136,6 +152,10 @@ Status IngestSession::FeedWhole(std::string_view body) {
 }
 
 void IngestSession::Finish(std::function<void(IngestSummary)> done) {
+  if (!bom_checked_ && bom_seen_ > 0) {  // the input was a prefix of a mark
+    bom_checked_ = true;
+    Feed(kBom.substr(0, bom_seen_));
+  }
   if (!skipping_long_line_ && pending_.size() > 0) {
     SubmitDecoded(pending_.view());
     pending_.Clear();

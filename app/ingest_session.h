@@ -3,7 +3,8 @@
 // SPEC §6 ({"accepted","duplicates","rejected","errors"}).
 //
 // Streamed input is framed at newlines; a line longer than 1 MiB is counted
-// as rejected and skipped without being buffered. Feed()/FeedWhole()/Finish()
+// as rejected and skipped without being buffered. A UTF-8 byte-order mark at
+// the very start of the input is skipped. Feed()/FeedWhole()/Finish()
 // are confined to the owner's thread (a connection's handler); batch
 // completions arrive on worker threads and are merged under a mutex.
 #ifndef TIERSTREAM_APP_INGEST_SESSION_H_
@@ -58,6 +59,10 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
   ingest::PaddedBuffer pending_;  // an incomplete last line
   uint64_t next_line_ = 1;
   bool skipping_long_line_ = false;
+  // Byte-order mark at the start: bytes of it seen so far (a read may end
+  // inside it), until the first byte that is not part of one.
+  size_t bom_seen_ = 0;
+  bool bom_checked_ = false;
 
   std::mutex mu_;
   IngestSummary summary_;

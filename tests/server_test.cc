@@ -424,5 +424,38 @@ TEST_F(ServerTest, OneConnectionsBatchesReachEachShardInStreamOrder) {
       << "a later batch overtook an earlier one: " << k.body;
 }
 
+// Editors on Windows start UTF-8 files with a byte-order mark: at the very
+// start of a body or of a TCP stream (after the AUTH line) it is skipped.
+TEST_F(ServerTest, SkipsAByteOrderMarkAtTheStartOfABodyOrStream) {
+  app::ServerOptions o;
+  o.token = "s3cret-token-0123456789";
+  Start(o);
+  const std::string bom = "\xEF\xBB\xBF";
+  auto r = app::HttpRequest(
+      http_, "POST", "/v1/events",
+      bom + R"({"event_id":"b1","type":"share","user_id":"ub","ts":1763971200000})" "\n", 10,
+      o.token);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+  r = app::HttpRequest(
+      http_, "POST", "/v1/events",
+      bom + R"([{"event_id":"b2","type":"share","user_id":"ub","ts":1763971200000}])", 10,
+      o.token);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+  auto t = app::TcpSend(
+      tcp_, bom + R"({"event_id":"b3","type":"share","user_id":"ub","ts":1763971200000})" "\n", 10,
+      o.token);
+  ASSERT_TRUE(t.ok());
+  EXPECT_NE(t->find(R"({"accepted":1,"duplicates":0,"rejected":0,)"), std::string::npos) << *t;
+  // Only at the start: elsewhere it is not JSON.
+  t = app::TcpSend(tcp_,
+                   R"({"event_id":"b4","type":"share","user_id":"ub","ts":1763971200000})" "\n" +
+                       bom + R"({"event_id":"b5","type":"share","user_id":"ub","ts":1763971200000})",
+                   10, o.token);
+  ASSERT_TRUE(t.ok());
+  EXPECT_NE(t->find(R"({"accepted":1,"duplicates":0,"rejected":1,)"), std::string::npos) << *t;
+}
+
 }  // namespace
 }  // namespace tierstream
