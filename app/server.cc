@@ -4,10 +4,12 @@
 
 #include "app/server.h"
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -190,11 +192,70 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void DoRead() {
     parser_.emplace();
-    parser_->body_limit(server_->options.max_body_bytes);
+    // No limit while the header is read: OnHeader checks the token before it
+    // says anything about the size, then sets the limit (chunked bodies).
+    // (Not boost::none: Beast 1.74 compares a length with it as with zero.)
+    parser_->body_limit(std::numeric_limits<uint64_t>::max());
     parser_->header_limit(64 * 1024);
+    stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  // Decides what it can on the header alone: a missing token and a body over
+  // the limit are answered before the client sends the body (and the
+  // connection is closed, as that body may follow); a client that waits for
+  // "100 Continue" (curl does, a second, for bodies over 1 MiB) gets it.
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnRead(ec);
+    const auto& req = parser_->get();
+    std::string_view target(req.target().data(), req.target().size());
+    if (!Authorized(req, target.substr(0, target.find('?')))) {
+      return Unauthorized(req.version(), /*keep_alive=*/false);
+    }
+    const uint64_t limit = server_->options.max_body_bytes;
+    if (auto length = parser_->content_length(); length && *length > limit) {
+      return Reply(http::status::payload_too_large,
+                   ErrorBody("body exceeds " + std::to_string(limit) + " bytes"), false,
+                   req.version());
+    }
+    parser_->body_limit(limit);
+    if (parser_->is_done()) return OnRead({});
+    if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](beast::error_code write_ec, size_t) {
+                         if (write_ec) return self->Close();
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  // Every request but the health endpoints needs the token, when there is one.
+  bool Authorized(const http::request_header<>& req, std::string_view path) const {
+    const std::string& token = server_->options.token;
+    if (token.empty() || path == "/healthz" || path == "/readyz") return true;
+    auto auth = req[http::field::authorization];
+    return ConstantTimeEquals(std::string_view(auth.data(), auth.size()), "Bearer " + token);
+  }
+
+  void Unauthorized(unsigned version, bool keep_alive) {
+    Response res{http::status::unauthorized, version};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::www_authenticate, "Bearer");
+    res.keep_alive(keep_alive);
+    res.body() = ErrorBody("missing or wrong bearer token");
+    res.prepare_payload();
+    Send(std::move(res));
   }
 
   void OnRead(beast::error_code ec) {
@@ -241,10 +302,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
     http::async_write(stream_, *response_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
-                        if (ec || self->response_->need_eof()) {
-                          self->Close();
-                          return;
-                        }
+                        if (ec) return self->Close();
+                        if (self->response_->need_eof()) return self->LingerClose();
                         self->response_.reset();
                         self->DoRead();
                       });
@@ -254,6 +313,25 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
+  }
+
+  // After a last answer: closing a socket with unread input sends a reset,
+  // which can destroy the answer before the client reads it (an early 413
+  // while the client still sends its body). So send FIN, then read and drop
+  // what comes until the client closes too, for at most 2 s.
+  void LingerClose() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(2));
+    Discard();
+  }
+  void Discard() {
+    if (!discard_) discard_ = std::make_unique<std::array<char, 4096>>();
+    stream_.async_read_some(net::buffer(*discard_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->Close();
+                              self->Discard();
+                            });
   }
 
   void MethodNotAllowed(const char* allow) {
@@ -274,19 +352,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const auto method = request_.method();
     const bool keep = request_.keep_alive();
     const unsigned version = request_.version();
-    const std::string& token = server_->options.token;
-    if (!token.empty() && path != "/healthz") {
-      auto auth = request_[http::field::authorization];
-      if (!ConstantTimeEquals(std::string_view(auth.data(), auth.size()), "Bearer " + token)) {
-        Response res{http::status::unauthorized, version};
-        res.set(http::field::content_type, "application/json");
-        res.set(http::field::www_authenticate, "Bearer");
-        res.keep_alive(keep);
-        res.body() = ErrorBody("missing or wrong bearer token");
-        res.prepare_payload();
-        return Send(std::move(res));
-      }
-    }
+    // (The token was checked on the header, in OnHeader.)
 
     if (path == "/v1/events") {
       if (method != http::verb::post) return MethodNotAllowed("POST");
@@ -413,6 +479,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::optional<http::request_parser<http::string_body>> parser_;
   Request request_;
   std::shared_ptr<Response> response_;
+  std::unique_ptr<std::array<char, 4096>> discard_;  // LingerClose's sink
 };
 
 // ---- TCP ingest ---------------------------------------------------------------

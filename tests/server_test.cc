@@ -457,5 +457,63 @@ TEST_F(ServerTest, SkipsAByteOrderMarkAtTheStartOfABodyOrStream) {
   EXPECT_NE(t->find(R"({"accepted":1,"duplicates":0,"rejected":1,)"), std::string::npos) << *t;
 }
 
+// Reads from `fd` until `terminator` has arrived, the peer closes or
+// `wait_ms` of silence pass.
+std::string ReadUntil(int fd, std::string_view terminator, int wait_ms = 5000) {
+  std::string got;
+  char buf[4096];
+  pollfd p{fd, POLLIN, 0};
+  while (got.find(terminator) == std::string::npos && ::poll(&p, 1, wait_ms) > 0) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+// Clients such as curl send "Expect: 100-continue" with large bodies and wait
+// for "100 Continue" (curl: a second) before sending the body; a request the
+// server will refuse anyway is answered on its header alone.
+TEST_F(ServerTest, AnswersExpectContinueAndRefusesOnTheHeaderAlone) {
+  app::ServerOptions o;
+  o.max_body_bytes = 1000;
+  o.token = "s3cret-token-0123456789";
+  Start(o);
+  const std::string event = R"({"event_id":"c1","type":"share","user_id":"uc","ts":1763971200000})" "\n";
+  const std::string auth = "Authorization: Bearer " + o.token + "\r\n";
+  {
+    int fd = Connect(http_);
+    ASSERT_GE(fd, 0);
+    const std::string head = "POST /v1/events HTTP/1.1\r\nHost: x\r\n" + auth +
+                             "Expect: 100-continue\r\nContent-Length: " +
+                             std::to_string(event.size()) + "\r\n\r\n";
+    ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+    std::string interim = ReadUntil(fd, "\r\n\r\n");
+    EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    ASSERT_EQ(::send(fd, event.data(), event.size(), MSG_NOSIGNAL), static_cast<ssize_t>(event.size()));
+    std::string reply = ReadUntil(fd, "]}");
+    EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+    EXPECT_NE(reply.find(R"({"accepted":1,)"), std::string::npos) << reply;
+    ::close(fd);
+  }
+  // Over the limit, or without the token: refused before any body byte, and closed.
+  for (const std::string& head :
+       {"POST /v1/events HTTP/1.1\r\nHost: x\r\n" + auth +
+            "Expect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+        std::string("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"),
+        std::string("POST /v1/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                    "Content-Length: 10\r\n\r\n")}) {
+    int fd = Connect(http_);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+    std::string reply = ReadUntil(fd, "\n\n-never-");  // until the server closes
+    const char* want = head.find("Bearer") == std::string::npos ? "HTTP/1.1 401" : "HTTP/1.1 413";
+    EXPECT_EQ(reply.rfind(want, 0), 0u) << head << " -> " << reply;
+    EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
+    EXPECT_EQ(reply.find("100 Continue"), std::string::npos) << reply;
+    ::close(fd);
+  }
+}
+
 }  // namespace
 }  // namespace tierstream
