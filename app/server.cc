@@ -113,10 +113,35 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 // producer thread in stream order, and the pipeline's queues keep FIFO order
 // only per producer thread (a strand on a shared io_context hops threads,
 // which let a later batch overtake an earlier one).
+// A connection, as the shutdown sequence sees it.
+class Session {
+ public:
+  virtual ~Session() = default;
+  // On its lane's thread: take no new request or input, answer what is in
+  // flight, then close.
+  virtual void Shutdown() = 0;
+};
+
 struct Lane {
   Lane() : ioc(1), work(net::make_work_guard(ioc)) {}
+  // On this lane's thread.
+  void Register(std::weak_ptr<Session> session) {
+    if (sessions.size() >= prune_at) {
+      std::erase_if(sessions, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+      prune_at = std::max<size_t>(64, 2 * sessions.size());
+    }
+    sessions.push_back(std::move(session));
+  }
+  void ShutdownSessions() {
+    for (auto& w : sessions) {
+      if (auto s = w.lock()) s->Shutdown();
+    }
+  }
+
   net::io_context ioc;
   net::executor_work_guard<net::io_context::executor_type> work;
+  std::vector<std::weak_ptr<Session>> sessions;  // this lane's connections
+  size_t prune_at = 64;
 };
 
 std::vector<std::unique_ptr<Lane>> MakeLanes(int n) {
@@ -124,6 +149,9 @@ std::vector<std::unique_ptr<Lane>> MakeLanes(int n) {
   for (int i = 0; i < std::max(n, 1); ++i) lanes.push_back(std::make_unique<Lane>());
   return lanes;
 }
+
+// How long Stop() waits for connections to send their last answers.
+constexpr auto kDrainDeadline = std::chrono::seconds(5);
 
 struct Server::Impl {
   Impl(pipeline::Pipeline* p, ServerOptions o)
@@ -158,22 +186,34 @@ struct Server::Impl {
   void AcceptHttp();
   void AcceptTcp();
   // The lane of the next accepted connection.
-  net::io_context& NextLane() { return lanes[next_lane++ % lanes.size()]->ioc; }
+  Lane& NextLane() { return *lanes[next_lane++ % lanes.size()]; }
+  // Stops the lanes once every connection has closed, or at the deadline.
+  void AwaitDrain(std::chrono::steady_clock::time_point deadline);
 };
 
 namespace {
 
 // ---- HTTP -------------------------------------------------------------------
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket socket, Server::Impl* server)
-      : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {
+  HttpSession(tcp::socket socket, Server::Impl* server, Lane* lane)
+      : stream_(std::move(socket)), server_(server), lane_(lane), timer_(stream_.get_executor()) {
     server_->connections.fetch_add(1);
   }
-  ~HttpSession() { server_->connections.fetch_sub(1); }
+  ~HttpSession() override { server_->connections.fetch_sub(1); }
 
-  void Start() { DoRead(); }
+  void Start() {
+    lane_->Register(shared_from_this());
+    DoRead();
+    if (server_->stopped.load()) Shutdown();
+  }
+
+  // A request whose header was read is answered (Connection: close); an
+  // idle connection is closed.
+  void Shutdown() override {
+    if (!in_request_) Close();
+  }
   net::any_io_executor executor() { return stream_.get_executor(); }
 
   // Answers 503 and closes: used when the connection limit is reached.
@@ -209,6 +249,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // "100 Continue" (curl does, a second, for bodies over 1 MiB) gets it.
   void OnHeader(beast::error_code ec) {
     if (ec) return OnRead(ec);
+    in_request_ = true;
     const auto& req = parser_->get();
     std::string_view target(req.target().data(), req.target().size());
     if (!Authorized(req, target.substr(0, target.find('?')))) {
@@ -298,10 +339,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void Send(Response res) {
+    if (server_->stopped.load()) res.keep_alive(false);  // shutting down: last answer
     response_ = std::make_shared<Response>(std::move(res));
     stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
     http::async_write(stream_, *response_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->in_request_ = false;
                         if (ec) return self->Close();
                         if (self->response_->need_eof()) return self->LingerClose();
                         self->response_.reset();
@@ -474,7 +517,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   beast::tcp_stream stream_;
   Server::Impl* server_;
+  Lane* lane_;
   net::steady_timer timer_;
+  bool in_request_ = false;  // from a read header to the answer written
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Request request_;
@@ -484,23 +529,44 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
 // ---- TCP ingest ---------------------------------------------------------------
 
-class TcpSession : public std::enable_shared_from_this<TcpSession> {
+// One producer connection. While it sends, it gets ack lines of its durable
+// prefix (IngestProgress), at most one per kAckInterval and only when the
+// prefix grew. Its input ends at half-close (the incomplete last line counts),
+// at the idle timeout, at shutdown or when a batch is refused (then an
+// incomplete last line is dropped); once the submitted batches are done it
+// gets the final line (IngestSummary::ToStreamJson) and the connection is
+// closed. Confined to its lane's thread but for the progress notification.
+class TcpSession : public Session, public std::enable_shared_from_this<TcpSession> {
  public:
-  TcpSession(tcp::socket socket, Server::Impl* server)
+  TcpSession(tcp::socket socket, Server::Impl* server, Lane* lane)
       : socket_(std::move(socket)),
         server_(server),
+        lane_(lane),
         timer_(socket_.get_executor()),
         idle_(socket_.get_executor()),
+        ack_timer_(socket_.get_executor()),
         buffer_(256 * 1024) {
     server_->connections.fetch_add(1);
   }
-  ~TcpSession() { server_->connections.fetch_sub(1); }
+  ~TcpSession() override { server_->connections.fetch_sub(1); }
 
   void Start() {
+    lane_->Register(shared_from_this());
     authenticated_ = server_->options.token.empty();
     ingest_ = std::make_shared<IngestSession>(server_->pipeline, "tcp");
+    // A weak reference: the ingest session is ours; it must not keep us.
+    ingest_->set_on_progress([weak = weak_from_this(), executor = socket_.get_executor()] {
+      auto self = weak.lock();
+      if (!self || self->progress_posted_.exchange(true)) return;  // one wake-up in flight at most
+      net::post(executor, [self] {
+        self->progress_posted_.store(false);
+        self->Pump();
+      });
+    });
+    last_input_ = Clock::now();
     ArmIdle();
     DoRead();
+    if (server_->stopped.load()) Shutdown();
   }
   net::any_io_executor executor() { return socket_.get_executor(); }
 
@@ -510,24 +576,40 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
                      [self = shared_from_this(), line](beast::error_code, size_t) { self->Close(); });
   }
 
+  void Shutdown() override {
+    if (!input_ended_ && !closed_) EndInput(/*half_close=*/false);
+  }
+
  private:
+  using Clock = std::chrono::steady_clock;
+  // Acks coalesce: a producer gets at most one per interval, and only news.
+  static constexpr auto kAckInterval = std::chrono::milliseconds(5);
+
+  std::chrono::seconds IdleTimeout() const {
+    return std::chrono::seconds(server_->options.idle_timeout_seconds);
+  }
+
+  // Fires at the idle deadline; input since then moved it (no re-arm per read).
   void ArmIdle() {
-    idle_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    idle_.expires_at(last_input_ + IdleTimeout());
     idle_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;  // re-armed or cancelled
-      if (!self->finishing_) self->Close();
+      if (ec || self->input_ended_) return;
+      if (Clock::now() - self->last_input_ >= self->IdleTimeout()) return self->EndInput(false);
+      self->ArmIdle();
     });
   }
 
   void DoRead() {
-    if (!server_->pipeline->HasCapacity()) {  // backpressure: stop reading for a moment
+    if (!input_ended_ && !server_->pipeline->HasCapacity()) {  // backpressure: stop reading for a moment
       timer_.expires_after(std::chrono::milliseconds(1));
       timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-        if (ec) return self->Close();
+        if (ec) return;
+        self->last_input_ = Clock::now();  // the server is slow, not the producer
         self->DoRead();
       });
       return;
     }
+    reading_ = true;
     socket_.async_read_some(net::buffer(buffer_),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->OnRead(ec, n);
@@ -535,6 +617,15 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   }
 
   void OnRead(beast::error_code ec, size_t n) {
+    reading_ = false;
+    if (closed_) return;
+    if (input_ended_) {
+      // Input is no longer taken: drop it until the peer closes.
+      if (!ec) return DoRead();
+      if (ec != net::error::eof) peer_gone_ = true;
+      if (final_sent_ || peer_gone_) Close();
+      return;
+    }
     std::string_view data(buffer_.data(), n);
     if (n > 0 && !authenticated_) {
       // The first line must be "AUTH <token>".
@@ -545,10 +636,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       std::string line = auth_line_.substr(0, nl == std::string::npos ? auth_line_.size() : nl);
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (nl == std::string::npos || !ConstantTimeEquals(line, "AUTH " + server_->options.token)) {
-        summary_ = ErrorBody("missing or wrong AUTH line") + "\n";
-        finishing_ = true;
-        net::async_write(socket_, net::buffer(summary_),
-                         [self = shared_from_this()](beast::error_code, size_t) { self->Close(); });
+        input_ended_ = true;
+        SetFinal(ErrorBody("missing or wrong AUTH line"));
+        if (!ec) DoRead();
         return;
       }
       authenticated_ = true;
@@ -557,51 +647,143 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     }
     if (!data.empty()) {
       ingest_->Feed(data);
-      ArmIdle();
+      last_input_ = Clock::now();
     }
-    if (ec == net::error::eof) {
-      Finish(true /*reply*/);
-      return;
-    }
+    if (ec == net::error::eof) return EndInput(/*half_close=*/true);
     if (ec) {
-      // The client vanished: what was framed is still processed, nobody to answer.
-      Finish(false);
-      return;
+      // The producer vanished: what was framed is still processed, nobody to answer.
+      peer_gone_ = true;
+      return EndInput(false);
     }
     DoRead();
   }
 
-  void Finish(bool reply) {
-    finishing_ = true;
-    idle_.cancel();
-    ingest_->Finish([self = shared_from_this(), reply](IngestSummary summary) {
-      net::post(self->socket_.get_executor(), [self, reply, s = std::move(summary)]() {
-        if (!reply) return self->Close();
-        self->summary_ = s.ToJson() + "\n";
-        net::async_write(self->socket_, net::buffer(self->summary_),
-                         [self](beast::error_code, size_t) { self->Close(); });
+  // Stops taking input (reading goes on, to see the peer close), and sends
+  // the final line once every submitted batch is done.
+  void EndInput(bool half_close) {
+    input_ended_ = true;
+    ingest_->Finish(
+        [self = shared_from_this()](IngestSummary summary) {
+          net::post(self->socket_.get_executor(), [self, s = std::move(summary)] {
+            self->SetFinal(s.ToStreamJson());
+          });
+        },
+        /*take_partial_line=*/half_close);
+    // A read in flight (or the backpressure pause, which then reads) goes on
+    // dropping input until the peer closes.
+  }
+
+  void SetFinal(std::string line) {
+    final_ = std::move(line) + "\n";
+    final_ready_ = true;
+    Pump();
+  }
+
+  // The one writer: the final line when it is ready, else an ack when there
+  // is news and the last one is at least kAckInterval old.
+  void Pump() {
+    if (writing_ || closed_ || final_sent_) return;
+    if (final_ready_) {
+      if (peer_gone_) return Close();
+      // A peer that never reads must not hold the connection forever.
+      idle_.expires_after(IdleTimeout());
+      idle_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (!ec) self->Close();
       });
+      Write(final_, [](TcpSession* self) {
+        self->final_sent_ = true;
+        self->idle_.cancel();
+        self->LingerClose();
+      });
+      return;
+    }
+    if (peer_gone_ || !ingest_) return;
+    IngestProgress progress = ingest_->Progress();
+    if (!progress.refused.ok()) {
+      if (!input_ended_) EndInput(false);  // the final line carries the error
+      return;
+    }
+    if (progress.durable_lines <= acked_lines_) return;
+    const auto now = Clock::now();
+    if (now < last_ack_ + kAckInterval) {
+      if (!ack_timer_armed_) {
+        ack_timer_armed_ = true;
+        ack_timer_.expires_at(last_ack_ + kAckInterval);
+        ack_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+          self->ack_timer_armed_ = false;
+          if (!ec) self->Pump();
+        });
+      }
+      return;
+    }
+    acked_lines_ = progress.durable_lines;
+    last_ack_ = now;
+    ack_ = progress.ToAckJson() + "\n";
+    Write(ack_, [](TcpSession* self) { self->Pump(); });
+  }
+
+  template <typename Then>
+  void Write(const std::string& line, Then then) {
+    writing_ = true;
+    net::async_write(socket_, net::buffer(line),
+                     [self = shared_from_this(), then](beast::error_code ec, size_t) {
+                       self->writing_ = false;
+                       if (ec) {
+                         self->peer_gone_ = true;
+                         return self->Close();
+                       }
+                       then(self.get());
+                     });
+  }
+
+  // After the final line: FIN, then drop input until the peer closes (at
+  // most 2 s), so that unread input does not turn the close into a reset
+  // that could destroy the final line before the peer reads it.
+  void LingerClose() {
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (!reading_) return Close();
+    idle_.expires_after(std::chrono::seconds(2));
+    idle_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->Close();
     });
   }
 
   void Close() {
+    if (closed_) return;
+    closed_ = true;
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     timer_.cancel();
     idle_.cancel();
+    ack_timer_.cancel();
   }
 
   tcp::socket socket_;
   Server::Impl* server_;
-  net::steady_timer timer_;
-  net::steady_timer idle_;
+  Lane* lane_;
+  net::steady_timer timer_;      // backpressure pauses
+  net::steady_timer idle_;       // idle deadline, then the final line's and the linger's
+  net::steady_timer ack_timer_;  // the next ack when one was sent less than kAckInterval ago
   std::vector<char> buffer_;
   std::shared_ptr<IngestSession> ingest_;
-  std::string summary_;
+  std::atomic<bool> progress_posted_{false};
+  Clock::time_point last_input_;
+  Clock::time_point last_ack_;
+  uint64_t acked_lines_ = 0;
+  std::string ack_;    // the ack being written
+  std::string final_;  // the last line
   std::string auth_line_;
   bool authenticated_ = false;
-  bool finishing_ = false;
+  bool reading_ = false;      // a read is in flight
+  bool input_ended_ = false;  // no more input is taken
+  bool peer_gone_ = false;    // the peer reset or a write failed: nobody to answer
+  bool writing_ = false;
+  bool ack_timer_armed_ = false;
+  bool final_ready_ = false;
+  bool final_sent_ = false;
+  bool closed_ = false;
 };
 
 }  // namespace
@@ -629,13 +811,14 @@ Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, c
 }
 
 void Server::Impl::AcceptHttp() {
-  http_acceptor.async_accept(NextLane(), [this](beast::error_code ec, tcp::socket s) {
+  Lane& lane = NextLane();
+  http_acceptor.async_accept(lane.ioc, [this, &lane](beast::error_code ec, tcp::socket s) {
     if (ec) {
       if (!stopped.load() && http_acceptor.is_open()) RetryAccept([this] { AcceptHttp(); });
       return;
     }
     s.set_option(tcp::no_delay(true), ec);
-    auto session = std::make_shared<HttpSession>(std::move(s), this);
+    auto session = std::make_shared<HttpSession>(std::move(s), this, &lane);
     const bool busy = connections.load() > options.max_connections;
     // The session lives on its socket's lane from its first handler on.
     net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
@@ -644,12 +827,13 @@ void Server::Impl::AcceptHttp() {
 }
 
 void Server::Impl::AcceptTcp() {
-  tcp_acceptor.async_accept(NextLane(), [this](beast::error_code ec, tcp::socket s) {
+  Lane& lane = NextLane();
+  tcp_acceptor.async_accept(lane.ioc, [this, &lane](beast::error_code ec, tcp::socket s) {
     if (ec) {
       if (!stopped.load() && tcp_acceptor.is_open()) RetryAccept([this] { AcceptTcp(); });
       return;
     }
-    auto session = std::make_shared<TcpSession>(std::move(s), this);
+    auto session = std::make_shared<TcpSession>(std::move(s), this, &lane);
     const bool busy = connections.load() > options.max_connections;
     net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
     AcceptTcp();
@@ -690,18 +874,29 @@ void Server::Run() {
   for (auto& t : threads) t.join();
 }
 
+void Server::Impl::AwaitDrain(std::chrono::steady_clock::time_point deadline) {
+  if (connections.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+    for (auto& lane : lanes) lane->ioc.stop();
+    return;
+  }
+  auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(10));
+  timer->async_wait([this, timer, deadline](beast::error_code) { AwaitDrain(deadline); });
+}
+
 void Server::Stop() {
   net::post(impl_->ioc, [this] {
-    impl_->stopped.store(true);
+    if (impl_->stopped.exchange(true)) return;
     beast::error_code ignored;
     impl_->http_acceptor.close(ignored);
     impl_->tcp_acceptor.close(ignored);
     impl_->signals.cancel(ignored);
-    // Let answers already on their way go out, then stop.
-    auto timer = std::make_shared<net::steady_timer>(impl_->ioc, std::chrono::milliseconds(200));
-    timer->async_wait([this, timer](beast::error_code) {
-      for (auto& lane : impl_->lanes) lane->ioc.stop();
-    });
+    // Every connection answers what it took (TCP: its final summary once its
+    // batches are durable; HTTP: the request in flight) and closes; a few
+    // seconds at most, then the lanes stop regardless.
+    for (auto& lane : impl_->lanes) {
+      net::post(lane->ioc, [lane = lane.get()] { lane->ShutdownSessions(); });
+    }
+    impl_->AwaitDrain(std::chrono::steady_clock::now() + kDrainDeadline);
   });
 }
 

@@ -41,6 +41,7 @@ class ServerTest : public ::testing::Test {
     po.data_dir = dir_.path();
     po.shards = 3;
     po.log_to_stderr = false;
+    po.min_free_bytes = min_free_bytes_;
     auto p = pipeline::Pipeline::Open(po);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     pipeline_ = std::move(p).value();
@@ -55,7 +56,7 @@ class ServerTest : public ::testing::Test {
   void TearDown() override {
     if (server_) {
       server_->Stop();
-      thread_.join();
+      if (thread_.joinable()) thread_.join();
       ASSERT_TRUE(pipeline_->Close().ok());
     }
   }
@@ -129,6 +130,7 @@ class ServerTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  uint64_t min_free_bytes_ = 256ull << 20;  // the pipeline's default
   std::unique_ptr<pipeline::Pipeline> pipeline_;
   std::unique_ptr<app::Server> server_;
   std::thread thread_;
@@ -221,7 +223,7 @@ TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
          "\n";
   auto r = app::TcpSend(tcp_, big);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, R"({"accepted":1,"duplicates":0,"rejected":1,"errors":[{"line":1,"error":"line exceeds 1 MiB"}]})");
+  EXPECT_EQ(*r, R"({"accepted":1,"duplicates":0,"rejected":1,"durable_lines":2,"errors":[{"line":1,"error":"line exceeds 1 MiB"}]})");
   // Garbage, invalid UTF-8, NUL bytes and deep nesting are rejected line by line.
   const char kBinary[] = "\x00\x01\xff\xfe\n{\"event_id\":\"\xc3\x28\"}\n";
   std::string garbage = std::string(kBinary, sizeof kBinary - 1) + std::string(100000, '[') + "\n";
@@ -260,7 +262,7 @@ TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
   tcp = app::TcpSend(tcp_, R"({"event_id":"a2","type":"share","user_id":"u5","ts":1763971200000})" "\n", 10,
                      o.token);
   ASSERT_TRUE(tcp.ok());
-  EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+  EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"durable_lines":1,"errors":[]})");
   auto u = app::HttpRequest(http_, "GET", "/v1/users/u5", {}, 10, o.token);
   ASSERT_TRUE(u.ok());
   EXPECT_NE(u->body.find("\"points\":6"), std::string::npos) << u->body;
@@ -383,7 +385,7 @@ TEST_F(ServerTest, TcpCountsAFinalLineWithoutNewline) {
                               "\n"
                               R"({"event_id":"t2","type":"checkin","user_id":"u9","ts":1763971200000})");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, R"({"accepted":2,"duplicates":0,"rejected":0,"errors":[]})");
+  EXPECT_EQ(*r, R"({"accepted":2,"duplicates":0,"rejected":0,"durable_lines":2,"errors":[]})");
   r = app::TcpSend(tcp_, "garbage\n{\"event_id\":");
   ASSERT_TRUE(r.ok());
   EXPECT_NE(r->find(R"("rejected":2)"), std::string::npos) << *r;
@@ -513,6 +515,126 @@ TEST_F(ServerTest, AnswersExpectContinueAndRefusesOnTheHeaderAlone) {
     EXPECT_EQ(reply.find("100 Continue"), std::string::npos) << reply;
     ::close(fd);
   }
+}
+
+std::string Event(const std::string& id, const std::string& user = "ua") {
+  return R"({"event_id":")" + id + R"(","type":"share","user_id":")" + user +
+         R"(","ts":1763971200000})";
+}
+
+void SendAll(int fd, const std::string& data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    ASSERT_GT(n, 0);
+    sent += static_cast<size_t>(n);
+  }
+}
+
+// Reads the server's lines until one contains `want` (or the server closes,
+// or 10 s of silence); returns that line, or everything read.
+std::string ReadLineWith(int fd, const std::string& want, std::string* buffered) {
+  for (;;) {
+    size_t nl;
+    while ((nl = buffered->find('\n')) != std::string::npos) {
+      std::string line = buffered->substr(0, nl);
+      buffered->erase(0, nl + 1);
+      if (line.find(want) != std::string::npos) return line;
+    }
+    std::string more = ReadUntil(fd, "\n", 10000);
+    if (more.empty()) return "no line with " + want + " before the server closed or went silent";
+    *buffered += more;
+  }
+}
+
+// True once the server has closed the connection (EOF), within 10 s.
+bool ClosedByServer(int fd) {
+  char c;
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 10000) == 1 && ::recv(fd, &c, 1, 0) <= 0;
+}
+
+// A producer that keeps its connection open learns what is durable: ack
+// lines give the durable prefix of its lines and the counts over it.
+TEST_F(ServerTest, ALiveTcpProducerGetsAcksOfItsDurableLines) {
+  Start();
+  int fd = Connect(tcp_);
+  ASSERT_GE(fd, 0);
+  std::string buffered;
+  SendAll(fd, Event("k1") + "\n" + Event("k1") + "\nnot json\n");
+  EXPECT_EQ(ReadLineWith(fd, R"("durable_lines":3,)", &buffered),
+            R"({"durable_lines":3,"accepted":1,"duplicates":1,"rejected":1})");
+  SendAll(fd, Event("k2") + "\n" + Event("k3") + "\n" + Event("k4"));
+  EXPECT_EQ(ReadLineWith(fd, R"("durable_lines":5,)", &buffered),
+            R"({"durable_lines":5,"accepted":3,"duplicates":1,"rejected":1})");
+  // At half-close the incomplete last line still counts.
+  ::shutdown(fd, SHUT_WR);
+  EXPECT_EQ(ReadLineWith(fd, R"("errors")", &buffered),
+            R"({"accepted":4,"duplicates":1,"rejected":1,"durable_lines":6,)"
+            R"("errors":[{"line":3,"error":"not a JSON object"}]})");
+  EXPECT_TRUE(ClosedByServer(fd));
+  ::close(fd);
+}
+
+// The idle timeout and Stop() (SIGTERM) end a TCP connection with the
+// summary of what was made durable; an incomplete last line is not taken.
+// An HTTP request in flight at Stop() is answered.
+TEST_F(ServerTest, IdleTimeoutAndStopAnswerWithWhatIsDurable) {
+  app::ServerOptions o;
+  o.idle_timeout_seconds = 1;
+  Start(o);
+  {
+    int fd = Connect(tcp_);
+    ASSERT_GE(fd, 0);
+    std::string buffered;
+    SendAll(fd, Event("i1") + "\n" + Event("i2") + "\n" + Event("i3"));
+    EXPECT_EQ(ReadLineWith(fd, R"("errors")", &buffered),
+              R"({"accepted":2,"duplicates":0,"rejected":0,"durable_lines":2,"errors":[]})");
+    EXPECT_TRUE(ClosedByServer(fd));
+    ::close(fd);
+  }
+  int tcp = Connect(tcp_);
+  ASSERT_GE(tcp, 0);
+  std::string buffered;
+  SendAll(tcp, Event("s1") + "\n" + Event("s2"));
+  EXPECT_EQ(ReadLineWith(tcp, R"("durable_lines":1,)", &buffered),
+            R"({"durable_lines":1,"accepted":1,"duplicates":0,"rejected":0})");
+  int http = Connect(http_);
+  ASSERT_GE(http, 0);
+  const std::string body = Event("h1") + "\n";
+  SendAll(http, "POST /v1/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n");
+  ASSERT_EQ(ReadUntil(http, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  server_->Stop();  // what SIGTERM does
+  SendAll(http, body);
+  std::string reply = ReadUntil(http, "]}");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find(R"({"accepted":1,)"), std::string::npos) << reply;
+  EXPECT_EQ(ReadLineWith(tcp, R"("errors")", &buffered),
+            R"({"accepted":1,"duplicates":0,"rejected":0,"durable_lines":1,"errors":[]})");
+  EXPECT_TRUE(ClosedByServer(tcp));
+  EXPECT_TRUE(ClosedByServer(http));
+  ::close(tcp);
+  ::close(http);
+  thread_.join();  // Run() returns once the connections are answered
+}
+
+// When a batch is refused (here: the disk is "low"), the producer gets a
+// final line with the error and the durable prefix, and the connection ends.
+TEST_F(ServerTest, ARefusedBatchEndsTheConnectionWithTheDurablePrefix) {
+  min_free_bytes_ = ~0ull >> 1;  // every batch with events is refused
+  Start();
+  int fd = Connect(tcp_);
+  ASSERT_GE(fd, 0);
+  std::string buffered;
+  // Line 1 is rejected alone (too long): no events, so not refused.
+  SendAll(fd, std::string(2 << 20, 'x') + "\n" + Event("r1") + "\n" + Event("r2") + "\n");
+  EXPECT_EQ(ReadLineWith(fd, R"("error")", &buffered),
+            R"({"error":"disk space is below the watermark; ingest resumes when space returns",)"
+            R"("accepted":0,"duplicates":0,"rejected":1,"durable_lines":1,)"
+            R"("errors":[{"line":1,"error":"line exceeds 1 MiB"}]})");
+  EXPECT_TRUE(ClosedByServer(fd));
+  ::close(fd);
 }
 
 }  // namespace
