@@ -104,14 +104,6 @@ int RunServe(const ServeArgs& args) {
     std::fprintf(stderr, "tierstream: %s\n", options.status().ToString().c_str());
     return 2;
   }
-  std::fprintf(stderr, "tierstream: starting (data %s, tz %s)\n", args.common.data_dir.c_str(),
-               FormatUtcOffset(options->config.utc_offset_ms).c_str());
-  auto pipeline = pipeline::Pipeline::Open(*options);
-  if (!pipeline.ok()) {
-    std::fprintf(stderr, "tierstream: cannot open %s: %s\n", args.common.data_dir.c_str(),
-                 pipeline.status().ToString().c_str());
-    return 1;
-  }
   ServerOptions server_options = args.server;
   if (!args.token_file.empty()) {
     auto token = ReadTokenFile(args.token_file);
@@ -130,7 +122,11 @@ int RunServe(const ServeArgs& args) {
                    address->c_str());
     }
   }
-  Server server(pipeline->get(), server_options);
+  std::fprintf(stderr, "tierstream: starting (data %s, tz %s)\n", args.common.data_dir.c_str(),
+               FormatUtcOffset(options->config.utc_offset_ms).c_str());
+  // HTTP first, so that probes learn the server is alive but recovering
+  // (/healthz "starting", /readyz 503) while Open() replays the log.
+  Server server(nullptr, server_options);
   Status s = server.Start();
   if (!s.ok()) {
     std::fprintf(stderr, "tierstream: %s\n", s.ToString().c_str());
@@ -140,16 +136,33 @@ int RunServe(const ServeArgs& args) {
     std::fprintf(stderr, "tierstream: HTTP API on %s (port %u)\n", args.server.http_address.c_str(),
                  server.http_port());
   }
-  if (!args.server.tcp_address.empty()) {
-    std::fprintf(stderr, "tierstream: TCP NDJSON ingest on %s (port %u)\n",
-                 args.server.tcp_address.c_str(), server.tcp_port());
+  std::thread io([&server] { server.Run(); });
+  auto pipeline = pipeline::Pipeline::Open(*options);
+  if (!pipeline.ok()) {
+    std::fprintf(stderr, "tierstream: cannot open %s: %s\n", args.common.data_dir.c_str(),
+                 pipeline.status().ToString().c_str());
+    server.Stop();
+    io.join();
+    return 1;
   }
-  server.Run();
+  s = server.AttachPipeline(pipeline->get());
+  if (s.ok()) {
+    if (!args.server.tcp_address.empty()) {
+      std::fprintf(stderr, "tierstream: TCP NDJSON ingest on %s (port %u)\n",
+                   args.server.tcp_address.c_str(), server.tcp_port());
+    }
+  } else if (s.code() != StatusCode::kUnavailable) {  // not merely stopped by a signal meanwhile
+    std::fprintf(stderr, "tierstream: %s\n", s.ToString().c_str());
+    server.Stop();
+  }
+  io.join();
+  const bool attach_failed = !s.ok() && s.code() != StatusCode::kUnavailable;
   s = (*pipeline)->Close();
   if (!s.ok()) {
     std::fprintf(stderr, "tierstream: shutdown checkpoint failed: %s\n", s.ToString().c_str());
     return 1;
   }
+  if (attach_failed) return 1;
   std::fprintf(stderr, "tierstream: state committed, bye\n");
   return 0;
 }

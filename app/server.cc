@@ -22,6 +22,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <simdjson.h>
 
 #include "app/ingest_session.h"
 #include "common/json_writer.h"
@@ -100,6 +101,43 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view k
   return std::nullopt;
 }
 
+void CopyValue(simdjson::dom::element v, JsonWriter* w) {
+  switch (v.type()) {
+    case simdjson::dom::element_type::INT64: w->Int(int64_t(v)); break;
+    case simdjson::dom::element_type::UINT64: w->Int(static_cast<int64_t>(uint64_t(v))); break;
+    case simdjson::dom::element_type::DOUBLE: w->Double(double(v)); break;
+    case simdjson::dom::element_type::BOOL: w->Bool(bool(v)); break;
+    case simdjson::dom::element_type::STRING: w->String(std::string_view(v)); break;
+    case simdjson::dom::element_type::NULL_VALUE: w->Null(); break;
+    case simdjson::dom::element_type::ARRAY:
+      w->BeginArray();
+      for (simdjson::dom::element e : simdjson::dom::array(v)) CopyValue(e, w);
+      w->EndArray();
+      break;
+    case simdjson::dom::element_type::OBJECT:
+      w->BeginObject();
+      for (auto field : simdjson::dom::object(v)) {
+        w->Key(field.key);
+        CopyValue(field.value, w);
+      }
+      w->EndObject();
+      break;
+  }
+}
+
+// Writes the members of the JSON object `object_json` into the object `w`
+// is writing (the pipeline's figures into /healthz). Through a parser, not
+// by cutting braces: whatever the pipeline's text, the answer stays JSON.
+void CopyMembers(std::string_view object_json, JsonWriter* w) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  if (parser.parse(object_json.data(), object_json.size()).get_object().get(object)) return;
+  for (auto field : object) {
+    w->Key(field.key);
+    CopyValue(field.value, w);
+  }
+}
+
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
@@ -152,6 +190,12 @@ std::vector<std::unique_ptr<Lane>> MakeLanes(int n) {
 
 // How long Stop() waits for connections to send their last answers.
 constexpr auto kDrainDeadline = std::chrono::seconds(5);
+// Beyond --max-connections, up to this many more HTTP connections may each
+// send one request within kProbeDeadline; only /healthz and /readyz are
+// answered on them (503 otherwise), so probes still get through when
+// producers hold every slot, and the extra slots cannot be held for long.
+constexpr int kMaxProbeConnections = 16;
+constexpr auto kProbeDeadline = std::chrono::seconds(2);
 
 struct Server::Impl {
   Impl(pipeline::Pipeline* p, ServerOptions o)
@@ -163,7 +207,8 @@ struct Server::Impl {
         tcp_acceptor(ioc),
         signals(ioc) {}
 
-  pipeline::Pipeline* pipeline;
+  // Null until AttachPipeline(): recovery is running.
+  std::atomic<pipeline::Pipeline*> pipeline;
   ServerOptions options;
   std::vector<std::unique_ptr<Lane>> lanes;
   // Lane 0: the acceptors, the signals and the shutdown sequence.
@@ -172,7 +217,8 @@ struct Server::Impl {
   tcp::acceptor http_acceptor;
   tcp::acceptor tcp_acceptor;
   net::signal_set signals;
-  std::atomic<int> connections{0};
+  std::atomic<int> connections{0};        // producers and queries (--max-connections)
+  std::atomic<int> probe_connections{0};  // the extra ones (kMaxProbeConnections)
   std::atomic<bool> stopped{false};
 
   Status Bind(tcp::acceptor* acceptor, const std::string& address, const char* what);
@@ -197,11 +243,18 @@ namespace {
 
 class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket socket, Server::Impl* server, Lane* lane)
-      : stream_(std::move(socket)), server_(server), lane_(lane), timer_(stream_.get_executor()) {
-    server_->connections.fetch_add(1);
+  // `probe`: a connection beyond --max-connections, counted apart, that may
+  // only ask for /healthz or /readyz (one request, within kProbeDeadline).
+  HttpSession(tcp::socket socket, Server::Impl* server, Lane* lane, bool probe)
+      : stream_(std::move(socket)),
+        server_(server),
+        lane_(lane),
+        timer_(stream_.get_executor()),
+        probe_(probe),
+        counter_(probe ? &server->probe_connections : &server->connections) {
+    counter_->fetch_add(1);
   }
-  ~HttpSession() override { server_->connections.fetch_sub(1); }
+  ~HttpSession() override { counter_->fetch_sub(1); }
 
   void Start() {
     lane_->Register(shared_from_this());
@@ -237,7 +290,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     // (Not boost::none: Beast 1.74 compares a length with it as with zero.)
     parser_->body_limit(std::numeric_limits<uint64_t>::max());
     parser_->header_limit(64 * 1024);
-    stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    if (probe_) {
+      stream_.expires_after(kProbeDeadline);
+    } else {
+      stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    }
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
@@ -252,9 +309,12 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     in_request_ = true;
     const auto& req = parser_->get();
     std::string_view target(req.target().data(), req.target().size());
-    if (!Authorized(req, target.substr(0, target.find('?')))) {
-      return Unauthorized(req.version(), /*keep_alive=*/false);
+    std::string_view path = target.substr(0, target.find('?'));
+    if (probe_ && path != "/healthz" && path != "/readyz") {
+      return Reply(http::status::service_unavailable, ErrorBody("too many connections"), false,
+                   req.version());
     }
+    if (!Authorized(req, path)) return Unauthorized(req.version(), /*keep_alive=*/false);
     const uint64_t limit = server_->options.max_body_bytes;
     if (auto length = parser_->content_length(); length && *length > limit) {
       return Reply(http::status::payload_too_large,
@@ -339,7 +399,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
   void Send(Response res) {
-    if (server_->stopped.load()) res.keep_alive(false);  // shutting down: last answer
+    // Shutting down, or a probe connection: this is the last answer.
+    if (server_->stopped.load() || probe_) res.keep_alive(false);
     response_ = std::make_shared<Response>(std::move(res));
     stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
     http::async_write(stream_, *response_,
@@ -396,34 +457,23 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     const bool keep = request_.keep_alive();
     const unsigned version = request_.version();
     // (The token was checked on the header, in OnHeader.)
+    pipeline_ = server_->pipeline.load(std::memory_order_acquire);
+    if (path == "/healthz" || path == "/readyz") {
+      if (method != http::verb::get) return MethodNotAllowed("GET");
+      return path == "/healthz" ? Health() : Readiness();
+    }
+    if (pipeline_ == nullptr) {
+      return Reply(http::status::service_unavailable, ErrorBody("starting: recovery in progress"),
+                   keep, version);
+    }
 
     if (path == "/v1/events") {
       if (method != http::verb::post) return MethodNotAllowed("POST");
       return PostEvents();
     }
-    if (path == "/healthz") {
-      if (method != http::verb::get) return MethodNotAllowed("GET");
-      const int64_t t = server_->pipeline->watermark();
-      server_->pipeline->GetStats([self = shared_from_this(), t](std::string stats) {
-        std::string body;
-        JsonWriter w(&body);
-        w.BeginObject().Key("status").String("ok").Key("as_of");
-        if (t == kNoTs) {
-          w.Null();
-        } else {
-          w.Int(t);
-        }
-        w.EndObject();
-        // Splice the pipeline's figures into the same object.
-        body.pop_back();
-        body += "," + stats.substr(1);
-        self->ReplyLater(http::status::ok, std::move(body));
-      });
-      return;
-    }
     if (path == "/v1/kpis") {
       if (method != http::verb::get) return MethodNotAllowed("GET");
-      server_->pipeline->GetKpis([self = shared_from_this()](std::string body) {
+      pipeline_->GetKpis([self = shared_from_this()](std::string body) {
         self->ReplyLater(http::status::ok, std::move(body));
       });
       return;
@@ -440,7 +490,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
         return Reply(http::status::bad_request, ErrorBody("user_id: must be 1..128 bytes"), keep,
                      version);
       }
-      server_->pipeline->GetUser(std::move(user_id),
+      pipeline_->GetUser(std::move(user_id),
                                  [self = shared_from_this()](bool found, std::string body) {
                                    self->ReplyLater(found ? http::status::ok
                                                           : http::status::not_found,
@@ -474,7 +524,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
         limit = v;
       }
       std::string after = QueryParam(query, "after").value_or("");
-      server_->pipeline->ListTier(*tier, std::move(after), limit,
+      pipeline_->ListTier(*tier, std::move(after), limit,
                                   [self = shared_from_this()](std::string body) {
                                     self->ReplyLater(http::status::ok, std::move(body));
                                   });
@@ -483,9 +533,70 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     Reply(http::status::not_found, ErrorBody("no such resource"), keep, version);
   }
 
+  // Why ingest is not possible right now; empty when it is.
+  std::vector<std::string> NotReadyReasons() const {
+    if (pipeline_ == nullptr) return {"recovering"};
+    return pipeline_->IngestRefusals();
+  }
+
+  // Readiness: may this instance take traffic (ingest) now?
+  void Readiness() {
+    const std::vector<std::string> reasons = NotReadyReasons();
+    std::string body;
+    JsonWriter w(&body);
+    w.BeginObject().Key("ready").Bool(reasons.empty());
+    if (!reasons.empty()) {
+      w.Key("reasons").BeginArray();
+      for (const auto& r : reasons) w.String(r);
+      w.EndArray();
+    }
+    w.EndObject();
+    Reply(reasons.empty() ? http::status::ok : http::status::service_unavailable, std::move(body),
+          request_.keep_alive(), request_.version());
+  }
+
+  // Liveness (200 whenever the process answers) with the operational figures:
+  // "status" is "ok", "degraded" (ingest refused; see "reasons") or
+  // "starting" (recovery runs; no figures yet).
+  void Health() {
+    const std::vector<std::string> reasons = NotReadyReasons();
+    auto write_head = [reasons](JsonWriter& w, const char* status) {
+      w.BeginObject().Key("status").String(status);
+      if (!reasons.empty()) {
+        w.Key("reasons").BeginArray();
+        for (const auto& r : reasons) w.String(r);
+        w.EndArray();
+      }
+    };
+    if (pipeline_ == nullptr) {
+      std::string body;
+      JsonWriter w(&body);
+      write_head(w, "starting");
+      w.EndObject();
+      return Reply(http::status::ok, std::move(body), request_.keep_alive(), request_.version());
+    }
+    const int64_t t = pipeline_->watermark();
+    pipeline_->GetStats([self = shared_from_this(), t, write_head,
+                         degraded = !reasons.empty()](std::string stats) {
+      std::string body;
+      JsonWriter w(&body);
+      write_head(w, degraded ? "degraded" : "ok");
+      w.Key("as_of");
+      if (t == kNoTs) {
+        w.Null();
+      } else {
+        w.Int(t);
+      }
+      // The pipeline's figures, member by member into the same object.
+      CopyMembers(stats, &w);
+      w.EndObject();
+      self->ReplyLater(http::status::ok, std::move(body));
+    });
+  }
+
   void PostEvents() {
     // Backpressure: wait while the pipeline holds more than its bound.
-    if (!server_->pipeline->HasCapacity()) {
+    if (!pipeline_->HasCapacity()) {
       timer_.expires_after(std::chrono::milliseconds(1));
       timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
         if (ec) return self->Close();
@@ -493,7 +604,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       });
       return;
     }
-    if (server_->pipeline->DiskLow()) {
+    if (pipeline_->DiskLow()) {
       // Refuse the body whole rather than take part of it.
       IngestSummary refused;
       refused.status = Status::Unavailable(
@@ -501,7 +612,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       return Reply(http::status::service_unavailable, refused.ToJson(), request_.keep_alive(),
                    request_.version());
     }
-    auto session = std::make_shared<IngestSession>(server_->pipeline, "http");
+    auto session = std::make_shared<IngestSession>(pipeline_, "http");
     Status s = session->FeedWhole(request_.body());
     request_.body().clear();
     request_.body().shrink_to_fit();
@@ -519,6 +630,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   Server::Impl* server_;
   Lane* lane_;
   net::steady_timer timer_;
+  const bool probe_;
+  std::atomic<int>* const counter_;  // the connection count this one is in
+  pipeline::Pipeline* pipeline_ = nullptr;  // as of the current request; null while recovering
   bool in_request_ = false;  // from a read header to the answer written
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -553,7 +667,8 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
   void Start() {
     lane_->Register(shared_from_this());
     authenticated_ = server_->options.token.empty();
-    ingest_ = std::make_shared<IngestSession>(server_->pipeline, "tcp");
+    pipeline_ = server_->pipeline.load(std::memory_order_acquire);  // set before TCP binds
+    ingest_ = std::make_shared<IngestSession>(pipeline_, "tcp");
     // A weak reference: the ingest session is ours; it must not keep us.
     ingest_->set_on_progress([weak = weak_from_this(), executor = socket_.get_executor()] {
       auto self = weak.lock();
@@ -600,7 +715,7 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
   }
 
   void DoRead() {
-    if (!input_ended_ && !server_->pipeline->HasCapacity()) {  // backpressure: stop reading for a moment
+    if (!input_ended_ && !pipeline_->HasCapacity()) {  // backpressure: stop reading for a moment
       timer_.expires_after(std::chrono::milliseconds(1));
       timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
         if (ec) return;
@@ -763,6 +878,7 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
   tcp::socket socket_;
   Server::Impl* server_;
   Lane* lane_;
+  pipeline::Pipeline* pipeline_ = nullptr;
   net::steady_timer timer_;      // backpressure pauses
   net::steady_timer idle_;       // idle deadline, then the final line's and the linger's
   net::steady_timer ack_timer_;  // the next ack when one was sent less than kAckInterval ago
@@ -818,8 +934,11 @@ void Server::Impl::AcceptHttp() {
       return;
     }
     s.set_option(tcp::no_delay(true), ec);
-    auto session = std::make_shared<HttpSession>(std::move(s), this, &lane);
-    const bool busy = connections.load() > options.max_connections;
+    // Beyond the limit, a few more may ask for health (see kMaxProbeConnections).
+    const bool full = connections.load() >= options.max_connections;
+    const bool probe = full && probe_connections.load() < kMaxProbeConnections;
+    auto session = std::make_shared<HttpSession>(std::move(s), this, &lane, probe);
+    const bool busy = full && !probe;
     // The session lives on its socket's lane from its first handler on.
     net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
     AcceptHttp();
@@ -850,15 +969,12 @@ Status Server::Start() {
     if (!s.ok()) return s;
     impl_->AcceptHttp();
   }
-  if (!impl_->options.tcp_address.empty()) {
+  if (impl_->pipeline.load() != nullptr && !impl_->options.tcp_address.empty()) {
     Status s = impl_->Bind(&impl_->tcp_acceptor, impl_->options.tcp_address, "tcp");
     if (!s.ok()) return s;
     impl_->AcceptTcp();
   }
-  return Status::Ok();
-}
-
-void Server::Run() {
+  // Installed here, not in Run(): a signal during recovery must drain too.
   impl_->signals.add(SIGINT);
   impl_->signals.add(SIGTERM);
   impl_->signals.async_wait([this](beast::error_code ec, int sig) {
@@ -866,6 +982,23 @@ void Server::Run() {
     std::fprintf(stderr, "tierstream: signal %d: draining and shutting down\n", sig);
     Stop();
   });
+  return Status::Ok();
+}
+
+Status Server::AttachPipeline(pipeline::Pipeline* pipeline) {
+  if (impl_->stopped.load()) return Status::Unavailable("the server is stopping");
+  impl_->pipeline.store(pipeline, std::memory_order_release);
+  if (impl_->options.tcp_address.empty()) return Status::Ok();
+  // The acceptor is not in use yet: bind here (to report errors), accept on lane 0.
+  Status s = impl_->Bind(&impl_->tcp_acceptor, impl_->options.tcp_address, "tcp");
+  if (!s.ok()) return s;
+  net::post(impl_->ioc, [this] {
+    if (!impl_->stopped.load()) impl_->AcceptTcp();
+  });
+  return Status::Ok();
+}
+
+void Server::Run() {
   std::vector<std::thread> threads;
   for (size_t i = 1; i < impl_->lanes.size(); ++i) {
     threads.emplace_back([this, i] { impl_->lanes[i]->ioc.run(); });
@@ -875,7 +1008,7 @@ void Server::Run() {
 }
 
 void Server::Impl::AwaitDrain(std::chrono::steady_clock::time_point deadline) {
-  if (connections.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+  if (connections.load() + probe_connections.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
     for (auto& lane : lanes) lane->ioc.stop();
     return;
   }

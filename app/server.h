@@ -25,23 +25,37 @@ struct ServerOptions {
   int io_threads = 2;  // io_contexts, one thread each
   uint64_t max_body_bytes = 64ull << 20;  // larger POST bodies get 413
   int idle_timeout_seconds = 60;          // a connection silent this long is closed
-  int max_connections = 1024;             // beyond this, new connections are refused
-  // When set, HTTP requests (but /healthz) need "Authorization: Bearer TOKEN"
+  // Beyond this, new connections are refused, but for a few HTTP ones that
+  // may ask for /healthz or /readyz only.
+  int max_connections = 1024;
+  // When set, HTTP requests (but /healthz, /readyz) need "Authorization: Bearer TOKEN"
   // and a TCP connection must open with the line "AUTH TOKEN".
   std::string token;
 };
 
 class Server {
  public:
+  // `pipeline` (not owned; must outlive Run()) may be null while it is still
+  // being opened (recovery): the server then answers /healthz ("starting")
+  // and /readyz (503, "recovering"), 503 to everything else, and binds no TCP
+  // listener until AttachPipeline().
   Server(pipeline::Pipeline* pipeline, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds the listeners; the error names the address that failed.
+  // Binds the HTTP listener, and the TCP one if there is a pipeline, and
+  // handles SIGINT/SIGTERM from now on; the error names the address that failed.
   Status Start();
-  // Serves until Stop() or a signal; then stops accepting and returns.
+  // Hands over the opened pipeline (any thread, once, after Start): every
+  // endpoint is served from now on and the TCP listener is bound. Unavailable
+  // if the server is already stopping.
+  Status AttachPipeline(pipeline::Pipeline* pipeline);
+  // Serves until Stop() or a signal; then returns.
   void Run();
+  // Stops accepting; each connection answers what it took (a TCP producer
+  // its summary once its batches are durable, an HTTP request in flight its
+  // answer) and closes; Run() returns once all are closed, or after 5 s.
   void Stop();
   // The bound ports (useful with port 0).
   uint16_t http_port() const;

@@ -637,5 +637,81 @@ TEST_F(ServerTest, ARefusedBatchEndsTheConnectionWithTheDurablePrefix) {
   ::close(fd);
 }
 
+// Liveness and readiness: /healthz answers even when producers hold every
+// connection slot (only the probes are answered on the extra ones), and says
+// "degraded" with reasons while ingest is refused; /readyz is 503 then.
+TEST_F(ServerTest, HealthIsAnsweredBeyondTheConnectionLimitAndReadinessFollowsRefusals) {
+  app::ServerOptions o;
+  o.max_connections = 2;
+  Start(o);
+  auto ready = Get("/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, R"({"ready":true})");
+  std::vector<int> held;  // producers holding the slots (same acceptor: accepted first)
+  for (int i = 0; i < 2; ++i) held.push_back(Connect(http_));
+  auto health = Get("/healthz");
+  EXPECT_EQ(health.status, 200) << health.body;
+  EXPECT_EQ(health.body.rfind(R"({"status":"ok","as_of":null,"shards":3,)", 0), 0u) << health.body;
+  EXPECT_EQ(Get("/readyz").status, 200);
+  auto kpis = Get("/v1/kpis");
+  EXPECT_EQ(kpis.status, 503) << kpis.body;
+  for (int fd : held) ::close(fd);
+}
+
+TEST_F(ServerTest, HealthSaysDegradedAndNotReadyWhileIngestIsRefused) {
+  min_free_bytes_ = ~0ull >> 1;
+  Start();
+  auto health = Get("/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body.rfind(
+                R"({"status":"degraded","reasons":["disk space is below the watermark"],"as_of":null,"shards":3,)",
+                0),
+            0u)
+      << health.body;
+  auto ready = Get("/readyz");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(ready.body, R"({"ready":false,"reasons":["disk space is below the watermark"]})");
+}
+
+// `serve` binds HTTP before recovery: meanwhile the probes say so and every
+// other endpoint answers 503; the TCP listener comes with the pipeline.
+TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
+  app::ServerOptions o;
+  o.http_address = "127.0.0.1:0";
+  o.tcp_address = "127.0.0.1:0";
+  server_ = std::make_unique<app::Server>(nullptr, o);
+  ASSERT_TRUE(server_->Start().ok());
+  EXPECT_EQ(server_->tcp_port(), 0);
+  http_ = "127.0.0.1:" + std::to_string(server_->http_port());
+  thread_ = std::thread([this] { server_->Run(); });
+  auto health = Get("/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, R"({"status":"starting","reasons":["recovering"]})");
+  auto ready = Get("/readyz");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(ready.body, R"({"ready":false,"reasons":["recovering"]})");
+  auto kpis = Get("/v1/kpis");
+  EXPECT_EQ(kpis.status, 503);
+  EXPECT_EQ(kpis.body, R"({"error":"starting: recovery in progress"})");
+  auto post = Post(R"({"event_id":"w1","type":"share","user_id":"uw","ts":1763971200000})" "\n");
+  EXPECT_EQ(post.status, 503);
+
+  pipeline::PipelineOptions po;
+  po.data_dir = dir_.path();
+  po.shards = 3;
+  po.log_to_stderr = false;
+  auto p = pipeline::Pipeline::Open(po);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  pipeline_ = std::move(p).value();
+  ASSERT_TRUE(server_->AttachPipeline(pipeline_.get()).ok());
+  ASSERT_NE(server_->tcp_port(), 0);
+  tcp_ = "127.0.0.1:" + std::to_string(server_->tcp_port());
+  EXPECT_EQ(Get("/readyz").status, 200);
+  auto t = app::TcpSend(tcp_, R"({"event_id":"w2","type":"share","user_id":"uw","ts":1763971200000})" "\n");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->rfind(R"({"accepted":1,)", 0), 0u) << *t;
+  EXPECT_EQ(Get("/v1/kpis").status, 200);
+}
+
 }  // namespace
 }  // namespace tierstream
