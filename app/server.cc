@@ -210,6 +210,11 @@ struct Server::Impl {
   // Null until AttachPipeline(): recovery is running.
   std::atomic<pipeline::Pipeline*> pipeline;
   ServerOptions options;
+  // Declared before the lanes: destroying an io_context destroys the
+  // handlers it still holds, and with them sessions that count themselves out.
+  std::atomic<int> connections{0};        // producers and queries (--max-connections)
+  std::atomic<int> probe_connections{0};  // the extra ones (kMaxProbeConnections)
+  std::atomic<bool> stopped{false};
   std::vector<std::unique_ptr<Lane>> lanes;
   // Lane 0: the acceptors, the signals and the shutdown sequence.
   net::io_context& ioc;
@@ -217,9 +222,6 @@ struct Server::Impl {
   tcp::acceptor http_acceptor;
   tcp::acceptor tcp_acceptor;
   net::signal_set signals;
-  std::atomic<int> connections{0};        // producers and queries (--max-connections)
-  std::atomic<int> probe_connections{0};  // the extra ones (kMaxProbeConnections)
-  std::atomic<bool> stopped{false};
 
   Status Bind(tcp::acceptor* acceptor, const std::string& address, const char* what);
   // After an accept error (out of file descriptors, say), waits a moment
