@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
                         "Largest POST body accepted (413 beyond)")
       ->capture_default_str();
   serve_cmd->add_option("--idle-timeout", serve.server.idle_timeout_seconds,
-                        "Seconds of silence before a connection is closed")
+                        "Seconds of silence before a connection is closed (a TCP producer first gets "
+                        "the summary of what was made durable)")
       ->capture_default_str();
   serve_cmd->add_option("--max-connections", serve.server.max_connections,
                         "Concurrent connections accepted")
