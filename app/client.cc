@@ -2,13 +2,16 @@
 
 #include "app/client.h"
 
+#include <array>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <fstream>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -90,32 +93,113 @@ Result<HttpResult> HttpRequest(const std::string& address, const std::string& me
   return result;
 }
 
+namespace {
+
+// The unsigned integer after "key": in one of the server's flat JSON lines.
+uint64_t UintField(std::string_view line, std::string_view key) {
+  const std::string quoted = "\"" + std::string(key) + "\":";
+  size_t at = line.find(quoted);
+  if (at == std::string_view::npos) return 0;
+  uint64_t v = 0;
+  std::from_chars(line.data() + at + quoted.size(), line.data() + line.size(), v);
+  return v;
+}
+
+}  // namespace
+
 Result<std::string> TcpSend(const std::string& address, std::string_view data,
-                            int timeout_seconds, const std::string& token) {
+                            int timeout_seconds, const std::string& token,
+                            const std::function<void(const TcpAck&)>& on_ack) {
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
   std::string host;
   Status connected = Connect(address, timeout_seconds, &stream, &host);
   if (!connected.ok()) return connected;
-  beast::error_code ec;
-  if (!token.empty()) {
-    const std::string auth = "AUTH " + token + "\n";
-    net::write(stream.socket(), net::buffer(auth), ec);
+  tcp::socket& socket = stream.socket();
+  const std::string auth = token.empty() ? "" : "AUTH " + token + "\n";
+  std::string_view unsent = data;
+  // Send and read at once: acks come while the data goes out, and a server
+  // that ends the connection early (a refused batch) says why before it does.
+  using Clock = std::chrono::steady_clock;
+  auto last_activity = Clock::now();
+  bool timed_out = false;
+  beast::error_code write_error, read_error;
+  std::string pending, last_line;
+  std::array<char, 16384> in;
+
+  net::steady_timer watchdog(ioc);
+  std::function<void()> watch = [&] {
+    watchdog.expires_at(last_activity + std::chrono::seconds(timeout_seconds));
+    watchdog.async_wait([&](beast::error_code ec) {
+      if (ec) return;
+      if (Clock::now() - last_activity >= std::chrono::seconds(timeout_seconds)) {
+        timed_out = true;
+        beast::error_code ignored;
+        socket.close(ignored);
+        return;
+      }
+      watch();
+    });
+  };
+  std::function<void()> write_more = [&] {
+    if (unsent.empty()) {
+      beast::error_code ignored;
+      socket.shutdown(tcp::socket::shutdown_send, ignored);
+      return;
+    }
+    const size_t n = std::min<size_t>(unsent.size(), 1 << 20);
+    net::async_write(socket, net::buffer(unsent.data(), n), [&, n](beast::error_code ec, size_t) {
+      if (ec) {
+        write_error = ec;  // keep reading: the server may have said why
+        return;
+      }
+      last_activity = Clock::now();
+      unsent.remove_prefix(n);
+      write_more();
+    });
+  };
+  std::function<void()> read_more = [&] {
+    socket.async_read_some(net::buffer(in), [&](beast::error_code ec, size_t n) {
+      pending.append(in.data(), n);
+      if (n > 0) last_activity = Clock::now();
+      size_t nl;
+      while ((nl = pending.find('\n')) != std::string::npos) {
+        std::string line = pending.substr(0, nl);
+        pending.erase(0, nl + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.rfind("{\"durable_lines\":", 0) == 0) {
+          if (on_ack) {
+            on_ack(TcpAck{UintField(line, "durable_lines"), UintField(line, "accepted"),
+                          UintField(line, "duplicates"), UintField(line, "rejected")});
+          }
+        } else if (!line.empty()) {
+          last_line = std::move(line);
+        }
+      }
+      if (ec) {
+        if (ec != net::error::eof) read_error = ec;
+        if (!pending.empty()) last_line = std::move(pending);
+        watchdog.cancel();
+        return;
+      }
+      read_more();
+    });
+  };
+  if (!auth.empty()) {
+    beast::error_code ec;
+    net::write(socket, net::buffer(auth), ec);
+    if (ec) return Status::IoError("send to " + address + ": " + ec.message());
   }
-  if (!ec) net::write(stream.socket(), net::buffer(data.data(), data.size()), ec);
-  if (ec) return Status::IoError("send to " + address + ": " + ec.message());
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  std::string reply;
-  char buf[4096];
-  for (;;) {
-    size_t n = stream.socket().read_some(net::buffer(buf), ec);
-    reply.append(buf, n);
-    if (ec == net::error::eof) break;
-    if (ec) return Status::IoError("read from " + address + ": " + ec.message());
-  }
-  while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
-  size_t nl = reply.rfind('\n');
-  return nl == std::string::npos ? reply : reply.substr(nl + 1);
+  watch();
+  write_more();
+  read_more();
+  ioc.run();
+  if (!last_line.empty()) return last_line;
+  if (timed_out) return Status::IoError("no answer from " + address + " for " +
+                                        std::to_string(timeout_seconds) + " s");
+  if (read_error) return Status::IoError("read from " + address + ": " + read_error.message());
+  if (write_error) return Status::IoError("send to " + address + ": " + write_error.message());
+  return Status::IoError(address + " closed the connection without a summary");
 }
 
 Result<std::string> ReadTokenFile(const std::string& path) {

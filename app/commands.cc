@@ -16,7 +16,10 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <optional>
 #include <thread>
+
+#include <unistd.h>
 
 #include "app/client.h"
 #include "app/progress.h"
@@ -168,16 +171,6 @@ int RunServe(const ServeArgs& args) {
     Log(LogLevel::kError, "tierstream: %s", options.status().ToString().c_str());
     return 2;
   }
-  Log(LogLevel::kInfo, "tierstream: starting (data %s, tz %s)", args.common.data_dir.c_str(),
-      FormatUtcOffset(options->config.utc_offset_ms).c_str());
-  std::unique_ptr<pipeline::Pipeline> pipeline = OpenPipeline(*options);
-  if (pipeline == nullptr) return 1;
-  const pipeline::RecoveryStats& recovered = pipeline->recovery();
-  Log(LogLevel::kInfo,
-      "tierstream: recovered %llu users and replayed %llu logged events in %.3f s (%u shards)",
-      static_cast<unsigned long long>(recovered.users_loaded),
-      static_cast<unsigned long long>(recovered.log_events_replayed), recovered.seconds,
-      pipeline->shards());
   ServerOptions server_options = args.server;
   if (!args.token_file.empty()) {
     auto token = ReadTokenFile(args.token_file);
@@ -195,7 +188,11 @@ int RunServe(const ServeArgs& args) {
           address->c_str());
     }
   }
-  Server server(pipeline.get(), server_options);
+  Log(LogLevel::kInfo, "tierstream: starting (data %s, tz %s)", args.common.data_dir.c_str(),
+      FormatUtcOffset(options->config.utc_offset_ms).c_str());
+  // HTTP first, so that probes learn the server is alive but recovering
+  // (/healthz "starting", /readyz 503) while Open() replays the log.
+  Server server(nullptr, server_options);
   Status s = server.Start();
   if (!s.ok()) {
     Log(LogLevel::kError, "tierstream: %s", s.ToString().c_str());
@@ -205,16 +202,37 @@ int RunServe(const ServeArgs& args) {
     Log(LogLevel::kInfo, "tierstream: HTTP API on %s (port %u)", args.server.http_address.c_str(),
         server.http_port());
   }
-  if (!args.server.tcp_address.empty()) {
-    Log(LogLevel::kInfo, "tierstream: TCP NDJSON ingest on %s (port %u)",
-        args.server.tcp_address.c_str(), server.tcp_port());
+  std::thread io([&server] { server.Run(); });
+  std::unique_ptr<pipeline::Pipeline> pipeline = OpenPipeline(*options);
+  if (pipeline == nullptr) {
+    server.Stop();
+    io.join();
+    return 1;
   }
-  server.Run();
+  const pipeline::RecoveryStats& recovered = pipeline->recovery();
+  Log(LogLevel::kInfo,
+      "tierstream: recovered %llu users and replayed %llu logged events in %.3f s (%u shards)",
+      static_cast<unsigned long long>(recovered.users_loaded),
+      static_cast<unsigned long long>(recovered.log_events_replayed), recovered.seconds,
+      pipeline->shards());
+  s = server.AttachPipeline(pipeline.get());
+  if (s.ok()) {
+    if (!args.server.tcp_address.empty()) {
+      Log(LogLevel::kInfo, "tierstream: TCP NDJSON ingest on %s (port %u)",
+          args.server.tcp_address.c_str(), server.tcp_port());
+    }
+  } else if (s.code() != StatusCode::kUnavailable) {  // not merely stopped by a signal meanwhile
+    Log(LogLevel::kError, "tierstream: %s", s.ToString().c_str());
+    server.Stop();
+  }
+  io.join();
+  const bool attach_failed = !s.ok() && s.code() != StatusCode::kUnavailable;
   s = pipeline->Close();
   if (!s.ok()) {
     Log(LogLevel::kError, "tierstream: shutdown checkpoint failed: %s", s.ToString().c_str());
     return 1;
   }
+  if (attach_failed) return 1;
   Log(LogLevel::kInfo, "tierstream: state committed, bye");
   return 0;
 }
@@ -430,10 +448,76 @@ bool LoadClientToken(const ClientArgs& client, std::string* token) {
 }
 }  // namespace
 
+namespace {
+
+// "1,234,567"
+std::string Grouped(uint64_t v) {
+  std::string digits = std::to_string(v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+// One progress line on a terminal's stderr, rewritten in place (at most ten
+// times a second) from the server's acks.
+class SendProgress {
+ public:
+  SendProgress(std::string name, uint64_t total_lines)
+      : name_(std::move(name)), total_(total_lines), start_(Clock::now()) {}
+
+  void OnAck(const TcpAck& ack) {
+    const auto now = Clock::now();
+    if (now - shown_ < std::chrono::milliseconds(100) && ack.durable_lines < total_) return;
+    shown_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(ack.durable_lines) / secs : 0;
+    std::string line = "\r" + name_ + ": " + Grouped(ack.durable_lines) + " lines durable";
+    char buf[128];
+    if (total_ > 0) {
+      std::snprintf(buf, sizeof buf, " (%.1f%%)",
+                    100.0 * static_cast<double>(ack.durable_lines) / static_cast<double>(total_));
+      line += buf;
+    }
+    std::snprintf(buf, sizeof buf, ", %s ev/s", Grouped(static_cast<uint64_t>(rate)).c_str());
+    line += buf;
+    if (rate > 0 && total_ > ack.durable_lines) {
+      std::snprintf(buf, sizeof buf, ", ETA %.0f s",
+                    static_cast<double>(total_ - ack.durable_lines) / rate);
+      line += buf;
+    }
+    line += "\x1b[K";  // clear what a longer previous line left
+    std::fputs(line.c_str(), stderr);
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+
+  void Clear() {
+    if (drawn_) std::fputs("\r\x1b[K", stderr);
+  }
+
+ private:
+  std::string name_;
+  uint64_t total_;
+  Clock::time_point start_;
+  Clock::time_point shown_{};
+  bool drawn_ = false;
+};
+
+// Lines as the server numbers them: a last line without newline counts.
+uint64_t CountLines(std::string_view data) {
+  uint64_t n = static_cast<uint64_t>(std::count(data.begin(), data.end(), '\n'));
+  return n + (!data.empty() && data.back() != '\n' ? 1 : 0);
+}
+
+}  // namespace
+
 int RunSend(const std::vector<std::string>& files, const ClientArgs& client) {
   std::string token;
-  if (!LoadClientToken(client, &token)) return 2;
-  int rc = 0;
+  if (!LoadClientToken(client, &token)) return kSendFailed;
+  const bool show_progress = ::isatty(STDERR_FILENO) == 1;
+  int rc = kSendOk;
   for (const std::string& file : files) {
     std::string data;
     if (file == "-") {
@@ -444,19 +528,30 @@ int RunSend(const std::vector<std::string>& files, const ClientArgs& client) {
       std::ifstream in(file, std::ios::binary);
       if (!in) {
         std::fprintf(stderr, "tierstream: cannot read %s\n", file.c_str());
-        return 1;
+        return kSendFailed;
       }
       std::stringstream ss;
       ss << in.rdbuf();
       data = ss.str();
     }
-    auto reply = TcpSend(client.tcp_address, data, 600, token);
+    std::optional<SendProgress> progress;
+    if (show_progress) progress.emplace(file == "-" ? "stdin" : file, CountLines(data));
+    auto reply = TcpSend(client.tcp_address, data, 600, token, [&](const TcpAck& ack) {
+      if (progress) progress->OnAck(ack);
+    });
+    if (progress) progress->Clear();
     if (!reply.ok()) {
       std::fprintf(stderr, "tierstream: %s\n", reply.status().ToString().c_str());
-      return 1;
+      return kSendFailed;
     }
     std::printf("%s\n", reply->c_str());
-    if (reply->find("\"error\"") == 1) rc = 1;
+    std::fflush(stdout);
+    if (reply->rfind("{\"error\"", 0) == 0) {
+      // Refused (disk low, store failure): the lines after "durable_lines"
+      // were not taken; re-sending the file is safe (duplicates are known).
+      return kSendFailed;
+    }
+    if (reply->find("\"rejected\":0,") == std::string::npos) rc = kSendSomeRejected;
   }
   return rc;
 }

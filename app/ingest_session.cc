@@ -7,6 +7,32 @@
 
 namespace tierstream::app {
 
+namespace {
+
+void WriteErrors(JsonWriter& w, const std::vector<ingest::LineError>& errors, uint64_t last_line) {
+  w.Key("errors").BeginArray();
+  for (const auto& e : errors) {
+    if (e.line > last_line) break;  // sorted by line
+    w.BeginObject().Key("line").Int(static_cast<int64_t>(e.line)).Key("error").String(e.error);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+}  // namespace
+
+std::string IngestProgress::ToAckJson() const {
+  std::string out;
+  JsonWriter(&out)
+      .BeginObject()
+      .Key("durable_lines").Int(static_cast<int64_t>(durable_lines))
+      .Key("accepted").Int(static_cast<int64_t>(accepted))
+      .Key("duplicates").Int(static_cast<int64_t>(duplicates))
+      .Key("rejected").Int(static_cast<int64_t>(rejected))
+      .EndObject();
+  return out;
+}
+
 std::string IngestSummary::ToJson() const {
   std::string out;
   JsonWriter w(&out);
@@ -15,12 +41,22 @@ std::string IngestSummary::ToJson() const {
   w.Key("accepted").Int(static_cast<int64_t>(accepted));
   w.Key("duplicates").Int(static_cast<int64_t>(duplicates));
   w.Key("rejected").Int(static_cast<int64_t>(rejected));
-  w.Key("errors").BeginArray();
-  for (const auto& e : errors) {
-    w.BeginObject().Key("line").Int(static_cast<int64_t>(e.line)).Key("error").String(e.error);
-    w.EndObject();
-  }
-  w.EndArray().EndObject();
+  WriteErrors(w, errors, UINT64_MAX);
+  w.EndObject();
+  return out;
+}
+
+std::string IngestSummary::ToStreamJson() const {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject();
+  if (!durable.refused.ok()) w.Key("error").String(durable.refused.message());
+  w.Key("accepted").Int(static_cast<int64_t>(durable.accepted));
+  w.Key("duplicates").Int(static_cast<int64_t>(durable.duplicates));
+  w.Key("rejected").Int(static_cast<int64_t>(durable.rejected));
+  w.Key("durable_lines").Int(static_cast<int64_t>(durable.durable_lines));
+  WriteErrors(w, errors, durable.durable_lines);
+  w.EndObject();
   return out;
 }
 
@@ -33,16 +69,37 @@ void IngestSession::SubmitDecoded(std::string_view complete_lines) {
   auto batch = pipeline_->NewBatch();
   pipeline::BatchBuilder builder(batch.get(), pipeline_->reject_log(), source_);
   next_line_ += decoder_.DecodeLines(complete_lines, next_line_, &batch->arena, &builder);
+  Submit(std::move(batch));
+}
+
+void IngestSession::Submit(std::unique_ptr<pipeline::Batch> batch) {
+  uint64_t seq;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++outstanding_;
+    seq = next_span_++;
+    spans_.emplace_back().last_line = next_line_ - 1;
   }
-  auto self = shared_from_this();
-  pipeline_->Submit(std::move(batch),
-                    [self](pipeline::BatchOutcome outcome) { self->OnBatchDone(std::move(outcome)); });
+  pipeline_->Submit(std::move(batch), [self = shared_from_this(), seq](pipeline::BatchOutcome o) {
+    self->OnBatchDone(seq, std::move(o));
+  });
 }
 
+namespace {
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+}  // namespace
+
 void IngestSession::Feed(std::string_view bytes) {
+  while (!bom_checked_ && !bytes.empty()) {
+    if (bytes[0] == kBom[bom_seen_]) {
+      bytes.remove_prefix(1);
+      bom_checked_ = ++bom_seen_ == kBom.size();
+      continue;
+    }
+    // Not a byte-order mark: what looked like its start is input.
+    bom_checked_ = true;
+    if (bom_seen_ > 0) Feed(kBom.substr(0, bom_seen_));
+  }
   while (!bytes.empty()) {
     if (skipping_long_line_) {
       const void* nl = std::memchr(bytes.data(), '\n', bytes.size());
@@ -76,14 +133,7 @@ void IngestSession::Feed(std::string_view bytes) {
         auto batch = pipeline_->NewBatch();
         batch->rejected = 1;
         batch->errors = std::move(outcome.errors);
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          ++outstanding_;
-        }
-        auto self = shared_from_this();
-        pipeline_->Submit(std::move(batch), [self](pipeline::BatchOutcome o) {
-          self->OnBatchDone(std::move(o));
-        });
+        Submit(std::move(batch));
         return;
       }
       pending_.Append(bytes);
@@ -98,6 +148,8 @@ void IngestSession::Feed(std::string_view bytes) {
 }
 
 Status IngestSession::FeedWhole(std::string_view body) {
+  if (body.substr(0, kBom.size()) == kBom) body.remove_prefix(kBom.size());
+  bom_checked_ = true;
   size_t i = 0;
   while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
     ++i;
@@ -108,14 +160,8 @@ Status IngestSession::FeedWhole(std::string_view body) {
     pipeline::BatchBuilder builder(batch.get(), pipeline_->reject_log(), source_);
     std::string error = decoder_.DecodeArray(buf.view(), &batch->arena, &builder);
     if (!error.empty()) return Status::InvalidArgument(error);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++outstanding_;
-    }
-    auto self = shared_from_this();
-    pipeline_->Submit(std::move(batch), [self](pipeline::BatchOutcome o) {
-      self->OnBatchDone(std::move(o));
-    });
+    next_line_ += batch->events + batch->rejected;  // element k is line k
+    Submit(std::move(batch));
     return Status::Ok();
   }
   // NDJSON: decode in slices of about 1 MiB so batches stay moderate.
@@ -135,32 +181,67 @@ Status IngestSession::FeedWhole(std::string_view body) {
   return Status::Ok();
 }
 
-void IngestSession::Finish(std::function<void(IngestSummary)> done) {
-  if (!skipping_long_line_ && pending_.size() > 0) {
-    SubmitDecoded(pending_.view());
-    pending_.Clear();
+void IngestSession::Finish(std::function<void(IngestSummary)> done, bool take_partial_line) {
+  if (take_partial_line && !bom_checked_ && bom_seen_ > 0) {  // the input was a prefix of a mark
+    bom_checked_ = true;
+    Feed(kBom.substr(0, bom_seen_));
   }
+  if (take_partial_line && !skipping_long_line_ && pending_.size() > 0) {
+    SubmitDecoded(pending_.view());
+  }
+  pending_.Clear();
   std::unique_lock<std::mutex> lock(mu_);
   finished_ = true;
   done_ = std::move(done);
   MaybeFinish(lock);
 }
 
-void IngestSession::OnBatchDone(pipeline::BatchOutcome outcome) {
+IngestProgress IngestSession::Progress() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return progress_;
+}
+
+void IngestSession::OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome) {
   std::unique_lock<std::mutex> lock(mu_);
   summary_.accepted += outcome.accepted;
   summary_.duplicates += outcome.duplicates;
   summary_.rejected += outcome.rejected;
   for (auto& e : outcome.errors) summary_.errors.push_back(std::move(e));
   if (!outcome.status.ok() && summary_.status.ok()) summary_.status = outcome.status;
+  Span& span = spans_[seq - first_span_];
+  span.done = true;
+  span.accepted = outcome.accepted;
+  span.duplicates = outcome.duplicates;
+  span.rejected = outcome.rejected;
+  span.status = std::move(outcome.status);
+  // Advance the prefix over the completed batches at its front.
+  bool news = false;
+  while (progress_.refused.ok() && !spans_.empty() && spans_.front().done) {
+    Span& front = spans_.front();
+    if (!front.status.ok()) {
+      progress_.refused = front.status;
+    } else {
+      progress_.durable_lines = front.last_line;
+      progress_.accepted += front.accepted;
+      progress_.duplicates += front.duplicates;
+      progress_.rejected += front.rejected;
+      spans_.pop_front();
+      ++first_span_;
+    }
+    news = true;
+  }
   --outstanding_;
-  MaybeFinish(lock);
+  const bool notify = news && on_progress_ != nullptr;
+  MaybeFinish(lock);  // unlocks when it finishes
+  if (lock.owns_lock()) lock.unlock();
+  if (notify) on_progress_();
 }
 
 void IngestSession::MaybeFinish(std::unique_lock<std::mutex>& lock) {
   if (!finished_ || outstanding_ != 0 || !done_) return;
   auto done = std::move(done_);
   done_ = nullptr;
+  summary_.durable = progress_;
   IngestSummary summary = std::move(summary_);
   lock.unlock();
   std::sort(summary.errors.begin(), summary.errors.end(),

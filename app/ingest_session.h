@@ -1,15 +1,20 @@
 // IngestSession: turns the bytes of one HTTP body or one TCP connection into
 // Batches for the Pipeline and gathers their outcomes into the summary of
-// SPEC §6 ({"accepted","duplicates","rejected","errors"}).
+// SPEC §6 ({"accepted","duplicates","rejected","errors"}), and, for a
+// connection that stays open, into its durable prefix (the acks).
 //
 // Streamed input is framed at newlines; a line longer than 1 MiB is counted
-// as rejected and skipped without being buffered. Feed()/FeedWhole()/Finish()
-// are confined to the owner's thread (a connection's handler); batch
-// completions arrive on worker threads and are merged under a mutex.
+// as rejected and skipped without being buffered. A UTF-8 byte-order mark at
+// the very start of the input is skipped.
+//
+// Thread safety: Feed()/FeedWhole()/Finish() are confined to the owner's
+// thread (a connection's handler); batch completions arrive on worker threads
+// and are merged under a mutex; Progress() may be called from any thread.
 #ifndef TIERSTREAM_APP_INGEST_SESSION_H_
 #define TIERSTREAM_APP_INGEST_SESSION_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -23,33 +28,68 @@
 
 namespace tierstream::app {
 
+// The durable prefix of a stream: lines 1..durable_lines are all durable or
+// rejected (batches complete out of order across shards; this only grows over
+// a run of completed batches from the first one), and the counts over them.
+struct IngestProgress {
+  uint64_t durable_lines = 0;
+  uint64_t accepted = 0;
+  uint64_t duplicates = 0;
+  uint64_t rejected = 0;
+  // Not OK when the batch right after the prefix was refused (store failure,
+  // disk low): the prefix ends there for good.
+  Status refused;
+  // {"durable_lines":N,"accepted":A,"duplicates":D,"rejected":R}
+  std::string ToAckJson() const;
+};
+
 struct IngestSummary {
   uint64_t accepted = 0;
   uint64_t duplicates = 0;
   uint64_t rejected = 0;
   std::vector<ingest::LineError> errors;  // first 100 by line
   Status status;                          // not OK when some events were refused
+  IngestProgress durable;                 // the durable prefix at the end
+  // The POST answer: totals over the body.
   std::string ToJson() const;
+  // The TCP connection's last line: the counts over the durable prefix (all
+  // lines unless a batch was refused), "durable_lines", the errors in it.
+  std::string ToStreamJson() const;
 };
 
 class IngestSession : public std::enable_shared_from_this<IngestSession> {
  public:
   IngestSession(pipeline::Pipeline* pipeline, std::string source);
 
+  // Called on a worker thread, without locks held, whenever the durable
+  // prefix grew or a refusal ended it. Set before the first Feed.
+  void set_on_progress(std::function<void()> on_progress) { on_progress_ = std::move(on_progress); }
+
   // Streamed input: decodes and submits every complete line.
   void Feed(std::string_view bytes);
   // A whole body: NDJSON, or a JSON array of events. Returns an error only
   // for a structurally broken array (nothing of it is submitted then).
   Status FeedWhole(std::string_view body);
-  // Ends the input (a final line without newline still counts) and calls
-  // `done` once every submitted batch is durable and applied.
-  void Finish(std::function<void(IngestSummary)> done);
+  // Ends the input and calls `done` once every submitted batch is durable
+  // and applied. An incomplete final line (no newline) counts when
+  // `take_partial_line` (a half-close), else it is dropped (a connection cut
+  // short: its last line may be truncated).
+  void Finish(std::function<void(IngestSummary)> done, bool take_partial_line = true);
 
+  IngestProgress Progress();
   uint64_t lines() const { return next_line_ - 1; }
 
  private:
+  // A submitted batch, in line order, until the prefix passes it.
+  struct Span {
+    uint64_t last_line = 0;
+    bool done = false;
+    uint64_t accepted = 0, duplicates = 0, rejected = 0;
+    Status status;
+  };
   void SubmitDecoded(std::string_view complete_lines);
-  void OnBatchDone(pipeline::BatchOutcome outcome);
+  void Submit(std::unique_ptr<pipeline::Batch> batch);
+  void OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome);
   void MaybeFinish(std::unique_lock<std::mutex>& lock);
 
   pipeline::Pipeline* pipeline_;
@@ -58,9 +98,18 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
   ingest::PaddedBuffer pending_;  // an incomplete last line
   uint64_t next_line_ = 1;
   bool skipping_long_line_ = false;
+  // Byte-order mark at the start: bytes of it seen so far (a read may end
+  // inside it), until the first byte that is not part of one.
+  size_t bom_seen_ = 0;
+  bool bom_checked_ = false;
+  std::function<void()> on_progress_;
 
   std::mutex mu_;
   IngestSummary summary_;
+  std::deque<Span> spans_;   // spans_[0] is batch number first_span_
+  uint64_t first_span_ = 0;
+  uint64_t next_span_ = 0;
+  IngestProgress progress_;
   uint64_t outstanding_ = 0;
   bool finished_ = false;
   std::function<void(IngestSummary)> done_;

@@ -69,13 +69,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--token-file", serve.token_file,
                         "File holding a bearer token required by every request but /healthz");
-  serve_cmd->add_option("--io-threads", serve.server.io_threads, "Network threads")
+  serve_cmd->add_option("--io-threads", serve.server.io_threads,
+                        "Network threads (each serves its share of the connections)")
       ->capture_default_str();
   serve_cmd->add_option("--max-body-bytes", serve.server.max_body_bytes,
                         "Largest POST body accepted (413 beyond)")
       ->capture_default_str();
   serve_cmd->add_option("--idle-timeout", serve.server.idle_timeout_seconds,
-                        "Seconds of silence before a connection is closed")
+                        "Seconds of silence before a connection is closed (a TCP producer first gets "
+                        "the summary of what was made durable)")
       ->capture_default_str();
   serve_cmd->add_option("--max-connections", serve.server.max_connections,
                         "Concurrent connections accepted")
@@ -138,6 +140,13 @@ int main(int argc, char** argv) {
   send_cmd->add_option("files", send_files, "NDJSON files ('-' = stdin)")->required();
   send_cmd->add_option("--tcp", client.tcp_address, "Server TCP address")->capture_default_str();
   send_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
+  send_cmd->footer(
+      "Prints the server's summary line of each file on stdout; on a terminal, progress on stderr\n"
+      "(lines durable, events/s, percent of the file, ETA).\n"
+      "Exit status: 0 every line was taken (accepted or duplicate); 2 the server rejected some\n"
+      "lines (listed in \"errors\"); 1 a file could not be read, the server could not be reached,\n"
+      "or it refused ingest (the summary starts with \"error\"; lines after \"durable_lines\" were\n"
+      "not taken; re-sending is safe, duplicates are recognised).");
 
   std::string user_id;
   auto* user_cmd = app.add_subcommand("user", "Print a member's profile and tier");

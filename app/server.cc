@@ -5,11 +5,13 @@
 #include "app/server.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -18,10 +20,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <simdjson.h>
 
 #include "app/ingest_session.h"
 #include "common/json_writer.h"
@@ -107,6 +110,43 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view k
   return std::nullopt;
 }
 
+void CopyValue(simdjson::dom::element v, JsonWriter* w) {
+  switch (v.type()) {
+    case simdjson::dom::element_type::INT64: w->Int(int64_t(v)); break;
+    case simdjson::dom::element_type::UINT64: w->Int(static_cast<int64_t>(uint64_t(v))); break;
+    case simdjson::dom::element_type::DOUBLE: w->Double(double(v)); break;
+    case simdjson::dom::element_type::BOOL: w->Bool(bool(v)); break;
+    case simdjson::dom::element_type::STRING: w->String(std::string_view(v)); break;
+    case simdjson::dom::element_type::NULL_VALUE: w->Null(); break;
+    case simdjson::dom::element_type::ARRAY:
+      w->BeginArray();
+      for (simdjson::dom::element e : simdjson::dom::array(v)) CopyValue(e, w);
+      w->EndArray();
+      break;
+    case simdjson::dom::element_type::OBJECT:
+      w->BeginObject();
+      for (auto field : simdjson::dom::object(v)) {
+        w->Key(field.key);
+        CopyValue(field.value, w);
+      }
+      w->EndObject();
+      break;
+  }
+}
+
+// Writes the members of the JSON object `object_json` into the object `w`
+// is writing (the pipeline's figures into /healthz). Through a parser, not
+// by cutting braces: whatever the pipeline's text, the answer stays JSON.
+void CopyMembers(std::string_view object_json, JsonWriter* w) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  if (parser.parse(object_json.data(), object_json.size()).get_object().get(object)) return;
+  for (auto field : object) {
+    w->Key(field.key);
+    CopyValue(field.value, w);
+  }
+}
+
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
@@ -115,18 +155,82 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+// One io_context run by exactly one thread. Every handler of a connection
+// runs on its lane's thread, so the batches a connection submits leave one
+// producer thread in stream order, and the pipeline's queues keep FIFO order
+// only per producer thread (a strand on a shared io_context hops threads,
+// which let a later batch overtake an earlier one).
+// A connection, as the shutdown sequence sees it.
+class Session {
+ public:
+  virtual ~Session() = default;
+  // On its lane's thread: take no new request or input, answer what is in
+  // flight, then close.
+  virtual void Shutdown() = 0;
+};
+
+struct Lane {
+  Lane() : ioc(1), work(net::make_work_guard(ioc)) {}
+  // On this lane's thread.
+  void Register(std::weak_ptr<Session> session) {
+    if (sessions.size() >= prune_at) {
+      std::erase_if(sessions, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+      prune_at = std::max<size_t>(64, 2 * sessions.size());
+    }
+    sessions.push_back(std::move(session));
+  }
+  void ShutdownSessions() {
+    for (auto& w : sessions) {
+      if (auto s = w.lock()) s->Shutdown();
+    }
+  }
+
+  net::io_context ioc;
+  net::executor_work_guard<net::io_context::executor_type> work;
+  std::vector<std::weak_ptr<Session>> sessions;  // this lane's connections
+  size_t prune_at = 64;
+};
+
+std::vector<std::unique_ptr<Lane>> MakeLanes(int n) {
+  std::vector<std::unique_ptr<Lane>> lanes;
+  for (int i = 0; i < std::max(n, 1); ++i) lanes.push_back(std::make_unique<Lane>());
+  return lanes;
+}
+
+// How long Stop() waits for connections to send their last answers.
+constexpr auto kDrainDeadline = std::chrono::seconds(5);
+// Beyond --max-connections, up to this many more HTTP connections may each
+// send one request within kProbeDeadline; only /healthz and /readyz are
+// answered on them (503 otherwise), so probes still get through when
+// producers hold every slot, and the extra slots cannot be held for long.
+constexpr int kMaxProbeConnections = 16;
+constexpr auto kProbeDeadline = std::chrono::seconds(2);
+
 struct Server::Impl {
   Impl(pipeline::Pipeline* p, ServerOptions o)
-      : pipeline(p), options(std::move(o)), http_acceptor(ioc), tcp_acceptor(ioc), signals(ioc) {}
+      : pipeline(p),
+        options(std::move(o)),
+        lanes(MakeLanes(options.io_threads)),
+        ioc(lanes[0]->ioc),
+        http_acceptor(ioc),
+        tcp_acceptor(ioc),
+        signals(ioc) {}
 
-  pipeline::Pipeline* pipeline;
+  // Null until AttachPipeline(): recovery is running.
+  std::atomic<pipeline::Pipeline*> pipeline;
   ServerOptions options;
-  net::io_context ioc;
+  // Declared before the lanes: destroying an io_context destroys the
+  // handlers it still holds, and with them sessions that count themselves out.
+  std::atomic<int> connections{0};        // producers and queries (--max-connections)
+  std::atomic<int> probe_connections{0};  // the extra ones (kMaxProbeConnections)
+  std::atomic<bool> stopped{false};
+  std::vector<std::unique_ptr<Lane>> lanes;
+  // Lane 0: the acceptors, the signals and the shutdown sequence.
+  net::io_context& ioc;
+  size_t next_lane = 0;  // round-robin over lanes; touched on lane 0 only
   tcp::acceptor http_acceptor;
   tcp::acceptor tcp_acceptor;
   net::signal_set signals;
-  std::atomic<int> connections{0};
-  std::atomic<bool> stopped{false};
 
   Status Bind(tcp::acceptor* acceptor, const std::string& address, const char* what);
   // After an accept error (out of file descriptors, say), waits a moment
@@ -138,6 +242,10 @@ struct Server::Impl {
   }
   void AcceptHttp();
   void AcceptTcp();
+  // The lane of the next accepted connection.
+  Lane& NextLane() { return *lanes[next_lane++ % lanes.size()]; }
+  // Stops the lanes once every connection has closed, or at the deadline.
+  void AwaitDrain(std::chrono::steady_clock::time_point deadline);
 };
 
 namespace {
@@ -253,15 +361,33 @@ class TierStream : public std::enable_shared_from_this<TierStream> {
   std::string data_;  // the page being written
 };
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket socket, Server::Impl* server)
-      : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {
-    server_->connections.fetch_add(1);
+  // `probe`: a connection beyond --max-connections, counted apart, that may
+  // only ask for /healthz or /readyz (one request, within kProbeDeadline).
+  HttpSession(tcp::socket socket, Server::Impl* server, Lane* lane, bool probe)
+      : stream_(std::move(socket)),
+        server_(server),
+        lane_(lane),
+        timer_(stream_.get_executor()),
+        probe_(probe),
+        counter_(probe ? &server->probe_connections : &server->connections) {
+    counter_->fetch_add(1);
   }
-  ~HttpSession() { server_->connections.fetch_sub(1); }
+  ~HttpSession() override { counter_->fetch_sub(1); }
 
-  void Start() { DoRead(); }
+  void Start() {
+    lane_->Register(shared_from_this());
+    DoRead();
+    if (server_->stopped.load()) Shutdown();
+  }
+
+  // A request whose header was read is answered (Connection: close); an
+  // idle connection is closed.
+  void Shutdown() override {
+    if (!in_request_) Close();
+  }
+  net::any_io_executor executor() { return stream_.get_executor(); }
 
   // Answers 503 and closes: used when the connection limit is reached.
   void RefuseBusy() {
@@ -279,11 +405,78 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void DoRead() {
     parser_.emplace();
-    parser_->body_limit(server_->options.max_body_bytes);
+    // No limit while the header is read: OnHeader checks the token before it
+    // says anything about the size, then sets the limit (chunked bodies).
+    // (Not boost::none: Beast 1.74 compares a length with it as with zero.)
+    parser_->body_limit(std::numeric_limits<uint64_t>::max());
     parser_->header_limit(64 * 1024);
+    if (probe_) {
+      stream_.expires_after(kProbeDeadline);
+    } else {
+      stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    }
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  // Decides what it can on the header alone: a missing token and a body over
+  // the limit are answered before the client sends the body (and the
+  // connection is closed, as that body may follow); a client that waits for
+  // "100 Continue" (curl does, a second, for bodies over 1 MiB) gets it.
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnRead(ec);
+    in_request_ = true;
+    const auto& req = parser_->get();
+    std::string_view target(req.target().data(), req.target().size());
+    std::string_view path = target.substr(0, target.find('?'));
+    if (probe_ && path != "/healthz" && path != "/readyz") {
+      return Reply(http::status::service_unavailable, ErrorBody("too many connections"), false,
+                   req.version());
+    }
+    if (!Authorized(req, path)) return Unauthorized(req.version(), /*keep_alive=*/false);
+    const uint64_t limit = server_->options.max_body_bytes;
+    if (auto length = parser_->content_length(); length && *length > limit) {
+      return Reply(http::status::payload_too_large,
+                   ErrorBody("body exceeds " + std::to_string(limit) + " bytes"), false,
+                   req.version());
+    }
+    parser_->body_limit(limit);
+    if (parser_->is_done()) return OnRead({});
+    if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](beast::error_code write_ec, size_t) {
+                         if (write_ec) return self->Close();
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  // Every request but the health endpoints needs the token, when there is one.
+  bool Authorized(const http::request_header<>& req, std::string_view path) const {
+    const std::string& token = server_->options.token;
+    if (token.empty() || path == "/healthz" || path == "/readyz") return true;
+    auto auth = req[http::field::authorization];
+    return ConstantTimeEquals(std::string_view(auth.data(), auth.size()), "Bearer " + token);
+  }
+
+  void Unauthorized(unsigned version, bool keep_alive) {
+    Response res{http::status::unauthorized, version};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::www_authenticate, "Bearer");
+    res.keep_alive(keep_alive);
+    res.body() = ErrorBody("missing or wrong bearer token");
+    res.prepare_payload();
+    Send(std::move(res));
   }
 
   void OnRead(beast::error_code ec) {
@@ -318,7 +511,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Send(std::move(res));
   }
 
-  // Replies from any thread: hops onto this connection's strand first.
+  // Replies from any thread: hops onto this connection's io thread first.
   void ReplyLater(http::status status, std::string body) {
     net::post(stream_.get_executor(), [self = shared_from_this(), status, b = std::move(body)]() mutable {
       self->Reply(status, std::move(b), self->request_.keep_alive(), self->request_.version());
@@ -326,14 +519,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void Send(Response res) {
+    // Shutting down, or a probe connection: this is the last answer.
+    if (server_->stopped.load() || probe_) res.keep_alive(false);
     response_ = std::make_shared<Response>(std::move(res));
     stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
     http::async_write(stream_, *response_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
-                        if (ec || self->response_->need_eof()) {
-                          self->Close();
-                          return;
-                        }
+                        self->in_request_ = false;
+                        if (ec) return self->Close();
+                        if (self->response_->need_eof()) return self->LingerClose();
                         self->response_.reset();
                         self->DoRead();
                       });
@@ -343,6 +537,25 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
+  }
+
+  // After a last answer: closing a socket with unread input sends a reset,
+  // which can destroy the answer before the client reads it (an early 413
+  // while the client still sends its body). So send FIN, then read and drop
+  // what comes until the client closes too, for at most 2 s.
+  void LingerClose() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(2));
+    Discard();
+  }
+  void Discard() {
+    if (!discard_) discard_ = std::make_unique<std::array<char, 4096>>();
+    stream_.async_read_some(net::buffer(*discard_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->Close();
+                              self->Discard();
+                            });
   }
 
   void MethodNotAllowed(const char* allow) {
@@ -363,47 +576,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const auto method = request_.method();
     const bool keep = request_.keep_alive();
     const unsigned version = request_.version();
-    const std::string& token = server_->options.token;
-    if (!token.empty() && path != "/healthz") {
-      auto auth = request_[http::field::authorization];
-      if (!ConstantTimeEquals(std::string_view(auth.data(), auth.size()), "Bearer " + token)) {
-        Response res{http::status::unauthorized, version};
-        res.set(http::field::content_type, "application/json");
-        res.set(http::field::www_authenticate, "Bearer");
-        res.keep_alive(keep);
-        res.body() = ErrorBody("missing or wrong bearer token");
-        res.prepare_payload();
-        return Send(std::move(res));
-      }
+    // (The token was checked on the header, in OnHeader.)
+    pipeline_ = server_->pipeline.load(std::memory_order_acquire);
+    if (path == "/healthz" || path == "/readyz") {
+      if (method != http::verb::get) return MethodNotAllowed("GET");
+      return path == "/healthz" ? Health() : Readiness();
+    }
+    if (pipeline_ == nullptr) {
+      return Reply(http::status::service_unavailable, ErrorBody("starting: recovery in progress"),
+                   keep, version);
     }
 
     if (path == "/v1/events") {
       if (method != http::verb::post) return MethodNotAllowed("POST");
       return PostEvents();
     }
-    if (path == "/healthz") {
-      if (method != http::verb::get) return MethodNotAllowed("GET");
-      const int64_t t = server_->pipeline->watermark();
-      server_->pipeline->GetStats([self = shared_from_this(), t](std::string stats) {
-        std::string body;
-        JsonWriter w(&body);
-        w.BeginObject().Key("status").String("ok").Key("as_of");
-        if (t == kNoTs) {
-          w.Null();
-        } else {
-          w.Int(t);
-        }
-        w.EndObject();
-        // Splice the pipeline's figures into the same object.
-        body.pop_back();
-        body += "," + stats.substr(1);
-        self->ReplyLater(http::status::ok, std::move(body));
-      });
-      return;
-    }
     if (path == "/v1/kpis") {
       if (method != http::verb::get) return MethodNotAllowed("GET");
-      server_->pipeline->GetKpis([self = shared_from_this()](std::string body) {
+      pipeline_->GetKpis([self = shared_from_this()](std::string body) {
         self->ReplyLater(http::status::ok, std::move(body));
       });
       return;
@@ -420,7 +610,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return Reply(http::status::bad_request, ErrorBody("user_id: must be 1..128 bytes"), keep,
                      version);
       }
-      server_->pipeline->GetUser(std::move(user_id),
+      pipeline_->GetUser(std::move(user_id),
                                  [self = shared_from_this()](bool found, std::string body) {
                                    self->ReplyLater(found ? http::status::ok
                                                           : http::status::not_found,
@@ -476,7 +666,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                        keep, version);
         }
         auto stream = std::make_shared<TierStream>(
-            &stream_, server_->pipeline, *tier, std::move(after), fields_param.has_value(),
+            &stream_, pipeline_, *tier, std::move(after), fields_param.has_value(),
             server_->options, version, keep, [self = shared_from_this()](bool keep_alive) {
               if (keep_alive) {
                 self->DoRead();
@@ -498,7 +688,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         }
         limit = v;
       }
-      server_->pipeline->ListTier(*tier, std::move(after), limit,
+      pipeline_->ListTier(*tier, std::move(after), limit,
                                   [self = shared_from_this()](std::string body) {
                                     self->ReplyLater(http::status::ok, std::move(body));
                                   });
@@ -507,9 +697,70 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Reply(http::status::not_found, ErrorBody("no such resource"), keep, version);
   }
 
+  // Why ingest is not possible right now; empty when it is.
+  std::vector<std::string> NotReadyReasons() const {
+    if (pipeline_ == nullptr) return {"recovering"};
+    return pipeline_->IngestRefusals();
+  }
+
+  // Readiness: may this instance take traffic (ingest) now?
+  void Readiness() {
+    const std::vector<std::string> reasons = NotReadyReasons();
+    std::string body;
+    JsonWriter w(&body);
+    w.BeginObject().Key("ready").Bool(reasons.empty());
+    if (!reasons.empty()) {
+      w.Key("reasons").BeginArray();
+      for (const auto& r : reasons) w.String(r);
+      w.EndArray();
+    }
+    w.EndObject();
+    Reply(reasons.empty() ? http::status::ok : http::status::service_unavailable, std::move(body),
+          request_.keep_alive(), request_.version());
+  }
+
+  // Liveness (200 whenever the process answers) with the operational figures:
+  // "status" is "ok", "degraded" (ingest refused; see "reasons") or
+  // "starting" (recovery runs; no figures yet).
+  void Health() {
+    const std::vector<std::string> reasons = NotReadyReasons();
+    auto write_head = [reasons](JsonWriter& w, const char* status) {
+      w.BeginObject().Key("status").String(status);
+      if (!reasons.empty()) {
+        w.Key("reasons").BeginArray();
+        for (const auto& r : reasons) w.String(r);
+        w.EndArray();
+      }
+    };
+    if (pipeline_ == nullptr) {
+      std::string body;
+      JsonWriter w(&body);
+      write_head(w, "starting");
+      w.EndObject();
+      return Reply(http::status::ok, std::move(body), request_.keep_alive(), request_.version());
+    }
+    const int64_t t = pipeline_->watermark();
+    pipeline_->GetStats([self = shared_from_this(), t, write_head,
+                         degraded = !reasons.empty()](std::string stats) {
+      std::string body;
+      JsonWriter w(&body);
+      write_head(w, degraded ? "degraded" : "ok");
+      w.Key("as_of");
+      if (t == kNoTs) {
+        w.Null();
+      } else {
+        w.Int(t);
+      }
+      // The pipeline's figures, member by member into the same object.
+      CopyMembers(stats, &w);
+      w.EndObject();
+      self->ReplyLater(http::status::ok, std::move(body));
+    });
+  }
+
   void PostEvents() {
     // Backpressure: wait while the pipeline holds more than its bound.
-    if (!server_->pipeline->HasCapacity()) {
+    if (!pipeline_->HasCapacity()) {
       timer_.expires_after(std::chrono::milliseconds(1));
       timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
         if (ec) return self->Close();
@@ -517,7 +768,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       });
       return;
     }
-    if (server_->pipeline->DiskLow()) {
+    if (pipeline_->DiskLow()) {
       // Refuse the body whole rather than take part of it.
       IngestSummary refused;
       refused.status = Status::Unavailable(
@@ -525,7 +776,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Reply(http::status::service_unavailable, refused.ToJson(), request_.keep_alive(),
                    request_.version());
     }
-    auto session = std::make_shared<IngestSession>(server_->pipeline, "http");
+    auto session = std::make_shared<IngestSession>(pipeline_, "http");
     Status s = session->FeedWhole(request_.body());
     request_.body().clear();
     request_.body().shrink_to_fit();
@@ -541,33 +792,62 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   beast::tcp_stream stream_;
   Server::Impl* server_;
+  Lane* lane_;
   net::steady_timer timer_;
+  const bool probe_;
+  std::atomic<int>* const counter_;  // the connection count this one is in
+  pipeline::Pipeline* pipeline_ = nullptr;  // as of the current request; null while recovering
+  bool in_request_ = false;  // from a read header to the answer written
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Request request_;
   std::shared_ptr<Response> response_;
+  std::unique_ptr<std::array<char, 4096>> discard_;  // LingerClose's sink
 };
 
 // ---- TCP ingest ---------------------------------------------------------------
 
-class TcpSession : public std::enable_shared_from_this<TcpSession> {
+// One producer connection. While it sends, it gets ack lines of its durable
+// prefix (IngestProgress), at most one per kAckInterval and only when the
+// prefix grew. Its input ends at half-close (the incomplete last line counts),
+// at the idle timeout, at shutdown or when a batch is refused (then an
+// incomplete last line is dropped); once the submitted batches are done it
+// gets the final line (IngestSummary::ToStreamJson) and the connection is
+// closed. Confined to its lane's thread but for the progress notification.
+class TcpSession : public Session, public std::enable_shared_from_this<TcpSession> {
  public:
-  TcpSession(tcp::socket socket, Server::Impl* server)
+  TcpSession(tcp::socket socket, Server::Impl* server, Lane* lane)
       : socket_(std::move(socket)),
         server_(server),
+        lane_(lane),
         timer_(socket_.get_executor()),
         idle_(socket_.get_executor()),
+        ack_timer_(socket_.get_executor()),
         buffer_(256 * 1024) {
     server_->connections.fetch_add(1);
   }
-  ~TcpSession() { server_->connections.fetch_sub(1); }
+  ~TcpSession() override { server_->connections.fetch_sub(1); }
 
   void Start() {
+    lane_->Register(shared_from_this());
     authenticated_ = server_->options.token.empty();
-    ingest_ = std::make_shared<IngestSession>(server_->pipeline, "tcp");
+    pipeline_ = server_->pipeline.load(std::memory_order_acquire);  // set before TCP binds
+    ingest_ = std::make_shared<IngestSession>(pipeline_, "tcp");
+    // A weak reference: the ingest session is ours; it must not keep us.
+    ingest_->set_on_progress([weak = weak_from_this(), executor = socket_.get_executor()] {
+      auto self = weak.lock();
+      if (!self || self->progress_posted_.exchange(true)) return;  // one wake-up in flight at most
+      net::post(executor, [self] {
+        self->progress_posted_.store(false);
+        self->Pump();
+      });
+    });
+    last_input_ = Clock::now();
     ArmIdle();
     DoRead();
+    if (server_->stopped.load()) Shutdown();
   }
+  net::any_io_executor executor() { return socket_.get_executor(); }
 
   void RefuseBusy() {
     auto line = std::make_shared<std::string>(ErrorBody("too many connections") + "\n");
@@ -575,24 +855,40 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
                      [self = shared_from_this(), line](beast::error_code, size_t) { self->Close(); });
   }
 
+  void Shutdown() override {
+    if (!input_ended_ && !closed_) EndInput(/*half_close=*/false);
+  }
+
  private:
+  using Clock = std::chrono::steady_clock;
+  // Acks coalesce: a producer gets at most one per interval, and only news.
+  static constexpr auto kAckInterval = std::chrono::milliseconds(5);
+
+  std::chrono::seconds IdleTimeout() const {
+    return std::chrono::seconds(server_->options.idle_timeout_seconds);
+  }
+
+  // Fires at the idle deadline; input since then moved it (no re-arm per read).
   void ArmIdle() {
-    idle_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    idle_.expires_at(last_input_ + IdleTimeout());
     idle_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;  // re-armed or cancelled
-      if (!self->finishing_) self->Close();
+      if (ec || self->input_ended_) return;
+      if (Clock::now() - self->last_input_ >= self->IdleTimeout()) return self->EndInput(false);
+      self->ArmIdle();
     });
   }
 
   void DoRead() {
-    if (!server_->pipeline->HasCapacity()) {  // backpressure: stop reading for a moment
+    if (!input_ended_ && !pipeline_->HasCapacity()) {  // backpressure: stop reading for a moment
       timer_.expires_after(std::chrono::milliseconds(1));
       timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-        if (ec) return self->Close();
+        if (ec) return;
+        self->last_input_ = Clock::now();  // the server is slow, not the producer
         self->DoRead();
       });
       return;
     }
+    reading_ = true;
     socket_.async_read_some(net::buffer(buffer_),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->OnRead(ec, n);
@@ -600,6 +896,15 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   }
 
   void OnRead(beast::error_code ec, size_t n) {
+    reading_ = false;
+    if (closed_) return;
+    if (input_ended_) {
+      // Input is no longer taken: drop it until the peer closes.
+      if (!ec) return DoRead();
+      if (ec != net::error::eof) peer_gone_ = true;
+      if (final_sent_ || peer_gone_) Close();
+      return;
+    }
     std::string_view data(buffer_.data(), n);
     if (n > 0 && !authenticated_) {
       // The first line must be "AUTH <token>".
@@ -610,10 +915,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       std::string line = auth_line_.substr(0, nl == std::string::npos ? auth_line_.size() : nl);
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (nl == std::string::npos || !ConstantTimeEquals(line, "AUTH " + server_->options.token)) {
-        summary_ = ErrorBody("missing or wrong AUTH line") + "\n";
-        finishing_ = true;
-        net::async_write(socket_, net::buffer(summary_),
-                         [self = shared_from_this()](beast::error_code, size_t) { self->Close(); });
+        input_ended_ = true;
+        SetFinal(ErrorBody("missing or wrong AUTH line"));
+        if (!ec) DoRead();
         return;
       }
       authenticated_ = true;
@@ -622,51 +926,144 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     }
     if (!data.empty()) {
       ingest_->Feed(data);
-      ArmIdle();
+      last_input_ = Clock::now();
     }
-    if (ec == net::error::eof) {
-      Finish(true /*reply*/);
-      return;
-    }
+    if (ec == net::error::eof) return EndInput(/*half_close=*/true);
     if (ec) {
-      // The client vanished: what was framed is still processed, nobody to answer.
-      Finish(false);
-      return;
+      // The producer vanished: what was framed is still processed, nobody to answer.
+      peer_gone_ = true;
+      return EndInput(false);
     }
     DoRead();
   }
 
-  void Finish(bool reply) {
-    finishing_ = true;
-    idle_.cancel();
-    ingest_->Finish([self = shared_from_this(), reply](IngestSummary summary) {
-      net::post(self->socket_.get_executor(), [self, reply, s = std::move(summary)]() {
-        if (!reply) return self->Close();
-        self->summary_ = s.ToJson() + "\n";
-        net::async_write(self->socket_, net::buffer(self->summary_),
-                         [self](beast::error_code, size_t) { self->Close(); });
+  // Stops taking input (reading goes on, to see the peer close), and sends
+  // the final line once every submitted batch is done.
+  void EndInput(bool half_close) {
+    input_ended_ = true;
+    ingest_->Finish(
+        [self = shared_from_this()](IngestSummary summary) {
+          net::post(self->socket_.get_executor(), [self, s = std::move(summary)] {
+            self->SetFinal(s.ToStreamJson());
+          });
+        },
+        /*take_partial_line=*/half_close);
+    // A read in flight (or the backpressure pause, which then reads) goes on
+    // dropping input until the peer closes.
+  }
+
+  void SetFinal(std::string line) {
+    final_ = std::move(line) + "\n";
+    final_ready_ = true;
+    Pump();
+  }
+
+  // The one writer: the final line when it is ready, else an ack when there
+  // is news and the last one is at least kAckInterval old.
+  void Pump() {
+    if (writing_ || closed_ || final_sent_) return;
+    if (final_ready_) {
+      if (peer_gone_) return Close();
+      // A peer that never reads must not hold the connection forever.
+      idle_.expires_after(IdleTimeout());
+      idle_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (!ec) self->Close();
       });
+      Write(final_, [](TcpSession* self) {
+        self->final_sent_ = true;
+        self->idle_.cancel();
+        self->LingerClose();
+      });
+      return;
+    }
+    if (peer_gone_ || !ingest_) return;
+    IngestProgress progress = ingest_->Progress();
+    if (!progress.refused.ok()) {
+      if (!input_ended_) EndInput(false);  // the final line carries the error
+      return;
+    }
+    if (progress.durable_lines <= acked_lines_) return;
+    const auto now = Clock::now();
+    if (now < last_ack_ + kAckInterval) {
+      if (!ack_timer_armed_) {
+        ack_timer_armed_ = true;
+        ack_timer_.expires_at(last_ack_ + kAckInterval);
+        ack_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+          self->ack_timer_armed_ = false;
+          if (!ec) self->Pump();
+        });
+      }
+      return;
+    }
+    acked_lines_ = progress.durable_lines;
+    last_ack_ = now;
+    ack_ = progress.ToAckJson() + "\n";
+    Write(ack_, [](TcpSession* self) { self->Pump(); });
+  }
+
+  template <typename Then>
+  void Write(const std::string& line, Then then) {
+    writing_ = true;
+    net::async_write(socket_, net::buffer(line),
+                     [self = shared_from_this(), then](beast::error_code ec, size_t) {
+                       self->writing_ = false;
+                       if (ec) {
+                         self->peer_gone_ = true;
+                         return self->Close();
+                       }
+                       then(self.get());
+                     });
+  }
+
+  // After the final line: FIN, then drop input until the peer closes (at
+  // most 2 s), so that unread input does not turn the close into a reset
+  // that could destroy the final line before the peer reads it.
+  void LingerClose() {
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (!reading_) return Close();
+    idle_.expires_after(std::chrono::seconds(2));
+    idle_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->Close();
     });
   }
 
   void Close() {
+    if (closed_) return;
+    closed_ = true;
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     timer_.cancel();
     idle_.cancel();
+    ack_timer_.cancel();
   }
 
   tcp::socket socket_;
   Server::Impl* server_;
-  net::steady_timer timer_;
-  net::steady_timer idle_;
+  Lane* lane_;
+  pipeline::Pipeline* pipeline_ = nullptr;
+  net::steady_timer timer_;      // backpressure pauses
+  net::steady_timer idle_;       // idle deadline, then the final line's and the linger's
+  net::steady_timer ack_timer_;  // the next ack when one was sent less than kAckInterval ago
   std::vector<char> buffer_;
   std::shared_ptr<IngestSession> ingest_;
-  std::string summary_;
+  std::atomic<bool> progress_posted_{false};
+  Clock::time_point last_input_;
+  Clock::time_point last_ack_;
+  uint64_t acked_lines_ = 0;
+  std::string ack_;    // the ack being written
+  std::string final_;  // the last line
   std::string auth_line_;
   bool authenticated_ = false;
-  bool finishing_ = false;
+  bool reading_ = false;      // a read is in flight
+  bool input_ended_ = false;  // no more input is taken
+  bool peer_gone_ = false;    // the peer reset or a write failed: nobody to answer
+  bool writing_ = false;
+  bool ack_timer_armed_ = false;
+  bool final_ready_ = false;
+  bool final_sent_ = false;
+  bool closed_ = false;
 };
 
 }  // namespace
@@ -712,34 +1109,34 @@ Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, c
 }
 
 void Server::Impl::AcceptHttp() {
-  http_acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+  Lane& lane = NextLane();
+  http_acceptor.async_accept(lane.ioc, [this, &lane](beast::error_code ec, tcp::socket s) {
     if (ec) {
       if (!stopped.load() && http_acceptor.is_open()) RetryAccept([this] { AcceptHttp(); });
       return;
     }
     s.set_option(tcp::no_delay(true), ec);
-    auto session = std::make_shared<HttpSession>(std::move(s), this);
-    if (connections.load() > options.max_connections) {
-      session->RefuseBusy();
-    } else {
-      session->Start();
-    }
+    // Beyond the limit, a few more may ask for health (see kMaxProbeConnections).
+    const bool full = connections.load() >= options.max_connections;
+    const bool probe = full && probe_connections.load() < kMaxProbeConnections;
+    auto session = std::make_shared<HttpSession>(std::move(s), this, &lane, probe);
+    const bool busy = full && !probe;
+    // The session lives on its socket's lane from its first handler on.
+    net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
     AcceptHttp();
   });
 }
 
 void Server::Impl::AcceptTcp() {
-  tcp_acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+  Lane& lane = NextLane();
+  tcp_acceptor.async_accept(lane.ioc, [this, &lane](beast::error_code ec, tcp::socket s) {
     if (ec) {
       if (!stopped.load() && tcp_acceptor.is_open()) RetryAccept([this] { AcceptTcp(); });
       return;
     }
-    auto session = std::make_shared<TcpSession>(std::move(s), this);
-    if (connections.load() > options.max_connections) {
-      session->RefuseBusy();
-    } else {
-      session->Start();
-    }
+    auto session = std::make_shared<TcpSession>(std::move(s), this, &lane);
+    const bool busy = connections.load() > options.max_connections;
+    net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
     AcceptTcp();
   });
 }
@@ -754,15 +1151,12 @@ Status Server::Start() {
     if (!s.ok()) return s;
     impl_->AcceptHttp();
   }
-  if (!impl_->options.tcp_address.empty()) {
+  if (impl_->pipeline.load() != nullptr && !impl_->options.tcp_address.empty()) {
     Status s = impl_->Bind(&impl_->tcp_acceptor, impl_->options.tcp_address, "tcp");
     if (!s.ok()) return s;
     impl_->AcceptTcp();
   }
-  return Status::Ok();
-}
-
-void Server::Run() {
+  // Installed here, not in Run(): a signal during recovery must drain too.
   impl_->signals.add(SIGINT);
   impl_->signals.add(SIGTERM);
   impl_->signals.async_wait([this](beast::error_code ec, int sig) {
@@ -770,24 +1164,54 @@ void Server::Run() {
     Log(LogLevel::kInfo, "tierstream: signal %d: draining and shutting down", sig);
     Stop();
   });
+  return Status::Ok();
+}
+
+Status Server::AttachPipeline(pipeline::Pipeline* pipeline) {
+  if (impl_->stopped.load()) return Status::Unavailable("the server is stopping");
+  impl_->pipeline.store(pipeline, std::memory_order_release);
+  if (impl_->options.tcp_address.empty()) return Status::Ok();
+  // The acceptor is not in use yet: bind here (to report errors), accept on lane 0.
+  Status s = impl_->Bind(&impl_->tcp_acceptor, impl_->options.tcp_address, "tcp");
+  if (!s.ok()) return s;
+  net::post(impl_->ioc, [this] {
+    if (!impl_->stopped.load()) impl_->AcceptTcp();
+  });
+  return Status::Ok();
+}
+
+void Server::Run() {
   std::vector<std::thread> threads;
-  for (int i = 1; i < impl_->options.io_threads; ++i) {
-    threads.emplace_back([this] { impl_->ioc.run(); });
+  for (size_t i = 1; i < impl_->lanes.size(); ++i) {
+    threads.emplace_back([this, i] { impl_->lanes[i]->ioc.run(); });
   }
   impl_->ioc.run();
   for (auto& t : threads) t.join();
 }
 
+void Server::Impl::AwaitDrain(std::chrono::steady_clock::time_point deadline) {
+  if (connections.load() + probe_connections.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+    for (auto& lane : lanes) lane->ioc.stop();
+    return;
+  }
+  auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(10));
+  timer->async_wait([this, timer, deadline](beast::error_code) { AwaitDrain(deadline); });
+}
+
 void Server::Stop() {
   net::post(impl_->ioc, [this] {
-    impl_->stopped.store(true);
+    if (impl_->stopped.exchange(true)) return;
     beast::error_code ignored;
     impl_->http_acceptor.close(ignored);
     impl_->tcp_acceptor.close(ignored);
     impl_->signals.cancel(ignored);
-    // Let answers already on their way go out, then stop.
-    auto timer = std::make_shared<net::steady_timer>(impl_->ioc, std::chrono::milliseconds(200));
-    timer->async_wait([this, timer](beast::error_code) { impl_->ioc.stop(); });
+    // Every connection answers what it took (TCP: its final summary once its
+    // batches are durable; HTTP: the request in flight) and closes; a few
+    // seconds at most, then the lanes stop regardless.
+    for (auto& lane : impl_->lanes) {
+      net::post(lane->ioc, [lane = lane.get()] { lane->ShutdownSessions(); });
+    }
+    impl_->AwaitDrain(std::chrono::steady_clock::now() + kDrainDeadline);
   });
 }
 

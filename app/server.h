@@ -1,6 +1,9 @@
 // The network front of `tierstream serve`: the HTTP API of SPEC §6 and the
-// TCP NDJSON ingest port, on one Boost.Asio io_context run by a few threads.
-// Boost types stay in the .cc files.
+// TCP NDJSON ingest port. Each io thread runs its own Boost.Asio io_context
+// and accepted connections are spread over them round-robin, so every
+// handler of one connection runs on one thread: its batches reach each shard
+// in the order it sent them (see Pipeline::Submit). Boost types stay in the
+// .cc files.
 //
 // Thread safety: Run() blocks the calling thread until Stop() (thread-safe,
 // also called on SIGINT/SIGTERM).
@@ -20,29 +23,43 @@ namespace tierstream::app {
 struct ServerOptions {
   std::string http_address = "127.0.0.1:8080";  // empty: no HTTP listener
   std::string tcp_address = "127.0.0.1:9090";   // empty: no TCP listener
-  int io_threads = 2;
+  int io_threads = 2;  // io_contexts, one thread each
   uint64_t max_body_bytes = 64ull << 20;  // larger POST bodies get 413
   int idle_timeout_seconds = 60;          // a connection silent this long is closed
-  int max_connections = 1024;             // beyond this, new connections are refused
+  // Beyond this, new connections are refused, but for a few HTTP ones that
+  // may ask for /healthz or /readyz only.
+  int max_connections = 1024;
   // Members per internal page of a streamed tier listing (format=ndjson):
   // what one such response holds in memory at a time.
   size_t tier_export_page = 1000;
-  // When set, HTTP requests (but /healthz) need "Authorization: Bearer TOKEN"
+  // When set, HTTP requests (but /healthz, /readyz) need "Authorization: Bearer TOKEN"
   // and a TCP connection must open with the line "AUTH TOKEN".
   std::string token;
 };
 
 class Server {
  public:
+  // `pipeline` (not owned; must outlive Run()) may be null while it is still
+  // being opened (recovery): the server then answers /healthz ("starting")
+  // and /readyz (503, "recovering"), 503 to everything else, and binds no TCP
+  // listener until AttachPipeline().
   Server(pipeline::Pipeline* pipeline, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds the listeners; the error names the address that failed.
+  // Binds the HTTP listener, and the TCP one if there is a pipeline, and
+  // handles SIGINT/SIGTERM from now on; the error names the address that failed.
   Status Start();
-  // Serves until Stop() or a signal; then stops accepting and returns.
+  // Hands over the opened pipeline (any thread, once, after Start): every
+  // endpoint is served from now on and the TCP listener is bound. Unavailable
+  // if the server is already stopping.
+  Status AttachPipeline(pipeline::Pipeline* pipeline);
+  // Serves until Stop() or a signal; then returns.
   void Run();
+  // Stops accepting; each connection answers what it took (a TCP producer
+  // its summary once its batches are durable, an HTTP request in flight its
+  // answer) and closes; Run() returns once all are closed, or after 5 s.
   void Stop();
   // The bound ports (useful with port 0).
   uint16_t http_port() const;

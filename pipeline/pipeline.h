@@ -178,7 +178,8 @@ class Pipeline {
   // The wall clock of PipelineOptions, in ms since the epoch.
   int64_t WallClockMs() const;
   // Hands `batch` to the shards; `done` runs once, on a worker thread, after
-  // every accepted event of it is durable and applied.
+  // every accepted event of it is durable and applied. Batches submitted from
+  // one thread are processed by each shard in submission order.
   void Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutcome)> done);
   // True while free disk space is under the watermark (ingest is refused).
   bool DiskLow() const;

@@ -79,10 +79,12 @@ class Server:
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
-                if self.get("/healthz")[0] == 200:
+                status, body = self.get("/healthz")
+                if status == 200 and b'"starting"' not in body:  # recovery is over
                     return
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError("server did not start")
 
     def get(self, target):

@@ -73,8 +73,10 @@ bool ServerProcess::Start() {
     return false;
   }
   for (int i = 0; i < 1500; ++i) {
+    // /healthz answers during recovery too ("starting"); the server is up
+    // once it is past that (ready, or degraded: ingest refused).
     auto r = app::HttpRequest(http_, "GET", "/healthz", {}, 2);
-    if (r.ok() && r->status == 200) {
+    if (r.ok() && r->status == 200 && r->body.find("\"starting\"") == std::string::npos) {
       ready_ = true;
       break;
     }

@@ -26,7 +26,8 @@ class ServerProcess {
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  // Starts (again) on the same ports; true once /healthz answers.
+  // Starts (again) on the same ports; true once recovery is over (/healthz
+  // answers and is no longer "starting").
   bool Start();
   void Kill();       // SIGKILL and reap
   int Terminate();   // SIGTERM, reap, return the wait status

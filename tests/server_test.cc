@@ -41,6 +41,7 @@ class ServerTest : public ::testing::Test {
     po.data_dir = dir_.path();
     po.shards = 3;
     po.log_to_stderr = false;
+    po.min_free_bytes = min_free_bytes_;
     auto p = pipeline::Pipeline::Open(po);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     pipeline_ = std::move(p).value();
@@ -55,7 +56,7 @@ class ServerTest : public ::testing::Test {
   void TearDown() override {
     if (server_) {
       server_->Stop();
-      thread_.join();
+      if (thread_.joinable()) thread_.join();
       ASSERT_TRUE(pipeline_->Close().ok());
     }
   }
@@ -129,6 +130,7 @@ class ServerTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  uint64_t min_free_bytes_ = 256ull << 20;  // the pipeline's default
   std::unique_ptr<pipeline::Pipeline> pipeline_;
   std::unique_ptr<app::Server> server_;
   std::thread thread_;
@@ -221,7 +223,7 @@ TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
          "\n";
   auto r = app::TcpSend(tcp_, big);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, R"({"accepted":1,"duplicates":0,"rejected":1,"errors":[{"line":1,"error":"line exceeds 1 MiB"}]})");
+  EXPECT_EQ(*r, R"({"accepted":1,"duplicates":0,"rejected":1,"durable_lines":2,"errors":[{"line":1,"error":"line exceeds 1 MiB"}]})");
   // Garbage, invalid UTF-8, NUL bytes and deep nesting are rejected line by line.
   const char kBinary[] = "\x00\x01\xff\xfe\n{\"event_id\":\"\xc3\x28\"}\n";
   std::string garbage = std::string(kBinary, sizeof kBinary - 1) + std::string(100000, '[') + "\n";
@@ -260,7 +262,7 @@ TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
   tcp = app::TcpSend(tcp_, R"({"event_id":"a2","type":"share","user_id":"u5","ts":1763971200000})" "\n", 10,
                      o.token);
   ASSERT_TRUE(tcp.ok());
-  EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+  EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"durable_lines":1,"errors":[]})");
   auto u = app::HttpRequest(http_, "GET", "/v1/users/u5", {}, 10, o.token);
   ASSERT_TRUE(u.ok());
   EXPECT_NE(u->body.find("\"points\":6"), std::string::npos) << u->body;
@@ -383,7 +385,7 @@ TEST_F(ServerTest, TcpCountsAFinalLineWithoutNewline) {
                               "\n"
                               R"({"event_id":"t2","type":"checkin","user_id":"u9","ts":1763971200000})");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, R"({"accepted":2,"duplicates":0,"rejected":0,"errors":[]})");
+  EXPECT_EQ(*r, R"({"accepted":2,"duplicates":0,"rejected":0,"durable_lines":2,"errors":[]})");
   r = app::TcpSend(tcp_, "garbage\n{\"event_id\":");
   ASSERT_TRUE(r.ok());
   EXPECT_NE(r->find(R"("rejected":2)"), std::string::npos) << *r;
@@ -512,7 +514,8 @@ TEST_F(ServerTest, ListensOnAHostName) {
   auto tcp = app::TcpSend("localhost:" + std::to_string(server.tcp_port()),
                           R"({"event_id":"h1","type":"share","user_id":"h","ts":1763971200000})" "\n");
   ASSERT_TRUE(tcp.ok()) << tcp.status().ToString();
-  EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+  EXPECT_EQ(testing::LastLine(*tcp),
+            R"({"accepted":1,"duplicates":0,"rejected":0,"durable_lines":1,"errors":[]})");
   server.Stop();
   t.join();
   EXPECT_TRUE((*p)->Close().ok());
@@ -522,6 +525,325 @@ TEST_F(ServerTest, ListensOnAHostName) {
   s = bad.Start();
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.ToString().find("no-such-host.invalid"), std::string::npos) << s.ToString();
+}
+
+// The first of two events with one event_id in a connection's stream is the
+// one that counts (SPEC §4): a connection's batches must reach each shard in
+// the order it sent them, though the server has several io threads. Each id
+// comes first as an order of 1 yuan and again, ~8,000 lines (several reads)
+// later, as an order of 100 yuan. (With a strand per connection on a shared
+// io_context, one round failed about two times in three; three rounds.)
+TEST_F(ServerTest, OneConnectionsBatchesReachEachShardInStreamOrder) {
+  app::ServerOptions o;
+  o.io_threads = 4;
+  Start(o);
+  constexpr int kIds = 60000, kDistance = 8000, kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    auto order = [round](int i, int yuan) {
+      return R"({"event_id":"o)" + std::to_string(round) + "-" + std::to_string(i) +
+             R"(","type":"order","user_id":"u)" + std::to_string(i % 997) +
+             R"(","ts":1763971200000,"order_id":"x","amount":)" + std::to_string(yuan) + "}\n";
+    };
+    std::string stream;
+    for (int i = 0; i < kIds + kDistance; ++i) {
+      if (i < kIds) stream += order(i, 1);
+      if (i >= kDistance) stream += order(i - kDistance, 100);
+    }
+    auto r = app::TcpSend(tcp_, stream);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_NE(r->find(R"("accepted":60000,"duplicates":60000,"rejected":0)"), std::string::npos)
+        << *r;
+  }
+  auto k = Get("/v1/kpis");
+  EXPECT_NE(k.body.find(R"("gmv_30d":180000.00,)"), std::string::npos)
+      << "a later batch overtook an earlier one: " << k.body;
+}
+
+// Editors on Windows start UTF-8 files with a byte-order mark: at the very
+// start of a body or of a TCP stream (after the AUTH line) it is skipped.
+TEST_F(ServerTest, SkipsAByteOrderMarkAtTheStartOfABodyOrStream) {
+  app::ServerOptions o;
+  o.token = "s3cret-token-0123456789";
+  Start(o);
+  const std::string bom = "\xEF\xBB\xBF";
+  auto r = app::HttpRequest(
+      http_, "POST", "/v1/events",
+      bom + R"({"event_id":"b1","type":"share","user_id":"ub","ts":1763971200000})" "\n", 10,
+      o.token);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+  r = app::HttpRequest(
+      http_, "POST", "/v1/events",
+      bom + R"([{"event_id":"b2","type":"share","user_id":"ub","ts":1763971200000}])", 10,
+      o.token);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
+  auto t = app::TcpSend(
+      tcp_, bom + R"({"event_id":"b3","type":"share","user_id":"ub","ts":1763971200000})" "\n", 10,
+      o.token);
+  ASSERT_TRUE(t.ok());
+  EXPECT_NE(t->find(R"({"accepted":1,"duplicates":0,"rejected":0,)"), std::string::npos) << *t;
+  // Only at the start: elsewhere it is not JSON.
+  t = app::TcpSend(tcp_,
+                   R"({"event_id":"b4","type":"share","user_id":"ub","ts":1763971200000})" "\n" +
+                       bom + R"({"event_id":"b5","type":"share","user_id":"ub","ts":1763971200000})",
+                   10, o.token);
+  ASSERT_TRUE(t.ok());
+  EXPECT_NE(t->find(R"({"accepted":1,"duplicates":0,"rejected":1,)"), std::string::npos) << *t;
+}
+
+// Reads from `fd` until `terminator` has arrived, the peer closes or
+// `wait_ms` of silence pass.
+std::string ReadUntil(int fd, std::string_view terminator, int wait_ms = 5000) {
+  std::string got;
+  char buf[4096];
+  pollfd p{fd, POLLIN, 0};
+  while (got.find(terminator) == std::string::npos && ::poll(&p, 1, wait_ms) > 0) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+// Clients such as curl send "Expect: 100-continue" with large bodies and wait
+// for "100 Continue" (curl: a second) before sending the body; a request the
+// server will refuse anyway is answered on its header alone.
+TEST_F(ServerTest, AnswersExpectContinueAndRefusesOnTheHeaderAlone) {
+  app::ServerOptions o;
+  o.max_body_bytes = 1000;
+  o.token = "s3cret-token-0123456789";
+  Start(o);
+  const std::string event = R"({"event_id":"c1","type":"share","user_id":"uc","ts":1763971200000})" "\n";
+  const std::string auth = "Authorization: Bearer " + o.token + "\r\n";
+  {
+    int fd = Connect(http_);
+    ASSERT_GE(fd, 0);
+    const std::string head = "POST /v1/events HTTP/1.1\r\nHost: x\r\n" + auth +
+                             "Expect: 100-continue\r\nContent-Length: " +
+                             std::to_string(event.size()) + "\r\n\r\n";
+    ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+    std::string interim = ReadUntil(fd, "\r\n\r\n");
+    EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    ASSERT_EQ(::send(fd, event.data(), event.size(), MSG_NOSIGNAL), static_cast<ssize_t>(event.size()));
+    std::string reply = ReadUntil(fd, "]}");
+    EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+    EXPECT_NE(reply.find(R"({"accepted":1,)"), std::string::npos) << reply;
+    ::close(fd);
+  }
+  // Over the limit, or without the token: refused before any body byte, and closed.
+  for (const std::string& head :
+       {"POST /v1/events HTTP/1.1\r\nHost: x\r\n" + auth +
+            "Expect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+        std::string("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"),
+        std::string("POST /v1/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                    "Content-Length: 10\r\n\r\n")}) {
+    int fd = Connect(http_);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+    std::string reply = ReadUntil(fd, "\n\n-never-");  // until the server closes
+    const char* want = head.find("Bearer") == std::string::npos ? "HTTP/1.1 401" : "HTTP/1.1 413";
+    EXPECT_EQ(reply.rfind(want, 0), 0u) << head << " -> " << reply;
+    EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
+    EXPECT_EQ(reply.find("100 Continue"), std::string::npos) << reply;
+    ::close(fd);
+  }
+}
+
+std::string Event(const std::string& id, const std::string& user = "ua") {
+  return R"({"event_id":")" + id + R"(","type":"share","user_id":")" + user +
+         R"(","ts":1763971200000})";
+}
+
+void SendAll(int fd, const std::string& data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    ASSERT_GT(n, 0);
+    sent += static_cast<size_t>(n);
+  }
+}
+
+// Reads the server's lines until one contains `want` (or the server closes,
+// or 10 s of silence); returns that line, or everything read.
+std::string ReadLineWith(int fd, const std::string& want, std::string* buffered) {
+  for (;;) {
+    size_t nl;
+    while ((nl = buffered->find('\n')) != std::string::npos) {
+      std::string line = buffered->substr(0, nl);
+      buffered->erase(0, nl + 1);
+      if (line.find(want) != std::string::npos) return line;
+    }
+    std::string more = ReadUntil(fd, "\n", 10000);
+    if (more.empty()) return "no line with " + want + " before the server closed or went silent";
+    *buffered += more;
+  }
+}
+
+// True once the server has closed the connection (EOF), within 10 s.
+bool ClosedByServer(int fd) {
+  char c;
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 10000) == 1 && ::recv(fd, &c, 1, 0) <= 0;
+}
+
+// A producer that keeps its connection open learns what is durable: ack
+// lines give the durable prefix of its lines and the counts over it.
+TEST_F(ServerTest, ALiveTcpProducerGetsAcksOfItsDurableLines) {
+  Start();
+  int fd = Connect(tcp_);
+  ASSERT_GE(fd, 0);
+  std::string buffered;
+  SendAll(fd, Event("k1") + "\n" + Event("k1") + "\nnot json\n");
+  EXPECT_EQ(ReadLineWith(fd, R"("durable_lines":3,)", &buffered),
+            R"({"durable_lines":3,"accepted":1,"duplicates":1,"rejected":1})");
+  SendAll(fd, Event("k2") + "\n" + Event("k3") + "\n" + Event("k4"));
+  EXPECT_EQ(ReadLineWith(fd, R"("durable_lines":5,)", &buffered),
+            R"({"durable_lines":5,"accepted":3,"duplicates":1,"rejected":1})");
+  // At half-close the incomplete last line still counts.
+  ::shutdown(fd, SHUT_WR);
+  EXPECT_EQ(ReadLineWith(fd, R"("errors")", &buffered),
+            R"({"accepted":4,"duplicates":1,"rejected":1,"durable_lines":6,)"
+            R"("errors":[{"line":3,"error":"not a JSON object"}]})");
+  EXPECT_TRUE(ClosedByServer(fd));
+  ::close(fd);
+}
+
+// The idle timeout and Stop() (SIGTERM) end a TCP connection with the
+// summary of what was made durable; an incomplete last line is not taken.
+// An HTTP request in flight at Stop() is answered.
+TEST_F(ServerTest, IdleTimeoutAndStopAnswerWithWhatIsDurable) {
+  app::ServerOptions o;
+  o.idle_timeout_seconds = 1;
+  Start(o);
+  {
+    int fd = Connect(tcp_);
+    ASSERT_GE(fd, 0);
+    std::string buffered;
+    SendAll(fd, Event("i1") + "\n" + Event("i2") + "\n" + Event("i3"));
+    EXPECT_EQ(ReadLineWith(fd, R"("errors")", &buffered),
+              R"({"accepted":2,"duplicates":0,"rejected":0,"durable_lines":2,"errors":[]})");
+    EXPECT_TRUE(ClosedByServer(fd));
+    ::close(fd);
+  }
+  int tcp = Connect(tcp_);
+  ASSERT_GE(tcp, 0);
+  std::string buffered;
+  SendAll(tcp, Event("s1") + "\n" + Event("s2"));
+  EXPECT_EQ(ReadLineWith(tcp, R"("durable_lines":1,)", &buffered),
+            R"({"durable_lines":1,"accepted":1,"duplicates":0,"rejected":0})");
+  int http = Connect(http_);
+  ASSERT_GE(http, 0);
+  const std::string body = Event("h1") + "\n";
+  SendAll(http, "POST /v1/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n");
+  ASSERT_EQ(ReadUntil(http, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  server_->Stop();  // what SIGTERM does
+  SendAll(http, body);
+  std::string reply = ReadUntil(http, "]}");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find(R"({"accepted":1,)"), std::string::npos) << reply;
+  EXPECT_EQ(ReadLineWith(tcp, R"("errors")", &buffered),
+            R"({"accepted":1,"duplicates":0,"rejected":0,"durable_lines":1,"errors":[]})");
+  EXPECT_TRUE(ClosedByServer(tcp));
+  EXPECT_TRUE(ClosedByServer(http));
+  ::close(tcp);
+  ::close(http);
+  thread_.join();  // Run() returns once the connections are answered
+}
+
+// When a batch is refused (here: the disk is "low"), the producer gets a
+// final line with the error and the durable prefix, and the connection ends.
+TEST_F(ServerTest, ARefusedBatchEndsTheConnectionWithTheDurablePrefix) {
+  min_free_bytes_ = ~0ull >> 1;  // every batch with events is refused
+  Start();
+  int fd = Connect(tcp_);
+  ASSERT_GE(fd, 0);
+  std::string buffered;
+  // Line 1 is rejected alone (too long): no events, so not refused.
+  SendAll(fd, std::string(2 << 20, 'x') + "\n" + Event("r1") + "\n" + Event("r2") + "\n");
+  EXPECT_EQ(ReadLineWith(fd, R"("error")", &buffered),
+            R"({"error":"disk space is below the watermark; ingest resumes when space returns",)"
+            R"("accepted":0,"duplicates":0,"rejected":1,"durable_lines":1,)"
+            R"("errors":[{"line":1,"error":"line exceeds 1 MiB"}]})");
+  EXPECT_TRUE(ClosedByServer(fd));
+  ::close(fd);
+}
+
+// Liveness and readiness: /healthz answers even when producers hold every
+// connection slot (only the probes are answered on the extra ones), and says
+// "degraded" with reasons while ingest is refused; /readyz is 503 then.
+TEST_F(ServerTest, HealthIsAnsweredBeyondTheConnectionLimitAndReadinessFollowsRefusals) {
+  app::ServerOptions o;
+  o.max_connections = 2;
+  Start(o);
+  auto ready = Get("/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, R"({"ready":true})");
+  std::vector<int> held;  // producers holding the slots (same acceptor: accepted first)
+  for (int i = 0; i < 2; ++i) held.push_back(Connect(http_));
+  auto health = Get("/healthz");
+  EXPECT_EQ(health.status, 200) << health.body;
+  EXPECT_EQ(health.body.rfind(R"({"status":"ok","as_of":null,"shards":3,)", 0), 0u) << health.body;
+  EXPECT_EQ(Get("/readyz").status, 200);
+  auto kpis = Get("/v1/kpis");
+  EXPECT_EQ(kpis.status, 503) << kpis.body;
+  for (int fd : held) ::close(fd);
+}
+
+TEST_F(ServerTest, HealthSaysDegradedAndNotReadyWhileIngestIsRefused) {
+  min_free_bytes_ = ~0ull >> 1;
+  Start();
+  auto health = Get("/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body.rfind(
+                R"({"status":"degraded","reasons":["disk space is below the watermark"],"as_of":null,"shards":3,)",
+                0),
+            0u)
+      << health.body;
+  auto ready = Get("/readyz");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(ready.body, R"({"ready":false,"reasons":["disk space is below the watermark"]})");
+}
+
+// `serve` binds HTTP before recovery: meanwhile the probes say so and every
+// other endpoint answers 503; the TCP listener comes with the pipeline.
+TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
+  app::ServerOptions o;
+  o.http_address = "127.0.0.1:0";
+  o.tcp_address = "127.0.0.1:0";
+  server_ = std::make_unique<app::Server>(nullptr, o);
+  ASSERT_TRUE(server_->Start().ok());
+  EXPECT_EQ(server_->tcp_port(), 0);
+  http_ = "127.0.0.1:" + std::to_string(server_->http_port());
+  thread_ = std::thread([this] { server_->Run(); });
+  auto health = Get("/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, R"({"status":"starting","reasons":["recovering"]})");
+  auto ready = Get("/readyz");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(ready.body, R"({"ready":false,"reasons":["recovering"]})");
+  auto kpis = Get("/v1/kpis");
+  EXPECT_EQ(kpis.status, 503);
+  EXPECT_EQ(kpis.body, R"({"error":"starting: recovery in progress"})");
+  auto post = Post(R"({"event_id":"w1","type":"share","user_id":"uw","ts":1763971200000})" "\n");
+  EXPECT_EQ(post.status, 503);
+
+  pipeline::PipelineOptions po;
+  po.data_dir = dir_.path();
+  po.shards = 3;
+  po.log_to_stderr = false;
+  auto p = pipeline::Pipeline::Open(po);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  pipeline_ = std::move(p).value();
+  ASSERT_TRUE(server_->AttachPipeline(pipeline_.get()).ok());
+  ASSERT_NE(server_->tcp_port(), 0);
+  tcp_ = "127.0.0.1:" + std::to_string(server_->tcp_port());
+  EXPECT_EQ(Get("/readyz").status, 200);
+  auto t = app::TcpSend(tcp_, R"({"event_id":"w2","type":"share","user_id":"uw","ts":1763971200000})" "\n");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->rfind(R"({"accepted":1,)", 0), 0u) << *t;
+  EXPECT_EQ(Get("/v1/kpis").status, 200);
 }
 
 }  // namespace
