@@ -167,6 +167,7 @@ struct Pipeline::Impl {
     std::unique_ptr<state::Store::Checkpoint> cp;
     const std::vector<std::pair<Hash128, int32_t>>* cp_new_seen = nullptr;  // read by the committer
     int64_t cp_wall_ms = 0;  // the wall clock at the snapshot
+    std::vector<std::pair<int32_t, int64_t>> cp_bucket_walls;  // ... and of each arrival day's newest id
     // The event ids being spilled into a run, beside checkpoints: the
     // committer builds the run off the worker and writes its blocks; the
     // next checkpoint writes its descriptor.
@@ -654,6 +655,7 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   // Persisted ids of days that expired in memory (past both horizons) go too.
   if (w->state.oldest_kept_day() != INT32_MIN) cp.DeleteSeenBefore(w->id, w->state.oldest_kept_day());
   w->cp_wall_ms = w->state.wall_clock();
+  w->cp_bucket_walls = w->state.BucketWalls();
   w->cp_log_seq = w->log_seq;
   w->cp_logged = w->logged_since_checkpoint;
   w->cp_phase.store(kCheckpointSnapshotting, std::memory_order_release);
@@ -765,7 +767,14 @@ void Pipeline::Impl::RunCommitter() {
       absl::flat_hash_map<int32_t, std::string> by_day;
       for (const auto& [h, day] : *w->cp_new_seen) {
         std::string& blob = by_day[day];
-        if (blob.empty()) state::ShardState::BeginSeenBlob(w->cp_wall_ms, &blob);
+        if (blob.empty()) {
+          // Its ids were recorded no later than its day's newest (or than now).
+          int64_t wall = w->cp_wall_ms;
+          for (const auto& [d, ms] : w->cp_bucket_walls) {
+            if (d == day) wall = ms;
+          }
+          state::ShardState::BeginSeenBlob(wall, &blob);
+        }
         state::ShardState::AppendSeenId(h, &blob);
       }
       for (const auto& [day, packed] : by_day) {

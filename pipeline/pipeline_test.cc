@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <random>
@@ -201,6 +202,43 @@ TEST(Pipeline, DuplicatesAreRecognisedWhenTheirIdsSpillToDisk) {
             static_cast<uint64_t>(ref.kpis.events_accepted + ref.kpis.events_duplicate));
   auto diffs = DiffAll(*p, ref, false);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
+}
+
+// Event ids are remembered for both horizons, the wall clock's measured by
+// the injected clock: a backfill re-sent the same day counts nothing, even
+// after a restart; once the wall clock is past the horizon too, an event
+// older than the event-time horizon is accepted again — and counted in
+// events_beyond_horizon, so an operator can see it happened.
+TEST(Pipeline, IdsAreForgottenOnlyPastBothHorizonsByTheInjectedWallClock) {
+  auto lines = tierstream::testing::GenerateLines(SmallStream(23));  // 75 days
+  Reference ref = tierstream::testing::Evaluate(lines);
+  TempDir dir;
+  auto wall = std::make_shared<std::atomic<int64_t>>(1'800'000'000'000);
+  PipelineOptions o;
+  o.data_dir = dir.path();
+  o.shards = 2;
+  o.log_to_stderr = false;
+  o.config.max_future_ms = 0;  // the injected clock is not the events' time
+  o.wall_clock = [wall] { return wall->load(); };
+  {
+    auto p = std::move(Pipeline::Open(o)).value();
+    EXPECT_EQ(Feed(*p, lines, 1).accepted, static_cast<uint64_t>(ref.kpis.events_accepted));
+    *wall += 8 * kMsPerDay - 60'000;  // a minute short of the horizon
+    EXPECT_EQ(Feed(*p, lines, 2).accepted, 0u);
+    ASSERT_TRUE(p->Close().ok());
+  }
+  auto p = std::move(Pipeline::Open(o)).value();
+  EXPECT_EQ(Feed(*p, lines, 3).accepted, 0u);
+  EXPECT_EQ(p->GetStatsSync().events_beyond_horizon, 0u);
+  // Past both horizons: the oldest part of the stream (arrived more than 8
+  // days of event time before T) is forgotten; the newest is not.
+  *wall += 120'000;
+  const Totals again = Feed(*p, lines, 4);
+  EXPECT_GT(again.accepted, 0u);
+  EXPECT_LT(again.accepted, static_cast<uint64_t>(ref.kpis.events_accepted));
+  const PipelineStats stats = p->GetStatsSync();
+  EXPECT_GT(stats.events_beyond_horizon, 0u);
+  EXPECT_LE(stats.events_beyond_horizon, again.accepted);
 }
 
 TEST(Pipeline, ReferralCreditReachesAReferrerInAnotherShard) {

@@ -228,6 +228,14 @@ class ShardState {
     BeginSnapshot([&fn](std::string_view id, std::string_view bytes) { fn(id, bytes); });
     SnapshotStep(SIZE_MAX);
   }
+  // When the newest id of each arrival day was recorded (for the seen blobs
+  // of a checkpoint: their ids were recorded no later).
+  std::vector<std::pair<int32_t, int64_t>> BucketWalls() const {
+    std::vector<std::pair<int32_t, int64_t>> walls;
+    walls.reserve(seen_by_day_.size());
+    for (const auto& [day, bucket] : seen_by_day_) walls.emplace_back(day, bucket.newest_wall_ms);
+    return walls;
+  }
   // Hands out the ids first seen since the last checkpoint as (hash, day)
   // pairs, in no order. The caller may read them on any thread until
   // CheckpointDone (the committer groups them by day, off this thread).
