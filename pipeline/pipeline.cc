@@ -698,6 +698,7 @@ bool Pipeline::Impl::FinishCheckpoint(Worker* w, bool wait, Status* status) {
 }
 
 Status Pipeline::Impl::Checkpoint(Worker* w) {
+  FinishSpill(w, true /*wait*/);  // no checkpoint while a spill is written (see Housekeep)
   Status s;
   if (FinishCheckpoint(w, true, &s) && !s.ok()) {
     Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());
@@ -847,6 +848,10 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
       std::lock_guard<std::mutex> lock(error_mu);
       if (first_worker_error.ok()) first_worker_error = s;
     }
+  } else if (w->spill_phase.load(std::memory_order_acquire) != kSpillIdle) {
+    // A checkpoint waits for the spill in flight: the ids frozen for it are
+    // in no seen blob and no committed run, so a checkpoint (and the log trim
+    // after it) now would leave them nowhere after a crash.
   } else if (over_memory || w->state.dirty_count() >= options.checkpoint_dirty_users ||
              w->logged_since_checkpoint >= options.checkpoint_log_events ||
              (options.write_log && due_by_time && has_work)) {
@@ -895,8 +900,12 @@ void Pipeline::Impl::Run(Worker* w) {
 }
 
 void Pipeline::Impl::ApplyLogged(Worker* w, const Event& e) {
+  // Every logged event was accepted when it was logged, after the
+  // checkpoint: it is applied whatever the loaded ids say (an id that had
+  // expired in memory may still sit in a seen blob the next checkpoint would
+  // have deleted). MarkSeen only records it again.
   const bool credit = e.type == EventType::kReferralCredit;
-  if (!w->state.MarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed, e.ts_ms, Today())) return;
+  (void)w->state.MarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed, e.ts_ms, Today());
   AtomicMax(&watermark, e.ts_ms);
   w->state.Apply(e, Today());
   ++recovery.log_events_replayed;

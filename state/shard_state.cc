@@ -177,8 +177,7 @@ const absl::flat_hash_map<Hash128, int32_t>& ShardState::FreezeIdsForSpill(uint6
   *run_no = next_run_no_;
   has_pending_run_ = true;
   // Ids new since the checkpoint need no seen blob: the run holds them (and
-  // gives them back if it cannot be written).
-  spilling_new_seen_.swap(new_seen_);
+  // gives them back, to be persisted, if it cannot be written).
   new_seen_.clear();
   spilling_ = std::move(seen_);
   seen_ = {};
@@ -688,7 +687,8 @@ Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq) {
     // Unknown: ids past the event-time horizon may have been forgotten.
     forgotten_through_day_ =
         max_ts_ == kNoTs ? kNoDay
-                         : DayOf(max_ts_, config_.utc_offset_ms) - config_.dedup_horizon_days - 1;
+                         : std::max(kFirstDay, DayOf(max_ts_, config_.utc_offset_ms) -
+                                                   config_.dedup_horizon_days - 1);
   } else {
     int64_t forgotten;
     if (!GetVarintSigned(&in, &agg_.rejected) || !GetVarintSigned(&in, &agg_.beyond_horizon) ||
@@ -791,14 +791,23 @@ void ShardState::SpillDone(bool ok, IdRun* run, std::string descriptor) {
     spilled_ids_ += run->count();
     runs_.push_back(std::move(*run));
   } else {
-    // Not spilled after all: the frozen ids are the map's again.
-    for (const auto& [h, day] : spilling_) {
-      if (seen_.try_emplace(h, day).second) RecordInBucket(day, h, spilling_wall_ms_);
+    // Not spilled after all: the frozen ids are the map's again. While frozen
+    // they were kept by their wall clock; lookups in the map go by day, and
+    // the oldest kept day may have moved past theirs: each is kept from no
+    // earlier than it (remembered longer, never shorter), and all are
+    // persisted again by the next checkpoint (their old blobs may go with
+    // their days).
+    for (const auto& [h, stored_day] : spilling_) {
+      if (stored_day < oldest_kept_day_ && !Young(spilling_wall_ms_)) continue;  // expired anyway
+      const int32_t day = std::max(stored_day, oldest_kept_day_);
+      auto [it, fresh] = seen_.try_emplace(h, day);
+      if (!fresh && it->second >= oldest_kept_day_) continue;  // re-seen since the freeze
+      it->second = day;
+      RecordInBucket(day, h, spilling_wall_ms_);
+      new_seen_.emplace_back(h, day);
     }
-    new_seen_.insert(new_seen_.end(), spilling_new_seen_.begin(), spilling_new_seen_.end());
   }
   spilling_ = {};
-  spilling_new_seen_ = {};
   has_pending_run_ = false;
 }
 

@@ -252,7 +252,7 @@ class ShardState {
   // ones are still consulted). The caller — on any thread, reading the
   // frozen map only — builds the run with IdRun::Build and writes its blocks
   // (not its descriptor), then hands it to SpillDone(true, &run, descriptor);
-  // SpillDone(false) takes the ids back. A spilled run answers at once and
+  // SpillDone(false) takes the ids back (to be persisted by the next checkpoint). A spilled run answers at once and
   // becomes durable with the next checkpoint, which writes its descriptor
   // and deletes the seen blobs it covers (DrainUnconfirmedRuns): those of its
   // days written before the freeze, i.e. with a blob number <= `covers_sub`,
@@ -261,7 +261,9 @@ class ShardState {
   // numbered from next_run_no() on).
   // *max_wall_ms: when the newest of them was recorded (the run's
   // IdRun::set_max_wall_ms).
-  // REQUIRES: no checkpoint in flight (its blobs would race covers_sub).
+  // REQUIRES: no checkpoint in flight (its blobs would race covers_sub), and
+  // none may start until SpillDone: the frozen ids new since the last
+  // checkpoint are in no seen blob until the run's descriptor commits.
   const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t covers_sub,
                                                                   uint64_t* run_no,
                                                                   int64_t* max_wall_ms);
@@ -450,7 +452,6 @@ class ShardState {
   bool has_pending_run_ = false;  // a frozen map is being written as a run
   int32_t spilling_first_day_ = 0, spilling_last_day_ = 0;
   uint64_t spilling_covers_sub_ = 0;
-  std::vector<std::pair<Hash128, int32_t>> spilling_new_seen_;  // not yet in any seen blob
   std::vector<UnconfirmedRun> unconfirmed_runs_;
   std::vector<UnconfirmedRun> confirming_runs_;
   absl::flat_hash_map<Hash128, int32_t> spilling_;  // frozen for the run being written

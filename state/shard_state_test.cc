@@ -367,6 +367,44 @@ TEST(ShardStateIds, SpilledIdsAreKeptForTheWallClockHorizon) {
   EXPECT_TRUE(shard.MarkSeen("s9", 0, kDayStart, day + 40));
 }
 
+// A spill whose run cannot be written gives its ids back. While frozen they
+// were kept by the wall clock; the oldest kept day may have moved past their
+// days meanwhile (T raced on): they must stay duplicates, and the next
+// checkpoint must persist them all again (their old blobs may be deleted).
+TEST(ShardStateIds, AFailedSpillGivesEveryIdBackRememberedAndToPersist) {
+  FakeRuns runs;
+  ShardState shard(0, Config{}, nullptr, &runs);
+  shard.set_memory_id_limit(10);
+  const int64_t wall = 1'800'000'000'000;
+  const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
+  shard.SetWallClock(wall);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(shard.MarkSeen("f" + std::to_string(i), 0, kDayStart, day));
+  shard.DrainNewSeen();  // as if checkpointed: persisted in seen blobs
+  shard.CheckpointDone(true);
+  ASSERT_TRUE(shard.WantsSpill());
+  uint64_t run_no = 0;
+  int64_t wall_ms = 0;
+  (void)shard.FreezeIdsForSpill(0, &run_no, &wall_ms);
+  // Meanwhile T races 40 days on: the in-memory buckets (new ids only) let
+  // the oldest kept day pass the frozen ids' day.
+  shard.SetWallClock(wall + 60'000);
+  ASSERT_TRUE(shard.MarkSeen("late", 0, kDayStart + 40 * kMsPerDay, day + 40));
+  shard.ExpireSeen(day + 40);
+  ASSERT_GT(shard.oldest_kept_day(), day);
+  EXPECT_FALSE(shard.MarkSeen("f7", 0, kDayStart, day + 40));  // frozen, kept by its wall clock
+  shard.SpillDone(false, nullptr, "");
+  EXPECT_FALSE(shard.spilling());
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_FALSE(shard.MarkSeen("f" + std::to_string(i), 0, kDayStart, day + 40)) << i;
+  }
+  size_t given_back = 0;
+  for (const auto& [h, d] : shard.DrainNewSeen()) {
+    given_back += d >= shard.oldest_kept_day() ? 1 : 0;
+  }
+  EXPECT_EQ(given_back, 51u);  // the 50 frozen ones and "late", all to be persisted
+  shard.CheckpointDone(true);
+}
+
 TEST(ShardStateIds, AFailedBlockReadIsReported) {
   FakeRuns runs;
   ShardState shard(0, Config{}, nullptr, &runs);

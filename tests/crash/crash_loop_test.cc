@@ -32,7 +32,8 @@ int EnvInt(const char* name, int fallback) {
   return v != nullptr ? std::atoi(v) : fallback;
 }
 
-TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
+// `extra`: more server flags.
+void RunCrashLoop(const std::vector<std::string>& extra) {
   const int kills = EnvInt("CRASH_LOOP_KILLS", 5);
   const auto seed = static_cast<uint64_t>(EnvInt("CRASH_LOOP_SEED", 1));
   app::GenOptions g;
@@ -57,8 +58,9 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
   // Frequent checkpoints, snapshot one user per slice: kills land between
   // checkpoints and users change while their checkpoint is being snapshot,
   // so recovery from checkpoints and copy on write are both exercised.
-  testing::ServerProcess server(dir.path() + "/data",
-                                {"--checkpoint-interval-ms", "20", "--snapshot-slice", "1"}, log);
+  std::vector<std::string> flags = {"--checkpoint-interval-ms", "20", "--snapshot-slice", "1"};
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  testing::ServerProcess server(dir.path() + "/data", flags, log);
   ASSERT_TRUE(server.ready());
 
   std::mutex mu;
@@ -186,6 +188,13 @@ TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) {
       kills, lines.size(), batches.size(), sends, failures, resends, bad, kd.size(),
       static_cast<unsigned long long>(max_replayed), max_recovery, max_restart);
 }
+
+TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) { RunCrashLoop({}); }
+
+// The same with a tiny id budget, so that ids spill into runs all the time:
+// kills land while a run is being written, before its descriptor commits,
+// and between checkpoints that must not run meanwhile.
+TEST(CrashLoop, SpillingIdsSurviveRandomKills) { RunCrashLoop({"--dedup-memory-mb", "1"}); }
 
 }  // namespace
 }  // namespace tierstream
