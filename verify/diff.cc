@@ -21,8 +21,13 @@ std::string Yuan(int64_t fen) {
   if (fen == kMissing) return "missing";
   const uint64_t abs = fen < 0 ? 0 - static_cast<uint64_t>(fen) : static_cast<uint64_t>(fen);
   const uint64_t cents = abs % 100;
-  return (fen < 0 ? "-" : "") + std::to_string(abs / 100) + (cents < 10 ? ".0" : ".") +
-         std::to_string(cents);
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive)
+  // on "literal" + std::string&& in Release builds.
+  std::string out(fen < 0 ? "-" : "");
+  out += std::to_string(abs / 100);
+  out += cents < 10 ? ".0" : ".";
+  out += std::to_string(cents);
+  return out;
 }
 
 bool SameRatio(double got, double want) {
