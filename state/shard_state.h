@@ -298,8 +298,8 @@ class ShardState {
   void EncodeMeta(uint64_t log_seq, std::string* out) const;
   Status DecodeMeta(std::string_view in, uint64_t* log_seq);
   // The persisted form of ids first seen since a checkpoint, one blob per
-  // arrival day: a header with the wall-clock time of the checkpoint (no id
-  // in it was recorded later), then 16 bytes per id hash.
+  // arrival day: a header with a wall-clock time no id in it was recorded
+  // after (its day's newest, BucketWalls), then 16 bytes per id hash.
   static void BeginSeenBlob(int64_t wall_ms, std::string* out);
   static void AppendSeenId(const Hash128& h, std::string* out);
   // Recovery: makes a persisted user resident, or (resident = false) only
