@@ -206,7 +206,19 @@ void IngestSession::OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome) {
   summary_.accepted += outcome.accepted;
   summary_.duplicates += outcome.duplicates;
   summary_.rejected += outcome.rejected;
-  for (auto& e : outcome.errors) summary_.errors.push_back(std::move(e));
+  // Only the first kMaxErrorsListed rejected lines (by line) are reported:
+  // keep no more than that, however many batches a connection sends (each
+  // brings up to as many, and they complete out of order).
+  if (!outcome.errors.empty()) {
+    for (auto& e : outcome.errors) summary_.errors.push_back(std::move(e));
+    if (summary_.errors.size() > pipeline::kMaxErrorsListed) {
+      auto by_line = [](const ingest::LineError& x, const ingest::LineError& y) {
+        return x.line < y.line;
+      };
+      std::sort(summary_.errors.begin(), summary_.errors.end(), by_line);
+      summary_.errors.resize(pipeline::kMaxErrorsListed);
+    }
+  }
   if (!outcome.status.ok() && summary_.status.ok()) summary_.status = outcome.status;
   Span& span = spans_[seq - first_span_];
   span.done = true;
