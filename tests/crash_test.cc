@@ -74,13 +74,7 @@ TEST(Crash, KillNineBetweenBatchesLosesNoAcknowledgedEvent) {
   auto diffs = testing::DiffKpis(k->body, ref.kpis, false);
   EXPECT_TRUE(diffs.empty()) << diffs[0];
   EXPECT_EQ(Field(k->body, "events_accepted"), static_cast<uint64_t>(ref.kpis.events_accepted));
-  size_t bad = 0;
-  for (const auto& [id, want] : ref.profiles) {
-    auto u = app::HttpRequest(server.http(), "GET", "/v1/users/" + app::UrlEncode(id));
-    ASSERT_TRUE(u.ok());
-    auto d = testing::DiffProfile(u->body, want);
-    if (!d.empty() && ++bad <= 3) ADD_FAILURE() << d[0];
-  }
+  const size_t bad = testing::ProfileDifferences(server.http(), ref);
   EXPECT_EQ(bad, 0u);
   // SIGTERM drains, commits and exits 0.
   int status = server.Terminate();
@@ -173,13 +167,7 @@ TEST(Crash, SpilledIdsAreExactAcrossKillNineBeforeTheirCheckpoint) {
     server.Kill();
     ASSERT_TRUE(server.Start());
   }
-  size_t bad = 0;
-  for (const auto& [id, want] : ref.profiles) {
-    auto u = app::HttpRequest(server.http(), "GET", "/v1/users/" + app::UrlEncode(id));
-    ASSERT_TRUE(u.ok());
-    auto d = testing::DiffProfile(u->body, want);
-    if (!d.empty() && ++bad <= 3) ADD_FAILURE() << d[0];
-  }
+  const size_t bad = testing::ProfileDifferences(server.http(), ref);
   EXPECT_EQ(bad, 0u);
 }
 

@@ -22,16 +22,8 @@ using testing::TempDir;
 // Diffs every profile and the KPIs (counters too) with `ref`; returns how
 // many differ and reports the first few.
 size_t CountDifferences(const ServerProcess& server, const testing::Reference& ref) {
-  size_t bad = 0;
-  for (const auto& [id, want] : ref.profiles) {
-    auto u = app::HttpRequest(server.http(), "GET", "/v1/users/" + app::UrlEncode(id));
-    if (!u.ok()) {
-      ADD_FAILURE() << u.status().ToString();
-      return SIZE_MAX;
-    }
-    auto d = testing::DiffProfile(u->body, want);
-    if (!d.empty() && ++bad <= 3) ADD_FAILURE() << d[0];
-  }
+  size_t bad = testing::ProfileDifferences(server.http(), ref);
+  if (bad == SIZE_MAX) return bad;
   auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
   if (!k.ok()) {
     ADD_FAILURE() << k.status().ToString();

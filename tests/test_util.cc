@@ -1,5 +1,6 @@
 #include "tests/test_util.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "app/client.h"
 #include "ingest/decoder.h"
 
 namespace tierstream::testing {
@@ -80,6 +82,20 @@ std::string LastLine(const std::string& text) {
   const size_t nl = end == 0 ? std::string::npos : text.rfind('\n', end - 1);
   const size_t start = nl == std::string::npos ? 0 : nl + 1;
   return text.substr(start, end - start);
+}
+
+size_t ProfileDifferences(const std::string& http, const Reference& ref, size_t report) {
+  size_t bad = 0;
+  for (const auto& [id, want] : ref.profiles) {
+    auto u = app::HttpRequest(http, "GET", "/v1/users/" + app::UrlEncode(id));
+    if (!u.ok()) {
+      ADD_FAILURE() << u.status().ToString();
+      return SIZE_MAX;
+    }
+    auto d = DiffProfile(u->body, want);
+    if (!d.empty() && ++bad <= report) ADD_FAILURE() << d[0];
+  }
+  return bad;
 }
 
 Reference Evaluate(const std::vector<std::string>& lines, verify::Thresholds thresholds) {

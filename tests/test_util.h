@@ -40,6 +40,11 @@ struct Reference {
   std::map<std::string, verify::Profile> profiles;
   verify::Kpis kpis;
 };
+// GETs every profile of `ref` from the server at `http` ("host:port") and
+// diffs it; reports the first `report` differences as test failures and
+// returns how many profiles differ (SIZE_MAX when a request fails).
+size_t ProfileDifferences(const std::string& http, const Reference& ref, size_t report = 3);
+
 // Decodes `lines` and evaluates them with the batch evaluator (default config).
 Reference Evaluate(const std::vector<std::string>& lines,
                    verify::Thresholds thresholds = verify::Thresholds{});

@@ -140,13 +140,7 @@ void RunCrashLoop(const std::vector<std::string>& extra) {
   killing.store(false);
   for (auto& t : senders) t.join();
 
-  size_t bad = 0;
-  for (const auto& [id, want] : ref.profiles) {
-    auto u = app::HttpRequest(server.http(), "GET", "/v1/users/" + app::UrlEncode(id));
-    ASSERT_TRUE(u.ok());
-    auto d = testing::DiffProfile(u->body, want);
-    if (!d.empty() && ++bad <= 5) ADD_FAILURE() << d[0];
-  }
+  const size_t bad = testing::ProfileDifferences(server.http(), ref, 5);
   auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(k.ok());
   auto kd = testing::DiffKpis(k->body, ref.kpis, false);
