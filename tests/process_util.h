@@ -45,7 +45,9 @@ class ServerProcess {
   std::string http_, tcp_;
 };
 
-// Runs `tierstream ARGS...` with output discarded; returns its exit code.
+// Runs `tierstream ARGS...` with output discarded, but for the stderr of a
+// run that exits with a code other than the tool's own (0..2: a sanitizer's
+// report, a crash), which is printed; returns the exit code.
 int RunTool(const std::vector<std::string>& args);
 
 // What a captured tool run printed.
