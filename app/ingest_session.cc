@@ -61,9 +61,7 @@ std::string IngestSummary::ToStreamJson() const {
 }
 
 IngestSession::IngestSession(pipeline::Pipeline* pipeline, std::string source)
-    : pipeline_(pipeline), source_(std::move(source)) {
-  pending_.Reserve(1 << 20);
-}
+    : pipeline_(pipeline), source_(std::move(source)) {}
 
 void IngestSession::SubmitDecoded(std::string_view complete_lines) {
   auto batch = pipeline_->NewBatch();

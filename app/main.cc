@@ -82,6 +82,20 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--max-connections", serve.server.max_connections,
                         "Concurrent connections accepted")
       ->capture_default_str();
+  serve_cmd->add_option("--auth-timeout", serve.server.auth_timeout_seconds,
+                        "With --token-file: seconds a connection has to authenticate (TCP: its "
+                        "AUTH line; HTTP: a request with the token) before it is closed")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  serve_cmd->add_option("--max-unauthenticated", serve.server.max_unauthenticated,
+                        "With --token-file: connections that may be unauthenticated at once; a new "
+                        "one beyond evicts the oldest (default: a quarter of --max-connections)")
+      ->check(CLI::Range(1, 1 << 20));
+  serve_cmd->add_option("--shutdown-grace", serve.server.shutdown_grace_seconds,
+                        "On SIGTERM/SIGINT: seconds open connections get to receive the answer "
+                        "for what they sent before they are closed")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
 
   ReplayArgs replay;
   auto* replay_cmd = app.add_subcommand("replay", "Bulk-load NDJSON files into a data dir");

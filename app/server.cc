@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <functional>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -153,6 +155,59 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0 && !b.empty();
 }
 
+// ASCII case-insensitive: whether `text` starts with `prefix` (lower case).
+bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    char c = text[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+// An Authorization value "Bearer TOKEN" (the scheme is case-insensitive,
+// RFC 9110 §11.1), compared in constant time.
+bool BearerMatches(std::string_view value, const std::string& token) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (!StartsWithNoCase(value, kScheme)) return false;
+  return ConstantTimeEquals(value.substr(kScheme.size()), token);
+}
+
+// Whether the first bytes of a connection not yet authenticated, if they
+// have arrived, carry the token: the AUTH line (TCP), or an Authorization
+// header in a complete HTTP header. Peeked on the descriptor, not read: the
+// session reads and checks them as usual (and a descriptor closed and reused
+// meanwhile only misleads this guess).
+bool PresentsToken(int fd, bool http, const std::string& token) {
+  std::array<char, 4096> buf;
+  const ssize_t got = ::recv(fd, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (got <= 0) return false;
+  std::string_view data(buf.data(), static_cast<size_t>(got));
+  if (!http) {
+    std::string_view line = data.substr(0, data.find('\n'));
+    if (line.size() == data.size()) return false;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return ConstantTimeEquals(line, "AUTH " + token);
+  }
+  const size_t end = data.find("\r\n\r\n");
+  if (end == std::string_view::npos) return false;
+  std::string_view header = data.substr(0, end + 2);
+  header.remove_prefix(std::min(header.size(), header.find("\r\n") + 2));  // the request line
+  constexpr std::string_view kName = "authorization:";
+  while (!header.empty()) {
+    const size_t eol = header.find("\r\n");
+    std::string_view field = header.substr(0, eol);
+    header.remove_prefix(std::min(header.size(), eol + 2));
+    if (!StartsWithNoCase(field, kName)) continue;
+    std::string_view value = field.substr(kName.size());
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    return BearerMatches(value, token);
+  }
+  return false;
+}
+
 }  // namespace
 
 // One io_context run by exactly one thread. Every handler of a connection
@@ -167,6 +222,9 @@ class Session {
   // On its lane's thread: take no new request or input, answer what is in
   // flight, then close.
   virtual void Shutdown() = 0;
+  // On its lane's thread: close now. The connection never authenticated and
+  // its slot is wanted (see Server::Impl::Admit).
+  virtual void Evict() = 0;
 };
 
 struct Lane {
@@ -197,8 +255,6 @@ std::vector<std::unique_ptr<Lane>> MakeLanes(int n) {
   return lanes;
 }
 
-// How long Stop() waits for connections to send their last answers.
-constexpr auto kDrainDeadline = std::chrono::seconds(5);
 // Beyond --max-connections, up to this many more HTTP connections may each
 // send one request within kProbeDeadline; only /healthz and /readyz are
 // answered on them (503 otherwise), so probes still get through when
@@ -224,6 +280,18 @@ struct Server::Impl {
   std::atomic<int> connections{0};        // producers and queries (--max-connections)
   std::atomic<int> probe_connections{0};  // the extra ones (kMaxProbeConnections)
   std::atomic<bool> stopped{false};
+  // With a token: the connections that have not authenticated yet, by
+  // admission number, so the oldest is first. Touched once per connection
+  // (admission, authentication, end), never per byte.
+  struct Unauthenticated {
+    std::weak_ptr<Session> session;
+    Lane* lane;
+    int fd;  // to peek at (PresentsToken)
+    bool http;
+  };
+  std::mutex unauth_mu;
+  std::map<uint64_t, Unauthenticated> unauthenticated;  // GUARDED_BY(unauth_mu)
+  uint64_t next_ticket = 1;                             // GUARDED_BY(unauth_mu)
   std::vector<std::unique_ptr<Lane>> lanes;
   // Lane 0: the acceptors, the signals and the shutdown sequence.
   net::io_context& ioc;
@@ -244,6 +312,31 @@ struct Server::Impl {
   void AcceptTcp();
   // The lane of the next accepted connection.
   Lane& NextLane() { return *lanes[next_lane++ % lanes.size()]; }
+  // Decides on a new connection (on lane 0). With a token, when every slot
+  // is taken, or the unauthenticated connections have their whole share, the
+  // oldest unauthenticated connection is evicted for it; it is refused only
+  // when every slot is held by an authenticated connection. (An evicted
+  // connection holds its slot until its lane has closed it, a moment later.)
+  // A connection whose first bytes already carry the token is not counted as
+  // unauthenticated, so a churn of connections without it (each evicting
+  // the oldest) cannot evict it before its first read.
+  struct Admission {
+    bool busy = false;   // refuse it
+    bool probe = false;  // HTTP: admitted beyond the limit, for health only (kMaxProbeConnections)
+    bool counted_unauthenticated = false;  // give it a ticket (AddUnauthenticated)
+  };
+  Admission Admit(tcp::socket& socket, bool http);
+  // Counts a new connection as unauthenticated; the returned ticket leaves
+  // the count through Authenticated().
+  uint64_t AddUnauthenticated(std::weak_ptr<Session> session, Lane* lane, int fd, bool http);
+  // The connection authenticated or closed: it no longer counts (nothing if
+  // it was evicted meanwhile).
+  void Authenticated(uint64_t ticket);
+  size_t MaxUnauthenticated() const {
+    const int n = options.max_unauthenticated > 0 ? options.max_unauthenticated
+                                                  : options.max_connections / 4;
+    return static_cast<size_t>(std::max(n, 1));
+  }
   // Stops the lanes once every connection has closed, or at the deadline.
   void AwaitDrain(std::chrono::steady_clock::time_point deadline);
 };
@@ -371,10 +464,24 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
         lane_(lane),
         timer_(stream_.get_executor()),
         probe_(probe),
-        counter_(probe ? &server->probe_connections : &server->connections) {
+        counter_(probe ? &server->probe_connections : &server->connections),
+        authenticated_(server->options.token.empty()),
+        auth_deadline_(std::chrono::steady_clock::now() +
+                       std::chrono::seconds(server->options.auth_timeout_seconds)) {
     counter_->fetch_add(1);
   }
-  ~HttpSession() override { counter_->fetch_sub(1); }
+  ~HttpSession() override {
+    if (ticket_ != 0) server_->Authenticated(ticket_);
+    counter_->fetch_sub(1);
+  }
+
+  // Counted as unauthenticated under this ticket (see Server::Impl::Admit).
+  void set_ticket(uint64_t ticket) { ticket_ = ticket; }
+  // (A connection that authenticated meanwhile stays.)
+  void Evict() override {
+    if (!authenticated_) Close();
+  }
+  int native_handle() { return stream_.socket().native_handle(); }
 
   void Start() {
     lane_->Register(shared_from_this());
@@ -413,7 +520,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (probe_) {
       stream_.expires_after(kProbeDeadline);
     } else {
-      stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+      ExpireIdle();
     }
     http::async_read_header(
         stream_, buffer_, *parser_,
@@ -435,7 +542,15 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
                    req.version());
     }
     if (!Authorized(req, path)) return Unauthorized(req.version(), /*keep_alive=*/false);
-    const uint64_t limit = server_->options.max_body_bytes;
+    if (!authenticated_ && path != "/healthz" && path != "/readyz") {
+      // The first request with the token: from now on the connection is
+      // held to the idle timeout, not to the authentication deadline.
+      authenticated_ = true;
+      if (ticket_ != 0) server_->Authenticated(std::exchange(ticket_, 0));
+    }
+    // A connection without the token may ask for health only, which has no
+    // body: it is not given memory for one.
+    const uint64_t limit = authenticated_ ? server_->options.max_body_bytes : 0;
     if (auto length = parser_->content_length(); length && *length > limit) {
       return Reply(http::status::payload_too_large,
                    ErrorBody("body exceeds " + std::to_string(limit) + " bytes"), false,
@@ -456,7 +571,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
   void ReadBody() {
-    stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    ExpireIdle();
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
@@ -466,7 +581,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     const std::string& token = server_->options.token;
     if (token.empty() || path == "/healthz" || path == "/readyz") return true;
     auto auth = req[http::field::authorization];
-    return ConstantTimeEquals(std::string_view(auth.data(), auth.size()), "Bearer " + token);
+    return BearerMatches(std::string_view(auth.data(), auth.size()), token);
   }
 
   void Unauthorized(unsigned version, bool keep_alive) {
@@ -522,7 +637,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     // Shutting down, or a probe connection: this is the last answer.
     if (server_->stopped.load() || probe_) res.keep_alive(false);
     response_ = std::make_shared<Response>(std::move(res));
-    stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    ExpireIdle();
     http::async_write(stream_, *response_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         self->in_request_ = false;
@@ -537,6 +652,17 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
+  }
+
+  // The deadline of the next read or write: the idle timeout, but for a
+  // connection that has not authenticated, whose whole life is bounded by
+  // its authentication deadline (a slow header, a probe that lingers).
+  void ExpireIdle() {
+    if (authenticated_) {
+      stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+    } else {
+      stream_.expires_at(auth_deadline_);
+    }
   }
 
   // After a last answer: closing a socket with unread input sends a reset,
@@ -796,6 +922,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   net::steady_timer timer_;
   const bool probe_;
   std::atomic<int>* const counter_;  // the connection count this one is in
+  bool authenticated_;               // a request carried the token (or none is needed)
+  const std::chrono::steady_clock::time_point auth_deadline_;
+  uint64_t ticket_ = 0;  // counted as unauthenticated under it (0: not counted)
   pipeline::Pipeline* pipeline_ = nullptr;  // as of the current request; null while recovering
   bool in_request_ = false;  // from a read header to the answer written
   beast::flat_buffer buffer_;
@@ -823,27 +952,42 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
         timer_(socket_.get_executor()),
         idle_(socket_.get_executor()),
         ack_timer_(socket_.get_executor()),
-        buffer_(256 * 1024) {
+        authenticated_(server->options.token.empty()),
+        // Before AUTH, room for the AUTH line only.
+        buffer_(server->options.token.empty() ? kFirstReadBytes : kMaxAuthLine) {
     server_->connections.fetch_add(1);
   }
-  ~TcpSession() override { server_->connections.fetch_sub(1); }
+  ~TcpSession() override {
+    if (ticket_ != 0) server_->Authenticated(ticket_);
+    server_->connections.fetch_sub(1);
+  }
+
+  // Counted as unauthenticated under this ticket (see Server::Impl::Admit).
+  void set_ticket(uint64_t ticket) { ticket_ = ticket; }
+  // (A connection that authenticated meanwhile stays.)
+  void Evict() override {
+    if (!authenticated_) Close();
+  }
+  int native_handle() { return socket_.native_handle(); }
 
   void Start() {
+    if (closed_) return;  // evicted before it started
     lane_->Register(shared_from_this());
-    authenticated_ = server_->options.token.empty();
     pipeline_ = server_->pipeline.load(std::memory_order_acquire);  // set before TCP binds
-    ingest_ = std::make_shared<IngestSession>(pipeline_, "tcp");
-    // A weak reference: the ingest session is ours; it must not keep us.
-    ingest_->set_on_progress([weak = weak_from_this(), executor = socket_.get_executor()] {
-      auto self = weak.lock();
-      if (!self || self->progress_posted_.exchange(true)) return;  // one wake-up in flight at most
-      net::post(executor, [self] {
-        self->progress_posted_.store(false);
-        self->Pump();
+    if (authenticated_) {
+      StartIngest();
+    } else {
+      // The AUTH line is due within the authentication deadline.
+      idle_.expires_after(std::chrono::seconds(server_->options.auth_timeout_seconds));
+      idle_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (ec || self->authenticated_ || self->input_ended_) return;
+        self->input_ended_ = true;
+        self->SetFinal(ErrorBody("no AUTH line within " +
+                                 std::to_string(self->server_->options.auth_timeout_seconds) +
+                                 " s"));
       });
-    });
+    }
     last_input_ = Clock::now();
-    ArmIdle();
     DoRead();
     if (server_->stopped.load()) Shutdown();
   }
@@ -856,11 +1000,33 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
   }
 
   void Shutdown() override {
+    if (!authenticated_) return Close();  // nothing was taken: nothing to answer
     if (!input_ended_ && !closed_) EndInput(/*half_close=*/false);
   }
 
  private:
   using Clock = std::chrono::steady_clock;
+  // The read buffer starts small and doubles while reads fill it, so an
+  // idle producer costs little and a fast one reads in large chunks.
+  static constexpr size_t kFirstReadBytes = 16 * 1024;
+  static constexpr size_t kMaxReadBytes = 256 * 1024;
+  static constexpr size_t kMaxAuthLine = 512;
+
+  // After authentication (at once without a token): input is taken from now on.
+  void StartIngest() {
+    ingest_ = std::make_shared<IngestSession>(pipeline_, "tcp");
+    // A weak reference: the ingest session is ours; it must not keep us.
+    ingest_->set_on_progress([weak = weak_from_this(), executor = socket_.get_executor()] {
+      auto self = weak.lock();
+      if (!self || self->progress_posted_.exchange(true)) return;  // one wake-up in flight at most
+      net::post(executor, [self] {
+        self->progress_posted_.store(false);
+        self->Pump();
+      });
+    });
+    last_input_ = Clock::now();
+    ArmIdle();
+  }
   // Acks coalesce: a producer gets at most one per interval, and only news.
   static constexpr auto kAckInterval = std::chrono::milliseconds(5);
 
@@ -909,9 +1075,9 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
     if (n > 0 && !authenticated_) {
       // The first line must be "AUTH <token>".
       size_t before = auth_line_.size();
-      auth_line_.append(data.substr(0, 512 - std::min<size_t>(before, 512)));
+      auth_line_.append(data.substr(0, kMaxAuthLine - std::min(before, kMaxAuthLine)));
       size_t nl = auth_line_.find('\n');
-      if (nl == std::string::npos && auth_line_.size() < 512 && !ec) return DoRead();
+      if (nl == std::string::npos && auth_line_.size() < kMaxAuthLine && !ec) return DoRead();
       std::string line = auth_line_.substr(0, nl == std::string::npos ? auth_line_.size() : nl);
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (nl == std::string::npos || !ConstantTimeEquals(line, "AUTH " + server_->options.token)) {
@@ -921,12 +1087,23 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
         return;
       }
       authenticated_ = true;
+      if (ticket_ != 0) server_->Authenticated(std::exchange(ticket_, 0));
+      idle_.cancel();  // the authentication deadline
+      StartIngest();
       data.remove_prefix(std::min(data.size(), nl + 1 - before));
       auth_line_.clear();
+      auth_line_.shrink_to_fit();
     }
     if (!data.empty()) {
       ingest_->Feed(data);
       last_input_ = Clock::now();
+    }
+    if (!ec && authenticated_) {
+      if (buffer_.size() < kFirstReadBytes) {
+        std::vector<char>(kFirstReadBytes).swap(buffer_);  // was the AUTH line's
+      } else if (n == buffer_.size() && buffer_.size() < kMaxReadBytes) {
+        std::vector<char>(2 * buffer_.size()).swap(buffer_);
+      }
     }
     if (ec == net::error::eof) return EndInput(/*half_close=*/true);
     if (ec) {
@@ -941,6 +1118,7 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
   // the final line once every submitted batch is done.
   void EndInput(bool half_close) {
     input_ended_ = true;
+    if (!ingest_) return Close();  // never authenticated: nothing was taken
     ingest_->Finish(
         [self = shared_from_this()](IngestSummary summary) {
           net::post(self->socket_.get_executor(), [self, s = std::move(summary)] {
@@ -965,7 +1143,9 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
     if (final_ready_) {
       if (peer_gone_) return Close();
       // A peer that never reads must not hold the connection forever.
-      idle_.expires_after(IdleTimeout());
+      idle_.expires_after(authenticated_
+                              ? IdleTimeout()
+                              : std::chrono::seconds(server_->options.auth_timeout_seconds));
       idle_.async_wait([self = shared_from_this()](beast::error_code ec) {
         if (!ec) self->Close();
       });
@@ -1046,6 +1226,7 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
   net::steady_timer timer_;      // backpressure pauses
   net::steady_timer idle_;       // idle deadline, then the final line's and the linger's
   net::steady_timer ack_timer_;  // the next ack when one was sent less than kAckInterval ago
+  bool authenticated_;  // sent its AUTH line (or none is needed)
   std::vector<char> buffer_;
   std::shared_ptr<IngestSession> ingest_;
   std::atomic<bool> progress_posted_{false};
@@ -1055,7 +1236,7 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
   std::string ack_;    // the ack being written
   std::string final_;  // the last line
   std::string auth_line_;
-  bool authenticated_ = false;
+  uint64_t ticket_ = 0;  // counted as unauthenticated under it (0: not counted)
   bool reading_ = false;      // a read is in flight
   bool input_ended_ = false;  // no more input is taken
   bool peer_gone_ = false;    // the peer reset or a write failed: nobody to answer
@@ -1108,6 +1289,51 @@ Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, c
                          ec.message());
 }
 
+Server::Impl::Admission Server::Impl::Admit(tcp::socket& socket, bool http) {
+  Admission admission;
+  const bool full = connections.load() >= options.max_connections;
+  auto refuse = [&] {
+    admission.probe = http && probe_connections.load() < kMaxProbeConnections;
+    admission.busy = !admission.probe;
+    return admission;
+  };
+  if (options.token.empty()) return full ? refuse() : admission;
+  admission.counted_unauthenticated = !PresentsToken(socket.native_handle(), http, options.token);
+  std::lock_guard<std::mutex> lock(unauth_mu);
+  const bool share_full = admission.counted_unauthenticated &&
+                          unauthenticated.size() >= MaxUnauthenticated();
+  if (!full && !share_full) return admission;
+  if (unauthenticated.empty()) return refuse();  // every slot is held by an authenticated client
+  // The oldest goes, unless the token has just arrived on it (its session
+  // has not read it yet): then the next oldest, of the first few.
+  auto victim = unauthenticated.begin();
+  int scanned = 0;
+  for (auto it = victim; it != unauthenticated.end() && scanned < 8; ++it, ++scanned) {
+    if (!PresentsToken(it->second.fd, it->second.http, options.token)) {
+      victim = it;
+      break;
+    }
+  }
+  net::post(victim->second.lane->ioc, [weak = victim->second.session] {
+    if (auto session = weak.lock()) session->Evict();
+  });
+  unauthenticated.erase(victim);
+  return admission;
+}
+
+uint64_t Server::Impl::AddUnauthenticated(std::weak_ptr<Session> session, Lane* lane, int fd,
+                                          bool http) {
+  std::lock_guard<std::mutex> lock(unauth_mu);
+  const uint64_t ticket = next_ticket++;
+  unauthenticated.emplace(ticket, Unauthenticated{std::move(session), lane, fd, http});
+  return ticket;
+}
+
+void Server::Impl::Authenticated(uint64_t ticket) {
+  std::lock_guard<std::mutex> lock(unauth_mu);
+  unauthenticated.erase(ticket);
+}
+
 void Server::Impl::AcceptHttp() {
   Lane& lane = NextLane();
   http_acceptor.async_accept(lane.ioc, [this, &lane](beast::error_code ec, tcp::socket s) {
@@ -1117,10 +1343,12 @@ void Server::Impl::AcceptHttp() {
     }
     s.set_option(tcp::no_delay(true), ec);
     // Beyond the limit, a few more may ask for health (see kMaxProbeConnections).
-    const bool full = connections.load() >= options.max_connections;
-    const bool probe = full && probe_connections.load() < kMaxProbeConnections;
-    auto session = std::make_shared<HttpSession>(std::move(s), this, &lane, probe);
-    const bool busy = full && !probe;
+    const Admission admission = Admit(s, /*http=*/true);
+    auto session = std::make_shared<HttpSession>(std::move(s), this, &lane, admission.probe);
+    const bool busy = admission.busy;
+    if (!busy && !admission.probe && admission.counted_unauthenticated) {
+      session->set_ticket(AddUnauthenticated(session, &lane, session->native_handle(), true));
+    }
     // The session lives on its socket's lane from its first handler on.
     net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
     AcceptHttp();
@@ -1134,8 +1362,12 @@ void Server::Impl::AcceptTcp() {
       if (!stopped.load() && tcp_acceptor.is_open()) RetryAccept([this] { AcceptTcp(); });
       return;
     }
+    const Admission admission = Admit(s, /*http=*/false);
     auto session = std::make_shared<TcpSession>(std::move(s), this, &lane);
-    const bool busy = connections.load() > options.max_connections;
+    const bool busy = admission.busy;
+    if (!busy && admission.counted_unauthenticated) {
+      session->set_ticket(AddUnauthenticated(session, &lane, session->native_handle(), false));
+    }
     net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
     AcceptTcp();
   });
@@ -1211,7 +1443,8 @@ void Server::Stop() {
     for (auto& lane : impl_->lanes) {
       net::post(lane->ioc, [lane = lane.get()] { lane->ShutdownSessions(); });
     }
-    impl_->AwaitDrain(std::chrono::steady_clock::now() + kDrainDeadline);
+    impl_->AwaitDrain(std::chrono::steady_clock::now() +
+                      std::chrono::seconds(impl_->options.shutdown_grace_seconds));
   });
 }
 

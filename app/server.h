@@ -35,6 +35,20 @@ struct ServerOptions {
   // When set, HTTP requests (but /healthz, /readyz) need "Authorization: Bearer TOKEN"
   // and a TCP connection must open with the line "AUTH TOKEN".
   std::string token;
+  // With a token: a connection is unauthenticated until its AUTH line (TCP)
+  // or its first request carrying the token (HTTP; a health probe does not
+  // count). It must authenticate within this many seconds of connecting or
+  // it is closed, and at most `max_unauthenticated` connections may be
+  // unauthenticated at once (0: a quarter of max_connections): a new
+  // connection beyond that, or one that finds every slot taken, evicts the
+  // oldest unauthenticated connection. So peers without the token cannot
+  // hold slots that clients with it need.
+  int auth_timeout_seconds = 5;
+  int max_unauthenticated = 0;
+  // After Stop(): how long open connections get to answer what they took
+  // (a TCP producer its summary, an HTTP request its answer) before the
+  // server closes them anyway.
+  int shutdown_grace_seconds = 5;
 };
 
 class Server {
@@ -59,7 +73,8 @@ class Server {
   void Run();
   // Stops accepting; each connection answers what it took (a TCP producer
   // its summary once its batches are durable, an HTTP request in flight its
-  // answer) and closes; Run() returns once all are closed, or after 5 s.
+  // answer) and closes; Run() returns once all are closed, or after
+  // `shutdown_grace_seconds`.
   void Stop();
   // The bound ports (useful with port 0).
   uint16_t http_port() const;

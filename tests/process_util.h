@@ -61,6 +61,11 @@ struct ToolRun {
 // terminal turns "\n" into "\r\n").
 ToolRun RunToolCaptured(const std::vector<std::string>& args, bool stderr_tty = false);
 
+// The resident set of process `pid` in kB (VmRSS); -1 if unknown.
+long RssKb(pid_t pid);
+// A blocking TCP connection to "127.0.0.1:PORT"; -1 on failure.
+int ConnectLoopback(const std::string& address);
+
 // The unsigned integer after "key": in a flat JSON text; UINT64_MAX if absent.
 uint64_t Field(const std::string& json, const char* key);
 
