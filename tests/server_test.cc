@@ -10,13 +10,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <random>
 #include <thread>
 
 #include "app/client.h"
 #include "app/server.h"
 #include "pipeline/pipeline.h"
+#include "tests/process_util.h"
 #include "tests/test_util.h"
 
 #include <simdjson.h>
@@ -844,6 +847,37 @@ TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->rfind(R"({"accepted":1,)", 0), 0u) << *t;
   EXPECT_EQ(Get("/v1/kpis").status, 200);
+}
+
+// ---- HTTP against the binary ------------------------------------------------
+// These spawn `tierstream serve` ($TIERSTREAM_BIN overrides the build's).
+
+// Regression: a JSON-array body over 1 MiB was refused whole ("This parser
+// can't support a document that big"), though arrays may be as large as
+// --max-body-bytes.
+TEST(HttpArrays, AFiveMegabyteArrayIsAcceptedAndCountedExactly) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data");
+  ASSERT_TRUE(server.ready());
+  std::string body = "[";
+  int events = 0;
+  while (body.size() < 5'000'000) {
+    if (events > 0) body += ",\n";
+    body += R"({"event_id":"arr)" + std::to_string(events++) +
+            R"(","type":"message","user_id":"uarray","ts":1763971200000,"text":")" +
+            std::string(100, 'a') + R"("})";
+  }
+  body += "]";
+  auto r = app::HttpRequest(server.http(), "POST", "/v1/events", body, 60);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(testing::Field(r->body, "accepted"), static_cast<uint64_t>(events)) << r->body;
+  EXPECT_EQ(testing::Field(r->body, "rejected"), 0u) << r->body;
+  auto user = app::HttpRequest(server.http(), "GET", "/v1/users/uarray");
+  ASSERT_TRUE(user.ok());
+  EXPECT_EQ(testing::Field(user->body, "interactions_7d"), static_cast<uint64_t>(events))
+      << user->body;
+  EXPECT_EQ(testing::Field(user->body, "points"), static_cast<uint64_t>(events)) << user->body;
 }
 
 }  // namespace
