@@ -28,6 +28,7 @@
 
 #include "app/ingest_session.h"
 #include "common/json_writer.h"
+#include "ingest/decoder.h"
 #include "common/log.h"
 #include "state/user_state.h"
 
@@ -197,6 +198,67 @@ std::vector<std::unique_ptr<Lane>> MakeLanes(int n) {
   return lanes;
 }
 
+// The request body bytes held at once across all connections, against
+// --max-inflight-body-mb: a lock-free counter that bodies take shares of and
+// give back. Thread-safe.
+class BodyBudget {
+ public:
+  explicit BodyBudget(uint64_t limit) : limit_(limit) {}
+  BodyBudget(const BodyBudget&) = delete;
+  BodyBudget& operator=(const BodyBudget&) = delete;
+
+  // All of `bytes` or nothing: false when they do not fit under the limit.
+  bool Take(uint64_t bytes) {
+    uint64_t held = held_.load(std::memory_order_relaxed);
+    do {
+      if (bytes > limit_ || held > limit_ - bytes) return false;
+    } while (!held_.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+    return true;
+  }
+  void Give(uint64_t bytes) { held_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+ private:
+  const uint64_t limit_;
+  std::atomic<uint64_t> held_{0};
+};
+
+// One request body's share of the BodyBudget, given back when destroyed or
+// released. Movable; confined to its connection's thread.
+class BodyCharge {
+ public:
+  BodyCharge() = default;
+  explicit BodyCharge(BodyBudget* budget) : budget_(budget) {}
+  BodyCharge(BodyCharge&& other) noexcept
+      : budget_(std::exchange(other.budget_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+  BodyCharge& operator=(BodyCharge&& other) noexcept {
+    if (this != &other) {
+      Release();
+      budget_ = std::exchange(other.budget_, nullptr);
+      bytes_ = std::exchange(other.bytes_, 0);
+    }
+    return *this;
+  }
+  ~BodyCharge() { Release(); }
+
+  // Raises the share to `bytes` (nothing to do if it is that large already);
+  // false, and nothing taken, when the budget cannot spare the difference
+  // (or there is no budget: a body nobody charged must not be read).
+  [[nodiscard]] bool GrowTo(uint64_t bytes) {
+    if (bytes <= bytes_) return true;
+    if (budget_ == nullptr || !budget_->Take(bytes - bytes_)) return false;
+    bytes_ = bytes;
+    return true;
+  }
+  void Release() {
+    if (budget_ != nullptr && bytes_ > 0) budget_->Give(bytes_);
+    bytes_ = 0;
+  }
+
+ private:
+  BodyBudget* budget_ = nullptr;
+  uint64_t bytes_ = 0;
+};
+
 // How long Stop() waits for connections to send their last answers.
 constexpr auto kDrainDeadline = std::chrono::seconds(5);
 // Beyond --max-connections, up to this many more HTTP connections may each
@@ -219,6 +281,9 @@ struct Server::Impl {
   // Null until AttachPipeline(): recovery is running.
   std::atomic<pipeline::Pipeline*> pipeline;
   ServerOptions options;
+  // Every request body held, from its first byte until it is decoded
+  // (--max-inflight-body-mb). Before the lanes, like the counters below.
+  BodyBudget body_budget{options.max_inflight_body_bytes};
   // Declared before the lanes: destroying an io_context destroys the
   // handlers it still holds, and with them sessions that count themselves out.
   std::atomic<int> connections{0};        // producers and queries (--max-connections)
@@ -361,6 +426,59 @@ class TierStream : public std::enable_shared_from_this<TierStream> {
   std::string data_;  // the page being written
 };
 
+// A POST body as it arrives: kept in an ingest::PaddedBuffer, which the
+// decoder parses in place (no second copy), and grown with the bytes that
+// actually arrive: doubling, up to the declared Content-Length, so a buffer
+// is at most twice what was received. (Beast's string_body reserves the
+// declared length up front: 90 connections declaring 64 MiB each reserved
+// 5.9 GB.) Each growth is first charged to the server's BodyBudget; when
+// the budget cannot spare it, the read fails with no_buffer_space.
+struct RequestBody {
+  struct value_type {
+    ingest::PaddedBuffer bytes;
+    BodyCharge charge;  // what `bytes` holds of the budget
+  };
+
+  class reader {
+   public:
+    template <bool kIsRequest, class Fields>
+    reader(http::header<kIsRequest, Fields>&, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<uint64_t>& length, beast::error_code& ec) {
+      if (length) declared_ = *length;
+      ec = {};
+    }
+
+    template <class ConstBufferSequence>
+    size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      const size_t n = beast::buffer_bytes(buffers);
+      ingest::PaddedBuffer& bytes = body_.bytes;
+      if (bytes.size() + n > bytes.capacity()) {
+        constexpr uint64_t kFirst = 64 * 1024;
+        const uint64_t needed = bytes.size() + n;
+        uint64_t grown = std::max<uint64_t>(2 * uint64_t{bytes.capacity()}, kFirst);
+        grown = std::max(std::min(grown, declared_), needed);
+        if (!body_.charge.GrowTo(grown + ingest::kPadding)) {
+          ec = net::error::no_buffer_space;
+          return 0;
+        }
+        bytes.Reserve(static_cast<size_t>(grown));
+      }
+      for (const auto buffer : beast::buffers_range_ref(buffers)) {
+        bytes.Append(std::string_view(static_cast<const char*>(buffer.data()), buffer.size()));
+      }
+      ec = {};
+      return n;
+    }
+
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+    uint64_t declared_ = std::numeric_limits<uint64_t>::max();  // Content-Length, if any
+  };
+};
+
 class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
  public:
   // `probe`: a connection beyond --max-connections, counted apart, that may
@@ -400,8 +518,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
  private:
-  using Request = http::request<http::string_body>;
+  using Request = http::request<RequestBody>;
   using Response = http::response<http::string_body>;
+  using Clock = std::chrono::steady_clock;
+  // How often a body waiting for its share of the budget looks again.
+  static constexpr auto kBudgetPoll = std::chrono::milliseconds(10);
 
   void DoRead() {
     parser_.emplace();
@@ -443,6 +564,40 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     }
     parser_->body_limit(limit);
     if (parser_->is_done()) return OnRead({});
+    parser_->get().body().charge = BodyCharge(&server_->body_budget);
+    AdmitBody(Clock::now() + std::chrono::seconds(server_->options.idle_timeout_seconds));
+  }
+
+  // A body of declared length takes its whole share of the budget before a
+  // byte of it is read, so that once admitted it is read to the end: bodies
+  // that each waited for more budget half-way could wait for one another
+  // for ever. While other bodies hold the budget the socket is not read (the
+  // client waits, or waits for 100 Continue), for up to the idle timeout,
+  // then 503. A chunked body, of unknown length, takes its share as it
+  // grows, and is refused (503) at once when the budget runs out.
+  void AdmitBody(Clock::time_point give_up) {
+    const auto length = parser_->content_length();
+    if (!length || parser_->get().body().charge.GrowTo(*length + ingest::kPadding)) {
+      return StartBody();
+    }
+    if (server_->stopped.load() || Clock::now() >= give_up) return RefuseBody(parser_->get().version());
+    timer_.expires_after(kBudgetPoll);
+    timer_.async_wait([self = shared_from_this(), give_up](beast::error_code ec) {
+      if (ec) return self->Close();
+      self->AdmitBody(give_up);
+    });
+  }
+
+  void RefuseBody(unsigned version) {
+    Reply(http::status::service_unavailable,
+          ErrorBody("busy: the request bodies in flight fill --max-inflight-body-mb (" +
+                    std::to_string(server_->options.max_inflight_body_bytes >> 20) +
+                    " MiB); retry later"),
+          false, version);
+  }
+
+  void StartBody() {
+    const auto& req = parser_->get();
     if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
@@ -492,6 +647,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
             false, 11);
       return;
     }
+    if (ec == net::error::no_buffer_space) return RefuseBody(11);  // see RequestBody
     if (ec) {
       Reply(http::status::bad_request, ErrorBody(std::string("bad request: ") + ec.message()),
             false, 11);
@@ -521,6 +677,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   void Send(Response res) {
     // Shutting down, or a probe connection: this is the last answer.
     if (server_->stopped.load() || probe_) res.keep_alive(false);
+    // The request is answered: its body, and its share of the budget, go.
+    request_.body() = {};
+    parser_.reset();
     response_ = std::make_shared<Response>(std::move(res));
     stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
     http::async_write(stream_, *response_,
@@ -578,6 +737,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     const unsigned version = request_.version();
     // (The token was checked on the header, in OnHeader.)
     pipeline_ = server_->pipeline.load(std::memory_order_acquire);
+    if (path != "/v1/events") request_.body() = {};  // only ingest reads a body
     if (path == "/healthz" || path == "/readyz") {
       if (method != http::verb::get) return MethodNotAllowed("GET");
       return path == "/healthz" ? Health() : Readiness();
@@ -776,15 +936,36 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       return Reply(http::status::service_unavailable, refused.ToJson(), request_.keep_alive(),
                    request_.version());
     }
-    auto session = std::make_shared<IngestSession>(pipeline_, "http");
-    Status s = session->FeedWhole(request_.body());
-    request_.body().clear();
-    request_.body().shrink_to_fit();
+    ingest_ = std::make_shared<IngestSession>(pipeline_, "http");
+    Status s = ingest_->BeginWhole(request_.body().bytes);
     if (!s.ok()) {
+      ingest_.reset();
       return Reply(http::status::bad_request, ErrorBody(s.message()), request_.keep_alive(),
                    request_.version());
     }
-    session->Finish([self = shared_from_this()](IngestSummary summary) {
+    FeedBody();
+  }
+
+  // Submits the body slice by slice, pausing while the pipeline is full, as
+  // a TCP producer's reads do: the events decoded from bodies stay within
+  // the pipeline's in-flight bound too, rather than a whole body's worth
+  // past it per request. Then the body goes, and the answer waits for the
+  // batches.
+  void FeedBody() {
+    for (bool done = false; !done;) {
+      if (!pipeline_->HasCapacity()) {
+        timer_.expires_after(std::chrono::milliseconds(1));
+        timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+          if (ec) return self->Close();
+          self->FeedBody();
+        });
+        return;
+      }
+      done = ingest_->FeedWholeSlice();
+    }
+    request_.body() = {};
+    std::shared_ptr<IngestSession> ingest = std::move(ingest_);
+    ingest->Finish([self = shared_from_this()](IngestSummary summary) {
       self->ReplyLater(summary.status.ok() ? http::status::ok : http::status::service_unavailable,
                        summary.ToJson());
     });
@@ -799,8 +980,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   pipeline::Pipeline* pipeline_ = nullptr;  // as of the current request; null while recovering
   bool in_request_ = false;  // from a read header to the answer written
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<RequestBody>> parser_;
   Request request_;
+  std::shared_ptr<IngestSession> ingest_;  // the POST body being submitted
   std::shared_ptr<Response> response_;
   std::unique_ptr<std::array<char, 4096>> discard_;  // LingerClose's sink
 };
@@ -1146,6 +1328,14 @@ Server::Server(pipeline::Pipeline* pipeline, ServerOptions options)
 Server::~Server() = default;
 
 Status Server::Start() {
+  const ServerOptions& o = impl_->options;
+  if (o.max_inflight_body_bytes < ingest::kPadding ||
+      o.max_body_bytes > o.max_inflight_body_bytes - ingest::kPadding) {
+    return Status::InvalidArgument(
+        "--max-body-bytes (" + std::to_string(o.max_body_bytes) +
+        ") must be below --max-inflight-body-mb (" + std::to_string(o.max_inflight_body_bytes >> 20) +
+        " MiB): a body that large could never be read");
+  }
   if (!impl_->options.http_address.empty()) {
     Status s = impl_->Bind(&impl_->http_acceptor, impl_->options.http_address, "http");
     if (!s.ok()) return s;

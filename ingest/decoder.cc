@@ -487,7 +487,9 @@ bool ArrayFramer::Next(std::string_view* element) {
 
 void PaddedBuffer::Reserve(size_t capacity) {
   if (capacity <= capacity_ && data_ != nullptr) return;
-  auto grown = std::make_unique<char[]>(capacity + kPadding);
+  // Not zero-filled: the pages of a large buffer stay untouched (not
+  // resident) until bytes are written to them.
+  auto grown = std::make_unique_for_overwrite<char[]>(capacity + kPadding);
   if (size_ > 0) std::memcpy(grown.get(), data_.get(), size_);
   std::memset(grown.get() + capacity, 0, kPadding);
   data_ = std::move(grown);

@@ -122,7 +122,9 @@ class ArrayFramer {
   std::string error_;
 };
 
-// A heap buffer with kPadding zeroed bytes past its logical end.
+// A heap buffer with at least kPadding readable bytes past its logical end
+// (what lies between the end and the capacity is unspecified; the kPadding
+// bytes past the capacity are zero).
 class PaddedBuffer {
  public:
   PaddedBuffer() = default;

@@ -880,5 +880,60 @@ TEST(HttpArrays, AFiveMegabyteArrayIsAcceptedAndCountedExactly) {
   EXPECT_EQ(testing::Field(user->body, "points"), static_cast<uint64_t>(events)) << user->body;
 }
 
+// The bodies in flight share --max-inflight-body-mb: a body with a
+// Content-Length is admitted whole or waits, unread (no 100 Continue yet),
+// for up to the idle timeout, then gets 503; a chunked body that outgrows
+// what is left gets 503 at once; a body that fits is served meanwhile.
+TEST(HttpBudget, BodiesBeyondTheBudgetWaitOrAreRefused) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data", {"--max-inflight-body-mb", "1",
+                                                       "--max-body-bytes", "700000",
+                                                       "--idle-timeout", "2"});
+  ASSERT_TRUE(server.ready());
+  auto post_header = [](size_t length) {
+    return "POST /v1/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+           std::to_string(length) + "\r\n\r\n";
+  };
+  // A hog declares 600,000 bytes: admitted (100 Continue), it holds that
+  // much of the 1 MiB budget while it sends nothing.
+  const int hog = Connect(server.http());
+  ASSERT_GE(hog, 0);
+  SendAll(hog, post_header(600'000));
+  EXPECT_EQ(ReadUntil(hog, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  // A real body of about that size does not fit: it waits, unread.
+  std::string body;
+  int events = 0;
+  while (body.size() < 550'000) body += Event("budget" + std::to_string(events++), "ubudget") + "\n";
+  const int waiter = Connect(server.http());
+  ASSERT_GE(waiter, 0);
+  SendAll(waiter, post_header(body.size()));
+  EXPECT_EQ(ReadUntil(waiter, "\r\n\r\n", 500), "");
+  // A chunked body that outgrows what is left is refused at once.
+  const int chunked = Connect(server.http());
+  ASSERT_GE(chunked, 0);
+  SendAll(chunked, "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  const std::string chunk(500'000, ' ');
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+  (void)::send(chunked, size, std::strlen(size), MSG_NOSIGNAL);
+  (void)::send(chunked, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+  std::string reply = ReadUntil(chunked, "}");
+  ::close(chunked);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply.substr(0, 300);
+  EXPECT_NE(reply.find("--max-inflight-body-mb"), std::string::npos) << reply.substr(0, 300);
+  // A small body fits beside the hog.
+  auto small = app::HttpRequest(server.http(), "POST", "/v1/events", Event("small") + "\n");
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->status, 200) << small->body;
+  // Once the hog goes, the waiter is admitted and served.
+  ::close(hog);
+  EXPECT_EQ(ReadUntil(waiter, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  SendAll(waiter, body);
+  reply = ReadUntil(waiter, "]}");
+  ::close(waiter);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_EQ(testing::Field(reply, "accepted"), static_cast<uint64_t>(events)) << reply;
+}
+
 }  // namespace
 }  // namespace tierstream
