@@ -524,6 +524,13 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   // How often a body waiting for its share of the budget looks again.
   static constexpr auto kBudgetPoll = std::chrono::milliseconds(10);
 
+  // Idle, for a connection in a request: no byte for this long. Set again
+  // at every read's progress, never once per request (a body streamed
+  // steadily for longer than the timeout was cut mid-way).
+  void ExpireIfIdle() {
+    stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
+  }
+
   void DoRead() {
     parser_.emplace();
     // No limit while the header is read: OnHeader checks the token before it
@@ -610,10 +617,14 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     ReadBody();
   }
 
+  // Reads the body piece by piece, each read with its own idle deadline.
   void ReadBody() {
-    stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    ExpireIfIdle();
+    http::async_read_some(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec || self->parser_->is_done()) return self->OnRead(ec);
+                            self->ReadBody();
+                          });
   }
 
   // Every request but the health endpoints needs the token, when there is one.

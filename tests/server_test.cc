@@ -852,6 +852,46 @@ TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
 // ---- HTTP against the binary ------------------------------------------------
 // These spawn `tierstream serve` ($TIERSTREAM_BIN overrides the build's).
 
+// Regression: the HTTP idle timeout was a deadline for the whole request: a
+// body streamed steadily (150 KB/s) was cut at exactly --idle-timeout, with
+// no answer. Idle means no byte for that long.
+TEST(HttpIdle, ABodyStreamedSteadilyOutlastsTheIdleTimeout) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data", {"--idle-timeout", "1"});
+  ASSERT_TRUE(server.ready());
+  std::string body;
+  constexpr int kEvents = 300;
+  for (int i = 0; i < kEvents; ++i) body += Event("slow" + std::to_string(i), "uslow") + "\n";
+  const int fd = Connect(server.http());
+  ASSERT_GE(fd, 0);
+  SendAll(fd, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n");
+  // 30 pieces, one every 100 ms: 3 s in all, three idle timeouts.
+  const auto start = std::chrono::steady_clock::now();
+  const size_t piece = body.size() / 30 + 1;
+  for (size_t at = 0; at < body.size(); at += piece) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    SendAll(fd, body.substr(at, piece));
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2900));
+  const std::string reply = ReadUntil(fd, "]}");
+  ::close(fd);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find(R"({"accepted":300,"duplicates":0,"rejected":0,)"), std::string::npos)
+      << reply;
+  // A body that stops coming is still cut at the timeout, unanswered.
+  const int silent = Connect(server.http());
+  ASSERT_GE(silent, 0);
+  SendAll(silent, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" +
+                      body.substr(0, 100));
+  const auto silent_since = std::chrono::steady_clock::now();
+  EXPECT_TRUE(ClosedByServer(silent));
+  const auto waited = std::chrono::steady_clock::now() - silent_since;
+  EXPECT_GE(waited, std::chrono::milliseconds(900));
+  EXPECT_LT(waited, std::chrono::seconds(4));
+  ::close(silent);
+}
+
 // Regression: a JSON-array body over 1 MiB was refused whole ("This parser
 // can't support a document that big"), though arrays may be as large as
 // --max-body-bytes.
@@ -933,6 +973,26 @@ TEST(HttpBudget, BodiesBeyondTheBudgetWaitOrAreRefused) {
   ::close(waiter);
   EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
   EXPECT_EQ(testing::Field(reply, "accepted"), static_cast<uint64_t>(events)) << reply;
+  // A body that never gets its share is answered 503 after the idle
+  // timeout (while a second hog keeps its share, a byte at a time).
+  const int hog2 = Connect(server.http());
+  ASSERT_GE(hog2, 0);
+  SendAll(hog2, post_header(600'000));
+  EXPECT_EQ(ReadUntil(hog2, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  const int waiter2 = Connect(server.http());
+  ASSERT_GE(waiter2, 0);
+  SendAll(waiter2, post_header(600'000));
+  const auto since = std::chrono::steady_clock::now();
+  reply.clear();
+  while (reply.empty() && std::chrono::steady_clock::now() - since < std::chrono::seconds(5)) {
+    SendAll(hog2, " ");
+    reply = ReadUntil(waiter2, "}", 400);
+  }
+  const auto waited = std::chrono::steady_clock::now() - since;
+  ::close(hog2);
+  ::close(waiter2);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply;
+  EXPECT_GE(waited, std::chrono::milliseconds(1900));
 }
 
 }  // namespace
