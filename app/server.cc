@@ -479,6 +479,74 @@ struct RequestBody {
   };
 };
 
+// Why a request's header does not frame it reliably (RFC 9112), if it does
+// not: the request is then answered with `status` and the connection closed,
+// since where its body ends, and so where the next request starts, is
+// unknown. Lax framing lets bytes of a body be read as a request of their
+// own (request smuggling): "Transfer-Encoding: xchunked" was taken for "no
+// body" and a GET hidden in the body was answered.
+struct FramingError {
+  http::status status;
+  std::string message;
+};
+
+std::optional<FramingError> CheckFraming(const http::request_header<>& req) {
+  // §3.2: an HTTP/1.1 request has exactly one Host.
+  const size_t hosts = req.count(http::field::host);
+  if (hosts == 0 && req.version() >= 11) {
+    return FramingError{http::status::bad_request, "Host header missing (required in HTTP/1.1)"};
+  }
+  if (hosts > 1) return FramingError{http::status::bad_request, "more than one Host header"};
+  auto [first, last] = req.equal_range(http::field::transfer_encoding);
+  if (first == last) return std::nullopt;
+  // §6.1: HTTP/1.0 has no transfer codings; its framing is faulty.
+  if (req.version() < 11) {
+    return FramingError{http::status::bad_request, "Transfer-Encoding in an HTTP/1.0 request"};
+  }
+  // §6.3 lets a server either ignore Content-Length or refuse: refusing
+  // leaves no two readings of one request.
+  if (req.count(http::field::content_length) > 0) {
+    return FramingError{http::status::bad_request,
+                        "both Content-Length and Transfer-Encoding; send one"};
+  }
+  // Every coding of every Transfer-Encoding line, in order (§5.3: several
+  // lines make one list; empty list elements are allowed and ignored).
+  std::vector<std::string_view> codings;
+  for (auto it = first; it != last; ++it) {
+    std::string_view list(it->value().data(), it->value().size());
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      std::string_view coding = list.substr(0, comma);
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+      if (!coding.empty()) codings.push_back(coding);
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  auto is_chunked = [](std::string_view c) {
+    return beast::iequals(beast::string_view(c.data(), c.size()), "chunked");
+  };
+  // §6.3: unless chunked is the last coding, the body's length is unknown.
+  if (codings.empty() || !is_chunked(codings.back())) {
+    return FramingError{http::status::bad_request,
+                        "Transfer-Encoding must end with chunked (RFC 9112 §6.3)"};
+  }
+  // §6.1: chunked is applied at most once.
+  if (std::count_if(codings.begin(), codings.end(), is_chunked) > 1) {
+    return FramingError{http::status::bad_request, "Transfer-Encoding names chunked twice"};
+  }
+  // §6.1: a coding the server does not implement is 501; only chunked is.
+  for (std::string_view coding : codings) {
+    if (!is_chunked(coding)) {
+      return FramingError{http::status::not_implemented,
+                          "Transfer-Encoding " + std::string(coding) +
+                              " is not implemented; send the body with chunked alone"};
+    }
+  }
+  return std::nullopt;
+}
+
 class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
  public:
   // `probe`: a connection beyond --max-connections, counted apart, that may
@@ -556,6 +624,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (ec) return OnRead(ec);
     in_request_ = true;
     const auto& req = parser_->get();
+    if (auto error = CheckFraming(req)) {
+      return Reply(error->status, ErrorBody(error->message), false, req.version());
+    }
     std::string_view target(req.target().data(), req.target().size());
     std::string_view path = target.substr(0, target.find('?'));
     if (probe_ && path != "/healthz" && path != "/readyz") {
@@ -627,12 +698,23 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
                           });
   }
 
-  // Every request but the health endpoints needs the token, when there is one.
+  // Every request but the health endpoints needs the token, when there is
+  // one: "Authorization: Bearer TOKEN", the scheme in any case (RFC 9110
+  // §11.1), the token compared in constant time.
   bool Authorized(const http::request_header<>& req, std::string_view path) const {
     const std::string& token = server_->options.token;
     if (token.empty() || path == "/healthz" || path == "/readyz") return true;
     auto auth = req[http::field::authorization];
-    return ConstantTimeEquals(std::string_view(auth.data(), auth.size()), "Bearer " + token);
+    std::string_view credentials(auth.data(), auth.size());
+    constexpr beast::string_view kScheme = "Bearer";
+    if (credentials.size() <= kScheme.size() ||
+        !beast::iequals(beast::string_view(credentials.data(), kScheme.size()), kScheme) ||
+        credentials[kScheme.size()] != ' ') {
+      return false;
+    }
+    credentials.remove_prefix(kScheme.size());
+    while (!credentials.empty() && credentials.front() == ' ') credentials.remove_prefix(1);
+    return ConstantTimeEquals(credentials, token);
   }
 
   void Unauthorized(unsigned version, bool keep_alive) {

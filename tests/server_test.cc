@@ -852,6 +852,96 @@ TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
 // ---- HTTP against the binary ------------------------------------------------
 // These spawn `tierstream serve` ($TIERSTREAM_BIN overrides the build's).
 
+// How many answers a raw reply holds: status lines (an answer's JSON body
+// ends without a newline, so the next status line may follow its brace).
+int CountAnswers(const std::string& reply) {
+  int n = 0;
+  for (size_t at = 0; (at = reply.find("HTTP/1.", at)) != std::string::npos; ++at) ++n;
+  return n;
+}
+
+// Regression (request smuggling): Transfer-Encoding was read loosely:
+// "xchunked", "identity", "chunked, identity" and "chunked, chunked" as no
+// body at all, so the body's bytes were taken for the next request (a GET
+// hidden in a body was answered 200), and "gzip, chunked" as chunked. RFC
+// 9112 §6.3: a request whose Transfer-Encoding does not end in chunked gets
+// 400 and the connection is closed; §6.1: a coding the server does not
+// implement gets 501. Content-Length with Transfer-Encoding is refused (400).
+TEST(HttpFraming, RefusesTransferEncodingsItCannotFrameAndClosesTheConnection) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data");
+  ASSERT_TRUE(server.ready());
+  const std::string hidden = "GET /v1/kpis HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string length = "Content-Length: " + std::to_string(hidden.size()) + "\r\n";
+  const std::pair<std::string, const char*> cases[] = {
+      {"Transfer-Encoding: xchunked\r\n", "400"},
+      {"Transfer-Encoding: identity\r\n", "400"},
+      {"Transfer-Encoding: chunked, identity\r\n", "400"},
+      {"Transfer-Encoding: chunked, chunked\r\n", "400"},
+      {"Transfer-Encoding: gzip, chunked\r\n", "501"},
+      {"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", "501"},
+      {"Transfer-Encoding: identity\r\n" + length, "400"},
+      {length + "Transfer-Encoding: chunked\r\n", "400"},
+  };
+  for (const auto& [headers, status] : cases) {
+    const std::string reply = RawExchange(
+        server.http(), "POST /v1/events HTTP/1.1\r\nHost: x\r\n" + headers + "\r\n" + hidden, false);
+    EXPECT_EQ(reply.rfind(std::string("HTTP/1.1 ") + status, 0), 0u) << headers << " -> " << reply;
+    EXPECT_NE(reply.find("Connection: close"), std::string::npos) << headers << " -> " << reply;
+    EXPECT_EQ(CountAnswers(reply), 1) << headers << ": the GET in the body was answered: " << reply;
+  }
+  // HTTP/1.0 has no transfer codings at all.
+  const std::string reply = RawExchange(
+      server.http(), "POST /v1/events HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false);
+  EXPECT_EQ(reply.rfind("HTTP/1.0 400", 0), 0u) << reply;
+  // Nothing was taken as an event.
+  auto kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  ASSERT_TRUE(kpis.ok());
+  EXPECT_NE(kpis->body.find(R"("events_accepted":0)"), std::string::npos) << kpis->body;
+}
+
+// RFC 9112 §3.2: an HTTP/1.1 request without Host, or with two, gets 400.
+TEST(HttpFraming, AnHttp11RequestNeedsExactlyOneHost) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data");
+  ASSERT_TRUE(server.ready());
+  std::string reply = RawExchange(server.http(), "GET /healthz HTTP/1.1\r\n\r\n", false);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Host header missing"), std::string::npos) << reply;
+  reply = RawExchange(server.http(), "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", false);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+  // HTTP/1.0 needs none.
+  reply = RawExchange(server.http(), "GET /healthz HTTP/1.0\r\n\r\n", false);
+  EXPECT_EQ(reply.rfind("HTTP/1.0 200", 0), 0u) << reply;
+}
+
+// RFC 9110 §11.1: the auth scheme is case-insensitive; "bearer TOKEN" was
+// refused (401). The token itself is compared exactly.
+TEST(HttpFraming, TakesTheBearerSchemeInAnyCase) {
+  testing::TempDir dir;
+  const std::string token = "s3cret-token-0123456789";
+  const std::string token_file = dir.path() + "/token";
+  std::ofstream(token_file) << token << "\n";
+  testing::ServerProcess server(dir.path() + "/data", {"--token-file", token_file});
+  ASSERT_TRUE(server.ready());
+  auto status_with = [&](const std::string& authorization) {
+    const std::string reply = RawExchange(
+        server.http(),
+        "GET /v1/kpis HTTP/1.1\r\nHost: x\r\nAuthorization: " + authorization +
+            "\r\nConnection: close\r\n\r\n",
+        false);
+    return reply.substr(0, 12);
+  };
+  for (const std::string& ok : {"bearer " + token, "BEARER " + token, "Bearer   " + token}) {
+    EXPECT_EQ(status_with(ok), "HTTP/1.1 200") << ok;
+  }
+  for (const std::string& refused :
+       {"Bearer " + token + "x", "Bearer" + token, "Basic " + token, std::string("bearer"),
+        "bearer " + token.substr(1)}) {
+    EXPECT_EQ(status_with(refused), "HTTP/1.1 401") << refused;
+  }
+}
+
 // Regression: the HTTP idle timeout was a deadline for the whole request: a
 // body streamed steadily (150 KB/s) was cut at exactly --idle-timeout, with
 // no answer. Idle means no byte for that long.
