@@ -1072,7 +1072,12 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   std::atomic<int>* const counter_;  // the connection count this one is in
   pipeline::Pipeline* pipeline_ = nullptr;  // as of the current request; null while recovering
   bool in_request_ = false;  // from a read header to the answer written
-  beast::flat_buffer buffer_;
+  // What was read but not parsed yet: a header (at most 64 KiB) and one
+  // read (at most 64 KiB). Capped, since Beast bounds neither a chunk-size
+  // line (chunk extensions) nor its buffer: 4 connections sending 16 MiB of
+  // extension each grew the server by 112 MB. Past the cap the read fails
+  // (buffer_overflow: 400).
+  beast::flat_buffer buffer_{256 * 1024};
   std::optional<http::request_parser<RequestBody>> parser_;
   Request request_;
   std::shared_ptr<IngestSession> ingest_;  // the POST body being submitted

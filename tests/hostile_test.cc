@@ -275,5 +275,39 @@ TEST(Hostile, PostsBeyondTheBodyBudgetAreAnsweredUnderAMemoryCeiling) {
   EXPECT_EQ(testing::Field(kpis->body, "events_accepted"), total) << kpis->body;
 }
 
+// Regression: Beast bounds neither a chunk-size line (chunk extensions may
+// follow the size) nor the buffer it is read into: 4 connections sending
+// 16 MiB of one chunk-size line each grew the server's RSS by 112 MB. The
+// connection's read buffer is capped: past 256 KiB unparsed, 400.
+TEST(Hostile, AChunkSizeLineThatNeverEndsCostsBoundedMemory) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data");
+  ASSERT_TRUE(server.ready());
+  const long before_kb = RssKb(server.pid());
+  const std::string extension(256 << 10, 'a');
+  std::vector<int> fds;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = Connect(server.http());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(SendAll(fd, "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                            "\r\n\r\n1;"));
+    // Up to 16 MiB, as long as the server reads.
+    for (int k = 0; k < 64; ++k) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 500) != 1 || !SendAll(fd, extension)) break;
+    }
+    fds.push_back(fd);
+  }
+  const long after_kb = RssKb(server.pid());
+  int refused = 0;
+  for (int fd : fds) {
+    if (ReadAll(fd, 3000).rfind("HTTP/1.1 400", 0) == 0) ++refused;
+    ::close(fd);
+  }
+  std::printf("4 chunk-size lines of up to 16 MiB: RSS %ld -> %ld kB\n", before_kb, after_kb);
+  EXPECT_EQ(refused, 4);
+  EXPECT_LT(after_kb - before_kb, 8 * 1024);
+}
+
 }  // namespace
 }  // namespace tierstream
