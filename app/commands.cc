@@ -172,6 +172,7 @@ int RunServe(const ServeArgs& args) {
     return 2;
   }
   ServerOptions server_options = args.server;
+  server_options.max_inflight_body_bytes = args.max_inflight_body_mb << 20;
   if (!args.token_file.empty()) {
     auto token = ReadTokenFile(args.token_file);
     if (!token.ok()) {

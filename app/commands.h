@@ -30,6 +30,7 @@ struct ServeArgs {
   CommonArgs common;
   ServerOptions server;
   std::string token_file;
+  uint64_t max_inflight_body_mb = ServerOptions{}.max_inflight_body_bytes >> 20;
 };
 
 struct ClientArgs {

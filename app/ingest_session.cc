@@ -88,6 +88,8 @@ constexpr std::string_view kBom = "\xEF\xBB\xBF";
 }  // namespace
 
 void IngestSession::Feed(std::string_view bytes) {
+  // Streamed input only: a whole body (BeginWhole) needs no line buffer.
+  if (pending_.capacity() == 0) pending_.Reserve(1 << 20);
   while (!bom_checked_ && !bytes.empty()) {
     if (bytes[0] == kBom[bom_seen_]) {
       bytes.remove_prefix(1);
@@ -145,38 +147,54 @@ void IngestSession::Feed(std::string_view bytes) {
   }
 }
 
-Status IngestSession::FeedWhole(std::string_view body) {
-  if (body.substr(0, kBom.size()) == kBom) body.remove_prefix(kBom.size());
+Status IngestSession::BeginWhole(const ingest::PaddedBuffer& body) {
+  std::string_view view = body.view();
+  if (view.substr(0, kBom.size()) == kBom) view.remove_prefix(kBom.size());
   bom_checked_ = true;
+  whole_ = view;
   size_t i = 0;
-  while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+  while (i < view.size() && (view[i] == ' ' || view[i] == '\t' || view[i] == '\r' || view[i] == '\n'))
     ++i;
-  if (i < body.size() && body[i] == '[') {
-    ingest::PaddedBuffer buf(body.size());
-    buf.Append(body);
-    auto batch = pipeline_->NewBatch();
-    pipeline::BatchBuilder builder(batch.get(), pipeline_->reject_log(), source_);
-    std::string error = decoder_.DecodeArray(buf.view(), &batch->arena, &builder);
-    if (!error.empty()) return Status::InvalidArgument(error);
-    next_line_ += batch->events + batch->rejected;  // element k is line k
-    Submit(std::move(batch));
-    return Status::Ok();
-  }
-  // NDJSON: decode in slices of about 1 MiB so batches stay moderate.
-  ingest::PaddedBuffer buf(body.size());
-  buf.Append(body);
-  std::string_view rest = buf.view();
-  constexpr size_t kSlice = 1 << 20;
-  while (!rest.empty()) {
-    size_t cut = rest.size();
-    if (rest.size() > kSlice) {
-      const void* nl = std::memchr(rest.data() + kSlice, '\n', rest.size() - kSlice);
-      cut = nl ? static_cast<size_t>(static_cast<const char*>(nl) - rest.data()) + 1 : rest.size();
+  if (i < view.size() && view[i] == '[') {
+    // Framed once whole first (no parsing: cheap next to it), so that a
+    // broken array is refused before any slice of it is submitted.
+    ingest::ArrayFramer check(view);
+    for (std::string_view element; check.Next(&element);) {
     }
-    SubmitDecoded(rest.substr(0, cut));
-    rest.remove_prefix(cut);
+    if (!check.error().empty()) {
+      whole_ = {};
+      return Status::InvalidArgument(check.error());
+    }
+    array_.emplace(view);
   }
   return Status::Ok();
+}
+
+bool IngestSession::FeedWholeSlice() {
+  constexpr size_t kSlice = 1 << 20;  // batches stay moderate
+  if (array_) {
+    auto batch = pipeline_->NewBatch();
+    pipeline::BatchBuilder builder(batch.get(), pipeline_->reject_log(), source_);
+    const uint64_t elements = decoder_.DecodeArrayElements(&*array_, kSlice, &batch->arena, &builder);
+    next_line_ += elements;  // element k is line k
+    if (elements > 0) Submit(std::move(batch));
+    if (!array_->done()) return false;
+    array_.reset();
+    whole_ = {};
+    return true;
+  }
+  // NDJSON: cut at the first newline past the slice size.
+  std::string_view rest = whole_;
+  if (rest.empty()) return true;
+  size_t cut = rest.size();
+  if (rest.size() > kSlice) {
+    const void* nl = std::memchr(rest.data() + kSlice, '\n', rest.size() - kSlice);
+    cut = nl ? static_cast<size_t>(static_cast<const char*>(nl) - rest.data()) + 1 : rest.size();
+  }
+  // The body's own padding (or the lines after the slice) is the read-ahead.
+  SubmitDecoded(rest.substr(0, cut));
+  whole_.remove_prefix(cut);
+  return whole_.empty();
 }
 
 void IngestSession::Finish(std::function<void(IngestSummary)> done, bool take_partial_line) {

@@ -7,7 +7,7 @@
 // as rejected and skipped without being buffered. A UTF-8 byte-order mark at
 // the very start of the input is skipped.
 //
-// Thread safety: Feed()/FeedWhole()/Finish() are confined to the owner's
+// Thread safety: Feed()/BeginWhole()/FeedWholeSlice()/Finish() are confined to the owner's
 // thread (a connection's handler); batch completions arrive on worker threads
 // and are merged under a mutex; Progress() may be called from any thread.
 #ifndef TIERSTREAM_APP_INGEST_SESSION_H_
@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,9 +68,17 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
 
   // Streamed input: decodes and submits every complete line.
   void Feed(std::string_view bytes);
-  // A whole body: NDJSON, or a JSON array of events. Returns an error only
-  // for a structurally broken array (nothing of it is submitted then).
-  Status FeedWhole(std::string_view body);
+  // A whole body (an HTTP POST): NDJSON, or a JSON array of events, decoded
+  // in place (no copy) by FeedWholeSlice(). Returns an error only for a
+  // structurally broken array (see ingest::ArrayFramer), found before any
+  // of it is submitted; nothing is then.
+  // REQUIRES: `body` outlives the FeedWholeSlice() calls.
+  Status BeginWhole(const ingest::PaddedBuffer& body);
+  // Decodes and submits the next slice of the body (about 1 MiB of lines
+  // or array elements); true once all of it is submitted (the body is no
+  // longer read then). The caller may wait between slices, as a TCP
+  // producer waits between reads, while the pipeline is full.
+  bool FeedWholeSlice();
   // Ends the input and calls `done` once every submitted batch is durable
   // and applied. An incomplete final line (no newline) counts when
   // `take_partial_line` (a half-close), else it is dropped (a connection cut
@@ -102,6 +111,10 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
   // inside it), until the first byte that is not part of one.
   size_t bom_seen_ = 0;
   bool bom_checked_ = false;
+  // A whole body (BeginWhole): what is left of it to decode; its elements'
+  // framer when it is a JSON array.
+  std::string_view whole_;
+  std::optional<ingest::ArrayFramer> array_;
   std::function<void()> on_progress_;
 
   std::mutex mu_;

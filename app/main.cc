@@ -75,6 +75,11 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--max-body-bytes", serve.server.max_body_bytes,
                         "Largest POST body accepted (413 beyond)")
       ->capture_default_str();
+  serve_cmd->add_option("--max-inflight-body-mb", serve.max_inflight_body_mb,
+                        "Memory for the POST bodies being received or decoded, all connections "
+                        "together; beyond it a request waits, unread, up to --idle-timeout, then "
+                        "gets 503 (a chunked one gets 503 at once). Must exceed --max-body-bytes")
+      ->capture_default_str();
   serve_cmd->add_option("--idle-timeout", serve.server.idle_timeout_seconds,
                         "Seconds of silence before a connection is closed (a TCP producer first gets "
                         "the summary of what was made durable)")

@@ -30,6 +30,7 @@
 
 #include "app/ingest_session.h"
 #include "common/json_writer.h"
+#include "ingest/decoder.h"
 #include "common/log.h"
 #include "state/user_state.h"
 
@@ -171,7 +172,9 @@ bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
 bool BearerMatches(std::string_view value, const std::string& token) {
   constexpr std::string_view kScheme = "bearer ";
   if (!StartsWithNoCase(value, kScheme)) return false;
-  return ConstantTimeEquals(value.substr(kScheme.size()), token);
+  value.remove_prefix(kScheme.size());
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  return ConstantTimeEquals(value, token);
 }
 
 // Whether the first bytes of a connection not yet authenticated, if they
@@ -255,6 +258,67 @@ std::vector<std::unique_ptr<Lane>> MakeLanes(int n) {
   return lanes;
 }
 
+// The request body bytes held at once across all connections, against
+// --max-inflight-body-mb: a lock-free counter that bodies take shares of and
+// give back. Thread-safe.
+class BodyBudget {
+ public:
+  explicit BodyBudget(uint64_t limit) : limit_(limit) {}
+  BodyBudget(const BodyBudget&) = delete;
+  BodyBudget& operator=(const BodyBudget&) = delete;
+
+  // All of `bytes` or nothing: false when they do not fit under the limit.
+  bool Take(uint64_t bytes) {
+    uint64_t held = held_.load(std::memory_order_relaxed);
+    do {
+      if (bytes > limit_ || held > limit_ - bytes) return false;
+    } while (!held_.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+    return true;
+  }
+  void Give(uint64_t bytes) { held_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+ private:
+  const uint64_t limit_;
+  std::atomic<uint64_t> held_{0};
+};
+
+// One request body's share of the BodyBudget, given back when destroyed or
+// released. Movable; confined to its connection's thread.
+class BodyCharge {
+ public:
+  BodyCharge() = default;
+  explicit BodyCharge(BodyBudget* budget) : budget_(budget) {}
+  BodyCharge(BodyCharge&& other) noexcept
+      : budget_(std::exchange(other.budget_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+  BodyCharge& operator=(BodyCharge&& other) noexcept {
+    if (this != &other) {
+      Release();
+      budget_ = std::exchange(other.budget_, nullptr);
+      bytes_ = std::exchange(other.bytes_, 0);
+    }
+    return *this;
+  }
+  ~BodyCharge() { Release(); }
+
+  // Raises the share to `bytes` (nothing to do if it is that large already);
+  // false, and nothing taken, when the budget cannot spare the difference
+  // (or there is no budget: a body nobody charged must not be read).
+  [[nodiscard]] bool GrowTo(uint64_t bytes) {
+    if (bytes <= bytes_) return true;
+    if (budget_ == nullptr || !budget_->Take(bytes - bytes_)) return false;
+    bytes_ = bytes;
+    return true;
+  }
+  void Release() {
+    if (budget_ != nullptr && bytes_ > 0) budget_->Give(bytes_);
+    bytes_ = 0;
+  }
+
+ private:
+  BodyBudget* budget_ = nullptr;
+  uint64_t bytes_ = 0;
+};
+
 // Beyond --max-connections, up to this many more HTTP connections may each
 // send one request within kProbeDeadline; only /healthz and /readyz are
 // answered on them (503 otherwise), so probes still get through when
@@ -275,6 +339,9 @@ struct Server::Impl {
   // Null until AttachPipeline(): recovery is running.
   std::atomic<pipeline::Pipeline*> pipeline;
   ServerOptions options;
+  // Every request body held, from its first byte until it is decoded
+  // (--max-inflight-body-mb). Before the lanes, like the counters below.
+  BodyBudget body_budget{options.max_inflight_body_bytes};
   // Declared before the lanes: destroying an io_context destroys the
   // handlers it still holds, and with them sessions that count themselves out.
   std::atomic<int> connections{0};        // producers and queries (--max-connections)
@@ -454,6 +521,127 @@ class TierStream : public std::enable_shared_from_this<TierStream> {
   std::string data_;  // the page being written
 };
 
+// A POST body as it arrives: kept in an ingest::PaddedBuffer, which the
+// decoder parses in place (no second copy), and grown with the bytes that
+// actually arrive: doubling, up to the declared Content-Length, so a buffer
+// is at most twice what was received. (Beast's string_body reserves the
+// declared length up front: 90 connections declaring 64 MiB each reserved
+// 5.9 GB.) Each growth is first charged to the server's BodyBudget; when
+// the budget cannot spare it, the read fails with no_buffer_space.
+struct RequestBody {
+  struct value_type {
+    ingest::PaddedBuffer bytes;
+    BodyCharge charge;  // what `bytes` holds of the budget
+  };
+
+  class reader {
+   public:
+    template <bool kIsRequest, class Fields>
+    reader(http::header<kIsRequest, Fields>&, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<uint64_t>& length, beast::error_code& ec) {
+      if (length) declared_ = *length;
+      ec = {};
+    }
+
+    template <class ConstBufferSequence>
+    size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      const size_t n = beast::buffer_bytes(buffers);
+      ingest::PaddedBuffer& bytes = body_.bytes;
+      if (bytes.size() + n > bytes.capacity()) {
+        constexpr uint64_t kFirst = 64 * 1024;
+        const uint64_t needed = bytes.size() + n;
+        uint64_t grown = std::max<uint64_t>(2 * uint64_t{bytes.capacity()}, kFirst);
+        grown = std::max(std::min(grown, declared_), needed);
+        if (!body_.charge.GrowTo(grown + ingest::kPadding)) {
+          ec = net::error::no_buffer_space;
+          return 0;
+        }
+        bytes.Reserve(static_cast<size_t>(grown));
+      }
+      for (const auto buffer : beast::buffers_range_ref(buffers)) {
+        bytes.Append(std::string_view(static_cast<const char*>(buffer.data()), buffer.size()));
+      }
+      ec = {};
+      return n;
+    }
+
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+    uint64_t declared_ = std::numeric_limits<uint64_t>::max();  // Content-Length, if any
+  };
+};
+
+// Why a request's header does not frame it reliably (RFC 9112), if it does
+// not: the request is then answered with `status` and the connection closed,
+// since where its body ends, and so where the next request starts, is
+// unknown. Lax framing lets bytes of a body be read as a request of their
+// own (request smuggling): "Transfer-Encoding: xchunked" was taken for "no
+// body" and a GET hidden in the body was answered.
+struct FramingError {
+  http::status status;
+  std::string message;
+};
+
+std::optional<FramingError> CheckFraming(const http::request_header<>& req) {
+  // §3.2: an HTTP/1.1 request has exactly one Host.
+  const size_t hosts = req.count(http::field::host);
+  if (hosts == 0 && req.version() >= 11) {
+    return FramingError{http::status::bad_request, "Host header missing (required in HTTP/1.1)"};
+  }
+  if (hosts > 1) return FramingError{http::status::bad_request, "more than one Host header"};
+  auto [first, last] = req.equal_range(http::field::transfer_encoding);
+  if (first == last) return std::nullopt;
+  // §6.1: HTTP/1.0 has no transfer codings; its framing is faulty.
+  if (req.version() < 11) {
+    return FramingError{http::status::bad_request, "Transfer-Encoding in an HTTP/1.0 request"};
+  }
+  // §6.3 lets a server either ignore Content-Length or refuse: refusing
+  // leaves no two readings of one request.
+  if (req.count(http::field::content_length) > 0) {
+    return FramingError{http::status::bad_request,
+                        "both Content-Length and Transfer-Encoding; send one"};
+  }
+  // Every coding of every Transfer-Encoding line, in order (§5.3: several
+  // lines make one list; empty list elements are allowed and ignored).
+  std::vector<std::string_view> codings;
+  for (auto it = first; it != last; ++it) {
+    std::string_view list(it->value().data(), it->value().size());
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      std::string_view coding = list.substr(0, comma);
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+      if (!coding.empty()) codings.push_back(coding);
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  auto is_chunked = [](std::string_view c) {
+    return beast::iequals(beast::string_view(c.data(), c.size()), "chunked");
+  };
+  // §6.3: unless chunked is the last coding, the body's length is unknown.
+  if (codings.empty() || !is_chunked(codings.back())) {
+    return FramingError{http::status::bad_request,
+                        "Transfer-Encoding must end with chunked (RFC 9112 §6.3)"};
+  }
+  // §6.1: chunked is applied at most once.
+  if (std::count_if(codings.begin(), codings.end(), is_chunked) > 1) {
+    return FramingError{http::status::bad_request, "Transfer-Encoding names chunked twice"};
+  }
+  // §6.1: a coding the server does not implement is 501; only chunked is.
+  for (std::string_view coding : codings) {
+    if (!is_chunked(coding)) {
+      return FramingError{http::status::not_implemented,
+                          "Transfer-Encoding " + std::string(coding) +
+                              " is not implemented; send the body with chunked alone"};
+    }
+  }
+  return std::nullopt;
+}
+
 class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
  public:
   // `probe`: a connection beyond --max-connections, counted apart, that may
@@ -507,8 +695,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
  private:
-  using Request = http::request<http::string_body>;
+  using Request = http::request<RequestBody>;
   using Response = http::response<http::string_body>;
+  using Clock = std::chrono::steady_clock;
+  // How often a body waiting for its share of the budget looks again.
+  static constexpr auto kBudgetPoll = std::chrono::milliseconds(10);
 
   void DoRead() {
     parser_.emplace();
@@ -535,6 +726,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (ec) return OnRead(ec);
     in_request_ = true;
     const auto& req = parser_->get();
+    if (auto error = CheckFraming(req)) {
+      return Reply(error->status, ErrorBody(error->message), false, req.version());
+    }
     std::string_view target(req.target().data(), req.target().size());
     std::string_view path = target.substr(0, target.find('?'));
     if (probe_ && path != "/healthz" && path != "/readyz") {
@@ -558,6 +752,40 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     }
     parser_->body_limit(limit);
     if (parser_->is_done()) return OnRead({});
+    parser_->get().body().charge = BodyCharge(&server_->body_budget);
+    AdmitBody(Clock::now() + std::chrono::seconds(server_->options.idle_timeout_seconds));
+  }
+
+  // A body of declared length takes its whole share of the budget before a
+  // byte of it is read, so that once admitted it is read to the end: bodies
+  // that each waited for more budget half-way could wait for one another
+  // for ever. While other bodies hold the budget the socket is not read (the
+  // client waits, or waits for 100 Continue), for up to the idle timeout,
+  // then 503. A chunked body, of unknown length, takes its share as it
+  // grows, and is refused (503) at once when the budget runs out.
+  void AdmitBody(Clock::time_point give_up) {
+    const auto length = parser_->content_length();
+    if (!length || parser_->get().body().charge.GrowTo(*length + ingest::kPadding)) {
+      return StartBody();
+    }
+    if (server_->stopped.load() || Clock::now() >= give_up) return RefuseBody(parser_->get().version());
+    timer_.expires_after(kBudgetPoll);
+    timer_.async_wait([self = shared_from_this(), give_up](beast::error_code ec) {
+      if (ec) return self->Close();
+      self->AdmitBody(give_up);
+    });
+  }
+
+  void RefuseBody(unsigned version) {
+    Reply(http::status::service_unavailable,
+          ErrorBody("busy: the request bodies in flight fill --max-inflight-body-mb (" +
+                    std::to_string(server_->options.max_inflight_body_bytes >> 20) +
+                    " MiB); retry later"),
+          false, version);
+  }
+
+  void StartBody() {
+    const auto& req = parser_->get();
     if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
@@ -570,13 +798,19 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     ReadBody();
   }
 
+  // Reads the body piece by piece, each read with its own idle deadline.
   void ReadBody() {
     ExpireIdle();
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    http::async_read_some(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec || self->parser_->is_done()) return self->OnRead(ec);
+                            self->ReadBody();
+                          });
   }
 
-  // Every request but the health endpoints needs the token, when there is one.
+  // Every request but the health endpoints needs the token, when there is
+  // one: "Authorization: Bearer TOKEN", the scheme in any case (RFC 9110
+  // §11.1), the token compared in constant time.
   bool Authorized(const http::request_header<>& req, std::string_view path) const {
     const std::string& token = server_->options.token;
     if (token.empty() || path == "/healthz" || path == "/readyz") return true;
@@ -607,6 +841,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
             false, 11);
       return;
     }
+    if (ec == net::error::no_buffer_space) return RefuseBody(11);  // see RequestBody
     if (ec) {
       Reply(http::status::bad_request, ErrorBody(std::string("bad request: ") + ec.message()),
             false, 11);
@@ -636,6 +871,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   void Send(Response res) {
     // Shutting down, or a probe connection: this is the last answer.
     if (server_->stopped.load() || probe_) res.keep_alive(false);
+    // The request is answered: its body, and its share of the budget, go.
+    request_.body() = {};
+    parser_.reset();
     response_ = std::make_shared<Response>(std::move(res));
     ExpireIdle();
     http::async_write(stream_, *response_,
@@ -654,7 +892,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     stream_.socket().close(ignored);
   }
 
-  // The deadline of the next read or write: the idle timeout, but for a
+  // The deadline of the next read or write: the idle timeout (no byte for
+  // that long: set again at every read's progress, never once per request,
+  // or a body streamed steadily for longer would be cut mid-way), but for a
   // connection that has not authenticated, whose whole life is bounded by
   // its authentication deadline (a slow header, a probe that lingers).
   void ExpireIdle() {
@@ -704,6 +944,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     const unsigned version = request_.version();
     // (The token was checked on the header, in OnHeader.)
     pipeline_ = server_->pipeline.load(std::memory_order_acquire);
+    if (path != "/v1/events") request_.body() = {};  // only ingest reads a body
     if (path == "/healthz" || path == "/readyz") {
       if (method != http::verb::get) return MethodNotAllowed("GET");
       return path == "/healthz" ? Health() : Readiness();
@@ -902,15 +1143,36 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       return Reply(http::status::service_unavailable, refused.ToJson(), request_.keep_alive(),
                    request_.version());
     }
-    auto session = std::make_shared<IngestSession>(pipeline_, "http");
-    Status s = session->FeedWhole(request_.body());
-    request_.body().clear();
-    request_.body().shrink_to_fit();
+    ingest_ = std::make_shared<IngestSession>(pipeline_, "http");
+    Status s = ingest_->BeginWhole(request_.body().bytes);
     if (!s.ok()) {
+      ingest_.reset();
       return Reply(http::status::bad_request, ErrorBody(s.message()), request_.keep_alive(),
                    request_.version());
     }
-    session->Finish([self = shared_from_this()](IngestSummary summary) {
+    FeedBody();
+  }
+
+  // Submits the body slice by slice, pausing while the pipeline is full, as
+  // a TCP producer's reads do: the events decoded from bodies stay within
+  // the pipeline's in-flight bound too, rather than a whole body's worth
+  // past it per request. Then the body goes, and the answer waits for the
+  // batches.
+  void FeedBody() {
+    for (bool done = false; !done;) {
+      if (!pipeline_->HasCapacity()) {
+        timer_.expires_after(std::chrono::milliseconds(1));
+        timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+          if (ec) return self->Close();
+          self->FeedBody();
+        });
+        return;
+      }
+      done = ingest_->FeedWholeSlice();
+    }
+    request_.body() = {};
+    std::shared_ptr<IngestSession> ingest = std::move(ingest_);
+    ingest->Finish([self = shared_from_this()](IngestSummary summary) {
       self->ReplyLater(summary.status.ok() ? http::status::ok : http::status::service_unavailable,
                        summary.ToJson());
     });
@@ -927,9 +1189,15 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   uint64_t ticket_ = 0;  // counted as unauthenticated under it (0: not counted)
   pipeline::Pipeline* pipeline_ = nullptr;  // as of the current request; null while recovering
   bool in_request_ = false;  // from a read header to the answer written
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  // What was read but not parsed yet: a header (at most 64 KiB) and one
+  // read (at most 64 KiB). Capped, since Beast bounds neither a chunk-size
+  // line (chunk extensions) nor its buffer: 4 connections sending 16 MiB of
+  // extension each grew the server by 112 MB. Past the cap the read fails
+  // (buffer_overflow: 400).
+  beast::flat_buffer buffer_{256 * 1024};
+  std::optional<http::request_parser<RequestBody>> parser_;
   Request request_;
+  std::shared_ptr<IngestSession> ingest_;  // the POST body being submitted
   std::shared_ptr<Response> response_;
   std::unique_ptr<std::array<char, 4096>> discard_;  // LingerClose's sink
 };
@@ -1378,6 +1646,14 @@ Server::Server(pipeline::Pipeline* pipeline, ServerOptions options)
 Server::~Server() = default;
 
 Status Server::Start() {
+  const ServerOptions& o = impl_->options;
+  if (o.max_inflight_body_bytes < ingest::kPadding ||
+      o.max_body_bytes > o.max_inflight_body_bytes - ingest::kPadding) {
+    return Status::InvalidArgument(
+        "--max-body-bytes (" + std::to_string(o.max_body_bytes) +
+        ") must be below --max-inflight-body-mb (" + std::to_string(o.max_inflight_body_bytes >> 20) +
+        " MiB): a body that large could never be read");
+  }
   if (!impl_->options.http_address.empty()) {
     Status s = impl_->Bind(&impl_->http_acceptor, impl_->options.http_address, "http");
     if (!s.ok()) return s;

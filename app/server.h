@@ -25,6 +25,12 @@ struct ServerOptions {
   std::string tcp_address = "127.0.0.1:9090";   // empty: no TCP listener
   int io_threads = 2;  // io_contexts, one thread each
   uint64_t max_body_bytes = 64ull << 20;  // larger POST bodies get 413
+  // Request bodies held at once, across connections, from their first byte
+  // until they are decoded (each charged by its buffer, at most twice what
+  // arrived and never more than its Content-Length). Beyond it a body with
+  // a Content-Length waits, unread, for up to the idle timeout, then gets
+  // 503; a chunked body gets 503. Must exceed max_body_bytes.
+  uint64_t max_inflight_body_bytes = 256ull << 20;
   int idle_timeout_seconds = 60;          // a connection silent this long is closed
   // Beyond this, new connections are refused, but for a few HTTP ones that
   // may ask for /healthz or /readyz only.
@@ -63,7 +69,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds the HTTP listener, and the TCP one if there is a pipeline, and
-  // handles SIGINT/SIGTERM from now on; the error names the address that failed.
+  // handles SIGINT/SIGTERM from now on; the error names the address that
+  // failed, or the options that do not fit together.
   Status Start();
   // Hands over the opened pipeline (any thread, once, after Start): every
   // endpoint is served from now on and the TCP listener is bound. Unavailable

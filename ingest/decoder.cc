@@ -1,5 +1,8 @@
 #include "ingest/decoder.h"
 
+#include <algorithm>
+#include <array>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -351,45 +354,142 @@ uint64_t Decoder::DecodeLines(std::string_view data, uint64_t first_line, Arena*
   return line - first_line;
 }
 
-std::string Decoder::DecodeArray(std::string_view data, Arena* arena, DecodeSink* sink) {
+uint64_t Decoder::DecodeArrayElements(ArrayFramer* framer, size_t max_bytes, Arena* arena,
+                                      DecodeSink* sink) {
   impl_->SetLimit(sink->ts_limit());
-  od::document doc;
-  if (auto err = impl_->parser.iterate(data.data(), data.size(), data.size() + kPadding).get(doc))
-    return JsonError(err);
-  od::array arr;
-  if (auto err = doc.get_array().get(arr)) return JsonError(err);
-  uint64_t line = 1;
-  for (auto element_result : arr) {
-    od::value element;
-    if (auto err = std::move(element_result).get(element)) return JsonError(err);
-    od::object obj;
-    auto err = element.get_object().get(obj);
-    std::string error;
-    Event event;
-    if (err == simdjson::INCORRECT_TYPE) {
-      if (auto verr = ValidateValue(element, 1)) return JsonError(verr);
-      error = "not a JSON object";
-    } else if (err) {
-      return JsonError(err);
-    } else {
-      error = impl_->DecodeObject(obj, arena, &event);
+  const uint64_t first = framer->count();
+  size_t decoded = 0;
+  std::string_view element;
+  while (decoded < max_bytes && framer->Next(&element)) {
+    const uint64_t line = framer->count();
+    decoded += element.size();
+    if (element.size() > kMaxLineBytes) {
+      sink->OnReject(line, "element exceeds 1 MiB", element.substr(0, kMaxRawInLog));
+      continue;
     }
+    Event event;
+    // The element is parsed in place: what follows it in the buffer (more
+    // elements, then the padding) is the read-ahead simdjson needs.
+    std::string error = impl_->DecodeLine(
+        element.data(), element.size(),
+        static_cast<size_t>(framer->end() - element.data()) + kPadding, arena, &event);
     if (error.empty()) {
       sink->OnEvent(event);
     } else {
-      sink->OnReject(line, error, {});
+      sink->OnReject(line, error,
+                     element.substr(0, std::min<size_t>(element.size(), kMaxRawInLog)));
     }
-    ++line;
   }
-  const char* location;
-  if (doc.current_location().get(location) == simdjson::SUCCESS)
-    return "invalid JSON: trailing content after the array";
-  return {};
+  return framer->count() - first;
+}
+
+std::string Decoder::DecodeArray(std::string_view data, Arena* arena, DecodeSink* sink) {
+  ArrayFramer framer(data);
+  DecodeArrayElements(&framer, SIZE_MAX, arena, sink);
+  return framer.error();
+}
+
+namespace {
+
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+const char* SkipJsonSpace(const char* p, const char* end) {
+  while (p < end && IsJsonSpace(*p)) ++p;
+  return p;
+}
+
+// The bytes the framer stops at outside strings; it steps over all others.
+constexpr std::array<bool, 256> kFramingBytes = [] {
+  std::array<bool, 256> t{};
+  for (unsigned char c : std::string_view("\"{}[],")) t[c] = true;
+  return t;
+}();
+
+// Past the closing quote of the string whose body starts at p; null if it
+// never closes. A quote is escaped when an odd run of backslashes precedes it.
+const char* SkipString(const char* p, const char* end) {
+  for (;;) {
+    const auto* quote = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
+    if (quote == nullptr) return nullptr;
+    const char* run = quote;
+    while (run > p && run[-1] == '\\') --run;
+    if ((quote - run) % 2 == 0) return quote + 1;
+    p = quote + 1;
+  }
+}
+
+}  // namespace
+
+ArrayFramer::ArrayFramer(std::string_view data)
+    : p_(data.data()), end_(data.data() + data.size()) {
+  p_ = SkipJsonSpace(p_, end_);
+  if (p_ == end_ || *p_ != '[') {
+    Fail("not an array");
+    return;
+  }
+  p_ = SkipJsonSpace(p_ + 1, end_);
+  if (p_ < end_ && *p_ == ']') {  // []
+    done_ = true;
+    if (SkipJsonSpace(p_ + 1, end_) != end_) Fail("content after the closing ']'");
+  }
+}
+
+bool ArrayFramer::Fail(std::string what) {
+  done_ = true;
+  error_ = "invalid JSON array: " + std::move(what);
+  return false;
+}
+
+bool ArrayFramer::Next(std::string_view* element) {
+  if (done_) return false;
+  const char* const start = p_;
+  const char* q = p_;
+  uint64_t depth = 0;  // brackets opened inside the element
+  for (;;) {
+    while (q < end_ && !kFramingBytes[static_cast<unsigned char>(*q)]) ++q;
+    if (q == end_) return Fail("missing ']' at the end");
+    const char c = *q;
+    if (c == '"') {
+      q = SkipString(q + 1, end_);
+      if (q == nullptr) return Fail("unterminated string in element " + std::to_string(count_ + 1));
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (depth == 0) {
+        if (c == '}') return Fail("unexpected '}' in element " + std::to_string(count_ + 1));
+        break;  // the array's own ']'
+      }
+      --depth;  // a mismatched pair is the element's own parse's to reject
+    } else if (depth == 0) {
+      break;  // ',' between elements
+    }
+    ++q;
+  }
+  const char* last = q;
+  while (last > start && IsJsonSpace(last[-1])) --last;
+  if (last == start) return Fail("element " + std::to_string(count_ + 1) + " is empty");
+  *element = std::string_view(start, static_cast<size_t>(last - start));
+  ++count_;
+  if (*q == ',') {
+    p_ = SkipJsonSpace(q + 1, end_);
+  } else {
+    done_ = true;
+    if (SkipJsonSpace(q + 1, end_) != end_) {
+      // The element itself is fine; the array is not. Return the element
+      // (DecodeArray's caller discards everything on an error anyway).
+      error_ = "invalid JSON array: content after the closing ']'";
+    }
+  }
+  return true;
 }
 
 void PaddedBuffer::Reserve(size_t capacity) {
   if (capacity <= capacity_ && data_ != nullptr) return;
-  auto grown = std::make_unique<char[]>(capacity + kPadding);
+  // Not zero-filled: the pages of a large buffer stay untouched (not
+  // resident) until bytes are written to them.
+  auto grown = std::make_unique_for_overwrite<char[]>(capacity + kPadding);
   if (size_ > 0) std::memcpy(grown.get(), data_.get(), size_);
   std::memset(grown.get() + capacity, 0, kPadding);
   data_ = std::move(grown);

@@ -5,7 +5,9 @@
 // one thread. Input buffers must have kPadding readable bytes past their end
 // (simdjson reads ahead); PaddedBuffer provides that. Lines are framed with
 // memchr and each is parsed in place inside the big buffer: no copy, no
-// allocation per line, and a malformed line never hides its neighbours.
+// allocation per line, and a malformed line never hides its neighbours. A
+// JSON array body is framed element by element (ArrayFramer) and each
+// element parsed the same way, so an array may be as large as a body.
 #ifndef TIERSTREAM_INGEST_DECODER_H_
 #define TIERSTREAM_INGEST_DECODER_H_
 
@@ -48,6 +50,8 @@ class DecodeSink {
   virtual void OnReject(uint64_t line, std::string_view reason, std::string_view raw) = 0;
 };
 
+class ArrayFramer;
+
 class Decoder {
  public:
   Decoder();
@@ -61,10 +65,20 @@ class Decoder {
   // Returns the number of lines consumed (blank lines included).
   uint64_t DecodeLines(std::string_view data, uint64_t first_line, Arena* arena, DecodeSink* sink);
 
-  // Decodes a JSON array of event objects (the alternative POST body of
-  // SPEC §6); element k is reported as line k (1-based). A structurally
-  // broken array fails whole with the returned message and emits nothing
-  // after the break; returns "" on success.
+  // Decodes the next elements of the JSON array that `framer` walks, each
+  // as its own document (element k of the array is reported as line k,
+  // 1-based, like a line of NDJSON: an element that is not a valid event
+  // object is rejected, the others still count), until at least
+  // `max_bytes` of elements were decoded or the array ends or breaks
+  // (framer->error()). Returns the number of elements consumed.
+  // REQUIRES: kPadding readable bytes after the data the framer walks.
+  uint64_t DecodeArrayElements(ArrayFramer* framer, size_t max_bytes, Arena* arena,
+                               DecodeSink* sink);
+
+  // Decodes a whole JSON array of event objects (the alternative POST body
+  // of SPEC §6) with DecodeArrayElements. A structurally broken array (see
+  // ArrayFramer) stops at the break: returns its message ("" on success).
+  // REQUIRES: kPadding readable bytes after data.data() + data.size().
   std::string DecodeArray(std::string_view data, Arena* arena, DecodeSink* sink);
 
  private:
@@ -72,7 +86,45 @@ class Decoder {
   std::unique_ptr<Impl> impl_;
 };
 
-// A heap buffer with kPadding zeroed bytes past its logical end.
+// Finds the top-level elements of a JSON array without parsing them: only
+// strings (for brackets and commas inside them) and bracket nesting are
+// tracked. Each element is then parsed on its own by the decoder's line
+// parser, whose buffers stay sized for one 1 MiB line however large the
+// array (simdjson sized for a whole 64 MiB document would need about five
+// times that). What the framer lets through as an element may still be
+// invalid JSON: the element's own parse rejects it.
+//
+// Borrows `data`; confined to one thread.
+class ArrayFramer {
+ public:
+  explicit ArrayFramer(std::string_view data);
+
+  // Sets *element to the next element, without surrounding whitespace, and
+  // returns true. Returns false at the end of the array, or at a structural
+  // error (an unterminated string or array, an empty element, content after
+  // the closing bracket), which error() then names.
+  bool Next(std::string_view* element);
+  bool done() const { return done_; }
+  // "" unless the array is structurally broken: "invalid JSON array: ...".
+  const std::string& error() const { return error_; }
+  // Elements returned so far.
+  uint64_t count() const { return count_; }
+  // One past the last byte of the data walked.
+  const char* end() const { return end_; }
+
+ private:
+  bool Fail(std::string what);
+
+  const char* p_;    // the next element's first byte, once past the '['
+  const char* end_;
+  uint64_t count_ = 0;
+  bool done_ = false;
+  std::string error_;
+};
+
+// A heap buffer with at least kPadding readable bytes past its logical end
+// (what lies between the end and the capacity is unspecified; the kPadding
+// bytes past the capacity are zero).
 class PaddedBuffer {
  public:
   PaddedBuffer() = default;

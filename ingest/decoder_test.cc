@@ -175,6 +175,77 @@ TEST_F(DecoderTest, DecodesJsonArrayBodies) {
   EXPECT_NE(decoder_.DecodeArray(buf2.view(), &arena_, &c2), "");
 }
 
+// Regression: an array body was parsed as one document by the 1 MiB line
+// parser, so arrays over 1 MiB failed whole ("This parser can't support a
+// document that big") while bodies may be up to --max-body-bytes.
+TEST_F(DecoderTest, DecodesArraysLargerThanALine) {
+  std::string body = "[";
+  constexpr int kEvents = 20000;  // about 3 MB
+  for (int i = 0; i < kEvents; ++i) {
+    if (i > 0) body += ",\n ";
+    body += R"({"event_id":"big)" + std::to_string(i) +
+            R"(","type":"message","user_id":"u1","ts":1763971200000,"text":")" +
+            std::string(80, 'x') + R"("})";
+  }
+  body += "]\n";
+  ASSERT_GT(body.size(), 3 * kMaxLineBytes);
+  PaddedBuffer buf(body.size());
+  buf.Append(body);
+  Collect c;
+  EXPECT_EQ(decoder_.DecodeArray(buf.view(), &arena_, &c), "");
+  EXPECT_EQ(c.events.size(), static_cast<size_t>(kEvents));
+  EXPECT_TRUE(c.rejects.empty()) << c.rejects[0].second;
+
+  // In slices: each call stops once ~max_bytes were decoded; lines go on.
+  ArrayFramer framer(buf.view());
+  Collect sliced;
+  uint64_t elements = 0, calls = 0;
+  while (!framer.done()) {
+    elements += decoder_.DecodeArrayElements(&framer, 1 << 20, &arena_, &sliced);
+    ++calls;
+  }
+  EXPECT_EQ(framer.error(), "");
+  EXPECT_EQ(elements, static_cast<uint64_t>(kEvents));
+  EXPECT_EQ(sliced.events.size(), static_cast<size_t>(kEvents));
+  EXPECT_GE(calls, 3u);
+}
+
+// The framer tracks strings and nesting only; what is wrong inside an
+// element is that element's rejection, like a bad line.
+TEST_F(DecoderTest, FramesArrayElementsAndNamesStructuralErrors) {
+  auto frame = [](const std::string& text, std::vector<std::string>* elements) {
+    PaddedBuffer buf(text.size());
+    buf.Append(text);
+    ArrayFramer framer(buf.view());
+    for (std::string_view e; framer.Next(&e);) elements->emplace_back(e);
+    return framer.error();
+  };
+  std::vector<std::string> e;
+  EXPECT_EQ(frame(R"( [ {"a":"],\"[{"} , [1,[2]] ,"x\\",3 ] )", &e), "");
+  EXPECT_EQ(e, (std::vector<std::string>{R"({"a":"],\"[{"})", "[1,[2]]", R"("x\\")", "3"}));
+  e.clear();
+  EXPECT_EQ(frame("[]", &e), "");
+  EXPECT_TRUE(e.empty());
+  EXPECT_EQ(frame("[1,,2]", &e), "invalid JSON array: element 2 is empty");
+  EXPECT_EQ(frame("[1,2,]", &e), "invalid JSON array: element 3 is empty");
+  EXPECT_EQ(frame("[1] [2]", &e), "invalid JSON array: content after the closing ']'");
+  EXPECT_EQ(frame(R"(["abc])", &e), "invalid JSON array: unterminated string in element 1");
+  EXPECT_EQ(frame("[{]", &e), "invalid JSON array: missing ']' at the end");
+  EXPECT_EQ(frame("[1}", &e), "invalid JSON array: unexpected '}' in element 1");
+  EXPECT_EQ(frame("{}", &e), "invalid JSON array: not an array");
+
+  // Elements that frame but do not parse are rejected one by one.
+  const std::string body = std::string("[") + kOrder + R"(,{"event_id":tru},[1,2},)" + kOrder + "]";
+  PaddedBuffer buf(body.size());
+  buf.Append(body);
+  Collect c;
+  EXPECT_EQ(decoder_.DecodeArray(buf.view(), &arena_, &c), "");
+  EXPECT_EQ(c.events.size(), 2u);
+  ASSERT_EQ(c.rejects.size(), 2u);
+  EXPECT_EQ(c.rejects[0].first, 2u);
+  EXPECT_EQ(c.rejects[1].first, 3u);
+}
+
 // One event dated 2030 moved T five years ahead and made almost everyone
 // dormant: events too far past the wall clock are rejected, naming ts.
 TEST_F(DecoderTest, RejectsEventsTooFarInTheFuture) {

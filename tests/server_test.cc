@@ -10,13 +10,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <random>
 #include <thread>
 
 #include "app/client.h"
 #include "app/server.h"
 #include "pipeline/pipeline.h"
+#include "tests/process_util.h"
 #include "tests/test_util.h"
 
 #include <simdjson.h>
@@ -844,6 +847,242 @@ TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->rfind(R"({"accepted":1,)", 0), 0u) << *t;
   EXPECT_EQ(Get("/v1/kpis").status, 200);
+}
+
+// ---- HTTP against the binary ------------------------------------------------
+// These spawn `tierstream serve` ($TIERSTREAM_BIN overrides the build's).
+
+// How many answers a raw reply holds: status lines (an answer's JSON body
+// ends without a newline, so the next status line may follow its brace).
+int CountAnswers(const std::string& reply) {
+  int n = 0;
+  for (size_t at = 0; (at = reply.find("HTTP/1.", at)) != std::string::npos; ++at) ++n;
+  return n;
+}
+
+// Regression (request smuggling): Transfer-Encoding was read loosely:
+// "xchunked", "identity", "chunked, identity" and "chunked, chunked" as no
+// body at all, so the body's bytes were taken for the next request (a GET
+// hidden in a body was answered 200), and "gzip, chunked" as chunked. RFC
+// 9112 §6.3: a request whose Transfer-Encoding does not end in chunked gets
+// 400 and the connection is closed; §6.1: a coding the server does not
+// implement gets 501. Content-Length with Transfer-Encoding is refused (400).
+TEST(HttpFraming, RefusesTransferEncodingsItCannotFrameAndClosesTheConnection) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data");
+  ASSERT_TRUE(server.ready());
+  const std::string hidden = "GET /v1/kpis HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string length = "Content-Length: " + std::to_string(hidden.size()) + "\r\n";
+  const std::pair<std::string, const char*> cases[] = {
+      {"Transfer-Encoding: xchunked\r\n", "400"},
+      {"Transfer-Encoding: identity\r\n", "400"},
+      {"Transfer-Encoding: chunked, identity\r\n", "400"},
+      {"Transfer-Encoding: chunked, chunked\r\n", "400"},
+      {"Transfer-Encoding: gzip, chunked\r\n", "501"},
+      {"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", "501"},
+      {"Transfer-Encoding: identity\r\n" + length, "400"},
+      {length + "Transfer-Encoding: chunked\r\n", "400"},
+  };
+  for (const auto& [headers, status] : cases) {
+    const std::string reply = RawExchange(
+        server.http(), "POST /v1/events HTTP/1.1\r\nHost: x\r\n" + headers + "\r\n" + hidden, false);
+    EXPECT_EQ(reply.rfind(std::string("HTTP/1.1 ") + status, 0), 0u) << headers << " -> " << reply;
+    EXPECT_NE(reply.find("Connection: close"), std::string::npos) << headers << " -> " << reply;
+    EXPECT_EQ(CountAnswers(reply), 1) << headers << ": the GET in the body was answered: " << reply;
+  }
+  // HTTP/1.0 has no transfer codings at all.
+  const std::string reply = RawExchange(
+      server.http(), "POST /v1/events HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false);
+  EXPECT_EQ(reply.rfind("HTTP/1.0 400", 0), 0u) << reply;
+  // Nothing was taken as an event.
+  auto kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  ASSERT_TRUE(kpis.ok());
+  EXPECT_NE(kpis->body.find(R"("events_accepted":0)"), std::string::npos) << kpis->body;
+}
+
+// RFC 9112 §3.2: an HTTP/1.1 request without Host, or with two, gets 400.
+TEST(HttpFraming, AnHttp11RequestNeedsExactlyOneHost) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data");
+  ASSERT_TRUE(server.ready());
+  std::string reply = RawExchange(server.http(), "GET /healthz HTTP/1.1\r\n\r\n", false);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Host header missing"), std::string::npos) << reply;
+  reply = RawExchange(server.http(), "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", false);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+  // HTTP/1.0 needs none.
+  reply = RawExchange(server.http(), "GET /healthz HTTP/1.0\r\n\r\n", false);
+  EXPECT_EQ(reply.rfind("HTTP/1.0 200", 0), 0u) << reply;
+}
+
+// RFC 9110 §11.1: the auth scheme is case-insensitive; "bearer TOKEN" was
+// refused (401). The token itself is compared exactly.
+TEST(HttpFraming, TakesTheBearerSchemeInAnyCase) {
+  testing::TempDir dir;
+  const std::string token = "s3cret-token-0123456789";
+  const std::string token_file = dir.path() + "/token";
+  std::ofstream(token_file) << token << "\n";
+  testing::ServerProcess server(dir.path() + "/data", {"--token-file", token_file});
+  ASSERT_TRUE(server.ready());
+  auto status_with = [&](const std::string& authorization) {
+    const std::string reply = RawExchange(
+        server.http(),
+        "GET /v1/kpis HTTP/1.1\r\nHost: x\r\nAuthorization: " + authorization +
+            "\r\nConnection: close\r\n\r\n",
+        false);
+    return reply.substr(0, 12);
+  };
+  for (const std::string& ok : {"bearer " + token, "BEARER " + token, "Bearer   " + token}) {
+    EXPECT_EQ(status_with(ok), "HTTP/1.1 200") << ok;
+  }
+  for (const std::string& refused :
+       {"Bearer " + token + "x", "Bearer" + token, "Basic " + token, std::string("bearer"),
+        "bearer " + token.substr(1)}) {
+    EXPECT_EQ(status_with(refused), "HTTP/1.1 401") << refused;
+  }
+}
+
+// Regression: the HTTP idle timeout was a deadline for the whole request: a
+// body streamed steadily (150 KB/s) was cut at exactly --idle-timeout, with
+// no answer. Idle means no byte for that long.
+TEST(HttpIdle, ABodyStreamedSteadilyOutlastsTheIdleTimeout) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data", {"--idle-timeout", "1"});
+  ASSERT_TRUE(server.ready());
+  std::string body;
+  constexpr int kEvents = 300;
+  for (int i = 0; i < kEvents; ++i) body += Event("slow" + std::to_string(i), "uslow") + "\n";
+  const int fd = Connect(server.http());
+  ASSERT_GE(fd, 0);
+  SendAll(fd, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n");
+  // 30 pieces, one every 100 ms: 3 s in all, three idle timeouts.
+  const auto start = std::chrono::steady_clock::now();
+  const size_t piece = body.size() / 30 + 1;
+  for (size_t at = 0; at < body.size(); at += piece) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    SendAll(fd, body.substr(at, piece));
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2900));
+  const std::string reply = ReadUntil(fd, "]}");
+  ::close(fd);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find(R"({"accepted":300,"duplicates":0,"rejected":0,)"), std::string::npos)
+      << reply;
+  // A body that stops coming is still cut at the timeout, unanswered.
+  const int silent = Connect(server.http());
+  ASSERT_GE(silent, 0);
+  SendAll(silent, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" +
+                      body.substr(0, 100));
+  const auto silent_since = std::chrono::steady_clock::now();
+  EXPECT_TRUE(ClosedByServer(silent));
+  const auto waited = std::chrono::steady_clock::now() - silent_since;
+  EXPECT_GE(waited, std::chrono::milliseconds(900));
+  EXPECT_LT(waited, std::chrono::seconds(4));
+  ::close(silent);
+}
+
+// Regression: a JSON-array body over 1 MiB was refused whole ("This parser
+// can't support a document that big"), though arrays may be as large as
+// --max-body-bytes.
+TEST(HttpArrays, AFiveMegabyteArrayIsAcceptedAndCountedExactly) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data");
+  ASSERT_TRUE(server.ready());
+  std::string body = "[";
+  int events = 0;
+  while (body.size() < 5'000'000) {
+    if (events > 0) body += ",\n";
+    body += R"({"event_id":"arr)" + std::to_string(events++) +
+            R"(","type":"message","user_id":"uarray","ts":1763971200000,"text":")" +
+            std::string(100, 'a') + R"("})";
+  }
+  body += "]";
+  auto r = app::HttpRequest(server.http(), "POST", "/v1/events", body, 60);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(testing::Field(r->body, "accepted"), static_cast<uint64_t>(events)) << r->body;
+  EXPECT_EQ(testing::Field(r->body, "rejected"), 0u) << r->body;
+  auto user = app::HttpRequest(server.http(), "GET", "/v1/users/uarray");
+  ASSERT_TRUE(user.ok());
+  EXPECT_EQ(testing::Field(user->body, "interactions_7d"), static_cast<uint64_t>(events))
+      << user->body;
+  EXPECT_EQ(testing::Field(user->body, "points"), static_cast<uint64_t>(events)) << user->body;
+}
+
+// The bodies in flight share --max-inflight-body-mb: a body with a
+// Content-Length is admitted whole or waits, unread (no 100 Continue yet),
+// for up to the idle timeout, then gets 503; a chunked body that outgrows
+// what is left gets 503 at once; a body that fits is served meanwhile.
+TEST(HttpBudget, BodiesBeyondTheBudgetWaitOrAreRefused) {
+  testing::TempDir dir;
+  testing::ServerProcess server(dir.path() + "/data", {"--max-inflight-body-mb", "1",
+                                                       "--max-body-bytes", "700000",
+                                                       "--idle-timeout", "2"});
+  ASSERT_TRUE(server.ready());
+  auto post_header = [](size_t length) {
+    return "POST /v1/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+           std::to_string(length) + "\r\n\r\n";
+  };
+  // A hog declares 600,000 bytes: admitted (100 Continue), it holds that
+  // much of the 1 MiB budget while it sends nothing.
+  const int hog = Connect(server.http());
+  ASSERT_GE(hog, 0);
+  SendAll(hog, post_header(600'000));
+  EXPECT_EQ(ReadUntil(hog, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  // A real body of about that size does not fit: it waits, unread.
+  std::string body;
+  int events = 0;
+  while (body.size() < 550'000) body += Event("budget" + std::to_string(events++), "ubudget") + "\n";
+  const int waiter = Connect(server.http());
+  ASSERT_GE(waiter, 0);
+  SendAll(waiter, post_header(body.size()));
+  EXPECT_EQ(ReadUntil(waiter, "\r\n\r\n", 500), "");
+  // A chunked body that outgrows what is left is refused at once.
+  const int chunked = Connect(server.http());
+  ASSERT_GE(chunked, 0);
+  SendAll(chunked, "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  const std::string chunk(500'000, ' ');
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+  (void)::send(chunked, size, std::strlen(size), MSG_NOSIGNAL);
+  (void)::send(chunked, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+  std::string reply = ReadUntil(chunked, "}");
+  ::close(chunked);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply.substr(0, 300);
+  EXPECT_NE(reply.find("--max-inflight-body-mb"), std::string::npos) << reply.substr(0, 300);
+  // A small body fits beside the hog.
+  auto small = app::HttpRequest(server.http(), "POST", "/v1/events", Event("small") + "\n");
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->status, 200) << small->body;
+  // Once the hog goes, the waiter is admitted and served.
+  ::close(hog);
+  EXPECT_EQ(ReadUntil(waiter, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  SendAll(waiter, body);
+  reply = ReadUntil(waiter, "]}");
+  ::close(waiter);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_EQ(testing::Field(reply, "accepted"), static_cast<uint64_t>(events)) << reply;
+  // A body that never gets its share is answered 503 after the idle
+  // timeout (while a second hog keeps its share, a byte at a time).
+  const int hog2 = Connect(server.http());
+  ASSERT_GE(hog2, 0);
+  SendAll(hog2, post_header(600'000));
+  EXPECT_EQ(ReadUntil(hog2, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  const int waiter2 = Connect(server.http());
+  ASSERT_GE(waiter2, 0);
+  SendAll(waiter2, post_header(600'000));
+  const auto since = std::chrono::steady_clock::now();
+  reply.clear();
+  while (reply.empty() && std::chrono::steady_clock::now() - since < std::chrono::seconds(5)) {
+    SendAll(hog2, " ");
+    reply = ReadUntil(waiter2, "}", 400);
+  }
+  const auto waited = std::chrono::steady_clock::now() - since;
+  ::close(hog2);
+  ::close(waiter2);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply;
+  EXPECT_GE(waited, std::chrono::milliseconds(1900));
 }
 
 }  // namespace
