@@ -1,5 +1,5 @@
 // What a hostile or broken client can cost a real `tierstream serve`,
-// measured on the server process (label memory: not under sanitizers).
+// measured on the server process (label hostile: not under sanitizers).
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
