@@ -171,7 +171,10 @@ Status IngestSession::BeginWhole(const ingest::PaddedBuffer& body) {
 }
 
 bool IngestSession::FeedWholeSlice() {
-  constexpr size_t kSlice = 1 << 20;  // batches stay moderate
+  // Batches stay moderate, and so does one turn of the connection's thread
+  // (HttpSession::FeedBody): 256 KiB of two-byte bad lines, the worst case,
+  // take ~0.1 s to decode and log. (A TCP read is at most 256 KiB too.)
+  constexpr size_t kSlice = 256 << 10;
   if (array_) {
     auto batch = pipeline_->NewBatch();
     pipeline::BatchBuilder builder(batch.get(), pipeline_->reject_log(), source_);

@@ -685,7 +685,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   net::any_io_executor executor() { return stream_.get_executor(); }
 
   // Answers 503 and closes: used when the connection limit is reached.
+  // It is not lingered on (see Send): refused connections are not counted,
+  // and a flood of them must not hold descriptors.
   void RefuseBusy() {
+    refusing_ = true;
     http::response<http::string_body> res{http::status::service_unavailable, 11};
     res.set(http::field::content_type, "application/json");
     res.keep_alive(false);
@@ -708,14 +711,38 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     // (Not boost::none: Beast 1.74 compares a length with it as with zero.)
     parser_->body_limit(std::numeric_limits<uint64_t>::max());
     parser_->header_limit(64 * 1024);
-    if (probe_) {
-      stream_.expires_after(kProbeDeadline);
-    } else {
-      ExpireIdle();
+    if (probe_) stream_.expires_after(kProbeDeadline);  // one deadline for its one request
+    ReadHeader();
+  }
+
+  // The header piece by piece, like the body: idle means no byte for that
+  // long (a second request's header trickled steadily was cut at the
+  // timeout). By hand, since Beast's reads take a header in one operation
+  // under one deadline: the parser takes nothing of a header until all of it
+  // is there. It is not eager: it stops after the header, and what follows
+  // stays in buffer_ for the body.
+  void ReadHeader() {
+    if (buffer_.size() > 0) {
+      beast::error_code ec;
+      buffer_.consume(parser_->put(buffer_.data(), ec));
+      if (ec == http::error::need_more) ec = {};
+      if (ec || parser_->is_header_done()) return OnHeader(ec);
     }
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+    const size_t room = std::min<size_t>(64 * 1024, buffer_.max_size() - buffer_.size());
+    if (room == 0) return OnHeader(http::error::header_limit);
+    if (!probe_) ExpireIdle();
+    stream_.async_read_some(buffer_.prepare(room),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec == net::error::eof) {
+                                // As Beast's reads say it: end_of_stream between
+                                // requests, partial_message within a header.
+                                ec = self->parser_->got_some() ? http::error::partial_message
+                                                               : http::error::end_of_stream;
+                              }
+                              if (ec) return self->OnHeader(ec);
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
   }
 
   // Decides what it can on the header alone: a missing token and a body over
@@ -746,8 +773,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     // body: it is not given memory for one.
     const uint64_t limit = authenticated_ ? server_->options.max_body_bytes : 0;
     if (auto length = parser_->content_length(); length && *length > limit) {
-      return Reply(http::status::payload_too_large,
-                   ErrorBody("body exceeds " + std::to_string(limit) + " bytes"), false,
+      return Reply(http::status::payload_too_large, ErrorBody(BodyLimitMessage()), false,
                    req.version());
     }
     parser_->body_limit(limit);
@@ -774,6 +800,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       if (ec) return self->Close();
       self->AdmitBody(give_up);
     });
+  }
+
+  std::string BodyLimitMessage() const {
+    if (!authenticated_) return "a request without the token takes no body";
+    return "body exceeds " + std::to_string(server_->options.max_body_bytes) + " bytes";
   }
 
   void RefuseBody(unsigned version) {
@@ -836,9 +867,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       return;
     }
     if (ec == http::error::body_limit) {
-      Reply(http::status::payload_too_large,
-            ErrorBody("body exceeds " + std::to_string(server_->options.max_body_bytes) + " bytes"),
-            false, 11);
+      Reply(http::status::payload_too_large, ErrorBody(BodyLimitMessage()), false, 11);
       return;
     }
     if (ec == net::error::no_buffer_space) return RefuseBody(11);  // see RequestBody
@@ -880,7 +909,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         self->in_request_ = false;
                         if (ec) return self->Close();
-                        if (self->response_->need_eof()) return self->LingerClose();
+                        if (self->response_->need_eof()) {
+                          return self->refusing_ ? self->Close() : self->LingerClose();
+                        }
                         self->response_.reset();
                         self->DoRead();
                       });
@@ -1169,6 +1200,14 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
         return;
       }
       done = ingest_->FeedWholeSlice();
+      if (!done) {
+        // One slice per turn: a body of 64 MiB of bad lines (which never
+        // fill the pipeline) takes seconds to decode, and the other
+        // connections of this thread, the listeners on lane 0 among them,
+        // must not wait for all of it.
+        net::post(stream_.get_executor(), [self = shared_from_this()] { self->FeedBody(); });
+        return;
+      }
     }
     request_.body() = {};
     std::shared_ptr<IngestSession> ingest = std::move(ingest_);
@@ -1189,6 +1228,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   uint64_t ticket_ = 0;  // counted as unauthenticated under it (0: not counted)
   pipeline::Pipeline* pipeline_ = nullptr;  // as of the current request; null while recovering
   bool in_request_ = false;  // from a read header to the answer written
+  bool refusing_ = false;    // answered 503 on accept: closed at once
   // What was read but not parsed yet: a header (at most 64 KiB) and one
   // read (at most 64 KiB). Capped, since Beast bounds neither a chunk-size
   // line (chunk extensions) nor its buffer: 4 connections sending 16 MiB of

@@ -73,6 +73,18 @@ std::string ErrorJson(std::string_view message) {
 BatchBuilder::BatchBuilder(Batch* batch, ingest::RejectLog* reject_log, std::string source)
     : batch_(batch), reject_log_(reject_log), source_(std::move(source)) {}
 
+BatchBuilder::~BatchBuilder() { WriteRejects(); }
+
+void BatchBuilder::WriteRejects() {
+  if (reject_log_ != nullptr) {
+    reject_log_->Write(rejects_, reject_count_);
+    reject_log_->Write({}, rejects_skipped_);
+  }
+  rejects_.clear();
+  reject_count_ = 0;
+  rejects_skipped_ = 0;
+}
+
 void BatchBuilder::OnEvent(const Event& event) {
   const auto shards = static_cast<uint32_t>(batch_->per_shard.size());
   batch_->per_shard[ShardOf(event.user_id, shards)].push_back(event);
@@ -92,7 +104,14 @@ void BatchBuilder::OnReject(uint64_t line, std::string_view reason, std::string_
   if (batch_->errors.size() < kMaxErrorsListed) {
     batch_->errors.push_back(ingest::LineError{line, std::string(reason)});
   }
-  if (reject_log_ != nullptr) reject_log_->Append(source_, line, reason, raw);
+  if (reject_log_ == nullptr) return;
+  if (reject_log_->full()) {  // only counted: not worth formatting
+    ++rejects_skipped_;
+    return;
+  }
+  ingest::RejectLog::Format(source_, line, reason, raw, &rejects_);
+  ++reject_count_;
+  if (rejects_.size() >= 64 * 1024) WriteRejects();
 }
 
 // ---- Pipeline internals --------------------------------------------------------

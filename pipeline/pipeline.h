@@ -76,15 +76,24 @@ class BatchBuilder final : public ingest::DecodeSink {
  public:
   // `reject_log` may be null; `source` names the listener in the reject log.
   BatchBuilder(Batch* batch, ingest::RejectLog* reject_log, std::string source);
+  // Writes the reject log records still held.
+  ~BatchBuilder() override;
+  BatchBuilder(const BatchBuilder&) = delete;
+  BatchBuilder& operator=(const BatchBuilder&) = delete;
   void OnEvent(const ingest::Event& event) override;
   void OnReject(uint64_t line, std::string_view reason, std::string_view raw) override;
   ingest::TsLimit ts_limit() const override { return batch_->ts_limit; }
   void Reset(Batch* batch) { batch_ = batch; }
 
  private:
+  void WriteRejects();
+
   Batch* batch_;
   ingest::RejectLog* reject_log_;
   std::string source_;
+  std::string rejects_;  // reject log records not written yet (up to 64 KiB)
+  uint64_t reject_count_ = 0;
+  uint64_t rejects_skipped_ = 0;  // the reject log is full: only counted
 };
 
 struct PipelineOptions {
