@@ -199,11 +199,7 @@ std::vector<std::unique_ptr<Lane>> MakeLanes(int n) {
 
 // How long Stop() waits for connections to send their last answers.
 constexpr auto kDrainDeadline = std::chrono::seconds(5);
-// Beyond --max-connections, up to this many more HTTP connections may each
-// send one request within kProbeDeadline; only /healthz and /readyz are
-// answered on them (503 otherwise), so probes still get through when
-// producers hold every slot, and the extra slots cannot be held for long.
-constexpr int kMaxProbeConnections = 16;
+// How long a probe connection (kMaxProbeConnections, server.h) has for its request.
 constexpr auto kProbeDeadline = std::chrono::seconds(2);
 
 struct Server::Impl {
