@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -15,6 +16,7 @@
 
 #include <concurrentqueue/blockingconcurrentqueue.h>
 
+#include "common/fd_limit.h"
 #include "common/hash.h"
 #include "common/json_writer.h"
 #include "common/log.h"
@@ -133,7 +135,14 @@ class StoreUserSource final : public state::UserSource, public state::IdRunSourc
  public:
   StoreUserSource(state::Store** store, uint32_t shard) : store_(store), shard_(shard) {}
   Status Load(std::string_view user_id, std::string* encoded, bool* found) override {
-    return (*store_)->GetUser(shard_, user_id, encoded, found);
+    // A read that cannot open a table file (no descriptor left) is retried
+    // for a while: the shard cannot go on without her (ShardState gives up).
+    Status s = (*store_)->GetUser(shard_, user_id, encoded, found);
+    for (int attempt = 0; attempt < 50 && s.code() == StatusCode::kIoError; ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      s = (*store_)->GetUser(shard_, user_id, encoded, found);
+    }
+    return s;
   }
   Status ReadIdBlock(uint64_t run_no, uint32_t block, std::string* bytes) override {
     return (*store_)->ReadIdBlock(shard_, run_no, block, bytes);
@@ -200,9 +209,20 @@ struct Pipeline::Impl {
   std::atomic<int64_t> beyond_horizon_logged_ms{INT64_MIN / 2};  // rate limit of its warning
   std::atomic<int64_t> inflight{0};
   std::atomic<bool> stopping{false};
-  // Set when a durable write (log or id block read) fails, cleared by the
-  // next one that succeeds: ingest is refused meanwhile.
-  std::atomic<bool> write_failing{false};
+  // A failed store (Store::failing()) refuses ingest until the committer has
+  // recovered it (TendStore), with every worker parked at the top of its
+  // loop meanwhile when a database must be reopened.
+  std::atomic<bool> workers_running{false};
+  std::atomic<bool> pause_requested{false};
+  std::atomic<uint32_t> parked{0};
+  struct StoreRecovery {  // the committer's alone
+    bool failing = false;
+    Clock::time_point since;
+    Clock::time_point next_attempt;
+    std::chrono::milliseconds backoff{0};
+    int attempts = 0;
+    bool told_fds = false;
+  } recovery_state;
   mutable std::atomic<int64_t> disk_checked_ms{INT64_MIN / 2};
   mutable std::atomic<bool> disk_low{false};
   RecoveryStats recovery;
@@ -226,6 +246,11 @@ struct Pipeline::Impl {
     // finds the failures.
     const LogLevel level =
         std::strstr(fmt, "failed") != nullptr ? LogLevel::kError : LogLevel::kInfo;
+    const std::string prefixed = std::string("tierstream: ") + fmt;
+    ::tierstream::Log(level, prefixed.c_str(), args...);
+  }
+  void LogAt(LogLevel level, const char* fmt, auto... args) {
+    if (!options.log_to_stderr) return;
     const std::string prefixed = std::string("tierstream: ") + fmt;
     ::tierstream::Log(level, prefixed.c_str(), args...);
   }
@@ -289,6 +314,13 @@ struct Pipeline::Impl {
     }
   }
   void Run(Worker* w);
+  // Waits, at the top of the worker's loop, while the committer recovers the store.
+  void Park();
+  // On the committer, between jobs: once the store has failed, brings it back
+  // (Store::Recover) with every worker parked, retrying with backoff.
+  void TendStore();
+  // Why a refused batch was refused, for its answer.
+  std::string RefusalMessage() const;
   void ProcessGroup(Worker* w, Batch** batches, size_t n);
   void CompletePart(Batch* b);
   // Answers pending queries. Mid-group (`mid_group`: some of the group's
@@ -353,15 +385,19 @@ void Pipeline::Impl::CompletePart(Batch* b) {
   outcome.duplicates = b->duplicates_.load();
   outcome.rejected = b->rejected;
   outcome.errors = std::move(b->errors);
-  if (b->failed_.load()) {
-    outcome.status = Status::Unavailable(
-        DiskLow() ? "disk space is below the watermark; ingest resumes when space returns"
-                  : "the store could not make the batch durable");
-  }
+  if (b->failed_.load()) outcome.status = Status::Unavailable(RefusalMessage());
   inflight.fetch_sub(static_cast<int64_t>(b->weight_), std::memory_order_acq_rel);
   auto done = std::move(b->done_);
   delete b;  // owned by the pending counter since Submit()
   if (done) done(std::move(outcome));
+}
+
+std::string Pipeline::Impl::RefusalMessage() const {
+  if (DiskLow()) return "disk space is below the watermark; ingest resumes when space returns";
+  const std::string failure = store->failure();
+  if (failure.empty()) return "the store could not make the batch durable";
+  return "the store could not make the batch durable (" + failure +
+         "); ingest resumes by itself once the store recovers";
 }
 
 void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
@@ -426,7 +462,6 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     ingest::SetLogBlockCounts(counts, &w->block);
     s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
     if (s.ok()) {
-      write_failing.store(false, std::memory_order_relaxed);
       ++w->log_seq;
       w->logged_since_checkpoint += accepted_count;
     } else {
@@ -434,7 +469,8 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     }
   }
   if (!s.ok()) {
-    write_failing.store(true, std::memory_order_relaxed);
+    // The store now says it is failing: new batches are refused at once
+    // until the committer has recovered it (TendStore).
     ok = false;
     size_t k = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -752,14 +788,113 @@ void Pipeline::Impl::WriteSpill(Worker* w) {
   w->queue.enqueue(Task{nullptr});  // wakes the worker to take it
 }
 
+void Pipeline::Impl::Park() {
+  // Between groups: every batch taken so far is logged or refused, and no
+  // store call is in progress on this thread.
+  parked.fetch_add(1, std::memory_order_acq_rel);
+  parked.notify_all();
+  while (pause_requested.load(std::memory_order_acquire)) {
+    pause_requested.wait(true, std::memory_order_acquire);
+  }
+  parked.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void Pipeline::Impl::TendStore() {
+  StoreRecovery& r = recovery_state;
+  const auto release = [this] {
+    pause_requested.store(false, std::memory_order_release);
+    pause_requested.notify_all();
+  };
+  if (!store->failing()) {
+    r.failing = false;
+    return;
+  }
+  const auto now = Clock::now();
+  if (!r.failing) {
+    r = StoreRecovery{};
+    r.failing = true;
+    r.since = r.next_attempt = now;
+    r.backoff = std::chrono::milliseconds(50);
+    LogAt(LogLevel::kError, "the store failed (%s); ingest is refused until it recovers",
+          store->failure().c_str());
+  }
+  if (stopping.load() || !workers_running.load()) {
+    if (pause_requested.load()) release();  // Close() or Open() owns the workers now
+    return;
+  }
+  if (!pause_requested.load(std::memory_order_acquire)) {
+    if (now < r.next_attempt) return;
+    // Opening a database again needs descriptors: when a flood of
+    // connections took them, wait until they are back.
+    const uint64_t free_fds = FreeFds();
+    if (free_fds < static_cast<uint64_t>(state::kStoreReopenFds)) {
+      if (!r.told_fds) {
+        r.told_fds = true;
+        LogAt(LogLevel::kWarning,
+              "%llu file descriptors free (of %llu); the store is reopened once %d are",
+              static_cast<unsigned long long>(free_fds),
+              static_cast<unsigned long long>(CurrentFdLimit().soft), state::kStoreReopenFds);
+      }
+      r.next_attempt = now + r.backoff;
+      r.backoff = std::min(r.backoff * 2, std::chrono::milliseconds(1000));
+      return;
+    }
+    pause_requested.store(true, std::memory_order_release);
+    for (auto& w : workers) w->queue.enqueue(Task{nullptr});
+    return;
+  }
+  // Jobs go on being committed (or failing) meanwhile: a worker may be
+  // waiting for one before it gets to the top of its loop.
+  if (parked.load(std::memory_order_acquire) < workers.size()) return;
+  ++r.attempts;
+  bool reopened = false, unusable = false;
+  Status s = store->Recover(&reopened, &unusable);
+  if (unusable) {
+    ::tierstream::Log(LogLevel::kError,
+                      "tierstream: FATAL: %s; exiting (a restart recovers every acknowledged "
+                      "event)",
+                      s.ToString().c_str());
+    std::_Exit(1);
+  }
+  // Blocks whose writes failed were never acknowledged: none may be
+  // replayed by a later restart (the parked workers' log_seq is final).
+  for (auto& w : workers) {
+    if (s.ok()) s = store->DeleteLogAfter(w->id, w->log_seq);
+  }
+  release();
+  if (s.ok()) {
+    const double secs = std::chrono::duration<double>(Clock::now() - r.since).count();
+    LogAt(LogLevel::kInfo, "the store recovered after %.1f s (%s, %d attempt%s); ingest resumes",
+          secs, reopened ? "reopened" : "resumed", r.attempts, r.attempts == 1 ? "" : "s");
+    r.failing = false;
+    return;
+  }
+  Log("store recovery failed (will retry): %s", s.ToString().c_str());
+  r.next_attempt = Clock::now() + r.backoff;
+  r.backoff = std::min(r.backoff * 2, std::chrono::milliseconds(1000));
+}
+
 void Pipeline::Impl::RunCommitter() {
   for (;;) {
     CommitJob job;
-    commits.wait_dequeue(job);
+    // A failed store is tended between jobs, so the wait is short then.
+    const bool got = commits.wait_dequeue_timed(
+        job, std::chrono::milliseconds(store->failing() || recovery_state.failing ? 5 : 50));
+    if (got && job.w == nullptr) {
+      if (pause_requested.load()) {
+        pause_requested.store(false, std::memory_order_release);
+        pause_requested.notify_all();
+      }
+      return;
+    }
+    if (!got) {
+      TendStore();
+      continue;
+    }
     Worker* w = job.w;
-    if (w == nullptr) return;
     if (job.spill) {
       WriteSpill(w);
+      TendStore();
       continue;
     }
     if (w->cp_new_seen != nullptr) {
@@ -790,6 +925,7 @@ void Pipeline::Impl::RunCommitter() {
     w->cp_phase.store(kCheckpointCommitted, std::memory_order_release);
     w->cp_phase.notify_all();
     w->queue.enqueue(Task{nullptr});  // wakes the worker to finish it
+    TendStore();
   }
 }
 
@@ -823,14 +959,17 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   }
   // A spill starts between checkpoints (the blobs of one in flight would
   // race the freeze), before the next one may start.
-  if (!force_checkpoint && w->state.WantsSpill() &&
+  // A failed store refuses writes until it is recovered: checkpoints and
+  // spills wait (a final checkpoint still tries, and reports).
+  const bool store_failing = store->failing();
+  if (!force_checkpoint && !store_failing && w->state.WantsSpill() &&
       w->spill_phase.load(std::memory_order_acquire) == kSpillIdle &&
       w->cp_phase.load(std::memory_order_acquire) == kCheckpointIdle) {
     StartSpill(w);
   }
   // Users changed since the snapshot cannot be evicted: far over the bound,
   // the worker checkpoints and evicts before it takes more events.
-  if (w->state.resident_users() > ResidentLimit() + ResidentLimit() / 2) {
+  if (!store_failing && w->state.resident_users() > ResidentLimit() + ResidentLimit() / 2) {
     s = Checkpoint(w);
     if (!s.ok()) Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());
   }
@@ -848,8 +987,9 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
       std::lock_guard<std::mutex> lock(error_mu);
       if (first_worker_error.ok()) first_worker_error = s;
     }
-  } else if (w->spill_phase.load(std::memory_order_acquire) != kSpillIdle) {
-    // A checkpoint waits for the spill in flight: the ids frozen for it are
+  } else if (store_failing || w->spill_phase.load(std::memory_order_acquire) != kSpillIdle) {
+    // A checkpoint waits for the store to recover (it would fail), and for
+    // the spill in flight: the ids frozen for it are
     // in no seen blob and no committed run, so a checkpoint (and the log trim
     // after it) now would leave them nowhere after a crash.
   } else if (over_memory || w->state.dirty_count() >= options.checkpoint_dirty_users ||
@@ -864,6 +1004,7 @@ void Pipeline::Impl::Run(Worker* w) {
   std::vector<Batch*> group;
   group.reserve(kMaxGroupBatches);
   for (;;) {
+    if (pause_requested.load(std::memory_order_acquire)) Park();
     // While a snapshot is being taken, an idle worker goes straight on with it.
     const bool snapshotting =
         w->cp_phase.load(std::memory_order_relaxed) == kCheckpointSnapshotting;
@@ -1111,6 +1252,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     Impl::Worker* wp = w.get();
     w->thread = std::thread([raw, wp] { raw->Run(wp); });
   }
+  impl->workers_running.store(true);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
 }
 
@@ -1134,8 +1276,9 @@ std::unique_ptr<Batch> Pipeline::NewBatch() const {
 std::vector<std::string> Pipeline::IngestRefusals() const {
   std::vector<std::string> reasons;
   if (impl_->DiskLow()) reasons.emplace_back("disk space is below the watermark");
-  if (impl_->write_failing.load(std::memory_order_relaxed)) {
-    reasons.emplace_back("the last durable write failed");
+  if (impl_->store->failing()) {
+    reasons.emplace_back("a durable write failed (" + impl_->store->failure() +
+                         "); ingest resumes once the store recovers");
   }
   return reasons;
 }
@@ -1149,7 +1292,7 @@ void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutc
     parts += v.empty() ? 0 : 1;
     weight += v.size();
   }
-  if (weight > 0 && impl_->DiskLow()) {
+  if (weight > 0 && (impl_->DiskLow() || impl_->store->failing())) {
     // Nothing of it is taken (rejections included): the sender re-sends later.
     b->failed_.store(true);
     b->rejected = 0;
