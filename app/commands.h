@@ -30,6 +30,9 @@ struct ServeArgs {
   CommonArgs common;
   ServerOptions server;
   std::string token_file;
+  // --max-connections was given: it must fit in the open-file limit, or
+  // serve refuses to start (a default is lowered to fit; app/fd_budget.h).
+  bool max_connections_given = false;
 };
 
 struct ClientArgs {
