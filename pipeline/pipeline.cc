@@ -13,6 +13,9 @@
 #include <utility>
 
 #include <sys/statvfs.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <concurrentqueue/blockingconcurrentqueue.h>
 
@@ -1137,6 +1140,12 @@ Status Pipeline::Impl::Recover() {
       if (!s.ok()) return s;
     }
   }
+#if defined(__GLIBC__)
+  // Recovery's transient memory (RocksDB's replay of its WAL into memtables,
+  // the scans' buffers) is freed by now, but glibc keeps freed heap pages
+  // resident: give them back, so that what stays resident is the state.
+  ::malloc_trim(0);
+#endif
   recovery.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return Status::Ok();
 }
