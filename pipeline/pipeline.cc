@@ -60,6 +60,13 @@ void AtomicMax(std::atomic<int64_t>* a, int64_t v) {
 
 std::string ShardMetaKey(uint32_t shard) { return "shard/" + std::to_string(shard); }
 
+// The user index (Store::FindUsersByHash) is complete for a shard when its
+// stamp, written with every shard meta, is the hash of that meta: a data dir
+// from before the index, or checkpointed by such a binary since, has none or
+// another, and its users are indexed again at the next start.
+std::string UserIndexStampKey(uint32_t shard) { return "user_index/" + std::to_string(shard); }
+std::string UserIndexStamp(std::string_view meta) { return std::to_string(Hash64(meta)); }
+
 std::string RulesKey(const state::TierRules& r) {
   return std::to_string(r.high_value_spend_fen) + "/" + std::to_string(r.high_value_repeat_orders) +
          "/" + std::to_string(r.new_days) + "/" + std::to_string(r.active_interactions_7d);
@@ -138,20 +145,33 @@ class StoreUserSource final : public state::UserSource, public state::IdRunSourc
  public:
   StoreUserSource(state::Store** store, uint32_t shard) : store_(store), shard_(shard) {}
   Status Load(std::string_view user_id, std::string* encoded, bool* found) override {
-    // A read that cannot open a table file (no descriptor left) is retried
-    // for a while: the shard cannot go on without her (ShardState gives up).
-    Status s = (*store_)->GetUser(shard_, user_id, encoded, found);
-    for (int attempt = 0; attempt < 50 && s.code() == StatusCode::kIoError; ++attempt) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      s = (*store_)->GetUser(shard_, user_id, encoded, found);
-    }
-    return s;
+    return Retried([&] { return (*store_)->GetUser(shard_, user_id, encoded, found); });
+  }
+  Status FindByHash(std::span<const uint64_t> hashes, std::vector<std::string>* user_ids) override {
+    const size_t size = user_ids->size();
+    return Retried([&] {
+      user_ids->resize(size);
+      return (*store_)->FindUsersByHash(shard_, hashes, user_ids);
+    });
   }
   Status ReadIdBlock(uint64_t run_no, uint32_t block, std::string* bytes) override {
     return (*store_)->ReadIdBlock(shard_, run_no, block, bytes);
   }
 
  private:
+  // A read that cannot open a table file (no descriptor left) is retried
+  // for up to a second: the shard cannot go on without the user (ShardState
+  // gives up on an error).
+  template <typename Fn>
+  static Status Retried(Fn&& read) {
+    Status s = read();
+    for (int attempt = 0; attempt < 50 && s.code() == StatusCode::kIoError; ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      s = read();
+    }
+    return s;
+  }
+
   state::Store** store_;
   uint32_t shard_;
 };
@@ -674,9 +694,13 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   state::Store::Checkpoint* cp_ptr = w->cp.get();
   state::Store::Checkpoint& cp = *cp_ptr;
   const uint32_t shard = w->id;
-  w->state.BeginSnapshot([cp_ptr, shard](std::string_view id, std::string_view bytes) {
-    cp_ptr->StageUser(shard, id, bytes);
-  });
+  w->state.BeginSnapshot(
+      [cp_ptr, shard](std::string_view id, std::string_view bytes) {
+        cp_ptr->StageUser(shard, id, bytes);
+      },
+      [cp_ptr, shard](uint64_t hash, std::string_view id) {
+        cp_ptr->PutUserIndex(shard, hash, id);
+      });
   w->cp_new_seen = &w->state.DrainNewSeen();
   // Runs spilled since the last checkpoint become durable with this one;
   // the seen blobs they cover go (before any expired run is deleted: a run
@@ -691,6 +715,7 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   std::string meta;
   w->state.EncodeMeta(w->log_seq, &meta);
   cp.PutMeta(ShardMetaKey(w->id), meta);
+  cp.PutMeta(UserIndexStampKey(w->id), UserIndexStamp(meta));
   // Persisted ids of days that expired in memory (past both horizons) go too.
   if (w->state.oldest_kept_day() != INT32_MIN) cp.DeleteSeenBefore(w->id, w->state.oldest_kept_day());
   w->cp_wall_ms = w->state.wall_clock();
@@ -1059,12 +1084,19 @@ Status Pipeline::Impl::Recover() {
   const auto start = Clock::now();
   for (auto& w : workers) w->state.SetWallClock(WallNow());
   // Shard metas: aggregates and the log position each checkpoint covers.
+  // The user index is rebuilt for a shard whose stamp does not match.
+  std::vector<bool> build_index(workers.size(), false);
   for (auto& w : workers) {
     std::string meta;
     bool found = false;
     Status s = store->GetMeta(ShardMetaKey(w->id), &meta, &found);
     if (!s.ok()) return s;
     if (!found) continue;
+    std::string stamp;
+    bool stamped = false;
+    s = store->GetMeta(UserIndexStampKey(w->id), &stamp, &stamped);
+    if (!s.ok()) return s;
+    build_index[w->id] = !stamped || stamp != UserIndexStamp(meta);
     uint64_t seq;
     s = w->state.DecodeMeta(meta, &seq);
     if (!s.ok()) return s;
@@ -1074,19 +1106,43 @@ Status Pipeline::Impl::Recover() {
         std::chrono::system_clock::now().time_since_epoch().count());
   }
   // Users: as many as fit stay resident; the others only register their
-  // pending tier checks and are reloaded when needed.
+  // pending tier checks (by hash) and are reloaded when needed.
   const size_t limit = ResidentLimit();
   for (auto& w : workers) {
     Status st;
     size_t loaded = 0;
+    uint64_t indexed = 0;
+    std::unique_ptr<state::Store::Checkpoint> index;
+    auto flush_index = [&] {
+      Status c = index ? store->Commit(index.get(), false /*sync: the stamp's is*/) : Status::Ok();
+      index.reset();
+      return c;
+    };
     Status s = store->ScanUsers(w->id, "", [&](std::string_view id, std::string_view bytes) {
       st = w->state.LoadUser(id, bytes, loaded < limit);
       ++loaded;
       ++recovery.users_loaded;
+      if (st.ok() && build_index[w->id]) {
+        if (!index) index = std::make_unique<state::Store::Checkpoint>(store.get(), 1u << 20);
+        index->PutUserIndex(w->id, w->state.HashOf(id), id);
+        ++indexed;
+        if (index->ApproximateBytes() >= (16u << 20)) st = flush_index();
+      }
       return st.ok();
     });
     if (!s.ok()) return s;
     if (!st.ok()) return st;
+    if (build_index[w->id]) {
+      s = flush_index();
+      if (!s.ok()) return s;
+      std::string meta;
+      bool found = false;
+      s = store->GetMeta(ShardMetaKey(w->id), &meta, &found);
+      if (s.ok()) s = store->PutMeta(UserIndexStampKey(w->id), UserIndexStamp(meta), true /*sync*/);
+      if (!s.ok()) return s;
+      Log("shard %u: indexed %llu users by hash (a data dir from before the user index)", w->id,
+          static_cast<unsigned long long>(indexed));
+    }
     s = store->ScanSeen(w->id, [&](int32_t day, std::string_view packed) {
       return w->state.LoadSeen(day, packed);
     });
@@ -1170,6 +1226,7 @@ Status Pipeline::Impl::Retier() {
     std::string meta;
     w->state.EncodeMeta(w->checkpoint_seq, &meta);
     cp.PutMeta(ShardMetaKey(w->id), meta);
+    cp.PutMeta(UserIndexStampKey(w->id), UserIndexStamp(meta));
     s = store->Commit(&cp, true /*sync*/);
     if (!s.ok()) return s;
   }

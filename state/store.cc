@@ -298,6 +298,40 @@ std::string UserKey(uint32_t shard, std::string_view user_id) {
 }
 }  // namespace
 
+namespace {
+// In the meta column family, after a byte no meta name starts with.
+constexpr char kUserIndexPrefix = '\x01';
+std::string UserIndexPrefix(uint32_t shard, uint64_t hash) {
+  std::string k;
+  k.reserve(13);
+  k.push_back(kUserIndexPrefix);
+  PutBe32(&k, shard);
+  PutBe64(&k, hash);
+  return k;
+}
+}  // namespace
+
+Status Store::FindUsersByHash(uint32_t shard, std::span<const uint64_t> hashes,
+                              std::vector<std::string>* user_ids) {
+  if (hashes.empty()) return Status::Ok();
+  const std::string upper = UserIndexPrefix(shard + 1, 0);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->meta));
+  std::string prefix;
+  for (const uint64_t hash : hashes) {
+    prefix = UserIndexPrefix(shard, hash);
+    // Sorted hashes: the iterator may already stand at (or past) this one.
+    if (!it->Valid() || it->key().compare(prefix) < 0) it->Seek(prefix);
+    for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      user_ids->emplace_back(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    }
+    if (!it->status().ok()) break;
+  }
+  return rep_->Note(kStateDb, it->status(), false);
+}
+
 Status Store::GetUser(uint32_t shard, std::string_view user_id, std::string* encoded,
                       bool* found) {
   rocksdb::Status s =
@@ -398,6 +432,11 @@ void Store::Checkpoint::StageUser(uint32_t shard, std::string_view user_id,
 
 void Store::Checkpoint::PutMeta(std::string_view key, std::string_view value) {
   rep_->batch.Put(rep_->store->meta, S(key), S(value));
+}
+void Store::Checkpoint::PutUserIndex(uint32_t shard, uint64_t hash, std::string_view user_id) {
+  std::string key = UserIndexPrefix(shard, hash);
+  key.append(user_id);
+  rep_->batch.Put(rep_->store->meta, key, rocksdb::Slice());
 }
 void Store::Checkpoint::PutSeen(uint32_t shard, int32_t day, uint64_t sub,
                                 std::string_view packed) {

@@ -2,7 +2,11 @@
 // RocksDB headers.
 //
 // Column families:
-//   default  meta: "shards" -> shard count; "shard/<i>" -> ShardState meta
+//   default  meta: "shards" -> shard count; "shard/<i>" -> ShardState meta;
+//            user index: key 0x01 | shard(4B BE) | hash(8B BE) | user_id -> ""
+//            (the users of a hash: pending tier checks of evicted users are
+//            kept by hash; the pipeline keeps a stamp of it beside the shard
+//            metas; older binaries never read these keys)
 //   log      (unused since the journal; its entries move there at open)
 //   users    key shard(4B BE) | user_id -> encoded UserState (per shard, in id order)
 //   seen     key shard(4B) | biased day(4B) | sub(8B) -> packed 16-byte event id hashes
@@ -35,8 +39,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -82,6 +88,11 @@ class Store {
   Status GetMeta(std::string_view key, std::string* value, bool* found);
   Status PutMeta(std::string_view key, std::string_view value, bool sync);
   Status GetUser(uint32_t shard, std::string_view user_id, std::string* encoded, bool* found);
+  // Appends to *user_ids the ids of `shard`'s users indexed under one of
+  // `hashes` (sorted; Checkpoint::PutUserIndex), in (hash, id) order: one
+  // iterator seeks forward through them.
+  Status FindUsersByHash(uint32_t shard, std::span<const uint64_t> hashes,
+                         std::vector<std::string>* user_ids);
   // Calls fn(user_id, encoded) for the users of `shard` with id > `after`,
   // in id order, until fn returns false.
   Status ScanUsers(uint32_t shard, std::string_view after,
@@ -102,6 +113,8 @@ class Store {
     // committing thread) before writing them.
     void StageUser(uint32_t shard, std::string_view user_id, std::string_view encoded);
     void PutMeta(std::string_view key, std::string_view value);
+    // Indexes a user under her hash (idempotent).
+    void PutUserIndex(uint32_t shard, uint64_t hash, std::string_view user_id);
     void PutSeen(uint32_t shard, int32_t day, uint64_t sub, std::string_view packed);
     void DeleteSeenBefore(uint32_t shard, int32_t day);
     void DeleteAllSeen(uint32_t shard);
