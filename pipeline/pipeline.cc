@@ -337,8 +337,9 @@ struct Pipeline::Impl {
     }
   }
   void Run(Worker* w);
-  // Waits, at the top of the worker's loop, while the committer recovers the store.
-  void Park();
+  // Waits, at the top of the worker's loop, while the committer recovers the
+  // store, answering /healthz's queries meanwhile.
+  void Park(Worker* w);
   // On the committer, between jobs: once the store has failed, brings it back
   // (Store::Recover) with every worker parked, retrying with backoff.
   void TendStore();
@@ -349,8 +350,10 @@ struct Pipeline::Impl {
   // Answers pending queries. Mid-group (`mid_group`: some of the group's
   // logged events are not applied yet) a tier listing, which checkpoints,
   // waits for the end of the group; profiles and KPIs are answered at once
-  // (the state is consistent between any two events).
-  void AnswerQueries(Worker* w, bool mid_group = false);
+  // (the state is consistent between any two events). While the worker is
+  // parked (`stats_only`: the store is being reopened) only the figures of
+  // /healthz are, which read nothing from it; the others wait.
+  void AnswerQueries(Worker* w, bool mid_group = false, bool stats_only = false);
   void Housekeep(Worker* w, bool force_checkpoint);
   // Checkpoints: StartCheckpoint begins a snapshot of what changed (its
   // meta and log position as of that moment); ContinueSnapshot encodes it in
@@ -551,16 +554,17 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   for (size_t i = 0; i < n; ++i) CompletePart(batches[i]);
 }
 
-void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
+void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
   Query* q;
   for (;;) {
-    if (!mid_group && !w->deferred.empty()) {
+    if (!mid_group && !stats_only && !w->deferred.empty()) {
       q = w->deferred.back();
       w->deferred.pop_back();
     } else if (!w->queries.try_dequeue(q)) {
       break;
     }
-    if (mid_group && q->kind == Query::Kind::kListTier) {
+    if ((mid_group && q->kind == Query::Kind::kListTier) ||
+        (stats_only && q->kind != Query::Kind::kStats)) {
       w->deferred.push_back(q);
       continue;
     }
@@ -816,23 +820,22 @@ void Pipeline::Impl::WriteSpill(Worker* w) {
   w->queue.enqueue(Task{nullptr});  // wakes the worker to take it
 }
 
-void Pipeline::Impl::Park() {
+void Pipeline::Impl::Park(Worker* w) {
   // Between groups: every batch taken so far is logged or refused, and no
   // store call is in progress on this thread.
   parked.fetch_add(1, std::memory_order_acq_rel);
-  parked.notify_all();
   while (pause_requested.load(std::memory_order_acquire)) {
-    pause_requested.wait(true, std::memory_order_acquire);
+    // Reopening a database may take a while (its WAL is replayed): probes
+    // must not time out meanwhile.
+    AnswerQueries(w, false, true /*stats_only*/);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   parked.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 void Pipeline::Impl::TendStore() {
   StoreRecovery& r = recovery_state;
-  const auto release = [this] {
-    pause_requested.store(false, std::memory_order_release);
-    pause_requested.notify_all();
-  };
+  const auto release = [this] { pause_requested.store(false, std::memory_order_release); };
   if (!store->failing()) {
     r.failing = false;
     return;
@@ -876,7 +879,9 @@ void Pipeline::Impl::TendStore() {
   if (parked.load(std::memory_order_acquire) < workers.size()) return;
   ++r.attempts;
   bool reopened = false, unusable = false;
+  const auto recover_start = Clock::now();
   Status s = store->Recover(&reopened, &unusable);
+  const double recover_secs = std::chrono::duration<double>(Clock::now() - recover_start).count();
   if (unusable) {
     ::tierstream::Log(LogLevel::kError,
                       "tierstream: FATAL: %s; exiting (a restart recovers every acknowledged "
@@ -892,8 +897,9 @@ void Pipeline::Impl::TendStore() {
   release();
   if (s.ok()) {
     const double secs = std::chrono::duration<double>(Clock::now() - r.since).count();
-    LogAt(LogLevel::kInfo, "the store recovered after %.1f s (%s, %d attempt%s); ingest resumes",
-          secs, reopened ? "reopened" : "resumed", r.attempts, r.attempts == 1 ? "" : "s");
+    LogAt(LogLevel::kInfo,
+          "the store recovered after %.1f s (%s in %.2f s, %d attempt%s); ingest resumes", secs,
+          reopened ? "reopened" : "resumed", recover_secs, r.attempts, r.attempts == 1 ? "" : "s");
     r.failing = false;
     return;
   }
@@ -909,10 +915,7 @@ void Pipeline::Impl::RunCommitter() {
     const bool got = commits.wait_dequeue_timed(
         job, std::chrono::milliseconds(store->failing() || recovery_state.failing ? 5 : 50));
     if (got && job.w == nullptr) {
-      if (pause_requested.load()) {
-        pause_requested.store(false, std::memory_order_release);
-        pause_requested.notify_all();
-      }
+      pause_requested.store(false, std::memory_order_release);
       return;
     }
     if (!got) {
@@ -1032,7 +1035,7 @@ void Pipeline::Impl::Run(Worker* w) {
   std::vector<Batch*> group;
   group.reserve(kMaxGroupBatches);
   for (;;) {
-    if (pause_requested.load(std::memory_order_acquire)) Park();
+    if (pause_requested.load(std::memory_order_acquire)) Park(w);
     // While a snapshot is being taken, an idle worker goes straight on with it.
     const bool snapshotting =
         w->cp_phase.load(std::memory_order_relaxed) == kCheckpointSnapshotting;

@@ -189,7 +189,7 @@ TEST(StoreFailure, AFailedWriteRefusesIngestUntilTheStoreRecoversByItself) {
   ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &saved, nullptr), 0);
   const auto back = Clock::now();
   bool resumed = false;
-  while (Clock::now() - back < std::chrono::seconds(10)) {
+  while (Clock::now() - back < std::chrono::seconds(30)) {
     const app::HttpResult r = conn.Request("POST", "/v1/events", chunks[refused]);
     if (r.status == 200) {
       resumed = true;
@@ -200,9 +200,11 @@ TEST(StoreFailure, AFailedWriteRefusesIngestUntilTheStoreRecoversByItself) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - back).count();
-  ASSERT_TRUE(resumed) << "ingest still refused 10 s after the descriptors came back";
+  ASSERT_TRUE(resumed) << "ingest still refused 30 s after the descriptors came back";
   std::printf("ingest resumed %.2f s after the descriptors came back\n", seconds);
-  EXPECT_LT(seconds, 5.0);
+  // About 0.7 s in a dev build: at most 1 s of backoff, then the journal is
+  // reopened (its 64 MB memtable replayed from the WAL: ~6 s under TSan).
+  EXPECT_LT(seconds, 15.0);
   acknowledged.push_back(refused);
   EXPECT_NE(conn.Request("GET", "/healthz").body.find(R"("status":"ok")"), std::string::npos);
   EXPECT_EQ(conn.Request("GET", "/readyz").status, 200);
