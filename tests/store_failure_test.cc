@@ -141,6 +141,12 @@ std::vector<std::string> MakeChunks(size_t chunks, size_t lines_per_chunk) {
 // them back: ingest must come back by itself within seconds, and every
 // acknowledged event count exactly once, before and after a kill -9.
 TEST(StoreFailure, AFailedWriteRefusesIngestUntilTheStoreRecoversByItself) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The asan preset has UBSan too, whose vptr check probes memory through a
+  // pipe: with no descriptor left it reports a false "invalid vptr" (in
+  // Boost.Beast) and aborts the server. TSan and dev builds run it.
+  GTEST_SKIP() << "UBSan's vptr check needs file descriptors";
+#endif
   TempDir dir;
   ServerProcess server(dir.path() + "/data");
   ASSERT_TRUE(server.ready());
