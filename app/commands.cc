@@ -22,12 +22,15 @@
 #include <unistd.h>
 
 #include "app/client.h"
+#include "app/fd_budget.h"
 #include "app/progress.h"
 #include "app/server.h"
+#include "common/fd_limit.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
+#include "state/store.h"
 #include "verify/batch_eval.h"
 #include "verify/diff.h"
 
@@ -189,6 +192,41 @@ int RunServe(const ServeArgs& args) {
           address->c_str());
     }
   }
+  // Connections and RocksDB's files share the open-file limit: a burst of
+  // connections must never leave RocksDB without a descriptor for its next
+  // file (it then refuses every write until the database is reopened).
+  const FdLimit fd_limit = RaiseFdLimit();
+  FdBudgetInput fd_input;
+  fd_input.limit = fd_limit.soft;
+  fd_input.hard_limit = fd_limit.hard;
+  fd_input.open_at_start = OpenFdCount() == UINT64_MAX ? 0 : OpenFdCount();
+  fd_input.io_threads = server_options.io_threads;
+  fd_input.max_connections = server_options.max_connections;
+  fd_input.max_connections_given = args.max_connections_given;
+  fd_input.probe_connections = kMaxProbeConnections;
+  fd_input.store_fds = state::kStoreMaxFds;
+  auto fds = PlanFds(fd_input);
+  if (!fds.ok()) {
+    Log(LogLevel::kError, "tierstream: %s", fds.status().ToString().c_str());
+    return 2;
+  }
+  const std::string limit =
+      std::to_string(fd_limit.soft) +
+      (fd_limit.raised_from == fd_limit.soft
+           ? std::string()
+           : " (raised from " + std::to_string(fd_limit.raised_from) + ")");
+  if (fds->lowered) {
+    Log(LogLevel::kWarning,
+        "tierstream: --max-connections lowered from %d to %d to fit the open-file limit "
+        "%s: %s; raise the limit (ulimit -n; systemd: LimitNOFILE=) to at least %llu for %d",
+        server_options.max_connections, fds->max_connections, limit.c_str(),
+        fds->Describe(fd_input).c_str(), static_cast<unsigned long long>(fds->needed),
+        server_options.max_connections);
+  } else {
+    Log(LogLevel::kInfo, "tierstream: open-file limit %s: %s", limit.c_str(),
+        fds->Describe(fd_input).c_str());
+  }
+  server_options.max_connections = fds->max_connections;
   Log(LogLevel::kInfo, "tierstream: starting (data %s, tz %s)", args.common.data_dir.c_str(),
       FormatUtcOffset(options->config.utc_offset_ms).c_str());
   // HTTP first, so that probes learn the server is alive but recovering

@@ -31,6 +31,9 @@ struct ServeArgs {
   ServerOptions server;
   std::string token_file;
   uint64_t max_inflight_body_mb = ServerOptions{}.max_inflight_body_bytes >> 20;
+  // --max-connections was given: it must fit in the open-file limit, or
+  // serve refuses to start (a default is lowered to fit; app/fd_budget.h).
+  bool max_connections_given = false;
 };
 
 struct ClientArgs {

@@ -84,9 +84,12 @@ int main(int argc, char** argv) {
                         "Seconds of silence before a connection is closed (a TCP producer first gets "
                         "the summary of what was made durable)")
       ->capture_default_str();
-  serve_cmd->add_option("--max-connections", serve.server.max_connections,
-                        "Concurrent connections accepted")
-      ->capture_default_str();
+  auto* max_connections =
+      serve_cmd->add_option("--max-connections", serve.server.max_connections,
+                            "Concurrent connections accepted (with 16 more for health probes, "
+                            "they must fit in the open-file limit beside RocksDB's 256 files: "
+                            "the default is lowered to fit, a given value that does not is an error)")
+          ->capture_default_str();
   serve_cmd->add_option("--auth-timeout", serve.server.auth_timeout_seconds,
                         "With --token-file: seconds a connection has to authenticate (TCP: its "
                         "AUTH line; HTTP: a request with the token) before it is closed")
@@ -198,7 +201,10 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (*serve_cmd) return RunServe(serve);
+  if (*serve_cmd) {
+    serve.max_connections_given = max_connections->count() > 0;
+    return RunServe(serve);
+  }
   if (*replay_cmd) return RunReplay(replay);
   if (*verify_cmd) return RunVerify(verify);
   if (*gen_cmd) return RunGen(gen);

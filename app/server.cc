@@ -319,11 +319,7 @@ class BodyCharge {
   uint64_t bytes_ = 0;
 };
 
-// Beyond --max-connections, up to this many more HTTP connections may each
-// send one request within kProbeDeadline; only /healthz and /readyz are
-// answered on them (503 otherwise), so probes still get through when
-// producers hold every slot, and the extra slots cannot be held for long.
-constexpr int kMaxProbeConnections = 16;
+// How long a probe connection (kMaxProbeConnections, server.h) has for its request.
 constexpr auto kProbeDeadline = std::chrono::seconds(2);
 
 struct Server::Impl {

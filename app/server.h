@@ -20,6 +20,13 @@
 
 namespace tierstream::app {
 
+// Beyond --max-connections, up to this many more HTTP connections may each
+// send one request within 2 s; only /healthz and /readyz are answered on
+// them (503 otherwise), so probes still get through when producers hold
+// every slot, and the extra slots cannot be held for long. (serve budgets
+// file descriptors for them: app/fd_budget.h.)
+inline constexpr int kMaxProbeConnections = 16;
+
 struct ServerOptions {
   std::string http_address = "127.0.0.1:8080";  // empty: no HTTP listener
   std::string tcp_address = "127.0.0.1:9090";   // empty: no TCP listener

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -12,9 +13,13 @@
 #include <utility>
 
 #include <sys/statvfs.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <concurrentqueue/blockingconcurrentqueue.h>
 
+#include "common/fd_limit.h"
 #include "common/hash.h"
 #include "common/json_writer.h"
 #include "common/log.h"
@@ -54,6 +59,13 @@ void AtomicMax(std::atomic<int64_t>* a, int64_t v) {
 }
 
 std::string ShardMetaKey(uint32_t shard) { return "shard/" + std::to_string(shard); }
+
+// The user index (Store::FindUsersByHash) is complete for a shard when its
+// stamp, written with every shard meta, is the hash of that meta: a data dir
+// from before the index, or checkpointed by such a binary since, has none or
+// another, and its users are indexed again at the next start.
+std::string UserIndexStampKey(uint32_t shard) { return "user_index/" + std::to_string(shard); }
+std::string UserIndexStamp(std::string_view meta) { return std::to_string(Hash64(meta)); }
 
 std::string RulesKey(const state::TierRules& r) {
   return std::to_string(r.high_value_spend_fen) + "/" + std::to_string(r.high_value_repeat_orders) +
@@ -152,13 +164,33 @@ class StoreUserSource final : public state::UserSource, public state::IdRunSourc
  public:
   StoreUserSource(state::Store** store, uint32_t shard) : store_(store), shard_(shard) {}
   Status Load(std::string_view user_id, std::string* encoded, bool* found) override {
-    return (*store_)->GetUser(shard_, user_id, encoded, found);
+    return Retried([&] { return (*store_)->GetUser(shard_, user_id, encoded, found); });
+  }
+  Status FindByHash(std::span<const uint64_t> hashes, std::vector<std::string>* user_ids) override {
+    const size_t size = user_ids->size();
+    return Retried([&] {
+      user_ids->resize(size);
+      return (*store_)->FindUsersByHash(shard_, hashes, user_ids);
+    });
   }
   Status ReadIdBlock(uint64_t run_no, uint32_t block, std::string* bytes) override {
     return (*store_)->ReadIdBlock(shard_, run_no, block, bytes);
   }
 
  private:
+  // A read that cannot open a table file (no descriptor left) is retried
+  // for up to a second: the shard cannot go on without the user (ShardState
+  // gives up on an error).
+  template <typename Fn>
+  static Status Retried(Fn&& read) {
+    Status s = read();
+    for (int attempt = 0; attempt < 50 && s.code() == StatusCode::kIoError; ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      s = read();
+    }
+    return s;
+  }
+
   state::Store** store_;
   uint32_t shard_;
 };
@@ -219,9 +251,20 @@ struct Pipeline::Impl {
   std::atomic<int64_t> beyond_horizon_logged_ms{INT64_MIN / 2};  // rate limit of its warning
   std::atomic<int64_t> inflight{0};
   std::atomic<bool> stopping{false};
-  // Set when a durable write (log or id block read) fails, cleared by the
-  // next one that succeeds: ingest is refused meanwhile.
-  std::atomic<bool> write_failing{false};
+  // A failed store (Store::failing()) refuses ingest until the committer has
+  // recovered it (TendStore), with every worker parked at the top of its
+  // loop meanwhile when a database must be reopened.
+  std::atomic<bool> workers_running{false};
+  std::atomic<bool> pause_requested{false};
+  std::atomic<uint32_t> parked{0};
+  struct StoreRecovery {  // the committer's alone
+    bool failing = false;
+    Clock::time_point since;
+    Clock::time_point next_attempt;
+    std::chrono::milliseconds backoff{0};
+    int attempts = 0;
+    bool told_fds = false;
+  } recovery_state;
   mutable std::atomic<int64_t> disk_checked_ms{INT64_MIN / 2};
   mutable std::atomic<bool> disk_low{false};
   RecoveryStats recovery;
@@ -245,6 +288,11 @@ struct Pipeline::Impl {
     // finds the failures.
     const LogLevel level =
         std::strstr(fmt, "failed") != nullptr ? LogLevel::kError : LogLevel::kInfo;
+    const std::string prefixed = std::string("tierstream: ") + fmt;
+    ::tierstream::Log(level, prefixed.c_str(), args...);
+  }
+  void LogAt(LogLevel level, const char* fmt, auto... args) {
+    if (!options.log_to_stderr) return;
     const std::string prefixed = std::string("tierstream: ") + fmt;
     ::tierstream::Log(level, prefixed.c_str(), args...);
   }
@@ -308,13 +356,23 @@ struct Pipeline::Impl {
     }
   }
   void Run(Worker* w);
+  // Waits, at the top of the worker's loop, while the committer recovers the
+  // store, answering /healthz's queries meanwhile.
+  void Park(Worker* w);
+  // On the committer, between jobs: once the store has failed, brings it back
+  // (Store::Recover) with every worker parked, retrying with backoff.
+  void TendStore();
+  // Why a refused batch was refused, for its answer.
+  std::string RefusalMessage() const;
   void ProcessGroup(Worker* w, Batch** batches, size_t n);
   void CompletePart(Batch* b);
   // Answers pending queries. Mid-group (`mid_group`: some of the group's
   // logged events are not applied yet) a tier listing, which checkpoints,
   // waits for the end of the group; profiles and KPIs are answered at once
-  // (the state is consistent between any two events).
-  void AnswerQueries(Worker* w, bool mid_group = false);
+  // (the state is consistent between any two events). While the worker is
+  // parked (`stats_only`: the store is being reopened) only the figures of
+  // /healthz are, which read nothing from it; the others wait.
+  void AnswerQueries(Worker* w, bool mid_group = false, bool stats_only = false);
   void Housekeep(Worker* w, bool force_checkpoint);
   // Checkpoints: StartCheckpoint begins a snapshot of what changed (its
   // meta and log position as of that moment); ContinueSnapshot encodes it in
@@ -372,15 +430,19 @@ void Pipeline::Impl::CompletePart(Batch* b) {
   outcome.duplicates = b->duplicates_.load();
   outcome.rejected = b->rejected;
   outcome.errors = std::move(b->errors);
-  if (b->failed_.load()) {
-    outcome.status = Status::Unavailable(
-        DiskLow() ? "disk space is below the watermark; ingest resumes when space returns"
-                  : "the store could not make the batch durable");
-  }
+  if (b->failed_.load()) outcome.status = Status::Unavailable(RefusalMessage());
   inflight.fetch_sub(static_cast<int64_t>(b->weight_), std::memory_order_acq_rel);
   auto done = std::move(b->done_);
   delete b;  // owned by the pending counter since Submit()
   if (done) done(std::move(outcome));
+}
+
+std::string Pipeline::Impl::RefusalMessage() const {
+  if (DiskLow()) return "disk space is below the watermark; ingest resumes when space returns";
+  const std::string failure = store->failure();
+  if (failure.empty()) return "the store could not make the batch durable";
+  return "the store could not make the batch durable (" + failure +
+         "); ingest resumes by itself once the store recovers";
 }
 
 void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
@@ -445,7 +507,6 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     ingest::SetLogBlockCounts(counts, &w->block);
     s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
     if (s.ok()) {
-      write_failing.store(false, std::memory_order_relaxed);
       ++w->log_seq;
       w->logged_since_checkpoint += accepted_count;
     } else {
@@ -453,7 +514,8 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     }
   }
   if (!s.ok()) {
-    write_failing.store(true, std::memory_order_relaxed);
+    // The store now says it is failing: new batches are refused at once
+    // until the committer has recovered it (TendStore).
     ok = false;
     size_t k = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -511,16 +573,17 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   for (size_t i = 0; i < n; ++i) CompletePart(batches[i]);
 }
 
-void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group) {
+void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
   Query* q;
   for (;;) {
-    if (!mid_group && !w->deferred.empty()) {
+    if (!mid_group && !stats_only && !w->deferred.empty()) {
       q = w->deferred.back();
       w->deferred.pop_back();
     } else if (!w->queries.try_dequeue(q)) {
       break;
     }
-    if (mid_group && q->kind == Query::Kind::kListTier) {
+    if ((mid_group && q->kind == Query::Kind::kListTier) ||
+        (stats_only && q->kind != Query::Kind::kStats)) {
       w->deferred.push_back(q);
       continue;
     }
@@ -654,9 +717,13 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   state::Store::Checkpoint* cp_ptr = w->cp.get();
   state::Store::Checkpoint& cp = *cp_ptr;
   const uint32_t shard = w->id;
-  w->state.BeginSnapshot([cp_ptr, shard](std::string_view id, std::string_view bytes) {
-    cp_ptr->StageUser(shard, id, bytes);
-  });
+  w->state.BeginSnapshot(
+      [cp_ptr, shard](std::string_view id, std::string_view bytes) {
+        cp_ptr->StageUser(shard, id, bytes);
+      },
+      [cp_ptr, shard](uint64_t hash, std::string_view id) {
+        cp_ptr->PutUserIndex(shard, hash, id);
+      });
   w->cp_new_seen = &w->state.DrainNewSeen();
   // Runs spilled since the last checkpoint become durable with this one;
   // the seen blobs they cover go (before any expired run is deleted: a run
@@ -671,6 +738,7 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   std::string meta;
   w->state.EncodeMeta(w->log_seq, &meta);
   cp.PutMeta(ShardMetaKey(w->id), meta);
+  cp.PutMeta(UserIndexStampKey(w->id), UserIndexStamp(meta));
   // Persisted ids of days that expired in memory (past both horizons) go too.
   if (w->state.oldest_kept_day() != INT32_MIN) cp.DeleteSeenBefore(w->id, w->state.oldest_kept_day());
   w->cp_wall_ms = w->state.wall_clock();
@@ -771,14 +839,112 @@ void Pipeline::Impl::WriteSpill(Worker* w) {
   w->queue.enqueue(Task{nullptr});  // wakes the worker to take it
 }
 
+void Pipeline::Impl::Park(Worker* w) {
+  // Between groups: every batch taken so far is logged or refused, and no
+  // store call is in progress on this thread.
+  parked.fetch_add(1, std::memory_order_acq_rel);
+  while (pause_requested.load(std::memory_order_acquire)) {
+    // Reopening a database may take a while (its WAL is replayed): probes
+    // must not time out meanwhile.
+    AnswerQueries(w, false, true /*stats_only*/);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  parked.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void Pipeline::Impl::TendStore() {
+  StoreRecovery& r = recovery_state;
+  const auto release = [this] { pause_requested.store(false, std::memory_order_release); };
+  if (!store->failing()) {
+    r.failing = false;
+    return;
+  }
+  const auto now = Clock::now();
+  if (!r.failing) {
+    r = StoreRecovery{};
+    r.failing = true;
+    r.since = r.next_attempt = now;
+    r.backoff = std::chrono::milliseconds(50);
+    LogAt(LogLevel::kError, "the store failed (%s); ingest is refused until it recovers",
+          store->failure().c_str());
+  }
+  if (stopping.load() || !workers_running.load()) {
+    if (pause_requested.load()) release();  // Close() or Open() owns the workers now
+    return;
+  }
+  if (!pause_requested.load(std::memory_order_acquire)) {
+    if (now < r.next_attempt) return;
+    // Opening a database again needs descriptors: when a flood of
+    // connections took them, wait until they are back.
+    const uint64_t free_fds = FreeFds();
+    if (free_fds < static_cast<uint64_t>(state::kStoreReopenFds)) {
+      if (!r.told_fds) {
+        r.told_fds = true;
+        LogAt(LogLevel::kWarning,
+              "%llu file descriptors free (of %llu); the store is reopened once %d are",
+              static_cast<unsigned long long>(free_fds),
+              static_cast<unsigned long long>(CurrentFdLimit().soft), state::kStoreReopenFds);
+      }
+      r.next_attempt = now + r.backoff;
+      r.backoff = std::min(r.backoff * 2, std::chrono::milliseconds(1000));
+      return;
+    }
+    pause_requested.store(true, std::memory_order_release);
+    for (auto& w : workers) w->queue.enqueue(Task{nullptr});
+    return;
+  }
+  // Jobs go on being committed (or failing) meanwhile: a worker may be
+  // waiting for one before it gets to the top of its loop.
+  if (parked.load(std::memory_order_acquire) < workers.size()) return;
+  ++r.attempts;
+  bool reopened = false, unusable = false;
+  const auto recover_start = Clock::now();
+  Status s = store->Recover(&reopened, &unusable);
+  const double recover_secs = std::chrono::duration<double>(Clock::now() - recover_start).count();
+  if (unusable) {
+    ::tierstream::Log(LogLevel::kError,
+                      "tierstream: FATAL: %s; exiting (a restart recovers every acknowledged "
+                      "event)",
+                      s.ToString().c_str());
+    std::_Exit(1);
+  }
+  // Blocks whose writes failed were never acknowledged: none may be
+  // replayed by a later restart (the parked workers' log_seq is final).
+  for (auto& w : workers) {
+    if (s.ok()) s = store->DeleteLogAfter(w->id, w->log_seq);
+  }
+  release();
+  if (s.ok()) {
+    const double secs = std::chrono::duration<double>(Clock::now() - r.since).count();
+    LogAt(LogLevel::kInfo,
+          "the store recovered after %.1f s (%s in %.2f s, %d attempt%s); ingest resumes", secs,
+          reopened ? "reopened" : "resumed", recover_secs, r.attempts, r.attempts == 1 ? "" : "s");
+    r.failing = false;
+    return;
+  }
+  Log("store recovery failed (will retry): %s", s.ToString().c_str());
+  r.next_attempt = Clock::now() + r.backoff;
+  r.backoff = std::min(r.backoff * 2, std::chrono::milliseconds(1000));
+}
+
 void Pipeline::Impl::RunCommitter() {
   for (;;) {
     CommitJob job;
-    commits.wait_dequeue(job);
+    // A failed store is tended between jobs, so the wait is short then.
+    const bool got = commits.wait_dequeue_timed(
+        job, std::chrono::milliseconds(store->failing() || recovery_state.failing ? 5 : 50));
+    if (got && job.w == nullptr) {
+      pause_requested.store(false, std::memory_order_release);
+      return;
+    }
+    if (!got) {
+      TendStore();
+      continue;
+    }
     Worker* w = job.w;
-    if (w == nullptr) return;
     if (job.spill) {
       WriteSpill(w);
+      TendStore();
       continue;
     }
     if (w->cp_new_seen != nullptr) {
@@ -809,6 +975,7 @@ void Pipeline::Impl::RunCommitter() {
     w->cp_phase.store(kCheckpointCommitted, std::memory_order_release);
     w->cp_phase.notify_all();
     w->queue.enqueue(Task{nullptr});  // wakes the worker to finish it
+    TendStore();
   }
 }
 
@@ -842,14 +1009,17 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   }
   // A spill starts between checkpoints (the blobs of one in flight would
   // race the freeze), before the next one may start.
-  if (!force_checkpoint && w->state.WantsSpill() &&
+  // A failed store refuses writes until it is recovered: checkpoints and
+  // spills wait (a final checkpoint still tries, and reports).
+  const bool store_failing = store->failing();
+  if (!force_checkpoint && !store_failing && w->state.WantsSpill() &&
       w->spill_phase.load(std::memory_order_acquire) == kSpillIdle &&
       w->cp_phase.load(std::memory_order_acquire) == kCheckpointIdle) {
     StartSpill(w);
   }
   // Users changed since the snapshot cannot be evicted: far over the bound,
   // the worker checkpoints and evicts before it takes more events.
-  if (w->state.resident_users() > ResidentLimit() + ResidentLimit() / 2) {
+  if (!store_failing && w->state.resident_users() > ResidentLimit() + ResidentLimit() / 2) {
     s = Checkpoint(w);
     if (!s.ok()) Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());
   }
@@ -867,8 +1037,9 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
       std::lock_guard<std::mutex> lock(error_mu);
       if (first_worker_error.ok()) first_worker_error = s;
     }
-  } else if (w->spill_phase.load(std::memory_order_acquire) != kSpillIdle) {
-    // A checkpoint waits for the spill in flight: the ids frozen for it are
+  } else if (store_failing || w->spill_phase.load(std::memory_order_acquire) != kSpillIdle) {
+    // A checkpoint waits for the store to recover (it would fail), and for
+    // the spill in flight: the ids frozen for it are
     // in no seen blob and no committed run, so a checkpoint (and the log trim
     // after it) now would leave them nowhere after a crash.
   } else if (over_memory || w->state.dirty_count() >= options.checkpoint_dirty_users ||
@@ -883,6 +1054,7 @@ void Pipeline::Impl::Run(Worker* w) {
   std::vector<Batch*> group;
   group.reserve(kMaxGroupBatches);
   for (;;) {
+    if (pause_requested.load(std::memory_order_acquire)) Park(w);
     // While a snapshot is being taken, an idle worker goes straight on with it.
     const bool snapshotting =
         w->cp_phase.load(std::memory_order_relaxed) == kCheckpointSnapshotting;
@@ -934,12 +1106,19 @@ Status Pipeline::Impl::Recover() {
   const auto start = Clock::now();
   for (auto& w : workers) w->state.SetWallClock(WallNow());
   // Shard metas: aggregates and the log position each checkpoint covers.
+  // The user index is rebuilt for a shard whose stamp does not match.
+  std::vector<bool> build_index(workers.size(), false);
   for (auto& w : workers) {
     std::string meta;
     bool found = false;
     Status s = store->GetMeta(ShardMetaKey(w->id), &meta, &found);
     if (!s.ok()) return s;
     if (!found) continue;
+    std::string stamp;
+    bool stamped = false;
+    s = store->GetMeta(UserIndexStampKey(w->id), &stamp, &stamped);
+    if (!s.ok()) return s;
+    build_index[w->id] = !stamped || stamp != UserIndexStamp(meta);
     uint64_t seq;
     s = w->state.DecodeMeta(meta, &seq);
     if (!s.ok()) return s;
@@ -949,19 +1128,43 @@ Status Pipeline::Impl::Recover() {
         std::chrono::system_clock::now().time_since_epoch().count());
   }
   // Users: as many as fit stay resident; the others only register their
-  // pending tier checks and are reloaded when needed.
+  // pending tier checks (by hash) and are reloaded when needed.
   const size_t limit = ResidentLimit();
   for (auto& w : workers) {
     Status st;
     size_t loaded = 0;
+    uint64_t indexed = 0;
+    std::unique_ptr<state::Store::Checkpoint> index;
+    auto flush_index = [&] {
+      Status c = index ? store->Commit(index.get(), false /*sync: the stamp's is*/) : Status::Ok();
+      index.reset();
+      return c;
+    };
     Status s = store->ScanUsers(w->id, "", [&](std::string_view id, std::string_view bytes) {
       st = w->state.LoadUser(id, bytes, loaded < limit);
       ++loaded;
       ++recovery.users_loaded;
+      if (st.ok() && build_index[w->id]) {
+        if (!index) index = std::make_unique<state::Store::Checkpoint>(store.get(), 1u << 20);
+        index->PutUserIndex(w->id, w->state.HashOf(id), id);
+        ++indexed;
+        if (index->ApproximateBytes() >= (16u << 20)) st = flush_index();
+      }
       return st.ok();
     });
     if (!s.ok()) return s;
     if (!st.ok()) return st;
+    if (build_index[w->id]) {
+      s = flush_index();
+      if (!s.ok()) return s;
+      std::string meta;
+      bool found = false;
+      s = store->GetMeta(ShardMetaKey(w->id), &meta, &found);
+      if (s.ok()) s = store->PutMeta(UserIndexStampKey(w->id), UserIndexStamp(meta), true /*sync*/);
+      if (!s.ok()) return s;
+      Log("shard %u: indexed %llu users by hash (a data dir from before the user index)", w->id,
+          static_cast<unsigned long long>(indexed));
+    }
     s = store->ScanSeen(w->id, [&](int32_t day, std::string_view packed) {
       return w->state.LoadSeen(day, packed);
     });
@@ -1015,6 +1218,12 @@ Status Pipeline::Impl::Recover() {
       if (!s.ok()) return s;
     }
   }
+#if defined(__GLIBC__)
+  // Recovery's transient memory (RocksDB's replay of its WAL into memtables,
+  // the scans' buffers) is freed by now, but glibc keeps freed heap pages
+  // resident: give them back, so that what stays resident is the state.
+  ::malloc_trim(0);
+#endif
   recovery.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return Status::Ok();
 }
@@ -1039,6 +1248,7 @@ Status Pipeline::Impl::Retier() {
     std::string meta;
     w->state.EncodeMeta(w->checkpoint_seq, &meta);
     cp.PutMeta(ShardMetaKey(w->id), meta);
+    cp.PutMeta(UserIndexStampKey(w->id), UserIndexStamp(meta));
     s = store->Commit(&cp, true /*sync*/);
     if (!s.ok()) return s;
   }
@@ -1130,6 +1340,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     Impl::Worker* wp = w.get();
     w->thread = std::thread([raw, wp] { raw->Run(wp); });
   }
+  impl->workers_running.store(true);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
 }
 
@@ -1153,8 +1364,9 @@ std::unique_ptr<Batch> Pipeline::NewBatch() const {
 std::vector<std::string> Pipeline::IngestRefusals() const {
   std::vector<std::string> reasons;
   if (impl_->DiskLow()) reasons.emplace_back("disk space is below the watermark");
-  if (impl_->write_failing.load(std::memory_order_relaxed)) {
-    reasons.emplace_back("the last durable write failed");
+  if (impl_->store->failing()) {
+    reasons.emplace_back("a durable write failed (" + impl_->store->failure() +
+                         "); ingest resumes once the store recovers");
   }
   return reasons;
 }
@@ -1168,7 +1380,7 @@ void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutc
     parts += v.empty() ? 0 : 1;
     weight += v.size();
   }
-  if (weight > 0 && impl_->DiskLow()) {
+  if (weight > 0 && (impl_->DiskLow() || impl_->store->failing())) {
     // Nothing of it is taken (rejections included): the sender re-sends later.
     b->failed_.store(true);
     b->rejected = 0;

@@ -193,8 +193,12 @@ class Pipeline {
   // True while free disk space is under the watermark (ingest is refused).
   bool DiskLow() const;
   // Why ingest is being refused right now, one short reason each ("disk space
-  // is below the watermark", "the last durable write failed"); empty when it
-  // is not. Thread-safe and cheap: for /healthz and /readyz.
+  // is below the watermark", "a durable write failed (journal: IO error:
+  // ...); ingest resumes once the store recovers"); empty when it is not.
+  // A failed write refuses ingest until the store has recovered, which the
+  // pipeline does by itself (DB::Resume(), or reopening the database with
+  // the workers paused between groups), retrying with backoff.
+  // Thread-safe and cheap: for /healthz and /readyz.
   std::vector<std::string> IngestRefusals() const;
   // False while the events in flight exceed the bound: producers should wait.
   bool HasCapacity() const;

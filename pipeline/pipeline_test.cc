@@ -7,8 +7,13 @@
 #include <condition_variable>
 #include <mutex>
 #include <random>
+#include <cstdlib>
 
 #include "common/hash.h"
+#include "common/time.h"
+#include "ingest/decoder.h"
+#include "state/shard_state.h"
+#include "state/store.h"
 #include "tests/test_util.h"
 
 namespace tierstream::pipeline {
@@ -291,6 +296,92 @@ TEST(Pipeline, StaysExactWhenUsersOutnumberTheMemoryBound) {
   auto diffs = DiffAll(*p, ref, true);
   EXPECT_GT(p->GetStatsSync().reloads, 0u);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
+}
+
+// Members who join on `day` (days after 2025-11-24) and do nothing else:
+// each has one pending tier check, 30 days on (she turns dormant).
+std::vector<std::string> JoinLines(int first, int count, int day) {
+  std::vector<std::string> lines;
+  for (int u = first; u < first + count; ++u) {
+    lines.push_back(R"({"event_id":"join)" + std::to_string(u) + R"(","type":"join","user_id":"u)" +
+                    std::to_string(u) + R"(","ts":)" +
+                    std::to_string(1763913600000 + int64_t{day} * 86'400'000 + u) + "}");
+  }
+  return lines;
+}
+uint64_t Dormant(const std::string& kpis) {
+  const size_t at = kpis.find("\"dormant\":");
+  return at == std::string::npos ? UINT64_MAX : std::strtoull(kpis.c_str() + at + 10, nullptr, 10);
+}
+std::string TickLine(int day) {
+  return R"({"event_id":"tick)" + std::to_string(day) + R"(","type":"message","user_id":"ticker","ts":)" +
+         std::to_string(1763913600000 + int64_t{day} * 86'400'000) + "}";
+}
+
+// Pending tier checks of evicted users are kept by hash, and the store's
+// user index finds them by it. A data dir from before the index (users and
+// shard metas only, as older binaries wrote them) gets it at its next start,
+// and checkpoints keep it current: users evicted at a restart change tier on
+// their day, whether they came from before the index or after it.
+TEST(Pipeline, EvictedUsersChangeTierOnTheirDayInADataDirFromBeforeTheUserIndex) {
+  TempDir dir;
+  std::vector<std::string> lines = JoinLines(0, 300, 0);
+  {
+    // What an older binary left: 300 users and the shard meta, no index.
+    state::ShardState shard(0, state::Config{});
+    ingest::Decoder decoder;
+    Arena arena;
+    struct Sink : ingest::DecodeSink {
+      std::vector<ingest::Event> events;
+      void OnEvent(const ingest::Event& e) override { events.push_back(e); }
+      void OnReject(uint64_t, std::string_view, std::string_view) override {}
+    } sink;
+    const std::string text = tierstream::testing::Join(lines, 0, lines.size());
+    ingest::PaddedBuffer buf(text.size());
+    buf.Append(text);
+    decoder.DecodeLines(buf.view(), 1, &arena, &sink);
+    ASSERT_EQ(sink.events.size(), 300u);
+    int32_t today = kNoDay;
+    for (const ingest::Event& e : sink.events) {
+      today = std::max(today, DayOf(e.ts_ms, state::Config{}.utc_offset_ms));
+      ASSERT_TRUE(shard.MarkSeen(e.event_id, 0, e.ts_ms));
+      shard.Apply(e, today);
+    }
+    ASSERT_TRUE(shard.Sweep(today, SIZE_MAX));
+    auto store = state::Store::Open(dir.path() + "/db", state::StoreOptions{});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    state::Store::Checkpoint cp(store->get());
+    shard.DrainDirty([&](std::string_view id, std::string_view bytes) { cp.PutUser(0, id, bytes); });
+    shard.CheckpointDone(true);
+    std::string meta;
+    shard.EncodeMeta(0, &meta);
+    cp.PutMeta("shard/0", meta);
+    ASSERT_TRUE((*store)->Commit(&cp, true).ok());
+    ASSERT_TRUE((*store)->PutMeta("shards", "1", true).ok());
+  }
+  auto check = [&](Pipeline& p, const char* when) {
+    auto diffs = DiffAll(p, tierstream::testing::Evaluate(lines), true);
+    EXPECT_TRUE(diffs.empty()) << when << ": " << diffs.size() << " differences, first: " << diffs[0];
+  };
+  {
+    // 16 stay resident: 284 are only their pending checks.
+    auto p = OpenAt(dir.path(), 1, 8, 16);
+    EXPECT_EQ(p->recovery().users_loaded, 300u);
+    lines.push_back(TickLine(31));  // every one of them turns dormant
+    Feed(*p, {lines.back()}, 1);
+    EXPECT_EQ(Dormant(p->GetKpisSync()), 300u);
+    check(*p, "day 31, after the index was built");
+    // Users new since the index: indexed by the checkpoints that persist them.
+    const auto joins = JoinLines(1000, 100, 32);
+    lines.insert(lines.end(), joins.begin(), joins.end());
+    Feed(*p, joins, 2);
+    ASSERT_TRUE(p->Close().ok());
+  }
+  auto p = OpenAt(dir.path(), 1, 8, 16);
+  lines.push_back(TickLine(62));
+  Feed(*p, {lines.back()}, 3);
+  EXPECT_EQ(Dormant(p->GetKpisSync()), 400u);
+  check(*p, "day 62, after a restart");
 }
 
 TEST(Pipeline, ReevaluatesEveryTierWhenTheRulesChange) {

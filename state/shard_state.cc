@@ -290,6 +290,7 @@ uint32_t ShardState::NewSlot(std::string_view user_id) {
   slot.state = UserState{};
   slot.epoch = 0;
   slot.touched = true;
+  slot.indexed = false;
   IndexInsert(i);
   return i;
 }
@@ -323,6 +324,7 @@ uint32_t ShardState::Find(std::string_view user_id, bool create) {
       }
       const uint32_t i = NewSlot(user_id);
       slots_[i].state = std::move(s);
+      slots_[i].indexed = true;
       ++reloads_;
       // Her tier was exact when she was evicted; schedule her next check.
       if (swept_day_ != kNoDay) {
@@ -345,9 +347,11 @@ void ShardState::MarkDirty(uint32_t slot) {
   }
 }
 
-void ShardState::BeginSnapshot(SnapshotSink sink) {
+void ShardState::BeginSnapshot(SnapshotSink sink, IndexSink index) {
   snap_epoch_ = epoch_++;
   snap_sink_ = std::move(sink);
+  snap_index_sink_ = std::move(index);
+  snap_indexed_.clear();
   draining_dirty_.swap(dirty_);
   dirty_.clear();
   snap_pos_ = 0;
@@ -355,6 +359,11 @@ void ShardState::BeginSnapshot(SnapshotSink sink) {
 
 void ShardState::SnapshotUser(uint32_t slot) {
   Slot& s = slots_[slot];
+  if (!s.indexed && snap_index_sink_) {
+    snap_index_sink_(user_hash_(s.id), s.id);
+    s.indexed = true;  // taken back if the checkpoint fails
+    snap_indexed_.push_back(slot);
+  }
   snap_buf_.clear();
   EncodeUserState(s.state, &snap_buf_);
   snap_sink_(std::string_view(s.id), std::string_view(snap_buf_));
@@ -383,6 +392,7 @@ bool ShardState::SnapshotStep(size_t budget) {
   if (snap_pos_ < users.size()) return false;
   snap_epoch_ = 0;
   snap_sink_ = nullptr;
+  snap_index_sink_ = nullptr;
   return true;
 }
 
@@ -464,16 +474,39 @@ bool ShardState::Sweep(int32_t today, size_t budget) {
     }
     while (sweep_evicted_pos_ < sweep_evicted_.size()) {
       if (budget == 0) return false;
-      const std::string& id = sweep_evicted_[sweep_evicted_pos_++];
-      // Only her latest registration counts, and only while she is evicted
-      // (a resident user's own timer covers her).
-      auto due = evicted_due_.find(id);
-      if (due == evicted_due_.end() || due->second != sweep_work_day_) continue;
-      evicted_due_.erase(due);
-      if (Lookup(id) != UINT32_MAX) continue;
-      const uint32_t i = Find(id, false);
-      if (i != UINT32_MAX) Reconcile(i, at);
-      --budget;
+      // The due hashes of a slice are looked up together, in hash order: one
+      // pass over the store's index rather than a lookup each (in batches,
+      // so that their ids take little memory however many are due).
+      constexpr size_t kLookupBatch = 4096;
+      sweep_hashes_.clear();
+      while (sweep_evicted_pos_ < sweep_evicted_.size() &&
+             sweep_hashes_.size() < std::min(budget, kLookupBatch)) {
+        const uint64_t hash = sweep_evicted_[sweep_evicted_pos_++];
+        // Only the hash's registered day counts (a stale entry was due on
+        // another day).
+        auto due = evicted_due_.find(hash);
+        if (due == evicted_due_.end() || due->second > sweep_work_day_) continue;
+        evicted_due_.erase(due);
+        sweep_hashes_.push_back(hash);
+      }
+      budget -= sweep_hashes_.size();
+      if (sweep_hashes_.empty() || source_ == nullptr) continue;
+      std::sort(sweep_hashes_.begin(), sweep_hashes_.end());
+      // Every persisted user of these hashes who is not resident: usually
+      // the one who registered each (a resident user's own timer covers her).
+      sweep_ids_.clear();
+      const Status st = source_->FindByHash(sweep_hashes_, &sweep_ids_);
+      if (!st.ok()) {
+        // The store is unreadable: a skipped check would leave a tier stale.
+        std::fprintf(stderr, "tierstream: fatal: cannot find users due for a tier check: %s\n",
+                     st.ToString().c_str());
+        std::abort();
+      }
+      for (const std::string& id : sweep_ids_) {
+        if (Lookup(id) != UINT32_MAX) continue;
+        const uint32_t i = Find(id, false);
+        if (i != UINT32_MAX) Reconcile(i, at);
+      }
     }
     while (sweep_warm_pos_ < sweep_warm_.size()) {
       if (budget == 0) return false;
@@ -481,11 +514,17 @@ bool ShardState::Sweep(int32_t today, size_t budget) {
       // Only while she is still warm under her latest due day.
       std::string_view id;
       int32_t due;
-      if (!warm_.Peek(hash, &id, &due) || due != sweep_work_day_) continue;
+      if (!warm_.Peek(hash, &id, &due) || due == kNoDay || due > sweep_work_day_) continue;
       const std::string user(id);  // Find takes her out of the warm tier
       const uint32_t i = Find(user, false);
       if (i != UINT32_MAX) Reconcile(i, at);
       --budget;
+    }
+    // A check registered for this day while it was swept joined a list
+    // already passed: go round again.
+    if (sweep_pos_ < sweep_work_.size() || sweep_evicted_pos_ < sweep_evicted_.size() ||
+        sweep_warm_pos_ < sweep_warm_.size()) {
+      continue;
     }
     sweep_work_.clear();
     sweep_evicted_.clear();
@@ -522,21 +561,21 @@ size_t ShardState::EvictClean(size_t target) {
       continue;
     }
     // She is persisted: the warm tier may keep her encoding, with her next
-    // tier check (by hash: ~8 bytes); whom it lets go is still in the store,
-    // and her check is then registered by id.
+    // tier check; whom it lets go is still in the store, and her check is
+    // then kept by her hash, which the store finds her by.
     const int32_t due = slot.state.next_check_day;
+    const uint64_t hash = user_hash_(slot.id);
     auto to_cold = [this](std::string_view id, std::string_view, int32_t day) {
-      if (day != kNoDay) RegisterEvictedCheck(id, day);
+      if (day != kNoDay) RegisterEvictedCheck(user_hash_(id), day);
     };
     if (warm_.enabled()) {
       warm_buf_.clear();
       EncodeUserState(slot.state, &warm_buf_);
-      const uint64_t hash = user_hash_(slot.id);
       if (warm_.Put(hash, slot.id, warm_buf_, due, to_cold) && due != kNoDay) {
-        warm_timers_[due].push_back(hash);
+        RegisterWarmCheck(hash, due);
       }
     } else if (due != kNoDay) {
-      RegisterEvictedCheck(slot.id, due);
+      RegisterEvictedCheck(hash, due);
     }
     IndexErase(i);
     slot.id.clear();
@@ -720,23 +759,45 @@ Status ShardState::LoadUser(std::string_view user_id, std::string_view encoded, 
     const uint32_t i = NewSlot(user_id);
     slots_[i].state = std::move(s);
     slots_[i].touched = false;
+    slots_[i].indexed = true;
     return Status::Ok();
   }
   evicted_any_ = true;
   if (swept_day_ != kNoDay) {
     const int32_t next = NextCheckDay(s, swept_day_, config_.utc_offset_ms, config_.rules);
-    if (next != kNoDay) RegisterEvictedCheck(user_id, next);
+    if (next != kNoDay) RegisterEvictedCheck(user_hash_(user_id), next);
   }
   return Status::Ok();
 }
 
-void ShardState::RegisterEvictedCheck(std::string_view user_id, int32_t day) {
-  // One registration per user: a user evicted again and again (reloaded in
-  // between) must not pile up entries.
-  auto [it, fresh] = evicted_due_.try_emplace(std::string(user_id), day);
-  if (!fresh && it->second == day) return;
-  it->second = day;
-  evicted_timers_[day].emplace_back(user_id);
+void ShardState::RegisterEvictedCheck(uint64_t hash, int32_t day) {
+  // A check of a day the sweep has taken up already is done by this sweep.
+  const bool now = sweep_work_day_ != kNoDay && day <= sweep_work_day_;
+  if (now) day = sweep_work_day_;
+  // One entry per hash: a user evicted again and again (reloaded in
+  // between) must not pile up entries. Users whose hashes collide share
+  // it, due at the earliest of their days: each is re-checked then and has
+  // her own timer from then on. So an entry is never dropped before its
+  // day (it may stand for someone else), and a later day never replaces an
+  // earlier one.
+  auto [it, fresh] = evicted_due_.try_emplace(hash, day);
+  if (!fresh) {
+    if (it->second <= day) return;
+    it->second = day;
+  }
+  if (now) {
+    sweep_evicted_.push_back(hash);
+  } else {
+    evicted_timers_[day].push_back(hash);
+  }
+}
+
+void ShardState::RegisterWarmCheck(uint64_t hash, int32_t day) {
+  if (sweep_work_day_ != kNoDay && day <= sweep_work_day_) {
+    sweep_warm_.push_back(hash);
+  } else {
+    warm_timers_[day].push_back(hash);
+  }
 }
 
 void ShardState::BeginSeenBlob(int64_t wall_ms, std::string* out) {
@@ -815,10 +876,13 @@ void ShardState::CheckpointDone(bool ok) {
   if (snap_epoch_ != 0) {  // misuse: a snapshot not finished cannot have been written
     snap_epoch_ = 0;
     snap_sink_ = nullptr;
+    snap_index_sink_ = nullptr;
     ok = false;
   }
   if (!ok) {
-    // Changed again since the snapshot or not, each is still to be written.
+    // Changed again since the snapshot or not, each is still to be written,
+    // and those it would have persisted first to be indexed again.
+    for (uint32_t i : snap_indexed_) slots_[i].indexed = false;
     for (uint32_t i : draining_dirty_) MarkDirty(i);
     new_seen_.insert(new_seen_.end(), draining_seen_.begin(), draining_seen_.end());
     expired_runs_.insert(expired_runs_.end(), draining_runs_.begin(), draining_runs_.end());
@@ -830,6 +894,7 @@ void ShardState::CheckpointDone(bool ok) {
   draining_seen_.clear();
   draining_runs_.clear();
   confirming_runs_.clear();
+  snap_indexed_.clear();
 }
 
 void ShardState::RebuildTimers() {

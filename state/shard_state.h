@@ -11,8 +11,11 @@
 //
 // Memory is bounded: users live in a slab of slots, and EvictClean() drops
 // users that are persisted (clean) and were not touched since the previous
-// pass (CLOCK), keeping their pending tier checks by id. A user who is not
-// resident is reloaded through the UserSource on her next event or check.
+// pass (CLOCK), keeping their pending tier checks by the 64-bit hash of
+// their id (about 40 bytes each, whatever the id's length). A user who is
+// not resident is reloaded through the UserSource on her next event, or on
+// her check, by the ids the source holds under that hash (a checkpoint
+// hands the source each user's hash the first time it persists her).
 //
 // The duplicate index is bounded too: ids live in an exact in-memory map
 // until it holds more than its limit; the next checkpoint then spills them
@@ -37,6 +40,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -80,6 +84,11 @@ class UserSource {
   virtual ~UserSource() = default;
   // Reads the persisted state of `user_id`; *found = false if she has none.
   virtual Status Load(std::string_view user_id, std::string* encoded, bool* found) = 0;
+  // The ids of the persisted users whose hash (ShardState::HashOf) is one
+  // of `hashes` (sorted, distinct) — usually one each, more when hashes
+  // collide; at least every user a checkpoint's IndexSink was given with
+  // one of them. Appends to *user_ids.
+  virtual Status FindByHash(std::span<const uint64_t> hashes, std::vector<std::string>* user_ids) = 0;
 };
 
 // Where spilled event-id runs are read back from (the Store, in the pipeline).
@@ -148,6 +157,8 @@ class ShardState {
   // (buckets = true), an event id's duplicate-index entry ~8 ahead. Hints
   // only: they change nothing.
   static uint64_t UserHash(std::string_view user_id) { return Hash64(user_id); }
+  // The hash this shard keys users by (UserHash, or the test hook's).
+  uint64_t HashOf(std::string_view user_id) const { return user_hash_(user_id); }
   // Tests: a weaker hash, to exercise users whose hashes collide.
   void set_user_hash_for_testing(uint64_t (*fn)(std::string_view)) { user_hash_ = fn; }
   void PrefetchUser(uint64_t user_hash) const;
@@ -218,7 +229,12 @@ class ShardState {
   // was at BeginSnapshot, in no particular order (the store sorts them off
   // this thread). The sink is called on this thread until the snapshot ends.
   using SnapshotSink = std::function<void(std::string_view user_id, std::string_view encoded)>;
-  void BeginSnapshot(SnapshotSink sink);
+  // Called, before her record, for each user the snapshot persists for the
+  // first time: the UserSource must find her by this hash once the
+  // checkpoint is committed (pending checks of evicted users are kept by
+  // hash). Without one, the source must find users by hash on its own.
+  using IndexSink = std::function<void(uint64_t hash, std::string_view user_id)>;
+  void BeginSnapshot(SnapshotSink sink, IndexSink index = nullptr);
   // Encodes up to `budget` users; returns true once the snapshot is complete.
   bool SnapshotStep(size_t budget);
   bool snapshotting() const { return snap_epoch_ != 0; }
@@ -303,7 +319,8 @@ class ShardState {
   static void BeginSeenBlob(int64_t wall_ms, std::string* out);
   static void AppendSeenId(const Hash128& h, std::string* out);
   // Recovery: makes a persisted user resident, or (resident = false) only
-  // registers her pending tier check so that the sweep reloads her.
+  // registers her pending tier check (by hash) so that the sweep reloads her.
+  // REQUIRES: the UserSource finds every persisted user by hash.
   Status LoadUser(std::string_view user_id, std::string_view encoded, bool resident);
   Status LoadSeen(int32_t day, std::string_view blob);
   Status LoadIdRun(std::string_view descriptor);
@@ -322,6 +339,7 @@ class ShardState {
     uint32_t generation = 0;  // bumped on eviction: stale timer refs skip it
     uint32_t epoch = 0;       // the checkpoint epoch she was changed in; 0: clean
     bool touched = false;     // CLOCK reference bit
+    bool indexed = false;     // the source finds her by hash (she was persisted)
   };
   struct TimerRef {
     uint32_t slot;
@@ -348,7 +366,11 @@ class ShardState {
   // Re-evaluates the tier at `today`, updates the histogram, reschedules.
   void Reconcile(uint32_t slot, int32_t today);
   void Schedule(uint32_t slot, int32_t day);
-  void RegisterEvictedCheck(std::string_view user_id, int32_t day);
+  // Pending checks of users who are not decoded, by hash: of cold users
+  // (reloaded from the store) and of warm ones. A check of the day being
+  // swept joins the sweep's own list (the day's list has left its map).
+  void RegisterEvictedCheck(uint64_t hash, int32_t day);
+  void RegisterWarmCheck(uint64_t hash, int32_t day);
   // Call before any change to a user: copy on write for the snapshot.
   void Touch(uint32_t slot) {
     if (slots_[slot].epoch == snap_epoch_ && snap_epoch_ != 0) SnapshotUser(slot);
@@ -405,19 +427,25 @@ class ShardState {
   uint32_t snap_epoch_ = 0;  // the epoch being snapshot; 0: none
   size_t snap_pos_ = 0;
   SnapshotSink snap_sink_;
+  IndexSink snap_index_sink_;
+  std::vector<uint32_t> snap_indexed_;  // users first persisted by the snapshot in flight
   std::string snap_buf_;
   absl::flat_hash_map<int32_t, std::vector<TimerRef>> timers_;
-  // Pending checks of users that are not resident, by day, and each such
-  // user's latest registered day (entries of other days are stale).
-  absl::flat_hash_map<int32_t, std::vector<std::string>> evicted_timers_;
-  absl::flat_hash_map<std::string, int32_t> evicted_due_;
+  // Pending checks of users who are neither resident nor warm, by day, and
+  // the day each hash is due (the earliest of its users'; entries of other
+  // days are stale). By hash, not id: ~40 bytes a user instead of two
+  // copies of her id (~470 bytes with 128-byte ids).
+  absl::flat_hash_map<int32_t, std::vector<uint64_t>> evicted_timers_;
+  absl::flat_hash_map<uint64_t, int32_t> evicted_due_;
   // Pending checks of warm users by day, by hash (stale unless the warm
   // entry's due day is still that day).
   absl::flat_hash_map<int32_t, std::vector<uint64_t>> warm_timers_;
   std::vector<uint64_t> sweep_warm_;
   size_t sweep_warm_pos_ = 0;
   std::vector<TimerRef> sweep_work_;  // the day being swept, taken out of timers_
-  std::vector<std::string> sweep_evicted_;
+  std::vector<uint64_t> sweep_evicted_;
+  std::vector<uint64_t> sweep_hashes_;  // scratch: the due hashes of a slice
+  std::vector<std::string> sweep_ids_;  // ... and their users
   int32_t sweep_work_day_ = kNoDay;
   size_t sweep_pos_ = 0;
   size_t sweep_evicted_pos_ = 0;

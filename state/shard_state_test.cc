@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 
@@ -422,7 +423,8 @@ TEST(ShardStateIds, AFailedBlockReadIsReported) {
 }
 
 
-// Persisted users, as the store keeps them for eviction.
+// Persisted users, as the store keeps them for eviction, found by hash
+// (`hash`: the shard's) as the store's user index finds them.
 class FakeUsers : public UserSource {
  public:
   Status Load(std::string_view user_id, std::string* encoded, bool* found) override {
@@ -432,8 +434,20 @@ class FakeUsers : public UserSource {
     if (*found) *encoded = it->second;
     return Status::Ok();
   }
+  Status FindByHash(std::span<const uint64_t> hashes, std::vector<std::string>* user_ids) override {
+    EXPECT_TRUE(std::is_sorted(hashes.begin(), hashes.end()));
+    for (uint64_t h : hashes) {
+      ++hash_lookups;
+      for (const auto& [id, bytes] : users) {
+        if (hash(id) == h) user_ids->push_back(id);
+      }
+    }
+    return Status::Ok();
+  }
   std::map<std::string, std::string> users;
+  uint64_t (*hash)(std::string_view) = &ShardState::UserHash;
   int loads = 0;
+  int hash_lookups = 0;
 };
 
 // 200 users persisted, then all but 30 evicted; every profile must come back
@@ -446,6 +460,7 @@ void EvictAndReload(bool warm, bool colliding) {
   if (warm) shard.set_warm_memory(1 << 20);
   if (colliding) {
     shard.set_user_hash_for_testing([](std::string_view id) -> uint64_t { return id.size() % 4; });
+    store.hash = [](std::string_view id) -> uint64_t { return id.size() % 4; };
   }
   const int32_t today = DayOf(kDayStart, Config{}.utc_offset_ms);
   for (int u = 0; u < 200; ++u) {
@@ -520,6 +535,212 @@ TEST(ShardStateWarm, WithoutAWarmTierEvictedUsersComeBackFromTheStore) {
 // Three hash values (ids of 5, 6 and 7 characters) for 200 users: nearly
 // every user collides in the index.
 TEST(ShardStateIndex, UsersWhoseHashesCollideStayApart) { EvictAndReload(false, true); }
+
+// Members who join on `join_day` (days after kDayStart) and do nothing
+// else: each is new for 30 days and has one pending check, on day
+// join_day + 30, when she turns dormant.
+void Join(ShardState* shard, ShardState* reference, const std::string& user, int join_day,
+          int32_t today) {
+  Event e;
+  const std::string id = "join-" + user + "-" + std::to_string(join_day);
+  e.event_id = id;
+  e.user_id = user;
+  e.type = EventType::kJoin;
+  e.ts_ms = kDayStart + join_day * kMsPerDay;
+  ASSERT_TRUE(shard->MarkSeen(e.event_id, 0, e.ts_ms));
+  shard->Apply(e, today);
+  reference->Apply(e, today);
+}
+
+// Moves T to `day` (days after kDayStart) with another user's event and
+// sweeps both shards (`budget` users per slice of `shard`) until done.
+int32_t AdvanceTo(ShardState* shard, ShardState* reference, int day, size_t budget = SIZE_MAX) {
+  Event e;
+  const std::string id = "tick-" + std::to_string(day);
+  e.event_id = id;
+  e.user_id = "ticker";
+  e.type = EventType::kMessage;
+  e.ts_ms = kDayStart + day * kMsPerDay;
+  const int32_t today = DayOf(e.ts_ms, Config{}.utc_offset_ms);
+  EXPECT_TRUE(shard->MarkSeen(e.event_id, 0, e.ts_ms));
+  shard->Apply(e, today);
+  reference->Apply(e, today);
+  while (!shard->Sweep(today, budget)) {
+  }
+  EXPECT_TRUE(reference->Sweep(today, SIZE_MAX));
+  return today;
+}
+
+void Persist(ShardState* shard, FakeUsers* store) {
+  shard->BeginSnapshot(
+      [&](std::string_view id, std::string_view bytes) { store->users[std::string(id)] = std::string(bytes); });
+  ASSERT_TRUE(shard->SnapshotStep(SIZE_MAX));
+  shard->CheckpointDone(true);
+}
+
+// Regression (issue 10): checks of evicted users were kept by id, twice
+// (~470 bytes each with 128-byte ids). By hash, users whose hashes collide
+// share one check, due at the earlier of their days: each is re-checked
+// then (the later one early, which changes nothing) and keeps her own
+// timer from then on, so both change tier on their own day.
+TEST(ShardStateEvicted, UsersSharingAHashEachChangeTierOnTheirOwnDay) {
+  FakeUsers store;
+  ShardState shard(0, Config{}, &store);
+  ShardState reference(0, Config{});
+  auto one_hash = [](std::string_view) -> uint64_t { return 7; };
+  shard.set_user_hash_for_testing(one_hash);
+  store.hash = one_hash;
+  const int32_t day0 = DayOf(kDayStart, Config{}.utc_offset_ms);
+  Join(&shard, &reference, "early", 0, day0);
+  Join(&shard, &reference, "late", 5, day0 + 5);
+  Persist(&shard, &store);
+  shard.EvictClean(0);
+  ASSERT_EQ(shard.resident_users(), 0u);
+  auto tiers = [](ShardState& s, int32_t today) { return s.Kpis(today).tiers; };
+  const auto new_tier = static_cast<size_t>(Tier::kNew);
+  const auto dormant = static_cast<size_t>(Tier::kDormant);
+  int32_t today = AdvanceTo(&shard, &reference, 29);
+  EXPECT_EQ(tiers(shard, today)[new_tier], 3);  // and the ticker
+  EXPECT_EQ(store.hash_lookups, 0);
+  today = AdvanceTo(&shard, &reference, 30);  // "early" turns dormant
+  EXPECT_EQ(tiers(shard, today), tiers(reference, today));
+  EXPECT_EQ(tiers(shard, today)[dormant], 1);
+  EXPECT_EQ(store.hash_lookups, 1);
+  today = AdvanceTo(&shard, &reference, 34);
+  EXPECT_EQ(tiers(shard, today)[dormant], 1);
+  today = AdvanceTo(&shard, &reference, 35);  // "late" too, from her own timer
+  EXPECT_EQ(tiers(shard, today), tiers(reference, today));
+  EXPECT_EQ(tiers(shard, today)[dormant], 2);
+  EXPECT_EQ(store.hash_lookups, 1);
+}
+
+// A user reloaded by an event and evicted again before her first check:
+// one entry for her hash, due at the earlier day, which finds her resident
+// or reloads her, and she changes tier on her (new) own day.
+TEST(ShardStateEvicted, AUserEvictedTwiceKeepsOneCheck) {
+  FakeUsers store;
+  ShardState shard(0, Config{}, &store);
+  ShardState reference(0, Config{});
+  const int32_t day0 = DayOf(kDayStart, Config{}.utc_offset_ms);
+  Join(&shard, &reference, "ann", 0, day0);
+  Persist(&shard, &store);
+  shard.EvictClean(0);
+  // Ten days on she is active for a day (back from the store), then evicted again.
+  int32_t today = AdvanceTo(&shard, &reference, 10);
+  for (int i = 0; i < 3; ++i) {
+    Event e;
+    const std::string id = "m" + std::to_string(i);
+    e.event_id = id;
+    e.user_id = "ann";
+    e.type = EventType::kMessage;
+    e.ts_ms = kDayStart + 10 * kMsPerDay + i;
+    ASSERT_TRUE(shard.MarkSeen(e.event_id, 0, e.ts_ms));
+    shard.Apply(e, today);
+    reference.Apply(e, today);
+  }
+  Persist(&shard, &store);
+  shard.EvictClean(0);
+  ASSERT_EQ(shard.resident_users(), 0u);
+  for (int day = 11; day <= 45; ++day) {
+    today = AdvanceTo(&shard, &reference, day);
+    ASSERT_EQ(shard.Kpis(today).tiers, reference.Kpis(today).tiers) << "day " << day;
+    Profile p, want;
+    ASSERT_TRUE(reference.GetProfile("ann", today, &want));
+    ASSERT_TRUE(shard.GetProfile("ann", today, &p));
+    ASSERT_EQ(p.tier, want.tier) << "day " << day;
+    shard.EvictClean(1);  // the ticker stays; ann goes again whenever she is clean
+  }
+}
+
+// Regression: a user evicted while the day of her check was being swept (in
+// slices, between batches) was registered for that day after the sweep had
+// taken its list: her check never fired and her tier stayed stale.
+void EvictedMidSweep(bool warm) {
+  FakeUsers store;
+  ShardState shard(0, Config{}, &store);
+  ShardState reference(0, Config{});
+  if (warm) shard.set_warm_memory(1 << 20);
+  const int32_t day0 = DayOf(kDayStart, Config{}.utc_offset_ms);
+  for (int u = 0; u < 100; ++u) Join(&shard, &reference, "u" + std::to_string(u), 0, day0);
+  Persist(&shard, &store);
+  // Day 30: every one of them is due; the sweep has done 10 when the
+  // checkpoint after it evicts the others (clean: persisted, not changed).
+  Event e;
+  e.event_id = "tick";
+  e.user_id = "ticker";
+  e.type = EventType::kMessage;
+  e.ts_ms = kDayStart + 30 * kMsPerDay;
+  const int32_t today = DayOf(e.ts_ms, Config{}.utc_offset_ms);
+  ASSERT_TRUE(shard.MarkSeen(e.event_id, 0, e.ts_ms));
+  shard.Apply(e, today);
+  reference.Apply(e, today);
+  ASSERT_FALSE(shard.Sweep(today, 10));
+  Persist(&shard, &store);
+  shard.EvictClean(0);
+  ASSERT_LE(shard.resident_users(), 11u);
+  ASSERT_TRUE(shard.Sweep(today, SIZE_MAX));
+  ASSERT_TRUE(reference.Sweep(today, SIZE_MAX));
+  EXPECT_EQ(shard.Kpis(today).tiers, reference.Kpis(today).tiers);
+  EXPECT_EQ(shard.Kpis(today).tiers[static_cast<size_t>(Tier::kDormant)], 100);
+}
+TEST(ShardStateEvicted, ChecksOfUsersEvictedWhileTheirDayIsSweptStillFire) { EvictedMidSweep(false); }
+TEST(ShardStateEvicted, ChecksOfWarmUsersEvictedWhileTheirDayIsSweptStillFire) {
+  EvictedMidSweep(true);
+}
+
+// After a restart most users are only their pending checks (by hash): on
+// their day the sweep finds them through the store's index and reloads them.
+TEST(ShardStateEvicted, UsersLoadedOnlyAsChecksChangeTierOnTheirDay) {
+  FakeUsers store;
+  ShardState before(0, Config{}, &store);
+  ShardState reference(0, Config{});
+  const int32_t day0 = DayOf(kDayStart, Config{}.utc_offset_ms);
+  for (int u = 0; u < 50; ++u) Join(&before, &reference, "u" + std::to_string(u), u % 10, day0 + u % 10);
+  AdvanceTo(&before, &reference, 10);
+  Persist(&before, &store);
+  std::string meta;
+  before.EncodeMeta(1, &meta);
+  ShardState after(0, Config{}, &store);
+  uint64_t seq;
+  ASSERT_TRUE(after.DecodeMeta(meta, &seq).ok());
+  for (const auto& [id, bytes] : store.users) ASSERT_TRUE(after.LoadUser(id, bytes, id == "ticker").ok());
+  after.RebuildTimers();
+  EXPECT_EQ(after.resident_users(), 1u);
+  for (int day = 11; day <= 45; ++day) {
+    const int32_t today = AdvanceTo(&after, &reference, day, 3);
+    ASSERT_EQ(after.Kpis(today).tiers, reference.Kpis(today).tiers) << "day " << day;
+  }
+  EXPECT_EQ(store.hash_lookups, 50);  // once each, on her day
+  EXPECT_EQ(after.Kpis(day0 + 45).tiers[static_cast<size_t>(Tier::kDormant)], 50);
+}
+
+// A checkpoint hands the store each user's hash the first time it persists
+// her, and again after a checkpoint that failed.
+TEST(ShardStateEvicted, UsersAreIndexedOnceByTheCheckpointThatFirstPersistsThem) {
+  ShardState shard(0, Config{});
+  ShardState reference(0, Config{});
+  const int32_t day0 = DayOf(kDayStart, Config{}.utc_offset_ms);
+  Join(&shard, &reference, "a", 0, day0);
+  Join(&shard, &reference, "b", 0, day0);
+  std::map<std::string, uint64_t> indexed;
+  auto checkpoint = [&](bool ok) {
+    indexed.clear();
+    shard.BeginSnapshot([](std::string_view, std::string_view) {},
+                        [&](uint64_t hash, std::string_view id) { indexed[std::string(id)] = hash; });
+    EXPECT_TRUE(shard.SnapshotStep(SIZE_MAX));
+    shard.CheckpointDone(ok);
+  };
+  checkpoint(false);
+  EXPECT_EQ(indexed.size(), 2u);
+  checkpoint(true);  // the failed one's users again
+  EXPECT_EQ(indexed.size(), 2u);
+  EXPECT_EQ(indexed["a"], ShardState::UserHash("a"));
+  Join(&shard, &reference, "c", 1, day0 + 1);
+  Join(&shard, &reference, "a", 1, day0 + 1);  // changed, but indexed already
+  checkpoint(true);
+  EXPECT_EQ(indexed.size(), 1u);
+  EXPECT_EQ(indexed.count("c"), 1u);
+}
 
 // A snapshot in slices: users changed before their turn are written as they
 // were when it began (copy on write), each exactly once, and the change

@@ -9,7 +9,10 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace tierstream::state {
@@ -83,6 +86,10 @@ std::mutex g_tsan_write_mu;
 #define TIERSTREAM_TSAN_WRITE_LOCK
 #endif
 
+// The two databases, for failure tracking.
+enum Db : int { kJournalDb = 0, kStateDb = 1 };
+const char* const kDbNames[] = {"journal", "state"};
+
 }  // namespace
 
 struct Store::Rep {
@@ -97,13 +104,70 @@ struct Store::Rep {
   rocksdb::ColumnFamilyHandle* users = nullptr;
   rocksdb::ColumnFamilyHandle* seen = nullptr;
   rocksdb::ColumnFamilyHandle* idruns = nullptr;
+  // How each database is opened, kept to open it again (Recover).
+  std::string dir;
+  rocksdb::DBOptions db_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  rocksdb::Options journal_options;
+  // Failures since the store was last healthy (failing(), Recover()).
+  std::atomic<bool> any_failing{false};
+  std::atomic<bool> failing[2] = {false, false};
+  mutable std::mutex failure_mu;
+  std::string failure;  // the first one
+
+  rocksdb::Status OpenState() {
+    rocksdb::DB* opened = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &handles, &opened);
+    if (!s.ok() && s.IsInvalidArgument() && s.ToString().find("ompression") != std::string::npos) {
+      for (auto& f : families) f.options.compression = rocksdb::kNoCompression;
+      s = rocksdb::DB::Open(db_options, dir, families, &handles, &opened);
+    }
+    if (!s.ok()) return s;
+    db.reset(opened);
+    meta = handles[0];
+    log = handles[1];
+    users = handles[2];
+    seen = handles[3];
+    idruns = handles[4];
+    return s;
+  }
+  rocksdb::Status OpenJournal() {
+    rocksdb::DB* opened = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(journal_options, dir + "/journal", &opened);
+    if (s.ok()) journal.reset(opened);
+    return s;
+  }
+  void CloseState() {
+    if (!db) return;
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    handles.clear();
+    (void)db->Close();  // a failed database reports its error; it closes all the same
+    db.reset();
+  }
+  void CloseJournal() {
+    if (!journal) return;
+    (void)journal->Close();
+    journal.reset();
+  }
+
+  // Converts `s` and, when it is a failure, remembers that `which` failed.
+  // A write fails the database on any error; a read only on an I/O error (a
+  // table file that cannot be opened), not on what it read.
+  Status Note(Db which, const rocksdb::Status& s, bool write) {
+    if (s.ok()) return Status::Ok();
+    if (write || s.IsIOError()) {
+      if (!failing[which].exchange(true)) {
+        std::lock_guard<std::mutex> lock(failure_mu);
+        if (failure.empty()) failure = std::string(kDbNames[which]) + ": " + s.ToString();
+      }
+      any_failing.store(true, std::memory_order_release);
+    }
+    return FromRocks(s);
+  }
 
   ~Rep() {
-    if (journal) journal->Close();
-    if (db) {
-      for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-      db->Close();
-    }
+    CloseJournal();
+    CloseState();
   }
 };
 
@@ -125,13 +189,16 @@ Store::Store(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOptions& options) {
-  rocksdb::Options db_options;
+  auto rep = std::make_unique<Rep>();
+  rep->dir = dir;
+  rocksdb::DBOptions& db_options = rep->db_options;
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
   db_options.max_total_wal_size = 512u << 20;
   db_options.db_write_buffer_size = options.write_buffer_bytes * 4;
+  db_options.max_open_files = kStateMaxOpenFiles;
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
@@ -144,39 +211,26 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf.compression = rocksdb::kLZ4Compression;
 
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+  rep->families = {
       {rocksdb::kDefaultColumnFamilyName, cf},
       {"log", cf},
       {"users", cf},
       {"seen", cf},
       {"idruns", cf},
   };
-  auto rep = std::make_unique<Rep>();
-  rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &rep->handles, &db);
-  if (!s.ok() && s.IsInvalidArgument() && s.ToString().find("ompression") != std::string::npos) {
-    for (auto& f : families) f.options.compression = rocksdb::kNoCompression;
-    s = rocksdb::DB::Open(db_options, dir, families, &rep->handles, &db);
-  }
+  rocksdb::Status s = rep->OpenState();
   if (!s.ok()) return FromRocks(s);
-  rep->db.reset(db);
-  rep->meta = rep->handles[0];
-  rep->log = rep->handles[1];
-  rep->users = rep->handles[2];
-  rep->seen = rep->handles[3];
-  rep->idruns = rep->handles[4];
 
-  rocksdb::Options journal_options;
+  rocksdb::Options& journal_options = rep->journal_options;
   journal_options.create_if_missing = true;
   journal_options.max_background_jobs = 1;
   journal_options.write_buffer_size = options.write_buffer_bytes;
   journal_options.compression = rocksdb::kNoCompression;
+  journal_options.max_open_files = kJournalMaxOpenFiles;
   // Its manifest stays tiny: no need to reserve RocksDB's default 4 MB.
   journal_options.manifest_preallocation_size = 256 << 10;
-  rocksdb::DB* journal = nullptr;
-  s = rocksdb::DB::Open(journal_options, dir + "/journal", &journal);
+  s = rep->OpenJournal();
   if (!s.ok()) return FromRocks(s);
-  rep->journal.reset(journal);
   // Data dirs from before the journal kept the log in a column family.
   {
     std::unique_ptr<rocksdb::Iterator> it(rep->db->NewIterator(rocksdb::ReadOptions(), rep->log));
@@ -199,7 +253,7 @@ Status Store::AppendLog(uint32_t shard, uint64_t seq, std::string_view block, bo
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   TIERSTREAM_TSAN_WRITE_LOCK;
-  return FromRocks(rep_->journal->Put(wo, LogKey(shard, seq), S(block)));
+  return rep_->Note(kJournalDb, rep_->journal->Put(wo, LogKey(shard, seq), S(block)), true);
 }
 
 Status Store::ScanLog(uint32_t shard, uint64_t after,
@@ -217,21 +271,21 @@ Status Store::ScanLog(uint32_t shard, uint64_t after,
     Status st = fn(seq, std::string_view(it->value().data(), it->value().size()));
     if (!st.ok()) return st;
   }
-  return FromRocks(it->status());
+  return rep_->Note(kJournalDb, it->status(), false);
 }
 
 Status Store::GetMeta(std::string_view key, std::string* value, bool* found) {
   rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), rep_->meta, S(key), value);
   *found = s.ok();
   if (s.IsNotFound()) return Status::Ok();
-  return FromRocks(s);
+  return rep_->Note(kStateDb, s, false);
 }
 
 Status Store::PutMeta(std::string_view key, std::string_view value, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   TIERSTREAM_TSAN_WRITE_LOCK;
-  return FromRocks(rep_->db->Put(wo, rep_->meta, S(key), S(value)));
+  return rep_->Note(kStateDb, rep_->db->Put(wo, rep_->meta, S(key), S(value)), true);
 }
 
 namespace {
@@ -244,13 +298,47 @@ std::string UserKey(uint32_t shard, std::string_view user_id) {
 }
 }  // namespace
 
+namespace {
+// In the meta column family, after a byte no meta name starts with.
+constexpr char kUserIndexPrefix = '\x01';
+std::string UserIndexPrefix(uint32_t shard, uint64_t hash) {
+  std::string k;
+  k.reserve(13);
+  k.push_back(kUserIndexPrefix);
+  PutBe32(&k, shard);
+  PutBe64(&k, hash);
+  return k;
+}
+}  // namespace
+
+Status Store::FindUsersByHash(uint32_t shard, std::span<const uint64_t> hashes,
+                              std::vector<std::string>* user_ids) {
+  if (hashes.empty()) return Status::Ok();
+  const std::string upper = UserIndexPrefix(shard + 1, 0);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->meta));
+  std::string prefix;
+  for (const uint64_t hash : hashes) {
+    prefix = UserIndexPrefix(shard, hash);
+    // Sorted hashes: the iterator may already stand at (or past) this one.
+    if (!it->Valid() || it->key().compare(prefix) < 0) it->Seek(prefix);
+    for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      user_ids->emplace_back(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    }
+    if (!it->status().ok()) break;
+  }
+  return rep_->Note(kStateDb, it->status(), false);
+}
+
 Status Store::GetUser(uint32_t shard, std::string_view user_id, std::string* encoded,
                       bool* found) {
   rocksdb::Status s =
       rep_->db->Get(rocksdb::ReadOptions(), rep_->users, UserKey(shard, user_id), encoded);
   *found = s.ok();
   if (s.IsNotFound()) return Status::Ok();
-  return FromRocks(s);
+  return rep_->Note(kStateDb, s, false);
 }
 
 Status Store::ScanUsers(uint32_t shard, std::string_view after,
@@ -273,7 +361,7 @@ Status Store::ScanUsers(uint32_t shard, std::string_view after,
       break;
     }
   }
-  return FromRocks(it->status());
+  return rep_->Note(kStateDb, it->status(), false);
 }
 
 Status Store::ScanSeen(uint32_t shard,
@@ -294,14 +382,14 @@ Status Store::ScanSeen(uint32_t shard,
     Status st = fn(day, std::string_view(it->value().data(), it->value().size()));
     if (!st.ok()) return st;
   }
-  return FromRocks(it->status());
+  return rep_->Note(kStateDb, it->status(), false);
 }
 
 Status Store::ReadIdBlock(uint32_t shard, uint64_t run, uint32_t block, std::string* bytes) {
   rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), rep_->idruns,
                                     IdBlockKey(shard, run, block), bytes);
   if (s.IsNotFound()) return Status::Corruption("id run block missing");
-  return FromRocks(s);
+  return rep_->Note(kStateDb, s, false);
 }
 
 Status Store::ScanIdRuns(uint32_t shard, const std::function<Status(std::string_view)>& fn) {
@@ -318,7 +406,7 @@ Status Store::ScanIdRuns(uint32_t shard, const std::function<Status(std::string_
     Status st = fn(std::string_view(it->value().data(), it->value().size()));
     if (!st.ok()) return st;
   }
-  return FromRocks(it->status());
+  return rep_->Note(kStateDb, it->status(), false);
 }
 
 Store::Checkpoint::Checkpoint(Store* store, size_t expected_bytes)
@@ -345,6 +433,11 @@ void Store::Checkpoint::StageUser(uint32_t shard, std::string_view user_id,
 void Store::Checkpoint::PutMeta(std::string_view key, std::string_view value) {
   rep_->batch.Put(rep_->store->meta, S(key), S(value));
 }
+void Store::Checkpoint::PutUserIndex(uint32_t shard, uint64_t hash, std::string_view user_id) {
+  std::string key = UserIndexPrefix(shard, hash);
+  key.append(user_id);
+  rep_->batch.Put(rep_->store->meta, key, rocksdb::Slice());
+}
 void Store::Checkpoint::PutSeen(uint32_t shard, int32_t day, uint64_t sub,
                                 std::string_view packed) {
   rep_->batch.Put(rep_->store->seen, SeenKey(shard, day, sub), S(packed));
@@ -352,9 +445,10 @@ void Store::Checkpoint::PutSeen(uint32_t shard, int32_t day, uint64_t sub,
 Status Store::TrimLog(uint32_t shard, uint64_t seq) {
   rocksdb::WriteOptions wo;
   TIERSTREAM_TSAN_WRITE_LOCK;
-  return FromRocks(
-      rep_->journal->DeleteRange(wo, rep_->journal->DefaultColumnFamily(), LogKey(shard, 0),
-                                 LogKey(shard, seq + 1)));
+  return rep_->Note(kJournalDb,
+                    rep_->journal->DeleteRange(wo, rep_->journal->DefaultColumnFamily(),
+                                               LogKey(shard, 0), LogKey(shard, seq + 1)),
+                    true);
 }
 void Store::Checkpoint::DeleteAllSeen(uint32_t shard) {
   rep_->batch.DeleteRange(rep_->store->seen, SeenKey(shard, INT32_MIN, 0),
@@ -387,7 +481,8 @@ Status Store::DeleteIdBlocksFrom(uint32_t shard, uint64_t run) {
   std::string end;  // past every block key of the shard (shard | 1 | ...)
   PutBe32(&end, shard);
   end.push_back('\2');
-  return FromRocks(rep_->db->DeleteRange(wo, rep_->idruns, IdBlockKey(shard, run, 0), end));
+  return rep_->Note(kStateDb, rep_->db->DeleteRange(wo, rep_->idruns, IdBlockKey(shard, run, 0), end),
+                    true);
 }
 
 void Store::Checkpoint::DeleteSeenBefore(uint32_t shard, int32_t day) {
@@ -416,7 +511,59 @@ Status Store::Commit(Checkpoint* checkpoint, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   TIERSTREAM_TSAN_WRITE_LOCK;
-  return FromRocks(rep_->db->Write(wo, &checkpoint->rep_->batch));
+  return rep_->Note(kStateDb, rep_->db->Write(wo, &checkpoint->rep_->batch), true);
+}
+
+bool Store::failing() const { return rep_->any_failing.load(std::memory_order_acquire); }
+
+std::string Store::failure() const {
+  if (!failing()) return {};
+  std::lock_guard<std::mutex> lock(rep_->failure_mu);
+  return rep_->failure;
+}
+
+Status Store::Recover(bool* reopened, bool* unusable) {
+  *reopened = false;
+  *unusable = false;
+  Rep& r = *rep_;
+  for (const Db which : {kJournalDb, kStateDb}) {
+    if (!r.failing[which].load()) continue;
+    rocksdb::DB* db = which == kJournalDb ? r.journal.get() : r.db.get();
+    // Resume() clears what RocksDB can recover from in place (and does
+    // nothing when there was no background error, as after a failed read).
+    rocksdb::Status s = db->Resume();
+    if (!s.ok()) {
+      // A fatal background error (a file that could not be created) stays
+      // with the instance: only a new one clears it.
+      *reopened = true;
+      which == kJournalDb ? r.CloseJournal() : r.CloseState();
+      for (int attempt = 0; attempt < 5; ++attempt) {
+        if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        s = which == kJournalDb ? r.OpenJournal() : r.OpenState();
+        if (s.ok()) break;
+      }
+      if (!s.ok()) {
+        *unusable = true;
+        return Status::IoError(std::string("store: cannot open the ") + kDbNames[which] +
+                               " database again: " + s.ToString());
+      }
+    }
+    r.failing[which].store(false);
+  }
+  std::lock_guard<std::mutex> lock(r.failure_mu);
+  r.failure.clear();
+  r.any_failing.store(false, std::memory_order_release);
+  return Status::Ok();
+}
+
+Status Store::DeleteLogAfter(uint32_t shard, uint64_t seq) {
+  if (seq == UINT64_MAX) return Status::Ok();
+  rocksdb::WriteOptions wo;
+  TIERSTREAM_TSAN_WRITE_LOCK;
+  return rep_->Note(kJournalDb,
+                    rep_->journal->DeleteRange(wo, rep_->journal->DefaultColumnFamily(),
+                                               LogKey(shard, seq + 1), LogKey(shard + 1, 0)),
+                    true);
 }
 
 uint64_t Store::DiskBytes() {

@@ -2,7 +2,11 @@
 // RocksDB headers.
 //
 // Column families:
-//   default  meta: "shards" -> shard count; "shard/<i>" -> ShardState meta
+//   default  meta: "shards" -> shard count; "shard/<i>" -> ShardState meta;
+//            user index: key 0x01 | shard(4B BE) | hash(8B BE) | user_id -> ""
+//            (the users of a hash: pending tier checks of evicted users are
+//            kept by hash; the pipeline keeps a stamp of it beside the shard
+//            metas; older binaries never read these keys)
 //   log      (unused since the journal; its entries move there at open)
 //   users    key shard(4B BE) | user_id -> encoded UserState (per shard, in id order)
 //   seen     key shard(4B) | biased day(4B) | sub(8B) -> packed 16-byte event id hashes
@@ -15,19 +19,51 @@
 // covers) and new seen ids into one atomic WriteBatch; the log it covers is
 // trimmed afterwards (what is left below the position is never replayed).
 //
-// Thread safety: thread-safe (RocksDB's own guarantees); a Checkpoint object is confined.
+// Failures: RocksDB answers most I/O errors of a write (a WAL or table file
+// that cannot be created — "Too many open files", a full disk) by refusing
+// every later write of that database: a background error, of fatal severity
+// when a file could not be created, which DB::Resume() does not clear
+// (RocksDB 7.8). The store remembers which database failed (failing()) until
+// Recover() has brought it back, by Resume() or by closing and opening it
+// again; nothing acknowledged is lost (the WAL is replayed).
+//
+// File descriptors: each database's table cache is bounded (max_open_files),
+// so the store holds at most kStoreMaxFds descriptors however large the data
+// grows (a server budgets them against RLIMIT_NOFILE with its connections).
+//
+// Thread safety: thread-safe (RocksDB's own guarantees), but for Recover();
+// a Checkpoint object is confined.
 #ifndef TIERSTREAM_STATE_STORE_H_
 #define TIERSTREAM_STATE_STORE_H_
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
 namespace tierstream::state {
+
+// Tables each database keeps open (RocksDB's max_open_files: its table cache
+// holds 10 fewer). The state database's 128 cover about 7 GB of tables of
+// 64 MB before one must be reopened on a read; the journal is trimmed behind
+// every checkpoint and holds a few.
+inline constexpr int kStateMaxOpenFiles = 128;
+inline constexpr int kJournalMaxOpenFiles = 32;
+// What a database holds open beside its tables: its WALs, MANIFEST, LOCK,
+// info LOG and directories, the outputs of flushes and compactions, and the
+// input tables a compaction pins beyond the cache.
+inline constexpr int kFilesBesideTables = 48;
+// The most descriptors the store holds open (256).
+inline constexpr int kStoreMaxFds =
+    kStateMaxOpenFiles + kJournalMaxOpenFiles + 2 * kFilesBesideTables;
+// Free descriptors needed to open a database again (Recover()): what it
+// holds beside its tables, and the tables it loads at open.
+inline constexpr int kStoreReopenFds = 2 * kFilesBesideTables + kStateMaxOpenFiles / 4;
 
 struct StoreOptions {
   bool create_if_missing = true;
@@ -52,6 +88,11 @@ class Store {
   Status GetMeta(std::string_view key, std::string* value, bool* found);
   Status PutMeta(std::string_view key, std::string_view value, bool sync);
   Status GetUser(uint32_t shard, std::string_view user_id, std::string* encoded, bool* found);
+  // Appends to *user_ids the ids of `shard`'s users indexed under one of
+  // `hashes` (sorted; Checkpoint::PutUserIndex), in (hash, id) order: one
+  // iterator seeks forward through them.
+  Status FindUsersByHash(uint32_t shard, std::span<const uint64_t> hashes,
+                         std::vector<std::string>* user_ids);
   // Calls fn(user_id, encoded) for the users of `shard` with id > `after`,
   // in id order, until fn returns false.
   Status ScanUsers(uint32_t shard, std::string_view after,
@@ -72,6 +113,8 @@ class Store {
     // committing thread) before writing them.
     void StageUser(uint32_t shard, std::string_view user_id, std::string_view encoded);
     void PutMeta(std::string_view key, std::string_view value);
+    // Indexes a user under her hash (idempotent).
+    void PutUserIndex(uint32_t shard, uint64_t hash, std::string_view user_id);
     void PutSeen(uint32_t shard, int32_t day, uint64_t sub, std::string_view packed);
     void DeleteSeenBefore(uint32_t shard, int32_t day);
     void DeleteAllSeen(uint32_t shard);
@@ -93,6 +136,25 @@ class Store {
   // Deletes the id blocks of runs numbered `run` and up (orphans: blocks
   // written by a spill whose descriptor never committed).
   Status DeleteIdBlocksFrom(uint32_t shard, uint64_t run);
+
+  // True while a database has failed (a write, or a read of a table file,
+  // returned an I/O error) and Recover() has not brought it back. Cheap.
+  bool failing() const;
+  // The first failure since the store was last healthy, e.g. "journal: IO
+  // error: While open a file for appending: ...: Too many open files"; empty
+  // when not failing().
+  std::string failure() const;
+  // Brings the failing databases back: DB::Resume(), and where that cannot
+  // clear the error, closes the database and opens it again (its WAL is
+  // replayed). *reopened says whether one was reopened. On error the store
+  // is still failing; if it closed a database it could not open again, the
+  // store is unusable (*unusable): no other call may be made on it.
+  // REQUIRES: no other call on this Store is in progress or starts until it
+  // returns (the caller quiesces every thread that uses it).
+  Status Recover(bool* reopened, bool* unusable);
+  // Deletes the log of `shard` after `seq`: a write that returned an error
+  // may still have left its block, and it was never acknowledged.
+  Status DeleteLogAfter(uint32_t shard, uint64_t seq);
 
   // Bytes on disk of all SST and log files (approximate).
   uint64_t DiskBytes();
