@@ -209,11 +209,10 @@ int RunServe(const ServeArgs& args) {
     Log(LogLevel::kError, "tierstream: %s", fds.status().ToString().c_str());
     return 2;
   }
-  const std::string limit =
-      std::to_string(fd_limit.soft) +
-      (fd_limit.raised_from == fd_limit.soft
-           ? std::string()
-           : " (raised from " + std::to_string(fd_limit.raised_from) + ")");
+  const std::string limit = std::to_string(fd_limit.soft) +
+                            (fd_limit.raised_from == fd_limit.soft
+                                 ? std::string()
+                                 : " (raised from " + std::to_string(fd_limit.raised_from) + ")");
   if (fds->lowered) {
     Log(LogLevel::kWarning,
         "tierstream: --max-connections lowered from %d to %d to fit the open-file limit "

@@ -481,8 +481,8 @@ Status Store::DeleteIdBlocksFrom(uint32_t shard, uint64_t run) {
   std::string end;  // past every block key of the shard (shard | 1 | ...)
   PutBe32(&end, shard);
   end.push_back('\2');
-  return rep_->Note(kStateDb, rep_->db->DeleteRange(wo, rep_->idruns, IdBlockKey(shard, run, 0), end),
-                    true);
+  return rep_->Note(kStateDb,
+                    rep_->db->DeleteRange(wo, rep_->idruns, IdBlockKey(shard, run, 0), end), true);
 }
 
 void Store::Checkpoint::DeleteSeenBefore(uint32_t shard, int32_t day) {
