@@ -199,7 +199,8 @@ int RunServe(const ServeArgs& args) {
   FdBudgetInput fd_input;
   fd_input.limit = fd_limit.soft;
   fd_input.hard_limit = fd_limit.hard;
-  fd_input.open_at_start = OpenFdCount() == UINT64_MAX ? 0 : OpenFdCount();
+  const uint64_t open_now = OpenFdCount();
+  fd_input.open_at_start = open_now == UINT64_MAX ? 0 : open_now;
   fd_input.io_threads = server_options.io_threads;
   fd_input.max_connections = server_options.max_connections;
   fd_input.max_connections_given = args.max_connections_given;
@@ -210,11 +211,10 @@ int RunServe(const ServeArgs& args) {
     Log(LogLevel::kError, "tierstream: %s", fds.status().ToString().c_str());
     return 2;
   }
-  const std::string limit =
-      std::to_string(fd_limit.soft) +
-      (fd_limit.raised_from == fd_limit.soft
-           ? std::string()
-           : " (raised from " + std::to_string(fd_limit.raised_from) + ")");
+  const std::string limit = std::to_string(fd_limit.soft) +
+                            (fd_limit.raised_from == fd_limit.soft
+                                 ? std::string()
+                                 : " (raised from " + std::to_string(fd_limit.raised_from) + ")");
   if (fds->lowered) {
     Log(LogLevel::kWarning,
         "tierstream: --max-connections lowered from %d to %d to fit the open-file limit "

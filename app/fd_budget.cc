@@ -9,7 +9,9 @@ namespace {
 // Each io thread's io_context holds an epoll descriptor, an eventfd and a
 // timerfd; besides them: the two listeners, the signal pipe (two), the
 // reject log and a few more.
-uint64_t ServerFds(int io_threads) { return 3 * static_cast<uint64_t>(std::max(io_threads, 1)) + 8; }
+uint64_t ServerFds(int io_threads) {
+  return 3 * static_cast<uint64_t>(std::max(io_threads, 1)) + 8;
+}
 
 std::string LimitText(uint64_t v) { return v == UINT64_MAX ? "unlimited" : std::to_string(v); }
 
@@ -49,10 +51,9 @@ Result<FdBudget> PlanFds(const FdBudgetInput& in) {
                                    " leaves no descriptor for connections: " + why);
   }
   if (in.max_connections_given) {
-    return Status::InvalidArgument("--max-connections " + std::to_string(wanted) +
-                                   " does not fit in the open-file limit " + limit + ": " + why +
-                                   ", or pass --max-connections " + std::to_string(room) +
-                                   " or less");
+    return Status::InvalidArgument(
+        "--max-connections " + std::to_string(wanted) + " does not fit in the open-file limit " +
+        limit + ": " + why + ", or pass --max-connections " + std::to_string(room) + " or less");
   }
   b.max_connections = static_cast<int>(std::min<uint64_t>(room, INT32_MAX));
   b.lowered = true;

@@ -29,8 +29,8 @@ namespace tierstream::app {
 inline constexpr uint64_t kFdReserve = 64;
 
 struct FdBudgetInput {
-  uint64_t limit = 0;        // the soft RLIMIT_NOFILE serve runs with (after raising it)
-  uint64_t hard_limit = 0;   // for the message (UINT64_MAX: unlimited)
+  uint64_t limit = 0;          // the soft RLIMIT_NOFILE serve runs with (after raising it)
+  uint64_t hard_limit = 0;     // for the message (UINT64_MAX: unlimited)
   uint64_t open_at_start = 0;  // descriptors already open (stdio, inherited)
   int io_threads = 1;
   int max_connections = 0;

@@ -85,10 +85,11 @@ int main(int argc, char** argv) {
                         "the summary of what was made durable)")
       ->capture_default_str();
   auto* max_connections =
-      serve_cmd->add_option("--max-connections", serve.server.max_connections,
-                            "Concurrent connections accepted (with 16 more for health probes, "
-                            "they must fit in the open-file limit beside RocksDB's 256 files: "
-                            "the default is lowered to fit, a given value that does not is an error)")
+      serve_cmd
+          ->add_option("--max-connections", serve.server.max_connections,
+                       "Concurrent connections accepted (with 16 more for health probes, "
+                       "they must fit in the open-file limit beside RocksDB's 256 files: "
+                       "the default is lowered to fit, a given value that does not is an error)")
           ->capture_default_str();
   serve_cmd->add_option("--auth-timeout", serve.server.auth_timeout_seconds,
                         "With --token-file: seconds a connection has to authenticate (TCP: its "

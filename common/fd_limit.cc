@@ -35,7 +35,9 @@ FdLimit RaiseFdLimit() {
     target = 1u << 20;
     if (FILE* f = std::fopen("/proc/sys/fs/nr_open", "r")) {
       unsigned long long nr_open = 0;
-      if (std::fscanf(f, "%llu", &nr_open) == 1 && nr_open > 0) target = static_cast<rlim_t>(nr_open);
+      if (std::fscanf(f, "%llu", &nr_open) == 1 && nr_open > 0) {
+        target = static_cast<rlim_t>(nr_open);
+      }
       std::fclose(f);
     }
   }

@@ -15,8 +15,9 @@
 namespace tierstream {
 
 struct FdLimit {
-  uint64_t soft = 0;  // the limit that applies (after RaiseFdLimit: the hard one, if it could be set)
-  uint64_t hard = 0;  // UINT64_MAX: unlimited
+  // The limit that applies (after RaiseFdLimit: the hard one, if it could be set).
+  uint64_t soft = 0;
+  uint64_t hard = 0;         // UINT64_MAX: unlimited
   uint64_t raised_from = 0;  // the soft limit before RaiseFdLimit
 };
 

@@ -314,7 +314,8 @@ uint64_t Dormant(const std::string& kpis) {
   return at == std::string::npos ? UINT64_MAX : std::strtoull(kpis.c_str() + at + 10, nullptr, 10);
 }
 std::string TickLine(int day) {
-  return R"({"event_id":"tick)" + std::to_string(day) + R"(","type":"message","user_id":"ticker","ts":)" +
+  return R"({"event_id":"tick)" + std::to_string(day) +
+         R"(","type":"message","user_id":"ticker","ts":)" +
          std::to_string(1763913600000 + int64_t{day} * 86'400'000) + "}";
 }
 
@@ -351,7 +352,8 @@ TEST(Pipeline, EvictedUsersChangeTierOnTheirDayInADataDirFromBeforeTheUserIndex)
     auto store = state::Store::Open(dir.path() + "/db", state::StoreOptions{});
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     state::Store::Checkpoint cp(store->get());
-    shard.DrainDirty([&](std::string_view id, std::string_view bytes) { cp.PutUser(0, id, bytes); });
+    shard.DrainDirty(
+        [&](std::string_view id, std::string_view bytes) { cp.PutUser(0, id, bytes); });
     shard.CheckpointDone(true);
     std::string meta;
     shard.EncodeMeta(0, &meta);
@@ -361,7 +363,8 @@ TEST(Pipeline, EvictedUsersChangeTierOnTheirDayInADataDirFromBeforeTheUserIndex)
   }
   auto check = [&](Pipeline& p, const char* when) {
     auto diffs = DiffAll(p, tierstream::testing::Evaluate(lines), true);
-    EXPECT_TRUE(diffs.empty()) << when << ": " << diffs.size() << " differences, first: " << diffs[0];
+    EXPECT_TRUE(diffs.empty()) << when << ": " << diffs.size()
+                               << " differences, first: " << diffs[0];
   };
   {
     // 16 stay resident: 284 are only their pending checks.

@@ -88,7 +88,8 @@ class UserSource {
   // of `hashes` (sorted, distinct) — usually one each, more when hashes
   // collide; at least every user a checkpoint's IndexSink was given with
   // one of them. Appends to *user_ids.
-  virtual Status FindByHash(std::span<const uint64_t> hashes, std::vector<std::string>* user_ids) = 0;
+  virtual Status FindByHash(std::span<const uint64_t> hashes,
+                            std::vector<std::string>* user_ids) = 0;
 };
 
 // Where spilled event-id runs are read back from (the Store, in the pipeline).

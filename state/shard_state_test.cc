@@ -572,8 +572,9 @@ int32_t AdvanceTo(ShardState* shard, ShardState* reference, int day, size_t budg
 }
 
 void Persist(ShardState* shard, FakeUsers* store) {
-  shard->BeginSnapshot(
-      [&](std::string_view id, std::string_view bytes) { store->users[std::string(id)] = std::string(bytes); });
+  shard->BeginSnapshot([&](std::string_view id, std::string_view bytes) {
+    store->users[std::string(id)] = std::string(bytes);
+  });
   ASSERT_TRUE(shard->SnapshotStep(SIZE_MAX));
   shard->CheckpointDone(true);
 }
@@ -683,7 +684,9 @@ void EvictedMidSweep(bool warm) {
   EXPECT_EQ(shard.Kpis(today).tiers, reference.Kpis(today).tiers);
   EXPECT_EQ(shard.Kpis(today).tiers[static_cast<size_t>(Tier::kDormant)], 100);
 }
-TEST(ShardStateEvicted, ChecksOfUsersEvictedWhileTheirDayIsSweptStillFire) { EvictedMidSweep(false); }
+TEST(ShardStateEvicted, ChecksOfUsersEvictedWhileTheirDayIsSweptStillFire) {
+  EvictedMidSweep(false);
+}
 TEST(ShardStateEvicted, ChecksOfWarmUsersEvictedWhileTheirDayIsSweptStillFire) {
   EvictedMidSweep(true);
 }
@@ -695,7 +698,9 @@ TEST(ShardStateEvicted, UsersLoadedOnlyAsChecksChangeTierOnTheirDay) {
   ShardState before(0, Config{}, &store);
   ShardState reference(0, Config{});
   const int32_t day0 = DayOf(kDayStart, Config{}.utc_offset_ms);
-  for (int u = 0; u < 50; ++u) Join(&before, &reference, "u" + std::to_string(u), u % 10, day0 + u % 10);
+  for (int u = 0; u < 50; ++u) {
+    Join(&before, &reference, "u" + std::to_string(u), u % 10, day0 + u % 10);
+  }
   AdvanceTo(&before, &reference, 10);
   Persist(&before, &store);
   std::string meta;
@@ -703,7 +708,9 @@ TEST(ShardStateEvicted, UsersLoadedOnlyAsChecksChangeTierOnTheirDay) {
   ShardState after(0, Config{}, &store);
   uint64_t seq;
   ASSERT_TRUE(after.DecodeMeta(meta, &seq).ok());
-  for (const auto& [id, bytes] : store.users) ASSERT_TRUE(after.LoadUser(id, bytes, id == "ticker").ok());
+  for (const auto& [id, bytes] : store.users) {
+    ASSERT_TRUE(after.LoadUser(id, bytes, id == "ticker").ok());
+  }
   after.RebuildTimers();
   EXPECT_EQ(after.resident_users(), 1u);
   for (int day = 11; day <= 45; ++day) {
@@ -725,8 +732,9 @@ TEST(ShardStateEvicted, UsersAreIndexedOnceByTheCheckpointThatFirstPersistsThem)
   std::map<std::string, uint64_t> indexed;
   auto checkpoint = [&](bool ok) {
     indexed.clear();
-    shard.BeginSnapshot([](std::string_view, std::string_view) {},
-                        [&](uint64_t hash, std::string_view id) { indexed[std::string(id)] = hash; });
+    shard.BeginSnapshot(
+        [](std::string_view, std::string_view) {},
+        [&](uint64_t hash, std::string_view id) { indexed[std::string(id)] = hash; });
     EXPECT_TRUE(shard.SnapshotStep(SIZE_MAX));
     shard.CheckpointDone(ok);
   };

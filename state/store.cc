@@ -183,6 +183,9 @@ struct Store::Checkpoint::Rep {
   };
   std::string staged;
   std::vector<Staged> staged_users;
+  // User index keys, likewise (they come in hash order, i.e. at random).
+  std::string staged_index;
+  std::vector<Staged> staged_index_keys;
 };
 
 Store::Store(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
@@ -434,9 +437,11 @@ void Store::Checkpoint::PutMeta(std::string_view key, std::string_view value) {
   rep_->batch.Put(rep_->store->meta, S(key), S(value));
 }
 void Store::Checkpoint::PutUserIndex(uint32_t shard, uint64_t hash, std::string_view user_id) {
-  std::string key = UserIndexPrefix(shard, hash);
-  key.append(user_id);
-  rep_->batch.Put(rep_->store->meta, key, rocksdb::Slice());
+  const size_t offset = rep_->staged_index.size();
+  rep_->staged_index.append(UserIndexPrefix(shard, hash));
+  rep_->staged_index.append(user_id);
+  rep_->staged_index_keys.push_back(
+      {offset, static_cast<uint32_t>(rep_->staged_index.size() - offset), 0});
 }
 void Store::Checkpoint::PutSeen(uint32_t shard, int32_t day, uint64_t sub,
                                 std::string_view packed) {
@@ -481,14 +486,16 @@ Status Store::DeleteIdBlocksFrom(uint32_t shard, uint64_t run) {
   std::string end;  // past every block key of the shard (shard | 1 | ...)
   PutBe32(&end, shard);
   end.push_back('\2');
-  return rep_->Note(kStateDb, rep_->db->DeleteRange(wo, rep_->idruns, IdBlockKey(shard, run, 0), end),
-                    true);
+  return rep_->Note(kStateDb,
+                    rep_->db->DeleteRange(wo, rep_->idruns, IdBlockKey(shard, run, 0), end), true);
 }
 
 void Store::Checkpoint::DeleteSeenBefore(uint32_t shard, int32_t day) {
   rep_->batch.DeleteRange(rep_->store->seen, SeenKey(shard, INT32_MIN, 0), SeenKey(shard, day, 0));
 }
-size_t Store::Checkpoint::ApproximateBytes() const { return rep_->batch.GetDataSize(); }
+size_t Store::Checkpoint::ApproximateBytes() const {
+  return rep_->batch.GetDataSize() + rep_->staged.size() + rep_->staged_index.size();
+}
 
 Status Store::Commit(Checkpoint* checkpoint, bool sync) {
   // Staged users go in key order: RocksDB's memtable inserts sorted keys far
@@ -507,6 +514,19 @@ Status Store::Commit(Checkpoint* checkpoint, bool sync) {
     }
     rep.staged_users.clear();
     rep.staged.clear();
+  }
+  if (!rep.staged_index_keys.empty()) {
+    const char* base = rep.staged_index.data();
+    std::sort(rep.staged_index_keys.begin(), rep.staged_index_keys.end(),
+              [base](const Checkpoint::Rep::Staged& a, const Checkpoint::Rep::Staged& b) {
+                return std::string_view(base + a.offset, a.key_size) <
+                       std::string_view(base + b.offset, b.key_size);
+              });
+    for (const auto& k : rep.staged_index_keys) {
+      rep.batch.Put(rep_->meta, rocksdb::Slice(base + k.offset, k.key_size), rocksdb::Slice());
+    }
+    rep.staged_index_keys.clear();
+    rep.staged_index.clear();
   }
   rocksdb::WriteOptions wo;
   wo.sync = sync;

@@ -113,7 +113,8 @@ class Store {
     // committing thread) before writing them.
     void StageUser(uint32_t shard, std::string_view user_id, std::string_view encoded);
     void PutMeta(std::string_view key, std::string_view value);
-    // Indexes a user under her hash (idempotent).
+    // Indexes a user under her hash (idempotent). Staged like StageUser:
+    // Commit sorts them.
     void PutUserIndex(uint32_t shard, uint64_t hash, std::string_view user_id);
     void PutSeen(uint32_t shard, int32_t day, uint64_t sub, std::string_view packed);
     void DeleteSeenBefore(uint32_t shard, int32_t day);

@@ -349,14 +349,14 @@ TEST(Hostile, PendingTierChecksOfEvictedUsersCostBoundedMemory) {
   EXPECT_EQ(testing::Field(kpis->body, "members"), kUsers) << kpis->body;
   const long restarted_kb = RssKb(server.pid());
   const double per_user = static_cast<double>(restarted_kb - empty_kb) * 1024.0 / kUsers;
-  std::printf("%zu evicted users with 128-byte ids after a restart: RSS %ld -> %ld kB, %.0f B/user\n",
-              kUsers, empty_kb, restarted_kb, per_user);
+  std::printf(
+      "%zu evicted users with 128-byte ids after a restart: RSS %ld -> %ld kB, %.0f B/user\n",
+      kUsers, empty_kb, restarted_kb, per_user);
   EXPECT_LT(per_user, 120.0) << "RSS grew from " << empty_kb << " to " << restarted_kb << " kB";
   // And their checks still fire: 31 days on, every one of them is dormant.
-  auto tick = app::HttpRequest(
-      server.http(), "POST", "/v1/events",
-      R"({"event_id":"tick","type":"message","user_id":"ticker","ts":)" +
-          std::to_string(t0 + 31 * 86'400'000LL) + "}\n");
+  auto tick = app::HttpRequest(server.http(), "POST", "/v1/events",
+                               R"({"event_id":"tick","type":"message","user_id":"ticker","ts":)" +
+                                   std::to_string(t0 + 31 * 86'400'000LL) + "}\n");
   ASSERT_TRUE(tick.ok());
   ASSERT_EQ(tick->status, 200) << tick->body;
   kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis");

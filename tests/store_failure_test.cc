@@ -98,7 +98,8 @@ class KeepAlive {
 // can open nothing (the limit bounds numbers, not the count).
 rlim_t LowestFreeFd(pid_t pid) {
   std::set<long> used;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
     used.insert(std::strtol(e.path().filename().c_str(), nullptr, 10));
   }
   rlim_t fd = 0;
@@ -233,7 +234,8 @@ TEST(StoreFailure, AFailedWriteRefusesIngestUntilTheStoreRecoversByItself) {
     auto kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis");
     ASSERT_TRUE(kpis.ok());
     for (const std::string& d : testing::DiffKpis(kpis->body, ref.kpis, false)) ADD_FAILURE() << d;
-    EXPECT_EQ(Field(kpis->body, "events_accepted"), static_cast<uint64_t>(ref.kpis.events_accepted));
+    EXPECT_EQ(Field(kpis->body, "events_accepted"),
+              static_cast<uint64_t>(ref.kpis.events_accepted));
     EXPECT_EQ(Field(kpis->body, "events_duplicate"),
               static_cast<uint64_t>(ref.kpis.events_duplicate) + applied_of_refused);
     EXPECT_EQ(testing::ProfileDifferences(server.http(), ref), 0u);
