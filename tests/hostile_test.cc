@@ -23,32 +23,9 @@
 namespace tierstream {
 namespace {
 
-// A figure of /proc/PID/status in kB ("VmRSS:", "VmSize:"); -1 if absent.
-long StatusKb(pid_t pid, const std::string& field) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + field.size());
-  }
-  return -1;
-}
-long RssKb(pid_t pid) { return StatusKb(pid, "VmRSS:"); }
-long VmSizeKb(pid_t pid) { return StatusKb(pid, "VmSize:"); }
-
-int Connect(const std::string& address) {
-  std::string host;
-  uint16_t port = 0;
-  if (!app::SplitHostPort(address, &host, &port)) return -1;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+using testing::RssKb;
+using testing::VmSizeKb;
+int Connect(const std::string& address) { return testing::ConnectLoopback(address); }
 
 // Reads until an ack line says `lines` lines are durable; false on EOF or
 // after 30 s of silence.

@@ -181,10 +181,10 @@ ToolRun RunToolCaptured(const std::vector<std::string>& args, bool stderr_tty) {
   return run;
 }
 
-long RssKb(pid_t pid) {
+long StatusKb(pid_t pid, const std::string& field) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+    if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + field.size());
   }
   return -1;
 }

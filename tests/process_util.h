@@ -61,8 +61,12 @@ struct ToolRun {
 // terminal turns "\n" into "\r\n").
 ToolRun RunToolCaptured(const std::vector<std::string>& args, bool stderr_tty = false);
 
+// A figure of /proc/PID/status in kB ("VmRSS:", "VmSize:"); -1 if absent.
+long StatusKb(pid_t pid, const std::string& field);
 // The resident set of process `pid` in kB (VmRSS); -1 if unknown.
-long RssKb(pid_t pid);
+inline long RssKb(pid_t pid) { return StatusKb(pid, "VmRSS:"); }
+// Its address space in kB (VmSize); -1 if unknown.
+inline long VmSizeKb(pid_t pid) { return StatusKb(pid, "VmSize:"); }
 // A blocking TCP connection to "127.0.0.1:PORT"; -1 on failure.
 int ConnectLoopback(const std::string& address);
 
