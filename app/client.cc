@@ -1,13 +1,6 @@
-#include <utility>  // before Asio: Boost 1.74 Asio in C++20 mode needs std::exchange
-
 #include "app/client.h"
 
 #include <array>
-#include <cctype>
-#include <charconv>
-#include <chrono>
-#include <fstream>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -15,6 +8,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <fstream>
+#include <utility>  // before Asio: Boost 1.74 Asio in C++20 mode needs std::exchange
 
 #include "app/server.h"
 
@@ -107,8 +105,8 @@ uint64_t UintField(std::string_view line, std::string_view key) {
 
 }  // namespace
 
-Result<std::string> TcpSend(const std::string& address, std::string_view data,
-                            int timeout_seconds, const std::string& token,
+Result<std::string> TcpSend(const std::string& address, std::string_view data, int timeout_seconds,
+                            const std::string& token,
                             const std::function<void(const TcpAck&)>& on_ack) {
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
@@ -195,8 +193,9 @@ Result<std::string> TcpSend(const std::string& address, std::string_view data,
   read_more();
   ioc.run();
   if (!last_line.empty()) return last_line;
-  if (timed_out) return Status::IoError("no answer from " + address + " for " +
-                                        std::to_string(timeout_seconds) + " s");
+  if (timed_out)
+    return Status::IoError("no answer from " + address + " for " + std::to_string(timeout_seconds) +
+                           " s");
   if (read_error) return Status::IoError("read from " + address + ": " + read_error.message());
   if (write_error) return Status::IoError("send to " + address + ": " + write_error.message());
   return Status::IoError(address + " closed the connection without a summary");
@@ -210,7 +209,8 @@ Result<std::string> ReadTokenFile(const std::string& path) {
   size_t start = 0;
   while (start < token.size() && std::isspace(static_cast<unsigned char>(token[start]))) ++start;
   token.erase(0, start);
-  if (token.size() < 16) return Status::InvalidArgument("token file " + path + ": token must be at least 16 characters");
+  if (token.size() < 16)
+    return Status::InvalidArgument("token file " + path + ": token must be at least 16 characters");
   return token;
 }
 

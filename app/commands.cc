@@ -7,19 +7,17 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <filesystem>
 #include <cstdio>
 #include <cstring>
-#include <functional>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <optional>
+#include <sstream>
 #include <thread>
-
-#include <unistd.h>
 
 #include "app/client.h"
 #include "app/fd_budget.h"
@@ -50,7 +48,8 @@ Result<pipeline::PipelineOptions> MakePipelineOptions(const CommonArgs& args) {
   options.dedup_memory_bytes = args.dedup_memory_mb << 20;
   options.warm_memory_bytes = args.warm_memory_mb << 20;
   options.snapshot_slice = std::max<uint64_t>(args.snapshot_slice, 1);
-  options.checkpoint_interval_ms = static_cast<int>(std::max<uint32_t>(args.checkpoint_interval_ms, 1));
+  options.checkpoint_interval_ms =
+      static_cast<int>(std::max<uint32_t>(args.checkpoint_interval_ms, 1));
   if (!args.config_file.empty()) {
     auto config = state::LoadConfigFile(args.config_file);
     if (!config.ok()) return config.status();
@@ -598,7 +597,8 @@ int RunSend(const std::vector<std::string>& files, const ClientArgs& client) {
 int RunUser(const std::string& user_id, const ClientArgs& client) {
   std::string token;
   if (!LoadClientToken(client, &token)) return 2;
-  auto r = HttpRequest(client.http_address, "GET", "/v1/users/" + UrlEncode(user_id), {}, 30, token);
+  auto r =
+      HttpRequest(client.http_address, "GET", "/v1/users/" + UrlEncode(user_id), {}, 30, token);
   if (!r.ok()) {
     Log(LogLevel::kError, "tierstream: %s", r.status().ToString().c_str());
     return 1;

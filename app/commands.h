@@ -60,9 +60,9 @@ int RunVerify(const VerifyArgs& args);
 int RunReplay(const ReplayArgs& args);
 int RunGen(const GenOptions& options);
 // Exit codes of `send` (also in its --help and the README).
-inline constexpr int kSendOk = 0;             // every line taken (accepted or duplicate)
-inline constexpr int kSendFailed = 1;         // unreadable file, no connection, or ingest refused
-inline constexpr int kSendSomeRejected = 2;   // the server rejected some lines (see "errors")
+inline constexpr int kSendOk = 0;            // every line taken (accepted or duplicate)
+inline constexpr int kSendFailed = 1;        // unreadable file, no connection, or ingest refused
+inline constexpr int kSendSomeRejected = 2;  // the server rejected some lines (see "errors")
 // Streams each file over its own connection and prints the server's summary
 // line on stdout; on a terminal, progress from the server's acks on stderr.
 int RunSend(const std::vector<std::string>& files, const ClientArgs& client);

@@ -32,7 +32,8 @@ Status ValidateGenOptions(const GenOptions& options) {
                                    "), got " + std::to_string(options.end_ms));
   }
   if (options.days < 1) {
-    return Status::InvalidArgument("--days: must be at least 1, got " + std::to_string(options.days));
+    return Status::InvalidArgument("--days: must be at least 1, got " +
+                                   std::to_string(options.days));
   }
   // Joins of members who were there before the span go up to 180 days
   // further back: all of it must stay after 2000-01-01, the earliest valid ts.
@@ -167,8 +168,16 @@ void WriteAmount(Writer* w, uint32_t fen) {
 }
 
 constexpr const char* kTexts[] = {
-    "大家好 👋", "这个多少钱?", "ok", "emoji 🎉🎉", "tab\\tand \\\"quote\\\" and \\\\ slash",
-    "\\u4e2d\\u6587", "谢谢群主", "已下单", "line\\nbreak", "好评 👍",
+    "大家好 👋",
+    "这个多少钱?",
+    "ok",
+    "emoji 🎉🎉",
+    "tab\\tand \\\"quote\\\" and \\\\ slash",
+    "\\u4e2d\\u6587",
+    "谢谢群主",
+    "已下单",
+    "line\\nbreak",
+    "好评 👍",
 };
 
 const char* const kInvalid[] = {
@@ -190,18 +199,19 @@ bool GenerateMidnight(const GenOptions& options, std::FILE* out) {
   const uint64_t events = options.events == 0 ? users : options.events;
   // The midnight that ends the stream's last day but one, in +08:00.
   constexpr int64_t kOffsetMs = 8 * 3600 * 1000;
-  const int64_t midnight =
-      (options.end_ms + kOffsetMs) / kDayMs * kDayMs - kOffsetMs;
+  const int64_t midnight = (options.end_ms + kOffsetMs) / kDayMs * kDayMs - kOffsetMs;
   const int64_t join_day_start = midnight - 30 * kDayMs;
   Rng rng(options.seed);
   std::string chunk;
   // One line {"event_id":"<id_prefix><n>","type":"<type>","user_id":"m<user>","ts":<ts>}.
   auto emit = [&](const char* id_prefix, uint64_t n, const char* type, uint64_t user, int64_t ts) {
     char line[256];
-    const int len = std::snprintf(
-        line, sizeof line, R"({"event_id":"%s%llu","type":"%s","user_id":"m%llu","ts":%lld})" "\n",
-        id_prefix, static_cast<unsigned long long>(n), type, static_cast<unsigned long long>(user),
-        static_cast<long long>(ts));
+    const int len =
+        std::snprintf(line, sizeof line,
+                      R"({"event_id":"%s%llu","type":"%s","user_id":"m%llu","ts":%lld})"
+                      "\n",
+                      id_prefix, static_cast<unsigned long long>(n), type,
+                      static_cast<unsigned long long>(user), static_cast<long long>(ts));
     chunk.append(line, static_cast<size_t>(len));
     if (chunk.size() < (1 << 20)) return true;
     bool ok = std::fwrite(chunk.data(), 1, chunk.size(), out) == chunk.size();
@@ -269,15 +279,15 @@ bool GenerateStream(const GenOptions& options, std::FILE* out) {
     } else {
       // Time advances steadily; a share of events arrives late.
       int64_t ts = start + static_cast<int64_t>(static_cast<double>(span) *
-                                                 (static_cast<double>(n) + rng.Uniform()) /
-                                                 static_cast<double>(total));
+                                                (static_cast<double>(n) + rng.Uniform()) /
+                                                static_cast<double>(total));
       if (rng.Uniform() < options.disorder_rate) {
         ts -= static_cast<int64_t>(rng.Uniform() * 3.0 * static_cast<double>(kDayMs));
       }
       if (ts > options.end_ms) ts = options.end_ms;
       // Heavy-tailed activity: a few members produce most events.
-      const auto rank = static_cast<uint64_t>(static_cast<double>(users) *
-                                              std::pow(rng.Uniform(), 2.2));
+      const auto rank =
+          static_cast<uint64_t>(static_cast<double>(users) * std::pow(rng.Uniform(), 2.2));
       const uint64_t u = (std::min(rank, users - 1) * mult) % users;
       UserSim& sim = sims[u];
 
@@ -358,8 +368,8 @@ bool GenerateStream(const GenOptions& options, std::FILE* out) {
         w.Raw(seed_tag);
         w.Int(static_cast<int64_t>(sim.last_order_event - 1));
         w.Raw("\",\"amount\":");
-        WriteAmount(&w, static_cast<uint32_t>(
-                            static_cast<double>(sim.last_order_fen) * (0.2 + 0.8 * rng.Uniform())));
+        WriteAmount(&w, static_cast<uint32_t>(static_cast<double>(sim.last_order_fen) *
+                                              (0.2 + 0.8 * rng.Uniform())));
       } else {
         w.Raw(",\"group_id\":\"g");
         w.Int(static_cast<int64_t>(1 + rng.Below(50)));

@@ -16,7 +16,7 @@ namespace tierstream::app {
 
 struct GenOptions {
   uint64_t users = 1000;
-  int days = 30;                   // event time spans this many days before end_ms
+  int days = 30;  // event time spans this many days before end_ms
   uint64_t seed = 1;
   uint64_t events = 0;             // lines to write; 0 = users * 10
   int64_t end_ms = 1763999999999;  // 2025-11-24T23:59:59.999+08:00

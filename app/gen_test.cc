@@ -91,7 +91,8 @@ TEST(Gen, EveryLineIsAValidEventWithItsRequiredFields) {
   EXPECT_GT(out_of_order, 100u);
   EXPECT_GT(rfc3339, 1000u);
   EXPECT_GT(referrals, 20u);
-  for (const char* t : {"join", "leave", "message", "reaction", "checkin", "share", "order", "refund"}) {
+  for (const char* t :
+       {"join", "leave", "message", "reaction", "checkin", "share", "order", "refund"}) {
     EXPECT_GT(types[t], 0) << t;
   }
   EXPECT_GT(types["message"], types["order"]);
@@ -110,7 +111,8 @@ TEST(Gen, InvalidRateProducesRejectableLines) {
     std::string_view ts_text;
     if (parser.parse(line).get(obj) || obj["user_id"].get(user) ||
         (obj["ts"].get(ts) && (obj["ts"].get(ts_text) || ts_text == "yesterday")) ||
-        line.find("\"amount\":-") != std::string::npos || line.find("\"poke\"") != std::string::npos) {
+        line.find("\"amount\":-") != std::string::npos ||
+        line.find("\"poke\"") != std::string::npos) {
       ++bad;
     }
   }

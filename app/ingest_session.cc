@@ -25,10 +25,14 @@ std::string IngestProgress::ToAckJson() const {
   std::string out;
   JsonWriter(&out)
       .BeginObject()
-      .Key("durable_lines").Int(static_cast<int64_t>(durable_lines))
-      .Key("accepted").Int(static_cast<int64_t>(accepted))
-      .Key("duplicates").Int(static_cast<int64_t>(duplicates))
-      .Key("rejected").Int(static_cast<int64_t>(rejected))
+      .Key("durable_lines")
+      .Int(static_cast<int64_t>(durable_lines))
+      .Key("accepted")
+      .Int(static_cast<int64_t>(accepted))
+      .Key("duplicates")
+      .Int(static_cast<int64_t>(duplicates))
+      .Key("rejected")
+      .Int(static_cast<int64_t>(rejected))
       .EndObject();
   return out;
 }
@@ -153,7 +157,8 @@ Status IngestSession::BeginWhole(const ingest::PaddedBuffer& body) {
   bom_checked_ = true;
   whole_ = view;
   size_t i = 0;
-  while (i < view.size() && (view[i] == ' ' || view[i] == '\t' || view[i] == '\r' || view[i] == '\n'))
+  while (i < view.size() &&
+         (view[i] == ' ' || view[i] == '\t' || view[i] == '\r' || view[i] == '\n'))
     ++i;
   if (i < view.size() && view[i] == '[') {
     // Framed once whole first (no parsing: cheap next to it), so that a
@@ -178,7 +183,8 @@ bool IngestSession::FeedWholeSlice() {
   if (array_) {
     auto batch = pipeline_->NewBatch();
     pipeline::BatchBuilder builder(batch.get(), pipeline_->reject_log(), source_);
-    const uint64_t elements = decoder_.DecodeArrayElements(&*array_, kSlice, &batch->arena, &builder);
+    const uint64_t elements =
+        decoder_.DecodeArrayElements(&*array_, kSlice, &batch->arena, &builder);
     next_line_ += elements;  // element k is line k
     if (elements > 0) Submit(std::move(batch));
     if (!array_->done()) return false;

@@ -119,7 +119,7 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
 
   std::mutex mu_;
   IngestSummary summary_;
-  std::deque<Span> spans_;   // spans_[0] is batch number first_span_
+  std::deque<Span> spans_;  // spans_[0] is batch number first_span_
   uint64_t first_span_ = 0;
   uint64_t next_span_ = 0;
   IngestProgress progress_;

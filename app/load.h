@@ -22,9 +22,9 @@ struct LoadArgs {
   std::string token_file;
   int connections = 4;
   size_t chunk_events = 10000;
-  double rate = 0;            // events/s across connections; 0 = as fast as acknowledged
-  double query_rate = 0;      // user + kpis queries per second while loading; 0 = none
-  bool ordered = false;       // one connection sends chunks in file order
+  double rate = 0;        // events/s across connections; 0 = as fast as acknowledged
+  double query_rate = 0;  // user + kpis queries per second while loading; 0 = none
+  bool ordered = false;   // one connection sends chunks in file order
 };
 
 int RunLoad(const LoadArgs& args);

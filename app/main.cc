@@ -1,7 +1,6 @@
 // tierstream: real-time member tiers and KPIs for social-commerce communities.
 // Command-line wiring only; the subcommands live in commands.cc.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -24,15 +23,17 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     cmd->add_option("--shards", common->shards,
                     "Shard workers (default: the data dir's count, else the number of cores)");
-    cmd->add_option("--tz", common->tz, "UTC offset of the day windows, e.g. +08:00 (default +08:00)");
+    cmd->add_option("--tz", common->tz,
+                    "UTC offset of the day windows, e.g. +08:00 (default +08:00)");
     cmd->add_option("--config", common->config_file, "JSON config file (tiers, tz, dedup horizon)");
   };
   auto add_memory_options = [](CLI::App* cmd, CommonArgs* common) {
     cmd->add_option("--max-resident-users", common->max_resident_users,
                     "Users kept in memory; beyond, clean users are evicted and reloaded on demand")
         ->capture_default_str();
-    cmd->add_option("--warm-memory-mb", common->warm_memory_mb,
-                    "Memory for evicted users kept encoded (a reload is a decode, not a disk read); 0: none")
+    cmd->add_option(
+           "--warm-memory-mb", common->warm_memory_mb,
+           "Memory for evicted users kept encoded (a reload is a decode, not a disk read); 0: none")
         ->capture_default_str();
     cmd->add_option("--dedup-memory-mb", common->dedup_memory_mb,
                     "Memory for event ids held exactly; beyond, they spill to disk in sorted runs")
@@ -48,7 +49,8 @@ int main(int argc, char** argv) {
   // no acknowledgements to keep short.
   auto add_serve_options = [](CLI::App* cmd, CommonArgs* common) {
     cmd->add_option("--checkpoint-interval-ms", common->checkpoint_interval_ms,
-                    "A shard with changes checkpoints at least this often (the log after it is what a restart replays)")
+                    "A shard with changes checkpoints at least this often (the log after it is "
+                    "what a restart replays)")
         ->capture_default_str();
     cmd->add_option("--snapshot-slice", common->snapshot_slice,
                     "Users a shard encodes into a checkpoint per slice between batches")
@@ -69,20 +71,24 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--token-file", serve.token_file,
                         "File holding a bearer token required by every request but /healthz");
-  serve_cmd->add_option("--io-threads", serve.server.io_threads,
-                        "Network threads (each serves its share of the connections)")
+  serve_cmd
+      ->add_option("--io-threads", serve.server.io_threads,
+                   "Network threads (each serves its share of the connections)")
       ->capture_default_str();
-  serve_cmd->add_option("--max-body-bytes", serve.server.max_body_bytes,
-                        "Largest POST body accepted (413 beyond)")
+  serve_cmd
+      ->add_option("--max-body-bytes", serve.server.max_body_bytes,
+                   "Largest POST body accepted (413 beyond)")
       ->capture_default_str();
-  serve_cmd->add_option("--max-inflight-body-mb", serve.max_inflight_body_mb,
-                        "Memory for the POST bodies being received or decoded, all connections "
-                        "together; beyond it a request waits, unread, up to --idle-timeout, then "
-                        "gets 503 (a chunked one gets 503 at once). Must exceed --max-body-bytes")
+  serve_cmd
+      ->add_option("--max-inflight-body-mb", serve.max_inflight_body_mb,
+                   "Memory for the POST bodies being received or decoded, all connections "
+                   "together; beyond it a request waits, unread, up to --idle-timeout, then "
+                   "gets 503 (a chunked one gets 503 at once). Must exceed --max-body-bytes")
       ->capture_default_str();
-  serve_cmd->add_option("--idle-timeout", serve.server.idle_timeout_seconds,
-                        "Seconds of silence before a connection is closed (a TCP producer first gets "
-                        "the summary of what was made durable)")
+  serve_cmd
+      ->add_option("--idle-timeout", serve.server.idle_timeout_seconds,
+                   "Seconds of silence before a connection is closed (a TCP producer first gets "
+                   "the summary of what was made durable)")
       ->capture_default_str();
   auto* max_connections =
       serve_cmd
@@ -91,18 +97,21 @@ int main(int argc, char** argv) {
                        "they must fit in the open-file limit beside RocksDB's 256 files: "
                        "the default is lowered to fit, a given value that does not is an error)")
           ->capture_default_str();
-  serve_cmd->add_option("--auth-timeout", serve.server.auth_timeout_seconds,
-                        "With --token-file: seconds a connection has to authenticate (TCP: its "
-                        "AUTH line; HTTP: a request with the token) before it is closed")
+  serve_cmd
+      ->add_option("--auth-timeout", serve.server.auth_timeout_seconds,
+                   "With --token-file: seconds a connection has to authenticate (TCP: its "
+                   "AUTH line; HTTP: a request with the token) before it is closed")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
-  serve_cmd->add_option("--max-unauthenticated", serve.server.max_unauthenticated,
-                        "With --token-file: connections that may be unauthenticated at once; a new "
-                        "one beyond evicts the oldest (default: a quarter of --max-connections)")
+  serve_cmd
+      ->add_option("--max-unauthenticated", serve.server.max_unauthenticated,
+                   "With --token-file: connections that may be unauthenticated at once; a new "
+                   "one beyond evicts the oldest (default: a quarter of --max-connections)")
       ->check(CLI::Range(1, 1 << 20));
-  serve_cmd->add_option("--shutdown-grace", serve.server.shutdown_grace_seconds,
-                        "On SIGTERM/SIGINT: seconds open connections get to receive the answer "
-                        "for what they sent before they are closed")
+  serve_cmd
+      ->add_option("--shutdown-grace", serve.server.shutdown_grace_seconds,
+                   "On SIGTERM/SIGINT: seconds open connections get to receive the answer "
+                   "for what they sent before they are closed")
       ->check(CLI::Range(0, 3600))
       ->capture_default_str();
 
@@ -118,7 +127,8 @@ int main(int argc, char** argv) {
       "verify", "Recompute every profile and KPI from raw files and diff them with a data dir");
   add_data_options(verify_cmd, &verify.common);
   add_memory_options(verify_cmd, &verify.common);
-  verify_cmd->add_option("files", verify.files, "Every NDJSON file fed to the data dir")->required();
+  verify_cmd->add_option("files", verify.files, "Every NDJSON file fed to the data dir")
+      ->required();
   verify_cmd->add_option("--max-listed", verify.max_listed, "Differences to print")
       ->capture_default_str();
 
@@ -142,18 +152,24 @@ int main(int argc, char** argv) {
 
   LoadArgs load;
   auto* load_cmd = app.add_subcommand(
-      "load", "Load-test a server: send files in chunks over several connections, time acks and queries");
+      "load",
+      "Load-test a server: send files in chunks over several connections, time acks and queries");
   load_cmd->add_option("files", load.files, "NDJSON files")->required();
-  load_cmd->add_option("--tcp", load.tcp_address, "Ingest over TCP at HOST:PORT (one connection per chunk)");
-  load_cmd->add_option("--http", load.http_address, "HTTP address: ingest when --tcp is not given; queries");
+  load_cmd->add_option("--tcp", load.tcp_address,
+                       "Ingest over TCP at HOST:PORT (one connection per chunk)");
+  load_cmd->add_option("--http", load.http_address,
+                       "HTTP address: ingest when --tcp is not given; queries");
   load_cmd->add_option("--token-file", load.token_file, "Bearer token file of the server");
-  load_cmd->add_option("--connections", load.connections, "Concurrent connections")->capture_default_str();
-  load_cmd->add_option("--chunk-events", load.chunk_events, "Lines per chunk (TCP connection or POST)")
+  load_cmd->add_option("--connections", load.connections, "Concurrent connections")
+      ->capture_default_str();
+  load_cmd
+      ->add_option("--chunk-events", load.chunk_events, "Lines per chunk (TCP connection or POST)")
       ->capture_default_str();
   load_cmd->add_option("--rate", load.rate, "Target events/s across connections (0: unpaced)")
       ->capture_default_str();
-  load_cmd->add_option("--query-rate", load.query_rate,
-                       "GET /v1/users/{id} and /v1/kpis per second while loading")
+  load_cmd
+      ->add_option("--query-rate", load.query_rate,
+                   "GET /v1/users/{id} and /v1/kpis per second while loading")
       ->capture_default_str();
   load_cmd->add_flag("--ordered", load.ordered, "One connection, chunks in file order");
 
@@ -168,7 +184,8 @@ int main(int argc, char** argv) {
       "(lines durable, events/s, percent of the file, ETA).\n"
       "Exit status: 0 every line was taken (accepted or duplicate); 2 the server rejected some\n"
       "lines (listed in \"errors\"); 1 a file could not be read, the server could not be reached,\n"
-      "or it refused ingest (the summary starts with \"error\"; lines after \"durable_lines\" were\n"
+      "or it refused ingest (the summary starts with \"error\"; lines after \"durable_lines\" "
+      "were\n"
       "not taken; re-sending is safe, duplicates are recognised).");
 
   std::string user_id;

@@ -38,8 +38,8 @@ std::string Duration(double seconds) {
 
 }  // namespace
 
-Progress::Progress(std::string label, uint64_t total, std::string count_noun,
-                   std::string rate_noun, bool enabled)
+Progress::Progress(std::string label, uint64_t total, std::string count_noun, std::string rate_noun,
+                   bool enabled)
     : label_(std::move(label)),
       total_(total),
       count_noun_(std::move(count_noun)),
@@ -57,7 +57,8 @@ std::string Progress::Render(uint64_t position, uint64_t count, double seconds, 
   const double rate = seconds > 0 ? static_cast<double>(count) / seconds : 0.0;
   line += ", " + Grouped(static_cast<uint64_t>(rate)) + " " + rate_noun_ + "/s";
   if (total_ > 0) {
-    const double fraction = std::min(1.0, static_cast<double>(position) / static_cast<double>(total_));
+    const double fraction =
+        std::min(1.0, static_cast<double>(position) / static_cast<double>(total_));
     char pct[16];
     if (final || fraction >= 1.0) {
       std::snprintf(pct, sizeof pct, "100%%");

@@ -1,12 +1,20 @@
 // Boost.Asio/Beast live only in this file (and client.cc): they are heavy to
 // compile and their types must not leak into other modules.
-#include <utility>  // before Asio: Boost 1.74 Asio in C++20 mode needs std::exchange
-
 #include "app/server.h"
+
+#include <simdjson.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -16,22 +24,13 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>  // before Asio: Boost 1.74 Asio in C++20 mode needs std::exchange
 #include <vector>
-
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <simdjson.h>
 
 #include "app/ingest_session.h"
 #include "common/json_writer.h"
-#include "ingest/decoder.h"
 #include "common/log.h"
+#include "ingest/decoder.h"
 #include "state/user_state.h"
 
 namespace tierstream::app {
@@ -76,10 +75,14 @@ bool PercentDecode(std::string_view in, std::string* out) {
     for (int k = 1; k <= 2; ++k) {
       char h = in[i + static_cast<size_t>(k)];
       v <<= 4;
-      if (h >= '0' && h <= '9') v |= h - '0';
-      else if (h >= 'a' && h <= 'f') v |= h - 'a' + 10;
-      else if (h >= 'A' && h <= 'F') v |= h - 'A' + 10;
-      else return false;
+      if (h >= '0' && h <= '9')
+        v |= h - '0';
+      else if (h >= 'a' && h <= 'f')
+        v |= h - 'a' + 10;
+      else if (h >= 'A' && h <= 'F')
+        v |= h - 'A' + 10;
+      else
+        return false;
     }
     out->push_back(static_cast<char>(v));
     i += 2;
@@ -115,12 +118,24 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view k
 
 void CopyValue(simdjson::dom::element v, JsonWriter* w) {
   switch (v.type()) {
-    case simdjson::dom::element_type::INT64: w->Int(int64_t(v)); break;
-    case simdjson::dom::element_type::UINT64: w->Int(static_cast<int64_t>(uint64_t(v))); break;
-    case simdjson::dom::element_type::DOUBLE: w->Double(double(v)); break;
-    case simdjson::dom::element_type::BOOL: w->Bool(bool(v)); break;
-    case simdjson::dom::element_type::STRING: w->String(std::string_view(v)); break;
-    case simdjson::dom::element_type::NULL_VALUE: w->Null(); break;
+    case simdjson::dom::element_type::INT64:
+      w->Int(int64_t(v));
+      break;
+    case simdjson::dom::element_type::UINT64:
+      w->Int(static_cast<int64_t>(uint64_t(v)));
+      break;
+    case simdjson::dom::element_type::DOUBLE:
+      w->Double(double(v));
+      break;
+    case simdjson::dom::element_type::BOOL:
+      w->Bool(bool(v));
+      break;
+    case simdjson::dom::element_type::STRING:
+      w->String(std::string_view(v));
+      break;
+    case simdjson::dom::element_type::NULL_VALUE:
+      w->Null();
+      break;
     case simdjson::dom::element_type::ARRAY:
       w->BeginArray();
       for (simdjson::dom::element e : simdjson::dom::array(v)) CopyValue(e, w);
@@ -204,7 +219,8 @@ bool PresentsToken(int fd, bool http, const std::string& token) {
     header.remove_prefix(std::min(header.size(), eol + 2));
     if (!StartsWithNoCase(field, kName)) continue;
     std::string_view value = field.substr(kName.size());
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     return BearerMatches(value, token);
   }
@@ -396,8 +412,8 @@ struct Server::Impl {
   // it was evicted meanwhile).
   void Authenticated(uint64_t ticket);
   size_t MaxUnauthenticated() const {
-    const int n = options.max_unauthenticated > 0 ? options.max_unauthenticated
-                                                  : options.max_connections / 4;
+    const int n =
+        options.max_unauthenticated > 0 ? options.max_unauthenticated : options.max_connections / 4;
     return static_cast<size_t>(std::max(n, 1));
   }
   // Stops the lanes once every connection has closed, or at the deadline.
@@ -608,8 +624,10 @@ std::optional<FramingError> CheckFraming(const http::request_header<>& req) {
     while (!list.empty()) {
       const size_t comma = list.find(',');
       std::string_view coding = list.substr(0, comma);
-      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
-      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t'))
+        coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t'))
+        coding.remove_suffix(1);
       if (!coding.empty()) codings.push_back(coding);
       if (comma == std::string_view::npos) break;
       list.remove_prefix(comma + 1);
@@ -727,18 +745,17 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     const size_t room = std::min<size_t>(64 * 1024, buffer_.max_size() - buffer_.size());
     if (room == 0) return OnHeader(http::error::header_limit);
     if (!probe_) ExpireIdle();
-    stream_.async_read_some(buffer_.prepare(room),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
-                              if (ec == net::error::eof) {
-                                // As Beast's reads say it: end_of_stream between
-                                // requests, partial_message within a header.
-                                ec = self->parser_->got_some() ? http::error::partial_message
-                                                               : http::error::end_of_stream;
-                              }
-                              if (ec) return self->OnHeader(ec);
-                              self->buffer_.commit(n);
-                              self->ReadHeader();
-                            });
+    stream_.async_read_some(buffer_.prepare(room), [self = shared_from_this()](beast::error_code ec,
+                                                                               size_t n) {
+      if (ec == net::error::eof) {
+        // As Beast's reads say it: end_of_stream between
+        // requests, partial_message within a header.
+        ec = self->parser_->got_some() ? http::error::partial_message : http::error::end_of_stream;
+      }
+      if (ec) return self->OnHeader(ec);
+      self->buffer_.commit(n);
+      self->ReadHeader();
+    });
   }
 
   // Decides what it can on the header alone: a missing token and a body over
@@ -790,7 +807,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (!length || parser_->get().body().charge.GrowTo(*length + ingest::kPadding)) {
       return StartBody();
     }
-    if (server_->stopped.load() || Clock::now() >= give_up) return RefuseBody(parser_->get().version());
+    if (server_->stopped.load() || Clock::now() >= give_up)
+      return RefuseBody(parser_->get().version());
     timer_.expires_after(kBudgetPoll);
     timer_.async_wait([self = shared_from_this(), give_up](beast::error_code ec) {
       if (ec) return self->Close();
@@ -856,9 +874,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
   void OnRead(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == net::error::eof ||
-        ec == beast::error::timeout || ec == net::error::connection_reset ||
-        ec == net::error::operation_aborted) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+        ec == net::error::connection_reset || ec == net::error::operation_aborted) {
       Close();
       return;
     }
@@ -888,9 +905,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
 
   // Replies from any thread: hops onto this connection's io thread first.
   void ReplyLater(http::status status, std::string body) {
-    net::post(stream_.get_executor(), [self = shared_from_this(), status, b = std::move(body)]() mutable {
-      self->Reply(status, std::move(b), self->request_.keep_alive(), self->request_.version());
-    });
+    net::post(
+        stream_.get_executor(), [self = shared_from_this(), status, b = std::move(body)]() mutable {
+          self->Reply(status, std::move(b), self->request_.keep_alive(), self->request_.version());
+        });
   }
 
   void Send(Response res) {
@@ -1004,12 +1022,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
         return Reply(http::status::bad_request, ErrorBody("user_id: must be 1..128 bytes"), keep,
                      version);
       }
-      pipeline_->GetUser(std::move(user_id),
-                                 [self = shared_from_this()](bool found, std::string body) {
-                                   self->ReplyLater(found ? http::status::ok
-                                                          : http::status::not_found,
-                                                    std::move(body));
-                                 });
+      pipeline_->GetUser(
+          std::move(user_id), [self = shared_from_this()](bool found, std::string body) {
+            self->ReplyLater(found ? http::status::ok : http::status::not_found, std::move(body));
+          });
       return;
     }
     constexpr std::string_view kTiers = "/v1/tiers/";
@@ -1045,7 +1061,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
                      version);
       }
       if (fields_param && *fields_param != "profile") {
-        return Reply(http::status::bad_request, ErrorBody("fields: must be profile"), keep, version);
+        return Reply(http::status::bad_request, ErrorBody("fields: must be profile"), keep,
+                     version);
       }
       if (fields_param && !ndjson) {
         return Reply(http::status::bad_request, ErrorBody("fields: needs format=ndjson"), keep,
@@ -1077,15 +1094,15 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
         unsigned long v = 0;
         auto r = std::from_chars(l.data(), l.data() + l.size(), v);
         if (r.ec != std::errc() || r.ptr != l.data() + l.size() || v < 1 || v > 10000) {
-          return Reply(http::status::bad_request, ErrorBody("limit: must be an integer in 1..10000"),
-                       keep, version);
+          return Reply(http::status::bad_request,
+                       ErrorBody("limit: must be an integer in 1..10000"), keep, version);
         }
         limit = v;
       }
       pipeline_->ListTier(*tier, std::move(after), limit,
-                                  [self = shared_from_this()](std::string body) {
-                                    self->ReplyLater(http::status::ok, std::move(body));
-                                  });
+                          [self = shared_from_this()](std::string body) {
+                            self->ReplyLater(http::status::ok, std::move(body));
+                          });
       return;
     }
     Reply(http::status::not_found, ErrorBody("no such resource"), keep, version);
@@ -1134,22 +1151,22 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       return Reply(http::status::ok, std::move(body), request_.keep_alive(), request_.version());
     }
     const int64_t t = pipeline_->watermark();
-    pipeline_->GetStats([self = shared_from_this(), t, write_head,
-                         degraded = !reasons.empty()](std::string stats) {
-      std::string body;
-      JsonWriter w(&body);
-      write_head(w, degraded ? "degraded" : "ok");
-      w.Key("as_of");
-      if (t == kNoTs) {
-        w.Null();
-      } else {
-        w.Int(t);
-      }
-      // The pipeline's figures, member by member into the same object.
-      CopyMembers(stats, &w);
-      w.EndObject();
-      self->ReplyLater(http::status::ok, std::move(body));
-    });
+    pipeline_->GetStats(
+        [self = shared_from_this(), t, write_head, degraded = !reasons.empty()](std::string stats) {
+          std::string body;
+          JsonWriter w(&body);
+          write_head(w, degraded ? "degraded" : "ok");
+          w.Key("as_of");
+          if (t == kNoTs) {
+            w.Null();
+          } else {
+            w.Int(t);
+          }
+          // The pipeline's figures, member by member into the same object.
+          CopyMembers(stats, &w);
+          w.EndObject();
+          self->ReplyLater(http::status::ok, std::move(body));
+        });
   }
 
   void PostEvents() {
@@ -1221,10 +1238,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   std::atomic<int>* const counter_;  // the connection count this one is in
   bool authenticated_;               // a request carried the token (or none is needed)
   const std::chrono::steady_clock::time_point auth_deadline_;
-  uint64_t ticket_ = 0;  // counted as unauthenticated under it (0: not counted)
+  uint64_t ticket_ = 0;                     // counted as unauthenticated under it (0: not counted)
   pipeline::Pipeline* pipeline_ = nullptr;  // as of the current request; null while recovering
-  bool in_request_ = false;  // from a read header to the answer written
-  bool refusing_ = false;    // answered 503 on accept: closed at once
+  bool in_request_ = false;                 // from a read header to the answer written
+  bool refusing_ = false;                   // answered 503 on accept: closed at once
   // What was read but not parsed yet: a header (at most 64 KiB) and one
   // read (at most 64 KiB). Capped, since Beast bounds neither a chunk-size
   // line (chunk extensions) nor its buffer: 4 connections sending 16 MiB of
@@ -1299,8 +1316,9 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
 
   void RefuseBusy() {
     auto line = std::make_shared<std::string>(ErrorBody("too many connections") + "\n");
-    net::async_write(socket_, net::buffer(*line),
-                     [self = shared_from_this(), line](beast::error_code, size_t) { self->Close(); });
+    net::async_write(
+        socket_, net::buffer(*line),
+        [self = shared_from_this(), line](beast::error_code, size_t) { self->Close(); });
   }
 
   void Shutdown() override {
@@ -1359,10 +1377,9 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
       return;
     }
     reading_ = true;
-    socket_.async_read_some(net::buffer(buffer_),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
-                              self->OnRead(ec, n);
-                            });
+    socket_.async_read_some(
+        net::buffer(buffer_),
+        [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnRead(ec, n); });
   }
 
   void OnRead(beast::error_code ec, size_t n) {
@@ -1425,9 +1442,8 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
     if (!ingest_) return Close();  // never authenticated: nothing was taken
     ingest_->Finish(
         [self = shared_from_this()](IngestSummary summary) {
-          net::post(self->socket_.get_executor(), [self, s = std::move(summary)] {
-            self->SetFinal(s.ToStreamJson());
-          });
+          net::post(self->socket_.get_executor(),
+                    [self, s = std::move(summary)] { self->SetFinal(s.ToStreamJson()); });
         },
         /*take_partial_line=*/half_close);
     // A read in flight (or the backpressure pause, which then reads) goes on
@@ -1530,7 +1546,7 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
   net::steady_timer timer_;      // backpressure pauses
   net::steady_timer idle_;       // idle deadline, then the final line's and the linger's
   net::steady_timer ack_timer_;  // the next ack when one was sent less than kAckInterval ago
-  bool authenticated_;  // sent its AUTH line (or none is needed)
+  bool authenticated_;           // sent its AUTH line (or none is needed)
   std::vector<char> buffer_;
   std::shared_ptr<IngestSession> ingest_;
   std::atomic<bool> progress_posted_{false};
@@ -1540,7 +1556,7 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
   std::string ack_;    // the ack being written
   std::string final_;  // the last line
   std::string auth_line_;
-  uint64_t ticket_ = 0;  // counted as unauthenticated under it (0: not counted)
+  uint64_t ticket_ = 0;       // counted as unauthenticated under it (0: not counted)
   bool reading_ = false;      // a read is in flight
   bool input_ended_ = false;  // no more input is taken
   bool peer_gone_ = false;    // the peer reset or a write failed: nobody to answer
@@ -1589,8 +1605,8 @@ Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, c
     beast::error_code ignored;
     acceptor->close(ignored);
   }
-  return Status::IoError(std::string("cannot listen on ") + address + " (" + what + "): " +
-                         ec.message());
+  return Status::IoError(std::string("cannot listen on ") + address + " (" + what +
+                         "): " + ec.message());
 }
 
 Server::Impl::Admission Server::Impl::Admit(tcp::socket& socket, bool http) {
@@ -1604,8 +1620,8 @@ Server::Impl::Admission Server::Impl::Admit(tcp::socket& socket, bool http) {
   if (options.token.empty()) return full ? refuse() : admission;
   admission.counted_unauthenticated = !PresentsToken(socket.native_handle(), http, options.token);
   std::lock_guard<std::mutex> lock(unauth_mu);
-  const bool share_full = admission.counted_unauthenticated &&
-                          unauthenticated.size() >= MaxUnauthenticated();
+  const bool share_full =
+      admission.counted_unauthenticated && unauthenticated.size() >= MaxUnauthenticated();
   if (!full && !share_full) return admission;
   if (unauthenticated.empty()) return refuse();  // every slot is held by an authenticated client
   // The oldest goes, unless the token has just arrived on it (its session
@@ -1654,7 +1670,8 @@ void Server::Impl::AcceptHttp() {
       session->set_ticket(AddUnauthenticated(session, &lane, session->native_handle(), true));
     }
     // The session lives on its socket's lane from its first handler on.
-    net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
+    net::post(session->executor(),
+              [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
     AcceptHttp();
   });
 }
@@ -1672,7 +1689,8 @@ void Server::Impl::AcceptTcp() {
     if (!busy && admission.counted_unauthenticated) {
       session->set_ticket(AddUnauthenticated(session, &lane, session->native_handle(), false));
     }
-    net::post(session->executor(), [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
+    net::post(session->executor(),
+              [session, busy] { busy ? session->RefuseBusy() : session->Start(); });
     AcceptTcp();
   });
 }
@@ -1685,10 +1703,10 @@ Status Server::Start() {
   const ServerOptions& o = impl_->options;
   if (o.max_inflight_body_bytes < ingest::kPadding ||
       o.max_body_bytes > o.max_inflight_body_bytes - ingest::kPadding) {
-    return Status::InvalidArgument(
-        "--max-body-bytes (" + std::to_string(o.max_body_bytes) +
-        ") must be below --max-inflight-body-mb (" + std::to_string(o.max_inflight_body_bytes >> 20) +
-        " MiB): a body that large could never be read");
+    return Status::InvalidArgument("--max-body-bytes (" + std::to_string(o.max_body_bytes) +
+                                   ") must be below --max-inflight-body-mb (" +
+                                   std::to_string(o.max_inflight_body_bytes >> 20) +
+                                   " MiB): a body that large could never be read");
   }
   if (!impl_->options.http_address.empty()) {
     Status s = impl_->Bind(&impl_->http_acceptor, impl_->options.http_address, "http");
@@ -1734,7 +1752,8 @@ void Server::Run() {
 }
 
 void Server::Impl::AwaitDrain(std::chrono::steady_clock::time_point deadline) {
-  if (connections.load() + probe_connections.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+  if (connections.load() + probe_connections.load() == 0 ||
+      std::chrono::steady_clock::now() >= deadline) {
     for (auto& lane : lanes) lane->ioc.stop();
     return;
   }

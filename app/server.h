@@ -30,15 +30,15 @@ inline constexpr int kMaxProbeConnections = 16;
 struct ServerOptions {
   std::string http_address = "127.0.0.1:8080";  // empty: no HTTP listener
   std::string tcp_address = "127.0.0.1:9090";   // empty: no TCP listener
-  int io_threads = 2;  // io_contexts, one thread each
-  uint64_t max_body_bytes = 64ull << 20;  // larger POST bodies get 413
+  int io_threads = 2;                           // io_contexts, one thread each
+  uint64_t max_body_bytes = 64ull << 20;        // larger POST bodies get 413
   // Request bodies held at once, across connections, from their first byte
   // until they are decoded (each charged by its buffer, at most twice what
   // arrived and never more than its Content-Length). Beyond it a body with
   // a Content-Length waits, unread, for up to the idle timeout, then gets
   // 503; a chunked body gets 503. Must exceed max_body_bytes.
   uint64_t max_inflight_body_bytes = 256ull << 20;
-  int idle_timeout_seconds = 60;          // a connection silent this long is closed
+  int idle_timeout_seconds = 60;  // a connection silent this long is closed
   // Beyond this, new connections are refused, but for a few HTTP ones that
   // may ask for /healthz or /readyz only.
   int max_connections = 1024;

@@ -27,8 +27,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdint>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -314,9 +314,25 @@ std::string KpisJson(const redisReply* r) {
   std::vector<int64_t> v;
   for (size_t i = 0; i < r->elements; ++i) v.push_back(Int(r->element[i]));
   enum {
-    kAsOf, kUsers, kMembers, kTier0, kMau = kTier0 + 6, kDau, kNew30, kOrders30, kCommunity30,
-    kGmv30, kRefunds30, kBuyers, kRepeatBuyers, kJoins30, kJoinsPrev30, kAccepted, kDuplicate,
-    kRejected, kCount
+    kAsOf,
+    kUsers,
+    kMembers,
+    kTier0,
+    kMau = kTier0 + 6,
+    kDau,
+    kNew30,
+    kOrders30,
+    kCommunity30,
+    kGmv30,
+    kRefunds30,
+    kBuyers,
+    kRepeatBuyers,
+    kJoins30,
+    kJoinsPrev30,
+    kAccepted,
+    kDuplicate,
+    kRejected,
+    kCount
   };
   if (v.size() != kCount) return "{}";
   std::string out;
@@ -340,8 +356,7 @@ std::string KpisJson(const redisReply* r) {
   w.Key("new_members_30d").Int(v[kNew30]);
   w.Key("orders_30d").Int(v[kOrders30]);
   w.Key("community_orders_30d").Int(v[kCommunity30]);
-  w.Key("community_order_share")
-      .Double(Ratio(static_cast<double>(v[kCommunity30]), v[kOrders30]));
+  w.Key("community_order_share").Double(Ratio(static_cast<double>(v[kCommunity30]), v[kOrders30]));
   w.Key("gmv_30d").Yuan(v[kGmv30]);
   w.Key("refunds_30d").Yuan(v[kRefunds30]);
   w.Key("net_gmv_30d").Yuan(v[kGmv30] - v[kRefunds30]);
@@ -443,8 +458,7 @@ int Run(const Options& o) {
   CollectSink sink;
   ingest::Decoder decoder;
   decoder.DecodeLines(input.view(), 1, &arena, &sink);
-  const double decode_seconds =
-      std::chrono::duration<double>(Clock::now() - decode_start).count();
+  const double decode_seconds = std::chrono::duration<double>(Clock::now() - decode_start).count();
 
   std::unique_ptr<Redis> redis = Redis::Connect(o.host, o.port);
   if (redis == nullptr) return 2;

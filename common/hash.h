@@ -13,7 +13,9 @@ namespace tierstream {
 struct Hash128 {
   uint64_t lo = 0;
   uint64_t hi = 0;
-  friend bool operator==(const Hash128& a, const Hash128& b) { return a.lo == b.lo && a.hi == b.hi; }
+  friend bool operator==(const Hash128& a, const Hash128& b) {
+    return a.lo == b.lo && a.hi == b.hi;
+  }
   template <typename H>
   friend H AbslHashValue(H h, const Hash128& x) {
     return H::combine(std::move(h), x.lo);

@@ -14,8 +14,8 @@ DecimalError DecimalToFen(std::string_view s, int64_t max_yuan, int64_t* fen) {
   }
   // Collect significant digits and the decimal exponent of the last digit.
   char digits[64];
-  int ndigits = 0;        // significant digits kept (leading zeros dropped)
-  int64_t exponent = 0;   // value = digits * 10^exponent
+  int ndigits = 0;       // significant digits kept (leading zeros dropped)
+  int64_t exponent = 0;  // value = digits * 10^exponent
   bool nonzero_dropped = false;
   size_t int_start = i;
   while (i < s.size() && s[i] >= '0' && s[i] <= '9') {

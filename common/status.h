@@ -20,9 +20,9 @@ enum class StatusCode : unsigned char {
   kOk = 0,
   kInvalidArgument,  // the caller's input is malformed
   kNotFound,
-  kIoError,        // the store or the file system failed
-  kUnavailable,    // temporarily refused (disk watermark, overload)
-  kCorruption,     // persisted bytes do not decode
+  kIoError,      // the store or the file system failed
+  kUnavailable,  // temporarily refused (disk watermark, overload)
+  kCorruption,   // persisted bytes do not decode
   kFailedPrecondition,
 };
 
@@ -31,8 +31,7 @@ class [[nodiscard]] Status {
   Status() = default;  // OK
   Status(StatusCode code, std::string_view message)
       : rep_(std::make_unique<Rep>(Rep{code, std::string(message)})) {}
-  Status(const Status& other)
-      : rep_(other.rep_ ? std::make_unique<Rep>(*other.rep_) : nullptr) {}
+  Status(const Status& other) : rep_(other.rep_ ? std::make_unique<Rep>(*other.rep_) : nullptr) {}
   Status& operator=(const Status& other) {
     rep_ = other.rep_ ? std::make_unique<Rep>(*other.rep_) : nullptr;
     return *this;
@@ -67,7 +66,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit like std::expected
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit like std::expected
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     assert(!status_.ok() && "Result built from an OK Status has no value");
   }

@@ -1,12 +1,12 @@
 #include "ingest/decoder.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <utility>
-
-#include <simdjson.h>
 
 #include "common/money.h"
 #include "common/time.h"
@@ -17,15 +17,24 @@ namespace od = simdjson::ondemand;
 
 std::string_view EventTypeName(EventType t) {
   switch (t) {
-    case EventType::kMessage: return "message";
-    case EventType::kReaction: return "reaction";
-    case EventType::kCheckin: return "checkin";
-    case EventType::kShare: return "share";
-    case EventType::kJoin: return "join";
-    case EventType::kLeave: return "leave";
-    case EventType::kOrder: return "order";
-    case EventType::kRefund: return "refund";
-    case EventType::kReferralCredit: return "referral_credit";
+    case EventType::kMessage:
+      return "message";
+    case EventType::kReaction:
+      return "reaction";
+    case EventType::kCheckin:
+      return "checkin";
+    case EventType::kShare:
+      return "share";
+    case EventType::kJoin:
+      return "join";
+    case EventType::kLeave:
+      return "leave";
+    case EventType::kOrder:
+      return "order";
+    case EventType::kRefund:
+      return "refund";
+    case EventType::kReferralCredit:
+      return "referral_credit";
   }
   return "?";
 }
@@ -56,9 +65,12 @@ enum Field : uint32_t {
 
 Field FieldOf(std::string_view key) {
   switch (key.size()) {
-    case 2: return key == "ts" ? kTs : kUnknown;
-    case 4: return key == "type" ? kType : kUnknown;
-    case 6: return key == "amount" ? kAmount : kUnknown;
+    case 2:
+      return key == "ts" ? kTs : kUnknown;
+    case 4:
+      return key == "type" ? kType : kUnknown;
+    case 6:
+      return key == "amount" ? kAmount : kUnknown;
     case 7:
       if (key == "user_id") return kUserId;
       return key == "channel" ? kChannel : kUnknown;
@@ -66,8 +78,10 @@ Field FieldOf(std::string_view key) {
       if (key == "event_id") return kEventId;
       if (key == "group_id") return kGroupId;
       return key == "order_id" ? kOrderId : kUnknown;
-    case 11: return key == "referrer_id" ? kReferrerId : kUnknown;
-    default: return kUnknown;
+    case 11:
+      return key == "referrer_id" ? kReferrerId : kUnknown;
+    default:
+      return kUnknown;
   }
 }
 
@@ -88,7 +102,8 @@ bool TypeOf(std::string_view s, EventType* out) {
 }
 
 std::string_view TrimJson(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
     s.remove_suffix(1);
   return s;
 }
@@ -182,7 +197,8 @@ struct Decoder::Impl {
 
   void SetLimit(const TsLimit& limit) {
     max_ts = limit.max_ts_ms;
-    if (max_ts != INT64_MAX) future_reason = "ts: more than " + FormatSpan(limit.ahead_ms) + " in the future";
+    if (max_ts != INT64_MAX)
+      future_reason = "ts: more than " + FormatSpan(limit.ahead_ms) + " in the future";
   }
 
   // Reads a string field of 1..128 bytes into the arena.
@@ -268,12 +284,16 @@ struct Decoder::Impl {
           od::json_type jt;
           if (auto err = value.type().get(jt)) return JsonError(err);
           if (jt != od::json_type::number) return "amount: must be a number";
-          switch (DecimalToFen(TrimJson(value.raw_json_token()), kMaxAmountYuan,
-                               &event->amount_fen)) {
-            case DecimalError::kOk: break;
-            case DecimalError::kSyntax: return "amount: must be a number";
-            case DecimalError::kNegative: return "amount: must be >= 0";
-            case DecimalError::kTooLarge: return "amount: must be <= 1e9";
+          switch (
+              DecimalToFen(TrimJson(value.raw_json_token()), kMaxAmountYuan, &event->amount_fen)) {
+            case DecimalError::kOk:
+              break;
+            case DecimalError::kSyntax:
+              return "amount: must be a number";
+            case DecimalError::kNegative:
+              return "amount: must be >= 0";
+            case DecimalError::kTooLarge:
+              return "amount: must be <= 1e9";
           }
           break;
         }
@@ -284,7 +304,8 @@ struct Decoder::Impl {
           event->community = s == "community";
           break;
         }
-        case kUnknown: break;
+        case kUnknown:
+          break;
       }
     }
     if (!(seen & kEventId)) return "event_id: missing";
@@ -292,10 +313,10 @@ struct Decoder::Impl {
     if (!(seen & kUserId)) return "user_id: missing";
     if (!(seen & kTs)) return "ts: missing";
     if (event->type == EventType::kOrder || event->type == EventType::kRefund) {
-      if (!(seen & kOrderId)) return "order_id: missing (required for " +
-                                     std::string(EventTypeName(event->type)) + ")";
-      if (!(seen & kAmount)) return "amount: missing (required for " +
-                                    std::string(EventTypeName(event->type)) + ")";
+      if (!(seen & kOrderId))
+        return "order_id: missing (required for " + std::string(EventTypeName(event->type)) + ")";
+      if (!(seen & kAmount))
+        return "amount: missing (required for " + std::string(EventTypeName(event->type)) + ")";
     } else {
       event->amount_fen = 0;
     }
@@ -420,8 +441,7 @@ const char* SkipString(const char* p, const char* end) {
 
 }  // namespace
 
-ArrayFramer::ArrayFramer(std::string_view data)
-    : p_(data.data()), end_(data.data() + data.size()) {
+ArrayFramer::ArrayFramer(std::string_view data) : p_(data.data()), end_(data.data() + data.size()) {
   p_ = SkipJsonSpace(p_, end_);
   if (p_ == end_ || *p_ != '[') {
     Fail("not an array");

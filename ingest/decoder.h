@@ -115,7 +115,7 @@ class ArrayFramer {
  private:
   bool Fail(std::string what);
 
-  const char* p_;    // the next element's first byte, once past the '['
+  const char* p_;  // the next element's first byte, once past the '['
   const char* end_;
   uint64_t count_ = 0;
   bool done_ = false;

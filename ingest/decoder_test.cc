@@ -92,22 +92,34 @@ TEST_F(DecoderTest, EveryRejectionNamesItsField) {
             "ts: must be integer milliseconds or an RFC 3339 string");
   EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":12})"),
             "ts: must lie in [2000-01-01, 2100-01-01)");
-  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":"2100-01-01T00:00:00Z"})"),
-            "ts: must lie in [2000-01-01, 2100-01-01)");
-  EXPECT_EQ(Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"amount":1})"),
-            "order_id: missing (required for order)");
-  EXPECT_EQ(Reason(R"({"event_id":"e","type":"refund","user_id":"u","ts":1763971200000,"order_id":"o"})"),
-            "amount: missing (required for refund)");
-  EXPECT_EQ(Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":-5})"),
-            "amount: must be >= 0");
-  EXPECT_EQ(Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":"12"})"),
-            "amount: must be a number");
-  EXPECT_EQ(Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":1e400})"),
-            "amount: must be <= 1e9");
-  EXPECT_EQ(Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":1,"channel":"web"})"),
-            "channel: must be \"community\" or \"other\"");
-  EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","user_id":"v","ts":1763971200000})"),
-            "duplicate field 'user_id'");
+  EXPECT_EQ(
+      Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":"2100-01-01T00:00:00Z"})"),
+      "ts: must lie in [2000-01-01, 2100-01-01)");
+  EXPECT_EQ(
+      Reason(R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"amount":1})"),
+      "order_id: missing (required for order)");
+  EXPECT_EQ(
+      Reason(R"({"event_id":"e","type":"refund","user_id":"u","ts":1763971200000,"order_id":"o"})"),
+      "amount: missing (required for refund)");
+  EXPECT_EQ(
+      Reason(
+          R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":-5})"),
+      "amount: must be >= 0");
+  EXPECT_EQ(
+      Reason(
+          R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":"12"})"),
+      "amount: must be a number");
+  EXPECT_EQ(
+      Reason(
+          R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":1e400})"),
+      "amount: must be <= 1e9");
+  EXPECT_EQ(
+      Reason(
+          R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,"order_id":"o","amount":1,"channel":"web"})"),
+      "channel: must be \"community\" or \"other\"");
+  EXPECT_EQ(
+      Reason(R"({"event_id":"e","type":"message","user_id":"u","user_id":"v","ts":1763971200000})"),
+      "duplicate field 'user_id'");
   EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000} x)")
                 .rfind("invalid JSON: ", 0),
             0u);
@@ -117,15 +129,20 @@ TEST_F(DecoderTest, EveryRejectionNamesItsField) {
 }
 
 TEST_F(DecoderTest, RejectsBrokenJsonInIgnoredFields) {
-  EXPECT_NE(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"text":tru})"), "");
-  EXPECT_NE(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"n":01})"), "");
-  EXPECT_NE(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"t":"\x"})"), "");
+  EXPECT_NE(
+      Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"text":tru})"),
+      "");
+  EXPECT_NE(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"n":01})"),
+            "");
+  EXPECT_NE(
+      Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"t":"\x"})"), "");
 }
 
 TEST_F(DecoderTest, RejectsInvalidUtf8AndDeepNesting) {
-  EXPECT_EQ(Reason("{\"event_id\":\"e\xff\",\"type\":\"message\",\"user_id\":\"u\",\"ts\":1763971200000}")
-                .rfind("invalid JSON", 0),
-            0u);
+  EXPECT_EQ(
+      Reason("{\"event_id\":\"e\xff\",\"type\":\"message\",\"user_id\":\"u\",\"ts\":1763971200000}")
+          .rfind("invalid JSON", 0),
+      0u);
   std::string deep = R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"x":)";
   deep += std::string(100000, '[') + std::string(100000, ']') + "}";
   EXPECT_EQ(Reason(deep).rfind("invalid JSON", 0), 0u);
@@ -253,8 +270,10 @@ TEST_F(DecoderTest, RejectsEventsTooFarInTheFuture) {
     TsLimit ts_limit() const override { return {1763971200000 + 86'400'000, 86'400'000}; }
   } c;
   const std::string text =
-      R"({"event_id":"ok","type":"message","user_id":"u","ts":1764057600000})" "\n"
-      R"({"event_id":"far","type":"message","user_id":"u","ts":1764057600001})" "\n"
+      R"({"event_id":"ok","type":"message","user_id":"u","ts":1764057600000})"
+      "\n"
+      R"({"event_id":"far","type":"message","user_id":"u","ts":1764057600001})"
+      "\n"
       R"({"event_id":"y2030","type":"message","user_id":"u","ts":"2030-11-24T09:15:00+08:00"})";
   buf_ = std::make_unique<PaddedBuffer>(text.size());
   buf_->Append(text);
@@ -262,7 +281,8 @@ TEST_F(DecoderTest, RejectsEventsTooFarInTheFuture) {
   ASSERT_EQ(c.events.size(), 1u);
   EXPECT_EQ(c.events[0].event_id, "ok");  // exactly one day ahead is still accepted
   ASSERT_EQ(c.rejects.size(), 2u);
-  EXPECT_EQ(c.rejects[0], std::make_pair(uint64_t{2}, std::string("ts: more than 1 day in the future")));
+  EXPECT_EQ(c.rejects[0],
+            std::make_pair(uint64_t{2}, std::string("ts: more than 1 day in the future")));
   EXPECT_EQ(c.rejects[1].second, "ts: more than 1 day in the future");
   // The same limit holds for JSON array bodies, and the reason names the margin.
   struct TwoHours : Collect {
@@ -275,7 +295,8 @@ TEST_F(DecoderTest, RejectsEventsTooFarInTheFuture) {
   ASSERT_EQ(a.rejects.size(), 1u);
   EXPECT_EQ(a.rejects[0].second, "ts: more than 2 hours in the future");
   // Without a limit (the default, or max_future_ms 0) nothing is rejected for it.
-  EXPECT_EQ(Reason(R"({"event_id":"z","type":"message","user_id":"u","ts":"2099-01-01T00:00:00Z"})"), "");
+  EXPECT_EQ(
+      Reason(R"({"event_id":"z","type":"message","user_id":"u","ts":"2099-01-01T00:00:00Z"})"), "");
 }
 
 }  // namespace

@@ -77,7 +77,8 @@ bool LogBlockReader::Next(Event* e) {
   e->type = static_cast<EventType>(type);
   e->community = (tag & 0x80) != 0;
   uint64_t ts, amount = 0;
-  if (!GetVarint64(&rest_, &ts) || ts >= static_cast<uint64_t>(kMaxTsMs - kMinTsMs)) return ok_ = false;
+  if (!GetVarint64(&rest_, &ts) || ts >= static_cast<uint64_t>(kMaxTsMs - kMinTsMs))
+    return ok_ = false;
   e->ts_ms = static_cast<int64_t>(ts) + kMinTsMs;
   if (HasAmount(e->type) && (!GetVarint64(&rest_, &amount) || amount > (1ull << 50))) {
     return ok_ = false;

@@ -27,11 +27,16 @@ void RejectLog::Format(std::string_view source, uint64_t line, std::string_view 
                        .count();
   JsonWriter(records)
       .BeginObject()
-      .Key("at_ms").Int(now)
-      .Key("source").String(source)
-      .Key("line").Int(static_cast<int64_t>(line))
-      .Key("error").String(reason)
-      .Key("raw").String(raw)
+      .Key("at_ms")
+      .Int(now)
+      .Key("source")
+      .String(source)
+      .Key("line")
+      .Int(static_cast<int64_t>(line))
+      .Key("error")
+      .String(reason)
+      .Key("raw")
+      .String(raw)
       .EndObject();
   records->push_back('\n');
 }
@@ -42,7 +47,8 @@ void RejectLog::Write(std::string_view records, uint64_t count) {
   if (file_ == nullptr || records.empty() || bytes_ + records.size() > max_bytes_) {
     dropped_ += count;
     // Within 64 KiB of the end: what callers hold in a run (BatchBuilder).
-    if (file_ == nullptr || bytes_ + 64 * 1024 > max_bytes_) full_.store(true, std::memory_order_relaxed);
+    if (file_ == nullptr || bytes_ + 64 * 1024 > max_bytes_)
+      full_.store(true, std::memory_order_relaxed);
     return;
   }
   std::fwrite(records.data(), 1, records.size(), file_);

@@ -45,8 +45,9 @@ TEST(RejectLog, WritesRunsOfRecordsUntilItsBudgetAndCountsTheRest) {
     EXPECT_TRUE(log.full());
   }
   const std::string text = Contents(path);
-  EXPECT_NE(text.find(R"("source":"http","line":7,"error":"ts: missing","raw":"{\"event_id\":\"a\"}"})"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(R"("source":"http","line":7,"error":"ts: missing","raw":"{\"event_id\":\"a\"}"})"),
+      std::string::npos)
       << text;
   EXPECT_EQ(text.back(), '\n');
   std::remove(path.c_str());

@@ -1,5 +1,7 @@
 #include "pipeline/pipeline.h"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -11,8 +13,6 @@
 #include <mutex>
 #include <thread>
 #include <utility>
-
-#include <sys/statvfs.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -218,7 +218,8 @@ struct Pipeline::Impl {
     std::unique_ptr<state::Store::Checkpoint> cp;
     const std::vector<std::pair<Hash128, int32_t>>* cp_new_seen = nullptr;  // read by the committer
     int64_t cp_wall_ms = 0;  // the wall clock at the snapshot
-    std::vector<std::pair<int32_t, int64_t>> cp_bucket_walls;  // ... and of each arrival day's newest id
+    std::vector<std::pair<int32_t, int64_t>>
+        cp_bucket_walls;  // ... and of each arrival day's newest id
     // The event ids being spilled into a run, beside checkpoints: the
     // committer builds the run off the worker and writes its blocks; the
     // next checkpoint writes its descriptor.
@@ -236,7 +237,7 @@ struct Pipeline::Impl {
     // Scratch reused across groups.
     std::string block;
     std::vector<uint8_t> accepted;
-    std::vector<Query*> deferred;  // tier listings that came mid-group
+    std::vector<Query*> deferred;      // tier listings that came mid-group
     std::vector<const Event*> events;  // the group's events, in order
     std::vector<Hash128> hashes;       // ... and their duplicate-index keys
     std::vector<uint64_t> user_hashes;
@@ -299,8 +300,9 @@ struct Pipeline::Impl {
 
   // Free space of the data dir's file system, sampled at most every 50 ms.
   bool DiskLow() const {
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            Clock::now().time_since_epoch()).count();
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+            .count();
     if (now - disk_checked_ms.load(std::memory_order_relaxed) >= 50) {
       disk_checked_ms.store(now, std::memory_order_relaxed);
       struct statvfs fs;
@@ -309,8 +311,8 @@ struct Pipeline::Impl {
         const bool low = free_bytes < options.min_free_bytes;
         if (low != disk_low.load()) {
           ::tierstream::Log(low ? LogLevel::kWarning : LogLevel::kInfo,
-                            "tierstream: %s: %llu bytes free; ingest %s",
-                            options.data_dir.c_str(), static_cast<unsigned long long>(free_bytes),
+                            "tierstream: %s: %llu bytes free; ingest %s", options.data_dir.c_str(),
+                            static_cast<unsigned long long>(free_bytes),
                             low ? "refused until space returns" : "resumes");
         }
         disk_low.store(low, std::memory_order_relaxed);
@@ -463,8 +465,8 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     for (const Event& e : batches[i]->per_shard[w->id]) {
       arrival_ts = std::max(arrival_ts, e.ts_ms);
       w->events.push_back(&e);
-      w->hashes.push_back(HashId128(
-          e.event_id, e.type == EventType::kReferralCredit ? kCreditSeed : kEventSeed));
+      w->hashes.push_back(
+          HashId128(e.event_id, e.type == EventType::kReferralCredit ? kCreditSeed : kEventSeed));
       w->user_hashes.push_back(state::ShardState::UserHash(e.user_id));
     }
   }
@@ -613,26 +615,38 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
           g.stats.remembered_ids += w->state.seen_count();
           g.stats.spilled_ids += w->state.spilled_ids();
           g.stats.id_runs += w->state.id_runs();
-          g.stats.events_beyond_horizon +=
-              static_cast<uint64_t>(w->state.events_beyond_horizon());
+          g.stats.events_beyond_horizon += static_cast<uint64_t>(w->state.events_beyond_horizon());
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           std::string body;
           JsonWriter jw(&body);
           jw.BeginObject()
-              .Key("shards").Int(static_cast<int64_t>(workers.size()))
-              .Key("resident_users").Int(static_cast<int64_t>(g.stats.resident_users))
-              .Key("max_resident_users").Int(static_cast<int64_t>(ResidentLimit() * workers.size()))
-              .Key("reloads").Int(static_cast<int64_t>(g.stats.reloads))
-              .Key("warm_users").Int(static_cast<int64_t>(g.stats.warm_users))
-              .Key("warm_bytes").Int(static_cast<int64_t>(g.stats.warm_bytes))
-              .Key("warm_reloads").Int(static_cast<int64_t>(g.stats.warm_reloads))
-              .Key("dirty_users").Int(static_cast<int64_t>(g.stats.dirty_users))
-              .Key("remembered_event_ids").Int(static_cast<int64_t>(g.stats.remembered_ids))
-              .Key("spilled_event_ids").Int(static_cast<int64_t>(g.stats.spilled_ids))
-              .Key("event_id_runs").Int(static_cast<int64_t>(g.stats.id_runs))
-              .Key("events_beyond_horizon").Int(static_cast<int64_t>(g.stats.events_beyond_horizon))
-              .Key("events_in_flight").Int(inflight.load())
+              .Key("shards")
+              .Int(static_cast<int64_t>(workers.size()))
+              .Key("resident_users")
+              .Int(static_cast<int64_t>(g.stats.resident_users))
+              .Key("max_resident_users")
+              .Int(static_cast<int64_t>(ResidentLimit() * workers.size()))
+              .Key("reloads")
+              .Int(static_cast<int64_t>(g.stats.reloads))
+              .Key("warm_users")
+              .Int(static_cast<int64_t>(g.stats.warm_users))
+              .Key("warm_bytes")
+              .Int(static_cast<int64_t>(g.stats.warm_bytes))
+              .Key("warm_reloads")
+              .Int(static_cast<int64_t>(g.stats.warm_reloads))
+              .Key("dirty_users")
+              .Int(static_cast<int64_t>(g.stats.dirty_users))
+              .Key("remembered_event_ids")
+              .Int(static_cast<int64_t>(g.stats.remembered_ids))
+              .Key("spilled_event_ids")
+              .Int(static_cast<int64_t>(g.stats.spilled_ids))
+              .Key("event_id_runs")
+              .Int(static_cast<int64_t>(g.stats.id_runs))
+              .Key("events_beyond_horizon")
+              .Int(static_cast<int64_t>(g.stats.events_beyond_horizon))
+              .Key("events_in_flight")
+              .Int(inflight.load())
               .EndObject();
           g.stats.json = std::move(body);
           g.done(g.stats.json);
@@ -691,7 +705,8 @@ std::vector<std::pair<std::string, std::string>> Pipeline::Impl::ListTierOf(
   if (w->state.dirty_count() > 0 ||
       w->cp_phase.load(std::memory_order_acquire) != kCheckpointIdle) {
     Status s = Checkpoint(w);
-    if (!s.ok()) Log("shard %u: checkpoint before tier listing failed: %s", w->id, s.ToString().c_str());
+    if (!s.ok())
+      Log("shard %u: checkpoint before tier listing failed: %s", w->id, s.ToString().c_str());
   }
   if (with_profiles && today == kNoDay) return members;  // no event yet: no profiles either
   state::UserState user;
@@ -699,9 +714,10 @@ std::vector<std::pair<std::string, std::string>> Pipeline::Impl::ListTierOf(
     if (state::DecodeUserState(bytes, &user).ok() && user.tier == tier) {
       // Rendered from the stored state, which the checkpoint made current:
       // the listing does not load evicted users back into memory.
-      members.emplace_back(id, with_profiles ? state::RenderProfileJson(
-                                                   state::MakeProfile(id, user, today, options.config), t)
-                                             : std::string());
+      members.emplace_back(
+          id, with_profiles
+                  ? state::RenderProfileJson(state::MakeProfile(id, user, today, options.config), t)
+                  : std::string());
     }
     return members.size() < limit;
   });
@@ -740,7 +756,8 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   cp.PutMeta(ShardMetaKey(w->id), meta);
   cp.PutMeta(UserIndexStampKey(w->id), UserIndexStamp(meta));
   // Persisted ids of days that expired in memory (past both horizons) go too.
-  if (w->state.oldest_kept_day() != INT32_MIN) cp.DeleteSeenBefore(w->id, w->state.oldest_kept_day());
+  if (w->state.oldest_kept_day() != INT32_MIN)
+    cp.DeleteSeenBefore(w->id, w->state.oldest_kept_day());
   w->cp_wall_ms = w->state.wall_clock();
   w->cp_bucket_walls = w->state.BucketWalls();
   w->cp_log_seq = w->log_seq;
@@ -825,9 +842,10 @@ void Pipeline::Impl::WriteSpill(Worker* w) {
   // The frozen map is only read here and by the worker's lookups.
   std::vector<std::pair<Hash128, int32_t>> entries(w->spill->begin(), w->spill->end());
   state::Store::Checkpoint blocks(store.get(), entries.size() * (state::kIdRunEntryBytes + 8));
-  w->spill_run = state::IdRun::Build(w->spill_run_no, &entries, [&](uint32_t block, std::string_view bytes) {
-    blocks.PutIdBlock(w->id, w->spill_run_no, block, bytes);
-  });
+  w->spill_run =
+      state::IdRun::Build(w->spill_run_no, &entries, [&](uint32_t block, std::string_view bytes) {
+        blocks.PutIdBlock(w->id, w->spill_run_no, block, bytes);
+      });
   w->spill_run.set_max_wall_ms(w->spill_wall_ms);
   w->spill_descriptor.clear();
   w->spill_run.EncodeDescriptor(&w->spill_descriptor);
@@ -995,8 +1013,8 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   const size_t processed = std::exchange(w->processed_since_housekeep, 0);
   w->state.SetWallClock(WallNow());
   if (own_day != kNoDay) {
-    w->state.ExpireSeen(own_day, force_checkpoint ? SIZE_MAX
-                                                  : std::max(options.expire_slice, 2 * processed));
+    w->state.ExpireSeen(
+        own_day, force_checkpoint ? SIZE_MAX : std::max(options.expire_slice, 2 * processed));
   }
   ContinueSnapshot(w, std::max(options.snapshot_slice, processed));
   // Event ids over their memory budget spill into a run beside checkpoints
@@ -1024,8 +1042,8 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
     if (!s.ok()) Log("shard %u: checkpoint failed (will retry): %s", w->id, s.ToString().c_str());
   }
   if (w->cp_phase.load(std::memory_order_acquire) != kCheckpointIdle) return;
-  const bool due_by_time =
-      Clock::now() - w->last_checkpoint >= std::chrono::milliseconds(options.checkpoint_interval_ms);
+  const bool due_by_time = Clock::now() - w->last_checkpoint >=
+                           std::chrono::milliseconds(options.checkpoint_interval_ms);
   const bool has_work = w->state.dirty_count() > 0 || w->log_seq != w->checkpoint_seq;
   const bool over_memory = w->state.resident_users() > ResidentLimit() + ResidentLimit() / 8;
   // The log after the last checkpoint is what a restart replays: it is kept
@@ -1124,8 +1142,8 @@ Status Pipeline::Impl::Recover() {
     if (!s.ok()) return s;
     w->log_seq = w->checkpoint_seq = seq;
     if (w->state.max_ts() != kNoTs) AtomicMax(&watermark, w->state.max_ts());
-    w->seen_sub = static_cast<uint64_t>(
-        std::chrono::system_clock::now().time_since_epoch().count());
+    w->seen_sub =
+        static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   }
   // Users: as many as fit stay resident; the others only register their
   // pending tier checks (by hash) and are reloaded when needed.
@@ -1270,7 +1288,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   impl->options = options;
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
-  if (ec) return Status::IoError("cannot create data dir " + options.data_dir + ": " + ec.message());
+  if (ec)
+    return Status::IoError("cannot create data dir " + options.data_dir + ": " + ec.message());
   auto store = state::Store::Open(options.data_dir + "/db", state::StoreOptions{});
   if (!store.ok()) return store.status();
   impl->store = std::move(store).value();
@@ -1290,9 +1309,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
       return Status::Corruption("data dir " + options.data_dir + ": bad shard count");
     }
     if (shards != 0 && shards != have) {
-      return Status::FailedPrecondition(
-          "data dir " + options.data_dir + " holds " + std::to_string(have) +
-          " shards; start with --shards " + std::to_string(have) + " or use a new data dir");
+      return Status::FailedPrecondition("data dir " + options.data_dir + " holds " +
+                                        std::to_string(have) + " shards; start with --shards " +
+                                        std::to_string(have) + " or use a new data dir");
     }
     shards = have;
   } else {
@@ -1305,9 +1324,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   s = impl->store->GetMeta("tz", &stored, &found);
   if (!s.ok()) return s;
   if (found && stored != tz) {
-    return Status::FailedPrecondition("data dir " + options.data_dir + " counts days in " +
-                                      stored + "; start with --tz " + stored +
-                                      " or use a new data dir");
+    return Status::FailedPrecondition("data dir " + options.data_dir + " counts days in " + stored +
+                                      "; start with --tz " + stored + " or use a new data dir");
   }
   if (!found) {
     s = impl->store->PutMeta("tz", tz, true /*sync*/);
@@ -1319,8 +1337,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   const std::string rules = RulesKey(options.config.rules);
   impl->rules_changed = found && stored != rules;
   impl->options.shards = shards;
-  impl->reject_log = std::make_unique<ingest::RejectLog>(options.data_dir + "/rejected.ndjson",
-                                                         64ull << 20);
+  impl->reject_log =
+      std::make_unique<ingest::RejectLog>(options.data_dir + "/rejected.ndjson", 64ull << 20);
   for (uint32_t i = 0; i < shards; ++i) {
     impl->workers.push_back(std::make_unique<Impl::Worker>(i, options.config, &impl->store_raw));
     impl->workers.back()->state.set_memory_id_limit(
@@ -1439,22 +1457,21 @@ void Pipeline::GetKpis(std::function<void(std::string)> done) {
 
 void Pipeline::ListTier(state::Tier tier, std::string after, size_t limit,
                         std::function<void(std::string)> done) {
-  ListTierPage(tier, std::move(after), limit, false,
-               [tier, done = std::move(done)](TierPage page) {
-                 std::string body;
-                 JsonWriter jw(&body);
-                 jw.BeginObject().Key("tier").String(state::TierName(tier));
-                 jw.Key("users").BeginArray();
-                 for (const auto& id : page.user_ids) jw.String(id);
-                 jw.EndArray().Key("next_after");
-                 if (page.more) {
-                   jw.String(page.user_ids.back());
-                 } else {
-                   jw.Null();
-                 }
-                 jw.EndObject();
-                 done(std::move(body));
-               });
+  ListTierPage(tier, std::move(after), limit, false, [tier, done = std::move(done)](TierPage page) {
+    std::string body;
+    JsonWriter jw(&body);
+    jw.BeginObject().Key("tier").String(state::TierName(tier));
+    jw.Key("users").BeginArray();
+    for (const auto& id : page.user_ids) jw.String(id);
+    jw.EndArray().Key("next_after");
+    if (page.more) {
+      jw.String(page.user_ids.back());
+    } else {
+      jw.Null();
+    }
+    jw.EndObject();
+    done(std::move(body));
+  });
 }
 
 void Pipeline::ListTierPage(state::Tier tier, std::string after, size_t limit, bool with_profiles,

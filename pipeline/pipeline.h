@@ -104,7 +104,7 @@ struct PipelineOptions {
   // acknowledged. false (replay): state is only checkpointed; the caller
   // reports success after Close().
   bool write_log = true;
-  bool fsync = false;  // fsync the log (survives power loss, not only kill -9)
+  bool fsync = false;                     // fsync the log (survives power loss, not only kill -9)
   size_t max_inflight_events = 1u << 20;  // backpressure bound across all shards
   // A shard checkpoints (in the background: its worker only snapshots what
   // changed) every checkpoint_interval_ms while it has changes, and sooner

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <random>
-#include <cstdlib>
 
 #include "common/hash.h"
 #include "common/time.h"
@@ -69,8 +69,8 @@ Totals Feed(Pipeline& p, const std::vector<std::string>& lines, uint64_t seed) {
 // `horizon_days`: how long event ids are remembered. Streams that are
 // shuffled or re-sent whole need it to cover their full span: the default
 // (8 days) only promises SPEC §4's 7 days behind T.
-std::unique_ptr<Pipeline> OpenAt(const std::string& dir, uint32_t shards,
-                                 int32_t horizon_days = 8, size_t max_resident_users = 1 << 20) {
+std::unique_ptr<Pipeline> OpenAt(const std::string& dir, uint32_t shards, int32_t horizon_days = 8,
+                                 size_t max_resident_users = 1 << 20) {
   PipelineOptions o;
   o.data_dir = dir;
   o.shards = shards;
@@ -123,7 +123,8 @@ TEST(Pipeline, MatchesTheBatchEvaluatorOnAGeneratedStream) {
   EXPECT_EQ(t.accepted, static_cast<uint64_t>(ref.kpis.events_accepted));
   EXPECT_EQ(t.duplicates, static_cast<uint64_t>(ref.kpis.events_duplicate));
   EXPECT_EQ(t.rejected, static_cast<uint64_t>(ref.kpis.events_rejected));
-  if (t.accepted != static_cast<uint64_t>(ref.kpis.events_accepted)) ADD_FAILURE() << p->GetKpisSync();
+  if (t.accepted != static_cast<uint64_t>(ref.kpis.events_accepted))
+    ADD_FAILURE() << p->GetKpisSync();
   auto diffs = DiffAll(*p, ref, true);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
 }
@@ -410,8 +411,10 @@ TEST(Pipeline, ReevaluatesEveryTierWhenTheRulesChange) {
   auto diffs = DiffAll(**p, ref, true);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
   std::string body = (*p)->GetKpisSync();
-  EXPECT_EQ(tierstream::testing::DiffKpis(body, tierstream::testing::Evaluate(lines).kpis, true).empty(),
-            false) << "the new rules must change some tier counts";
+  EXPECT_EQ(
+      tierstream::testing::DiffKpis(body, tierstream::testing::Evaluate(lines).kpis, true).empty(),
+      false)
+      << "the new rules must change some tier counts";
 }
 
 TEST(Pipeline, RefusesToReopenInAnotherTimeZone) {

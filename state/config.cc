@@ -1,9 +1,9 @@
 #include "state/config.h"
 
+#include <simdjson.h>
+
 #include <fstream>
 #include <sstream>
-
-#include <simdjson.h>
 
 #include "common/money.h"
 #include "common/time.h"
@@ -48,8 +48,7 @@ Result<Config> ParseConfig(std::string_view json) {
         if (tkey == "high_value_spend") {
           int64_t fen;
           std::string text = simdjson::minify(tvalue);
-          if (!tvalue.is_number() ||
-              DecimalToFen(text, 1'000'000'000, &fen) != DecimalError::kOk) {
+          if (!tvalue.is_number() || DecimalToFen(text, 1'000'000'000, &fen) != DecimalError::kOk) {
             return Status::InvalidArgument(
                 "config: tiers.high_value_spend: must be a yuan amount in 0..1e9");
           }

@@ -102,10 +102,10 @@ void IdRun::EncodeDescriptor(std::string* out) const {
 Status IdRun::DecodeDescriptor(std::string_view in, IdRun* out) {
   uint64_t version, run_no, count, words, fences;
   int64_t max_day, max_wall_ms = 0;
-  if (!GetVarint64(&in, &version) || (version != 1 && version != 2) ||
-      !GetVarint64(&in, &run_no) || !GetVarintSigned(&in, &max_day) ||
-      (version >= 2 && !GetVarintSigned(&in, &max_wall_ms)) || !GetVarint64(&in, &count) ||
-      !GetVarint64(&in, &words) || words % 8 != 0 || in.size() < words * 8) {
+  if (!GetVarint64(&in, &version) || (version != 1 && version != 2) || !GetVarint64(&in, &run_no) ||
+      !GetVarintSigned(&in, &max_day) || (version >= 2 && !GetVarintSigned(&in, &max_wall_ms)) ||
+      !GetVarint64(&in, &count) || !GetVarint64(&in, &words) || words % 8 != 0 ||
+      in.size() < words * 8) {
     return Status::Corruption("id run descriptor: bad header");
   }
   IdRun run;

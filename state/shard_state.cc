@@ -1,9 +1,9 @@
 #include "state/shard_state.h"
 
 #include <algorithm>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "common/json_writer.h"
 #include "common/varint.h"
@@ -172,8 +172,8 @@ void ShardState::RecordInBucket(int32_t day, const Hash128& h, int64_t wall_ms) 
 }
 
 const absl::flat_hash_map<Hash128, int32_t>& ShardState::FreezeIdsForSpill(uint64_t covers_sub,
-                                                                            uint64_t* run_no,
-                                                                            int64_t* max_wall_ms) {
+                                                                           uint64_t* run_no,
+                                                                           int64_t* max_wall_ms) {
   *run_no = next_run_no_;
   has_pending_run_ = true;
   // Ids new since the checkpoint need no seen blob: the run holds them (and
@@ -328,8 +328,8 @@ uint32_t ShardState::Find(std::string_view user_id, bool create) {
       ++reloads_;
       // Her tier was exact when she was evicted; schedule her next check.
       if (swept_day_ != kNoDay) {
-        Schedule(i, NextCheckDay(slots_[i].state, swept_day_, config_.utc_offset_ms,
-                                 config_.rules));
+        Schedule(i,
+                 NextCheckDay(slots_[i].state, swept_day_, config_.utc_offset_ms, config_.rules));
       }
       return i;
     }
@@ -407,8 +407,8 @@ void ShardState::Reconcile(uint32_t slot, int32_t today) {
   Touch(slot);
   UserState& s = slots_[slot].state;
   PruneBuckets(&s, today);
-  const Tier tier = EvaluateTier(s, ComputeWindows(s, today), today, config_.utc_offset_ms,
-                                 config_.rules);
+  const Tier tier =
+      EvaluateTier(s, ComputeWindows(s, today), today, config_.utc_offset_ms, config_.rules);
   if (tier != s.tier) {
     if (s.tier != Tier::kNone) --agg_.tiers[static_cast<size_t>(s.tier)];
     ++agg_.tiers[static_cast<size_t>(tier)];
@@ -684,21 +684,23 @@ void ShardState::EncodeMeta(uint64_t log_seq, std::string* out) const {
                                sweep_evicted_pos_ < sweep_evicted_.size() ||
                                sweep_warm_pos_ < sweep_warm_.size();
   PutVarintSigned(out, day_in_progress && swept_day_ != kNoDay ? swept_day_ - 1 : swept_day_);
-  for (int64_t v : {agg_.users, agg_.members, agg_.buyers, agg_.repeat_buyers, agg_.accepted,
-                    agg_.duplicates, agg_.rejected, agg_.beyond_horizon,
-                    int64_t{forgotten_through_day_}}) {
+  for (int64_t v :
+       {agg_.users, agg_.members, agg_.buyers, agg_.repeat_buyers, agg_.accepted, agg_.duplicates,
+        agg_.rejected, agg_.beyond_horizon, int64_t{forgotten_through_day_}}) {
     PutVarintSigned(out, v);
   }
   for (int64_t v : agg_.tiers) PutVarintSigned(out, v);
-  for (const DayHist* h : {&agg_.members_by_last_active, &agg_.members_by_joined, &agg_.orders,
-                           &agg_.community_orders, &agg_.gmv_fen, &agg_.refunds_fen,
-                           &agg_.referred_joins}) {
+  for (const DayHist* h :
+       {&agg_.members_by_last_active, &agg_.members_by_joined, &agg_.orders, &agg_.community_orders,
+        &agg_.gmv_fen, &agg_.refunds_fen, &agg_.referred_joins}) {
     h->Encode(out);
   }
 }
 
 Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq) {
-  auto bad = [](const char* what) { return Status::Corruption(std::string("shard meta: ") + what); };
+  auto bad = [](const char* what) {
+    return Status::Corruption(std::string("shard meta: ") + what);
+  };
   // Version 1 kept the process-wide rejected count in shard 0's header and
   // did not persist duplicates-beyond-horizon bookkeeping.
   const uint8_t version = in.empty() ? 0 : static_cast<uint8_t>(in[0]);
@@ -724,10 +726,10 @@ Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq) {
     agg_.rejected = v1_rejected;
     agg_.beyond_horizon = 0;
     // Unknown: ids past the event-time horizon may have been forgotten.
-    forgotten_through_day_ =
-        max_ts_ == kNoTs ? kNoDay
-                         : std::max(kFirstDay, DayOf(max_ts_, config_.utc_offset_ms) -
-                                                   config_.dedup_horizon_days - 1);
+    forgotten_through_day_ = max_ts_ == kNoTs
+                                 ? kNoDay
+                                 : std::max(kFirstDay, DayOf(max_ts_, config_.utc_offset_ms) -
+                                                           config_.dedup_horizon_days - 1);
   } else {
     int64_t forgotten;
     if (!GetVarintSigned(&in, &agg_.rejected) || !GetVarintSigned(&in, &agg_.beyond_horizon) ||
@@ -742,9 +744,9 @@ Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq) {
   for (int64_t& v : agg_.tiers) {
     if (!GetVarintSigned(&in, &v)) return bad("truncated tiers");
   }
-  for (DayHist* h : {&agg_.members_by_last_active, &agg_.members_by_joined, &agg_.orders,
-                     &agg_.community_orders, &agg_.gmv_fen, &agg_.refunds_fen,
-                     &agg_.referred_joins}) {
+  for (DayHist* h :
+       {&agg_.members_by_last_active, &agg_.members_by_joined, &agg_.orders, &agg_.community_orders,
+        &agg_.gmv_fen, &agg_.refunds_fen, &agg_.referred_joins}) {
     if (!h->Decode(&in)) return bad("histogram");
   }
   if (!in.empty()) return bad("trailing bytes");

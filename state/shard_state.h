@@ -35,6 +35,9 @@
 #ifndef TIERSTREAM_STATE_SHARD_STATE_H_
 #define TIERSTREAM_STATE_SHARD_STATE_H_
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/node_hash_map.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -45,9 +48,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <absl/container/flat_hash_map.h>
-#include <absl/container/node_hash_map.h>
 
 #include "common/chunked_vector.h"
 #include "common/hash.h"
@@ -269,12 +269,11 @@ class ShardState {
   // ones are still consulted). The caller — on any thread, reading the
   // frozen map only — builds the run with IdRun::Build and writes its blocks
   // (not its descriptor), then hands it to SpillDone(true, &run, descriptor);
-  // SpillDone(false) takes the ids back (to be persisted by the next checkpoint). A spilled run answers at once and
-  // becomes durable with the next checkpoint, which writes its descriptor
-  // and deletes the seen blobs it covers (DrainUnconfirmedRuns): those of its
-  // days written before the freeze, i.e. with a blob number <= `covers_sub`,
-  // the caller's counter of blobs at the freeze. Blocks of a run whose
-  // descriptor never committed are orphans: recovery deletes them (every run
+  // SpillDone(false) takes the ids back (to be persisted by the next checkpoint). A spilled run
+  // answers at once and becomes durable with the next checkpoint, which writes its descriptor and
+  // deletes the seen blobs it covers (DrainUnconfirmedRuns): those of its days written before the
+  // freeze, i.e. with a blob number <= `covers_sub`, the caller's counter of blobs at the freeze.
+  // Blocks of a run whose descriptor never committed are orphans: recovery deletes them (every run
   // numbered from next_run_no() on).
   // *max_wall_ms: when the newest of them was recorded (the run's
   // IdRun::set_max_wall_ms).
@@ -282,8 +281,8 @@ class ShardState {
   // none may start until SpillDone: the frozen ids new since the last
   // checkpoint are in no seen blob until the run's descriptor commits.
   const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t covers_sub,
-                                                                  uint64_t* run_no,
-                                                                  int64_t* max_wall_ms);
+                                                                 uint64_t* run_no,
+                                                                 int64_t* max_wall_ms);
   void SpillDone(bool ok, IdRun* run, std::string descriptor);
   bool spilling() const { return has_pending_run_; }
   uint64_t next_run_no() const { return next_run_no_; }
@@ -466,7 +465,7 @@ class ShardState {
     int64_t newest_wall_ms = 0;
   };
   std::map<int32_t, Bucket> seen_by_day_;
-  std::pair<int32_t, Bucket*> last_bucket_{kNoDay, nullptr};  // most ids go to one day
+  std::pair<int32_t, Bucket*> last_bucket_{kNoDay, nullptr};        // most ids go to one day
   std::vector<std::pair<int32_t, std::vector<Hash128>>> expiring_;  // expired days not yet erased
   int32_t expire_today_ = kNoDay;
   int64_t expire_wall_s_ = INT64_MIN;
@@ -484,7 +483,7 @@ class ShardState {
   std::vector<UnconfirmedRun> unconfirmed_runs_;
   std::vector<UnconfirmedRun> confirming_runs_;
   absl::flat_hash_map<Hash128, int32_t> spilling_;  // frozen for the run being written
-  int64_t spilling_wall_ms_ = 0;                     // ... and when its newest id came
+  int64_t spilling_wall_ms_ = 0;                    // ... and when its newest id came
   std::vector<uint64_t> expired_runs_;
   std::vector<uint64_t> draining_runs_;
   int32_t oldest_kept_day_ = INT32_MIN;  // ids of earlier days have expired

@@ -133,7 +133,8 @@ TEST_F(ShardStateTest, DuplicateIdsAreRecognisedUntilTheHorizon) {
 
 TEST_F(ShardStateTest, ExpiredIdsAreForgottenAtOnceAndFreedInSlices) {
   const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE(shard_.MarkSeen("id" + std::to_string(i), 0, kDayStart));
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(shard_.MarkSeen("id" + std::to_string(i), 0, kDayStart));
   shard_.SetWallClock(kWallLater);
   EXPECT_FALSE(shard_.ExpireSeen(day + 9, 10));  // 90 still to free
   EXPECT_GT(shard_.seen_count(), 50u);
@@ -248,7 +249,6 @@ TEST_F(ShardStateTest, KpiWindowsAndMetaRoundTrip) {
   EXPECT_FALSE(copy.DecodeMeta(meta.substr(0, meta.size() - 1), &seq).ok());
 }
 
-
 // The store side of spilled runs, in memory; reads can be made to fail.
 class FakeRuns : public IdRunSource {
  public:
@@ -277,9 +277,8 @@ class FakeRuns : public IdRunSource {
       shard->SpillDone(true, &run, descriptor);
     }
     shard->DrainNewSeen();
-    shard->DrainUnconfirmedRuns([&](const ShardState::UnconfirmedRun& r) {
-      descriptors[r.run_no] = r.descriptor;
-    });
+    shard->DrainUnconfirmedRuns(
+        [&](const ShardState::UnconfirmedRun& r) { descriptors[r.run_no] = r.descriptor; });
     shard->DrainExpiredRuns([&](uint64_t run_no) {
       std::erase_if(blocks, [&](const auto& kv) { return kv.first.first == run_no; });
       descriptors.erase(run_no);
@@ -308,8 +307,8 @@ TEST(ShardStateIds, SpilledIdsStayDuplicatesUntilTheHorizon) {
   EXPECT_EQ(shard.seen_count(), 7500u);
   for (int round = 0; round < 5; ++round) {
     for (int i = 0; i < 1500; ++i) {
-      ASSERT_FALSE(shard.MarkSeen("r" + std::to_string(round) + "-" + std::to_string(i), 0,
-                                  kDayStart))
+      ASSERT_FALSE(
+          shard.MarkSeen("r" + std::to_string(round) + "-" + std::to_string(i), 0, kDayStart))
           << round << " " << i;
     }
   }
@@ -318,7 +317,8 @@ TEST(ShardStateIds, SpilledIdsStayDuplicatesUntilTheHorizon) {
   EXPECT_TRUE(shard.TakeIdError().ok());
   // Most fresh ids never read a block: the filters answer.
   const uint64_t reads = shard.id_block_reads();
-  for (int i = 0; i < 10000; ++i) ASSERT_TRUE(shard.MarkSeen("new" + std::to_string(i), 0, kDayStart));
+  for (int i = 0; i < 10000; ++i)
+    ASSERT_TRUE(shard.MarkSeen("new" + std::to_string(i), 0, kDayStart));
   EXPECT_LT(shard.id_block_reads() - reads, 500u);
 
   // Day 0's run expires at day 9 (horizon 8), as the in-memory ids do,
@@ -349,7 +349,8 @@ TEST(ShardStateIds, SpilledIdsAreKeptForTheWallClockHorizon) {
   const int64_t wall = 1'800'000'000'000;
   const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
   shard.SetWallClock(wall);
-  for (int i = 0; i < 500; ++i) ASSERT_TRUE(shard.MarkSeen("s" + std::to_string(i), 0, kDayStart, day));
+  for (int i = 0; i < 500; ++i)
+    ASSERT_TRUE(shard.MarkSeen("s" + std::to_string(i), 0, kDayStart, day));
   runs.Checkpoint(&shard);
   ASSERT_EQ(shard.id_runs(), 1u);
   shard.SetWallClock(wall + kMsPerDay);
@@ -379,7 +380,8 @@ TEST(ShardStateIds, AFailedSpillGivesEveryIdBackRememberedAndToPersist) {
   const int64_t wall = 1'800'000'000'000;
   const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
   shard.SetWallClock(wall);
-  for (int i = 0; i < 50; ++i) ASSERT_TRUE(shard.MarkSeen("f" + std::to_string(i), 0, kDayStart, day));
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(shard.MarkSeen("f" + std::to_string(i), 0, kDayStart, day));
   shard.DrainNewSeen();  // as if checkpointed: persisted in seen blobs
   shard.CheckpointDone(true);
   ASSERT_TRUE(shard.WantsSpill());
@@ -421,7 +423,6 @@ TEST(ShardStateIds, AFailedBlockReadIsReported) {
   runs.fail = false;
   EXPECT_FALSE(shard.MarkSeen("x5", 0, kDayStart));
 }
-
 
 // Persisted users, as the store keeps them for eviction, found by hash
 // (`hash`: the shard's) as the store's user index finds them.
@@ -769,7 +770,8 @@ TEST_F(ShardStateTest, SnapshotInSlicesIsExactAsOfItsBeginning) {
   EXPECT_FALSE(shard_.SnapshotStep(10));
   EXPECT_EQ(writes, 10);
   // Every user changes now, most of them before their turn.
-  for (int u = 0; u < 50; ++u) Send("u" + std::to_string(u), EventType::kOrder, kDayStart + 100 + u);
+  for (int u = 0; u < 50; ++u)
+    Send("u" + std::to_string(u), EventType::kOrder, kDayStart + 100 + u);
   EXPECT_EQ(writes, 50);
   EXPECT_TRUE(shard_.SnapshotStep(SIZE_MAX));
   EXPECT_EQ(writes, 50);
@@ -782,7 +784,9 @@ TEST_F(ShardStateTest, SnapshotInSlicesIsExactAsOfItsBeginning) {
   shard_.CheckpointDone(true);
   EXPECT_EQ(shard_.dirty_count(), 50u);  // the orders are the next checkpoint's
   got.clear();
-  shard_.DrainDirty([&](std::string_view id, std::string_view bytes) { got[std::string(id)] = std::string(bytes); });
+  shard_.DrainDirty([&](std::string_view id, std::string_view bytes) {
+    got[std::string(id)] = std::string(bytes);
+  });
   ASSERT_EQ(got.size(), 50u);
   for (const auto& [id, bytes] : got) {
     UserState s;

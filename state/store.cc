@@ -34,7 +34,8 @@ void PutBe64(std::string* out, uint64_t v) {
 }
 uint64_t GetBe(std::string_view s, size_t pos, int bytes) {
   uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<uint8_t>(s[pos + static_cast<size_t>(i)]);
+  for (int i = 0; i < bytes; ++i)
+    v = (v << 8) | static_cast<uint8_t>(s[pos + static_cast<size_t>(i)]);
   return v;
 }
 
@@ -335,8 +336,7 @@ Status Store::FindUsersByHash(uint32_t shard, std::span<const uint64_t> hashes,
   return rep_->Note(kStateDb, it->status(), false);
 }
 
-Status Store::GetUser(uint32_t shard, std::string_view user_id, std::string* encoded,
-                      bool* found) {
+Status Store::GetUser(uint32_t shard, std::string_view user_id, std::string* encoded, bool* found) {
   rocksdb::Status s =
       rep_->db->Get(rocksdb::ReadOptions(), rep_->users, UserKey(shard, user_id), encoded);
   *found = s.ok();
@@ -367,8 +367,7 @@ Status Store::ScanUsers(uint32_t shard, std::string_view after,
   return rep_->Note(kStateDb, it->status(), false);
 }
 
-Status Store::ScanSeen(uint32_t shard,
-                       const std::function<Status(int32_t, std::string_view)>& fn) {
+Status Store::ScanSeen(uint32_t shard, const std::function<Status(int32_t, std::string_view)>& fn) {
   std::string lower;
   PutBe32(&lower, shard);
   std::string upper;
@@ -381,7 +380,8 @@ Status Store::ScanSeen(uint32_t shard,
   for (it->Seek(lower); it->Valid(); it->Next()) {
     rocksdb::Slice k = it->key();
     if (k.size() != 16) return Status::Corruption("seen: bad key");
-    int32_t day = UnbiasDay(static_cast<uint32_t>(GetBe(std::string_view(k.data(), k.size()), 4, 4)));
+    int32_t day =
+        UnbiasDay(static_cast<uint32_t>(GetBe(std::string_view(k.data(), k.size()), 4, 4)));
     Status st = fn(day, std::string_view(it->value().data(), it->value().size()));
     if (!st.ok()) return st;
   }
@@ -389,8 +389,8 @@ Status Store::ScanSeen(uint32_t shard,
 }
 
 Status Store::ReadIdBlock(uint32_t shard, uint64_t run, uint32_t block, std::string* bytes) {
-  rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), rep_->idruns,
-                                    IdBlockKey(shard, run, block), bytes);
+  rocksdb::Status s =
+      rep_->db->Get(rocksdb::ReadOptions(), rep_->idruns, IdBlockKey(shard, run, block), bytes);
   if (s.IsNotFound()) return Status::Corruption("id run block missing");
   return rep_->Note(kStateDb, s, false);
 }
@@ -476,8 +476,9 @@ void Store::Checkpoint::DeleteIdRun(uint32_t shard, uint64_t run) {
 }
 
 void Store::Checkpoint::DeleteSeenUpTo(uint32_t shard, int32_t day, uint64_t sub) {
-  rep_->batch.DeleteRange(rep_->store->seen, SeenKey(shard, day, 0),
-                          sub == UINT64_MAX ? SeenKey(shard, day + 1, 0) : SeenKey(shard, day, sub + 1));
+  rep_->batch.DeleteRange(
+      rep_->store->seen, SeenKey(shard, day, 0),
+      sub == UINT64_MAX ? SeenKey(shard, day + 1, 0) : SeenKey(shard, day, sub + 1));
 }
 
 Status Store::DeleteIdBlocksFrom(uint32_t shard, uint64_t run) {

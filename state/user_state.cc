@@ -11,13 +11,20 @@ using ingest::EventType;
 
 std::string_view TierName(Tier t) {
   switch (t) {
-    case Tier::kLeft: return "left";
-    case Tier::kHighValue: return "high_value";
-    case Tier::kNew: return "new";
-    case Tier::kActive: return "active";
-    case Tier::kDormant: return "dormant";
-    case Tier::kRegular: return "regular";
-    case Tier::kNone: break;
+    case Tier::kLeft:
+      return "left";
+    case Tier::kHighValue:
+      return "high_value";
+    case Tier::kNew:
+      return "new";
+    case Tier::kActive:
+      return "active";
+    case Tier::kDormant:
+      return "dormant";
+    case Tier::kRegular:
+      return "regular";
+    case Tier::kNone:
+      break;
   }
   return "none";
 }
@@ -34,12 +41,18 @@ namespace {
 int64_t Points(const Event& e) {
   switch (e.type) {
     case EventType::kMessage:
-    case EventType::kReaction: return 1;
-    case EventType::kCheckin: return 2;
-    case EventType::kShare: return 3;
-    case EventType::kOrder: return e.amount_fen / 100;
-    case EventType::kRefund: return -(e.amount_fen / 100);
-    default: return 0;
+    case EventType::kReaction:
+      return 1;
+    case EventType::kCheckin:
+      return 2;
+    case EventType::kShare:
+      return 3;
+    case EventType::kOrder:
+      return e.amount_fen / 100;
+    case EventType::kRefund:
+      return -(e.amount_fen / 100);
+    default:
+      return 0;
   }
 }
 
@@ -76,8 +89,7 @@ void ApplyOwnEvent(UserState* s, const Event& e, int64_t utc_offset_ms, int32_t 
     case EventType::kLeave: {
       const bool leave = e.type == EventType::kLeave;
       // The latest membership event wins; on equal ts a leave wins.
-      if (s->membership_ts == kNoTs || ts > s->membership_ts ||
-          (ts == s->membership_ts && leave)) {
+      if (s->membership_ts == kNoTs || ts > s->membership_ts || (ts == s->membership_ts && leave)) {
         s->membership_ts = ts;
         s->membership_leave = leave;
       }
@@ -97,7 +109,8 @@ void ApplyOwnEvent(UserState* s, const Event& e, int64_t utc_offset_ms, int32_t 
       s->spend_total_fen -= e.amount_fen;
       if (in_window) BucketFor(s, day)->spend_fen -= e.amount_fen;
       break;
-    case EventType::kReferralCredit: break;
+    case EventType::kReferralCredit:
+      break;
   }
 }
 
@@ -213,7 +226,9 @@ void EncodeUserState(const UserState& s, std::string* out) {
 }
 
 Status DecodeUserState(std::string_view in, UserState* s) {
-  auto bad = [](const char* what) { return Status::Corruption(std::string("user state: ") + what); };
+  auto bad = [](const char* what) {
+    return Status::Corruption(std::string("user state: ") + what);
+  };
   if (in.empty() || static_cast<uint8_t>(in[0]) != kUserStateVersion) {
     return bad("unknown version");
   }

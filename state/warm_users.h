@@ -12,6 +12,8 @@
 #ifndef TIERSTREAM_STATE_WARM_USERS_H_
 #define TIERSTREAM_STATE_WARM_USERS_H_
 
+#include <absl/container/flat_hash_map.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -20,8 +22,6 @@
 #include <string>
 #include <string_view>
 #include <utility>
-
-#include <absl/container/flat_hash_map.h>
 
 namespace tierstream::state {
 

@@ -29,9 +29,12 @@ bool Contains(const std::string& text, const std::string& what) {
 
 // Three events of one member: a join and two orders, 129.50 + 288.35 yuan.
 const char kEvents[] =
-    R"({"event_id":"e1","type":"join","user_id":"u1","ts":1763971200000,"group_id":"g1"})" "\n"
-    R"({"event_id":"e2","type":"order","user_id":"u1","ts":1763975000000,"order_id":"o1","amount":129.5})" "\n"
-    R"({"event_id":"e3","type":"order","user_id":"u1","ts":1763976000000,"order_id":"o2","amount":288.35})" "\n";
+    R"({"event_id":"e1","type":"join","user_id":"u1","ts":1763971200000,"group_id":"g1"})"
+    "\n"
+    R"({"event_id":"e2","type":"order","user_id":"u1","ts":1763975000000,"order_id":"o1","amount":129.5})"
+    "\n"
+    R"({"event_id":"e3","type":"order","user_id":"u1","ts":1763976000000,"order_id":"o2","amount":288.35})"
+    "\n";
 
 TEST(Cli, PrintsItsVersion) {
   ToolRun r = RunToolCaptured({"--version"});
@@ -54,17 +57,20 @@ TEST(Cli, NamesAnUnknownCommandAndListsTheCommands) {
 }
 
 TEST(Cli, GenRejectsRatesOutsideZeroToOneAndEmptyStreams) {
-  const std::vector<std::vector<std::string>> bad = {
-      {"--duplicate-rate", "1.5"}, {"--disorder-rate", "-0.1"}, {"--invalid-rate", "2"},
-      {"--days", "0"},             {"--days", "-3"},           {"--users", "0"}};
+  const std::vector<std::vector<std::string>> bad = {{"--duplicate-rate", "1.5"},
+                                                     {"--disorder-rate", "-0.1"},
+                                                     {"--invalid-rate", "2"},
+                                                     {"--days", "0"},
+                                                     {"--days", "-3"},
+                                                     {"--users", "0"}};
   for (const auto& flag : bad) {
     ToolRun r = RunToolCaptured({"gen", flag[0], flag[1]});
     EXPECT_NE(r.exit_code, 0) << flag[0] << " " << flag[1];
     EXPECT_TRUE(Contains(r.err, flag[0])) << flag[0] << " " << flag[1] << ": " << r.err;
     EXPECT_TRUE(r.out.empty()) << flag[0] << " " << flag[1] << " wrote events";
   }
-  ToolRun ok = RunToolCaptured({"gen", "--users", "5", "--days", "1", "--duplicate-rate", "1",
-                                "--invalid-rate", "0"});
+  ToolRun ok = RunToolCaptured(
+      {"gen", "--users", "5", "--days", "1", "--duplicate-rate", "1", "--invalid-rate", "0"});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_FALSE(ok.out.empty());
 }
@@ -87,7 +93,8 @@ TEST(Cli, ReplaySummaryPointsAtRejectedLinesAndLeavesOutServerLines) {
   TempDir dir;
   const std::string events = dir.path() + "/events.ndjson";
   WriteFile(events, std::string(kEvents) + "not json\n" +
-                        R"({"event_id":"e9","type":"order","user_id":"u2","ts":1763976000000})" "\n");
+                        R"({"event_id":"e9","type":"order","user_id":"u2","ts":1763976000000})"
+                        "\n");
   const std::string data = dir.path() + "/data";
   ToolRun r = RunToolCaptured({"replay", "--data", data, "--shards", "2", events});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -133,7 +140,8 @@ TEST(Cli, ReplayAndVerifyShowProgressOnATerminalOnly) {
   EXPECT_TRUE(Contains(tty.err, "100%")) << tty.err;
   EXPECT_TRUE(Contains(tty.err, "events/s")) << tty.err;
   // Not a terminal (a log file, a pipe): no progress.
-  ToolRun quiet = RunToolCaptured({"replay", "--data", dir.path() + "/data2", "--shards", "2", events});
+  ToolRun quiet =
+      RunToolCaptured({"replay", "--data", dir.path() + "/data2", "--shards", "2", events});
   ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
   EXPECT_FALSE(Contains(quiet.err, "events/s")) << quiet.err;
   EXPECT_FALSE(Contains(quiet.err, "\r")) << quiet.err;
@@ -151,8 +159,11 @@ TEST(Cli, VerifyPrintsMoneyInYuanWithWhatItGotAndWanted) {
   ASSERT_EQ(RunToolCaptured({"replay", "--data", data, "--shards", "2", events}).exit_code, 0);
   // The data dir holds 417.85 yuan of orders; the file claims a refund too.
   const std::string other = dir.path() + "/other.ndjson";
-  WriteFile(other, std::string(kEvents) +
-                       R"({"event_id":"e4","type":"refund","user_id":"u1","ts":1763977000000,"order_id":"o2","amount":731.63})" "\n");
+  WriteFile(
+      other,
+      std::string(kEvents) +
+          R"({"event_id":"e4","type":"refund","user_id":"u1","ts":1763977000000,"order_id":"o2","amount":731.63})"
+          "\n");
   ToolRun r = RunToolCaptured({"verify", "--data", data, other});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_TRUE(Contains(r.out, "u1.spend_total: got 417.85 want -313.78")) << r.out;

@@ -54,7 +54,8 @@ TEST(Crash, KillNineBetweenBatchesLosesNoAcknowledgedEvent) {
     acked = Field(r->body, "accepted");
     ASSERT_EQ(acked, static_cast<uint64_t>(ref_first.kpis.events_accepted));
     // The second batch is in flight when the process dies.
-    std::thread sender([&] { (void)app::HttpRequest(server.http(), "POST", "/v1/events", second, 5); });
+    std::thread sender(
+        [&] { (void)app::HttpRequest(server.http(), "POST", "/v1/events", second, 5); });
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     server.Kill();
     sender.join();
@@ -140,7 +141,8 @@ TEST(Crash, SpilledIdsAreExactAcrossKillNineBeforeTheirCheckpoint) {
   auto lines = testing::GenerateLines(g);
   const testing::Reference ref = testing::Evaluate(lines);
   TempDir dir;
-  ServerProcess server(dir.path(), {"--dedup-memory-mb", "1", "--checkpoint-interval-ms", "600000"});
+  ServerProcess server(dir.path(),
+                       {"--dedup-memory-mb", "1", "--checkpoint-interval-ms", "600000"});
   ASSERT_TRUE(server.ready());
   const size_t quarter = lines.size() / 4;
   for (size_t from = 0; from < lines.size(); from += quarter) {
@@ -161,7 +163,8 @@ TEST(Crash, SpilledIdsAreExactAcrossKillNineBeforeTheirCheckpoint) {
   // Every id is remembered, in runs or in memory: a re-send is all duplicates,
   // after the recovery's checkpoint and after one more kill.
   for (int round = 0; round < 2; ++round) {
-    auto r = app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, 0, lines.size()));
+    auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
+                              testing::Join(lines, 0, lines.size()));
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(Field(r->body, "accepted"), 0u) << r->body;
     server.Kill();
@@ -186,7 +189,8 @@ TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {
   } unmount{mnt};
   // Leave about 24 MB, of which the server keeps 16 MB in reserve.
   const std::string filler = mnt + "/filler";
-  ASSERT_EQ(std::system(("dd if=/dev/zero of=" + filler + " bs=1M count=40 2>/dev/null").c_str()), 0);
+  ASSERT_EQ(std::system(("dd if=/dev/zero of=" + filler + " bs=1M count=40 2>/dev/null").c_str()),
+            0);
   ServerProcess server(mnt + "/data", {"--min-free-mb", "16"});
   ASSERT_TRUE(server.ready());
   app::GenOptions g = Stream();
@@ -196,7 +200,8 @@ TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {
   uint64_t acked = 0;
   size_t refused_at = 0;
   for (size_t i = 0; i < lines.size(); i += 20000) {
-    auto r = app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, i, i + 20000));
+    auto r =
+        app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, i, i + 20000));
     ASSERT_TRUE(r.ok());
     if (r->status == 503) {
       // A body refused up front takes nothing; one that crossed the
@@ -268,7 +273,8 @@ TEST(Connections, TenThousandAtOnceAreAnsweredCleanly) {
       answered[i] = true;
       char buf[256];
       ssize_t n = ::recv(fds[i], buf, sizeof buf, MSG_DONTWAIT);
-      if (n > 0 && std::string_view(buf, static_cast<size_t>(n)).find(" 503 ") != std::string_view::npos) {
+      if (n > 0 &&
+          std::string_view(buf, static_cast<size_t>(n)).find(" 503 ") != std::string_view::npos) {
         ++refused;
       }
     }
@@ -278,7 +284,8 @@ TEST(Connections, TenThousandAtOnceAreAnsweredCleanly) {
   for (int fd : fds) ::close(fd);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
-                       R"({"event_id":"c1","type":"share","user_id":"u1","ts":1763971200000})" "\n");
+                            R"({"event_id":"c1","type":"share","user_id":"u1","ts":1763971200000})"
+                            "\n");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200) << r->body;
 }
@@ -296,7 +303,9 @@ TEST(Verify, PassesOnAFaithfulDataDirAndFailsOnADivergedOne) {
     std::fwrite(text.data(), 1, text.size(), f);
     std::fclose(f);
     f = std::fopen(extra.c_str(), "wb");
-    std::fputs(R"({"event_id":"extra","type":"share","user_id":"u0000001","ts":1763999999000})" "\n", f);
+    std::fputs(R"({"event_id":"extra","type":"share","user_id":"u0000001","ts":1763999999000})"
+               "\n",
+               f);
     std::fclose(f);
   }
   const std::string data = dir.path() + "/data";

@@ -112,13 +112,15 @@ TEST(Exactness, AMistypedFutureTimestampIsRejectedAndMovesNothing) {
   TempDir dir;
   ServerProcess server(dir.path() + "/data");
   ASSERT_TRUE(server.ready());
-  auto r = app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, 0, lines.size()));
+  auto r =
+      app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, 0, lines.size()));
   ASSERT_TRUE(r.ok());
   auto before = app::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(before.ok());
-  r = app::HttpRequest(server.http(), "POST", "/v1/events",
-                       R"({"event_id":"typo","type":"message","user_id":"u0000001","ts":"2030-11-24T09:15:00+08:00"})"
-                       "\n");
+  r = app::HttpRequest(
+      server.http(), "POST", "/v1/events",
+      R"({"event_id":"typo","type":"message","user_id":"u0000001","ts":"2030-11-24T09:15:00+08:00"})"
+      "\n");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(Field(r->body, "rejected"), 1u) << r->body;
   EXPECT_NE(r->body.find(R"("error":"ts: more than 1 day in the future")"), std::string::npos)
@@ -137,8 +139,9 @@ TEST(Exactness, AMistypedFutureTimestampIsRejectedAndMovesNothing) {
   std::fclose(f);
   ServerProcess simulation(sim.path() + "/data", {"--config", config});
   ASSERT_TRUE(simulation.ready());
-  r = app::HttpRequest(simulation.http(), "POST", "/v1/events",
-                       R"({"event_id":"future","type":"message","user_id":"u1","ts":"2030-11-24T09:15:00+08:00"})");
+  r = app::HttpRequest(
+      simulation.http(), "POST", "/v1/events",
+      R"({"event_id":"future","type":"message","user_id":"u1","ts":"2030-11-24T09:15:00+08:00"})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(Field(r->body, "accepted"), 1u) << r->body;
 }

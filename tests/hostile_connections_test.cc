@@ -83,9 +83,9 @@ std::string Events(int from, int count) {
 // unauthenticated one when it needs a slot.
 TEST(HostileConnections, PeersWithoutTheTokenCannotLockOutClientsWithIt) {
   testing::TempDir dir;
-  testing::ServerProcess server(dir.path() + "/data",
-                                {"--token-file", WriteTokenFile(dir), "--max-connections", "400",
-                                 "--auth-timeout", "2"});
+  testing::ServerProcess server(
+      dir.path() + "/data",
+      {"--token-file", WriteTokenFile(dir), "--max-connections", "400", "--auth-timeout", "2"});
   ASSERT_TRUE(server.ready());
   // The attacker: 300 silent connections to both ports, each re-opened as
   // soon as the server closes it.
@@ -134,9 +134,10 @@ TEST(HostileConnections, PeersWithoutTheTokenCannotLockOutClientsWithIt) {
   }
   stop.store(true);
   attacker.join();
-  std::printf("%d requests and %d streams with the token while %llu connections without it were "
-              "opened: %d failed\n",
-              requests, streams, static_cast<unsigned long long>(opened.load()), failures);
+  std::printf(
+      "%d requests and %d streams with the token while %llu connections without it were "
+      "opened: %d failed\n",
+      requests, streams, static_cast<unsigned long long>(opened.load()), failures);
   EXPECT_GT(opened.load(), 300u) << "the server evicted no connection without the token";
   // Before a connection's token has arrived nothing tells it from the
   // others, and each new one evicts the oldest of the 100 unauthenticated:
@@ -204,8 +205,9 @@ TEST(HostileConnections, ConnectionsWithoutTheTokenAreClosedAtTheAuthDeadline) {
   // With the token, a keep-alive connection is held to the idle timeout only.
   fd = testing::ConnectLoopback(server.http());
   ASSERT_GE(fd, 0);
-  const std::string request = std::string("GET /v1/kpis HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ") +
-                              kToken + "\r\n\r\n";
+  const std::string request =
+      std::string("GET /v1/kpis HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ") + kToken +
+      "\r\n\r\n";
   ASSERT_TRUE(WriteAll(fd, request));
   std::this_thread::sleep_for(std::chrono::milliseconds(1600));
   ASSERT_TRUE(WriteAll(fd, request));
@@ -249,9 +251,10 @@ TEST(HostileConnections, IdleConnectionsCostLittleMemory) {
   const long auth_kb = testing::RssKb(server.pid());
   const double per_unauth = static_cast<double>(unauth_kb - base_kb) / kConnections;
   const double per_auth = static_cast<double>(auth_kb - unauth_kb) / kConnections;
-  std::printf("server RSS %ld kB; +%.1f kB per idle connection without AUTH, +%.1f kB per idle "
-              "authenticated one\n",
-              base_kb, per_unauth, per_auth);
+  std::printf(
+      "server RSS %ld kB; +%.1f kB per idle connection without AUTH, +%.1f kB per idle "
+      "authenticated one\n",
+      base_kb, per_unauth, per_auth);
   EXPECT_LT(per_unauth, 16.0);
   EXPECT_LT(per_auth, 64.0);
   // They are still open, and work: one of each kind.
@@ -362,7 +365,8 @@ TEST(HostileConnections, ALongBodyDoesNotStallOtherConnections) {
   std::atomic<bool> posted{false};
   std::thread post([&] {
     auto r = app::HttpRequest(server.http(), "POST", "/v1/events", body, 120);
-    EXPECT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body.substr(0, 200) : r.status().ToString());
+    EXPECT_TRUE(r.ok() && r->status == 200)
+        << (r.ok() ? r->body.substr(0, 200) : r.status().ToString());
     posted.store(true);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the body is being decoded
@@ -379,9 +383,10 @@ TEST(HostileConnections, ALongBodyDoesNotStallOtherConnections) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   post.join();
-  std::printf("/healthz while a 16 MiB body of invalid lines was decoded: %d probes, worst "
-              "%.0f ms\n",
-              probes, worst_ms);
+  std::printf(
+      "/healthz while a 16 MiB body of invalid lines was decoded: %d probes, worst "
+      "%.0f ms\n",
+      probes, worst_ms);
   EXPECT_GT(probes, 4);
   EXPECT_LT(worst_ms, 2000);
 }
@@ -398,8 +403,8 @@ TEST(HostileConnections, AHeaderTrickledSteadilyOutlastsTheIdleTimeout) {
   const std::string header = "GET /v1/kpis HTTP/1.1\r\nHost: x\r\nX-Pad: 0123456789\r\n\r\n";
   const auto start = Clock::now();
   for (char c : header) {  // ~2.5 s, a byte every 50 ms
-    ASSERT_TRUE(WriteAll(fd, std::string(1, c))) << "cut after "
-        << std::chrono::duration<double>(Clock::now() - start).count() << " s";
+    ASSERT_TRUE(WriteAll(fd, std::string(1, c)))
+        << "cut after " << std::chrono::duration<double>(Clock::now() - start).count() << " s";
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   bool closed = false;

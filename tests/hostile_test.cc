@@ -80,8 +80,8 @@ TEST(Hostile, RejectedLinesOfOneConnectionCostBoundedMemory) {
   EXPECT_EQ(summary.find(R"({"line":101,)"), std::string::npos);
   std::printf("rejected lines of one connection: RSS %ld -> %ld kB over 600k lines\n", before_kb,
               after_kb);
-  EXPECT_LT(after_kb - before_kb, 8 * 1024) << "RSS grew from " << before_kb << " to " << after_kb
-                                            << " kB over 600k rejected lines";
+  EXPECT_LT(after_kb - before_kb, 8 * 1024)
+      << "RSS grew from " << before_kb << " to " << after_kb << " kB over 600k rejected lines";
 }
 
 bool SendAll(int fd, const std::string& data) {
@@ -165,8 +165,8 @@ TEST(Hostile, DeclaredBodySizesCostNothingBeforeTheirBytesArrive) {
       "the token: RSS %+ld kB\n",
       vm_held - vm_before, rss_held - rss_before, rss_refused - rss_held);
   EXPECT_EQ(unauthorized, 40);
-  EXPECT_LT(vm_held - vm_before, 256 * 1024) << "address space grew from " << vm_before << " to "
-                                             << vm_held << " kB";
+  EXPECT_LT(vm_held - vm_before, 256 * 1024)
+      << "address space grew from " << vm_before << " to " << vm_held << " kB";
   EXPECT_LT(rss_held - rss_before, 32 * 1024);
   EXPECT_LT(rss_refused - rss_before, 32 * 1024);
   auto health = app::HttpRequest(server.http(), "GET", "/healthz");
@@ -184,9 +184,9 @@ TEST(Hostile, PostsBeyondTheBodyBudgetAreAnsweredUnderAMemoryCeiling) {
   testing::TempDir dir;
   const std::string token = "s3cret-token-0123456789";
   testing::ServerProcess server(
-      dir.path() + "/data", {"--token-file", WriteTokenFile(dir.path(), token),
-                             "--max-inflight-body-mb", "64", "--max-body-bytes", "33554432",
-                             "--idle-timeout", "2"});
+      dir.path() + "/data",
+      {"--token-file", WriteTokenFile(dir.path(), token), "--max-inflight-body-mb", "64",
+       "--max-body-bytes", "33554432", "--idle-timeout", "2"});
   ASSERT_TRUE(server.ready());
   const long vm_kb = VmSizeKb(server.pid());
   rlimit ceiling{};
@@ -214,7 +214,8 @@ TEST(Hostile, PostsBeyondTheBodyBudgetAreAnsweredUnderAMemoryCeiling) {
         for (int e = 0; e < kEvents; ++e) {
           body += R"({"event_id":"p)" + std::to_string(p) + "-" + std::to_string(b) + "-" +
                   std::to_string(e) + R"(","type":"share","user_id":"u)" + std::to_string(e % 97) +
-                  R"(","ts":1763971200000,"text":"0123456789012345678901234567890123456789"})" "\n";
+                  R"(","ts":1763971200000,"text":"0123456789012345678901234567890123456789"})"
+                  "\n";
         }
         auto r = app::HttpRequest(server.http(), "POST", "/v1/events", body, 30, token);
         const int i = p * kBodies + b;
@@ -236,8 +237,9 @@ TEST(Hostile, PostsBeyondTheBodyBudgetAreAnsweredUnderAMemoryCeiling) {
     }
     ::close(fd);
   }
-  std::printf("40 bodies of 32 MiB declared under a 64 MiB budget: %d answered 503, %d closed idle\n",
-              answered_503, closed_silently);
+  std::printf(
+      "40 bodies of 32 MiB declared under a 64 MiB budget: %d answered 503, %d closed idle\n",
+      answered_503, closed_silently);
   EXPECT_EQ(other, 0);
   EXPECT_GT(answered_503, 0);
   uint64_t total = 0;
@@ -266,8 +268,9 @@ TEST(Hostile, AChunkSizeLineThatNeverEndsCostsBoundedMemory) {
   for (int i = 0; i < 4; ++i) {
     const int fd = Connect(server.http());
     ASSERT_GE(fd, 0);
-    ASSERT_TRUE(SendAll(fd, "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
-                            "\r\n\r\n1;"));
+    ASSERT_TRUE(SendAll(fd,
+                        "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                        "\r\n\r\n1;"));
     // Up to 16 MiB, as long as the server reads.
     for (int k = 0; k < 64; ++k) {
       pollfd p{fd, POLLOUT, 0};

@@ -54,7 +54,7 @@ bool ServerProcess::Start() {
   Kill();
   ready_ = false;
   const char* bin = TierstreamBinary();
-  std::vector<std::string> args = {bin,   "serve", "--data", data_dir_, "--http",
+  std::vector<std::string> args = {bin,   "serve", "--data", data_dir_,  "--http",
                                    http_, "--tcp", tcp_,     "--shards", "2"};
   args.insert(args.end(), extra_.begin(), extra_.end());
   std::vector<char*> argv;
@@ -137,7 +137,8 @@ ToolRun RunToolCaptured(const std::vector<std::string>& args, bool stderr_tty) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
   if (stderr_tty) {
     posix_spawn_file_actions_addopen(&actions, 2, slave.c_str(), O_RDWR | O_NOCTTY, 0);
   } else {

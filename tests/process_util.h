@@ -29,8 +29,8 @@ class ServerProcess {
   // Starts (again) on the same ports; true once recovery is over (/healthz
   // answers and is no longer "starting").
   bool Start();
-  void Kill();       // SIGKILL and reap
-  int Terminate();   // SIGTERM, reap, return the wait status
+  void Kill();      // SIGKILL and reap
+  int Terminate();  // SIGTERM, reap, return the wait status
   bool ready() const { return ready_; }
   const std::string& http() const { return http_; }
   const std::string& tcp() const { return tcp_; }

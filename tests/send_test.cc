@@ -1,9 +1,8 @@
 // `tierstream send` against a real server: its exit status tells a script
 // whether every line was taken (0), some were rejected (2) or ingest failed
 // (1), as documented in `send --help` and the README.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <pty.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -29,9 +28,10 @@ std::string WriteFile(const testing::TempDir& dir, const std::string& name,
   return path;
 }
 
-const char kGood[] =
-    R"({"event_id":"s1","type":"share","user_id":"u1","ts":1763971200000})" "\n"
-    R"({"event_id":"s2","type":"share","user_id":"u2","ts":1763971200000})" "\n";
+const char kGood[] = R"({"event_id":"s1","type":"share","user_id":"u1","ts":1763971200000})"
+                     "\n"
+                     R"({"event_id":"s2","type":"share","user_id":"u2","ts":1763971200000})"
+                     "\n";
 
 TEST(Send, ExitStatusSaysWhetherEveryLineWasTaken) {
   testing::TempDir data, files;
@@ -107,8 +107,7 @@ TEST(Send, ShowsProgressOnlyOnATerminal) {
   gen.seed = 4;
   gen.events = 50000;  // several batches: acks come while the later ones are processed
   const auto lines = testing::GenerateLines(gen);
-  const std::string path =
-      WriteFile(files, "events.ndjson", testing::Join(lines, 0, lines.size()));
+  const std::string path = WriteFile(files, "events.ndjson", testing::Join(lines, 0, lines.size()));
   const std::string on_tty = StderrOf({"send", path, "--tcp", server.tcp()}, true);
   EXPECT_NE(on_tty.find("lines durable"), std::string::npos) << on_tty;
   EXPECT_NE(on_tty.find('\r'), std::string::npos) << on_tty;

@@ -2,28 +2,27 @@
 // reference example stream (tests/fixtures, from the SPEC) must produce the
 // exact expected profiles and KPIs via HTTP, TCP and both mixed; bad requests
 // get JSON errors with the right status.
-#include <gtest/gtest.h>
+#include "app/server.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <simdjson.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <thread>
 
 #include "app/client.h"
-#include "app/server.h"
 #include "pipeline/pipeline.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
-
-#include <simdjson.h>
-#include <cstring>
 
 namespace tierstream {
 namespace {
@@ -32,7 +31,8 @@ using testing::TempDir;
 
 std::string Fixture(const std::string& name) {
   const char* dir = std::getenv("TIERSTREAM_FIXTURES");
-  std::string text = testing::ReadFile(std::string(dir ? dir : TIERSTREAM_FIXTURES_DEFAULT) + "/" + name);
+  std::string text =
+      testing::ReadFile(std::string(dir ? dir : TIERSTREAM_FIXTURES_DEFAULT) + "/" + name);
   if (text.empty()) ADD_FAILURE() << "fixture " << name << " is missing (set TIERSTREAM_FIXTURES)";
   return text;
 }
@@ -186,8 +186,9 @@ TEST_F(ServerTest, PostAnswersCountsAndNamesRejectedFields) {
       R"({"event_id":"e2","type":"order","user_id":"u1","ts":1763971200000,"order_id":"o","amount":-1})"
       "\n");
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body,
-            R"({"accepted":1,"duplicates":1,"rejected":1,"errors":[{"line":3,"error":"amount: must be >= 0"}]})");
+  EXPECT_EQ(
+      r.body,
+      R"({"accepted":1,"duplicates":1,"rejected":1,"errors":[{"line":3,"error":"amount: must be >= 0"}]})");
   // Rejected lines are kept, with their reason, in DATA/rejected.ndjson.
   std::string rejected = testing::ReadFile(dir_.path() + "/rejected.ndjson");
   EXPECT_NE(rejected.find("amount: must be >= 0"), std::string::npos);
@@ -220,13 +221,16 @@ TEST_F(ServerTest, ListsTheMembersOfATierPageByPage) {
 TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
   Start();
   // A 10 MB line is rejected without being buffered whole; the next line counts.
-  std::string big = R"({"event_id":"big","type":"message","user_id":"u1","ts":1763971200000,"text":")";
+  std::string big =
+      R"({"event_id":"big","type":"message","user_id":"u1","ts":1763971200000,"text":")";
   big += std::string(10 << 20, 'x') + "\"}\n";
   big += R"({"event_id":"after","type":"message","user_id":"u1","ts":1763971200000})"
          "\n";
   auto r = app::TcpSend(tcp_, big);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, R"({"accepted":1,"duplicates":0,"rejected":1,"durable_lines":2,"errors":[{"line":1,"error":"line exceeds 1 MiB"}]})");
+  EXPECT_EQ(
+      *r,
+      R"({"accepted":1,"duplicates":0,"rejected":1,"durable_lines":2,"errors":[{"line":1,"error":"line exceeds 1 MiB"}]})");
   // Garbage, invalid UTF-8, NUL bytes and deep nesting are rejected line by line.
   const char kBinary[] = "\x00\x01\xff\xfe\n{\"event_id\":\"\xc3\x28\"}\n";
   std::string garbage = std::string(kBinary, sizeof kBinary - 1) + std::string(100000, '[') + "\n";
@@ -235,7 +239,8 @@ TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
   EXPECT_NE(r->find(R"("accepted":0,"duplicates":0,"rejected":3)"), std::string::npos) << *r;
   // A client that vanishes mid-line gets no answer, and nothing breaks.
   {
-    auto partial = app::TcpSend(tcp_, R"({"event_id":"p1","type":"share","user_id":"u1","ts":17639)", 1);
+    auto partial =
+        app::TcpSend(tcp_, R"({"event_id":"p1","type":"share","user_id":"u1","ts":17639)", 1);
     (void)partial;
   }
   auto u = Get("/v1/users/u1");
@@ -248,7 +253,8 @@ TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
   app::ServerOptions o;
   o.token = "s3cret-token-0123456789";
   Start(o);
-  const std::string event = R"({"event_id":"a1","type":"share","user_id":"u5","ts":1763971200000})" "\n";
+  const std::string event = R"({"event_id":"a1","type":"share","user_id":"u5","ts":1763971200000})"
+                            "\n";
   auto r = Post(event);
   EXPECT_EQ(r.status, 401);
   EXPECT_EQ(Get("/v1/kpis").status, 401);
@@ -262,8 +268,10 @@ TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
   auto tcp = app::TcpSend(tcp_, event);
   ASSERT_TRUE(tcp.ok());
   EXPECT_EQ(*tcp, R"({"error":"missing or wrong AUTH line"})");
-  tcp = app::TcpSend(tcp_, R"({"event_id":"a2","type":"share","user_id":"u5","ts":1763971200000})" "\n", 10,
-                     o.token);
+  tcp = app::TcpSend(tcp_,
+                     R"({"event_id":"a2","type":"share","user_id":"u5","ts":1763971200000})"
+                     "\n",
+                     10, o.token);
   ASSERT_TRUE(tcp.ok());
   EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"durable_lines":1,"errors":[]})");
   auto u = app::HttpRequest(http_, "GET", "/v1/users/u5", {}, 10, o.token);
@@ -313,7 +321,8 @@ TEST_F(ServerTest, AnswersMalformedHttpAndStillConforms) {
   o.idle_timeout_seconds = 1;
   o.max_connections = 40;
   Start(o);
-  const std::string event = R"({"event_id":"x1","type":"share","user_id":"ux","ts":1763971200000})" "\n";
+  const std::string event = R"({"event_id":"x1","type":"share","user_id":"ux","ts":1763971200000})"
+                            "\n";
   // Chunked bodies are fine.
   std::string chunked = "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   chunked += "10\r\n" + event.substr(0, 16) + "\r\n";
@@ -325,14 +334,16 @@ TEST_F(ServerTest, AnswersMalformedHttpAndStillConforms) {
   EXPECT_NE(reply.find(R"("accepted":1)"), std::string::npos) << reply;
   // A Content-Length larger than the body: the server waits, then the idle
   // timeout closes the connection without an answer and without harm.
-  reply = RawExchange(http_, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n" + event,
+  reply = RawExchange(http_,
+                      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n" + event,
                       false, 4000);
   EXPECT_EQ(reply.find("200"), std::string::npos) << reply;
   // Garbage instead of a request line.
   reply = RawExchange(http_, "\x01\x02 NOT HTTP\r\n\r\n", true);
   EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
   // Oversized headers.
-  reply = RawExchange(http_, "GET /v1/kpis HTTP/1.1\r\nX: " + std::string(100000, 'a') + "\r\n\r\n", true);
+  reply = RawExchange(http_, "GET /v1/kpis HTTP/1.1\r\nX: " + std::string(100000, 'a') + "\r\n\r\n",
+                      true);
   EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply.substr(0, 100);
   // A slow client (a byte, then silence) is closed by the idle timeout.
   {
@@ -355,7 +366,9 @@ TEST_F(ServerTest, AnswersMalformedHttpAndStillConforms) {
     if (fd >= 0 && ::poll(&p, 1, 0) == 1) {
       char buf[512];
       ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n > 0 && std::string_view(buf, static_cast<size_t>(n)).find("503") != std::string_view::npos) ++refused;
+      if (n > 0 &&
+          std::string_view(buf, static_cast<size_t>(n)).find("503") != std::string_view::npos)
+        ++refused;
     }
   }
   EXPECT_GT(refused, 0);
@@ -369,7 +382,8 @@ TEST_F(ServerTest, ConformsAfterHostileInput) {
   Start();
   // Hostile bytes on both ports first; none of it may be accepted.
   EXPECT_EQ(RawExchange(http_, "\x01\x02 NOT HTTP\r\n\r\n", true).rfind("HTTP/1.1 400", 0), 0u);
-  EXPECT_EQ(RawExchange(http_, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n[1,{", true)
+  EXPECT_EQ(RawExchange(
+                http_, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n[1,{", true)
                 .rfind("HTTP/1.1 400", 0),
             0u);
   EXPECT_EQ(RawExchange(http_, "GET /v1/users/%ff%00 HTTP/1.1\r\nHost: x\r\n\r\n", true)
@@ -384,9 +398,10 @@ TEST_F(ServerTest, ConformsAfterHostileInput) {
 
 TEST_F(ServerTest, TcpCountsAFinalLineWithoutNewline) {
   Start();
-  auto r = app::TcpSend(tcp_, R"({"event_id":"t1","type":"checkin","user_id":"u9","ts":1763971200000})"
-                              "\n"
-                              R"({"event_id":"t2","type":"checkin","user_id":"u9","ts":1763971200000})");
+  auto r =
+      app::TcpSend(tcp_, R"({"event_id":"t1","type":"checkin","user_id":"u9","ts":1763971200000})"
+                         "\n"
+                         R"({"event_id":"t2","type":"checkin","user_id":"u9","ts":1763971200000})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, R"({"accepted":2,"duplicates":0,"rejected":0,"durable_lines":2,"errors":[]})");
   r = app::TcpSend(tcp_, "garbage\n{\"event_id\":");
@@ -466,11 +481,29 @@ TEST_F(ServerTest, StreamsAWholeTierAsNdjsonProfiles) {
   // Without fields: one user_id object per line; `after` resumes.
   r = Get("/v1/tiers/left/users?format=ndjson");
   ASSERT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, R"({"user_id":"m100"})" "\n" R"({"user_id":"m105"})" "\n" R"({"user_id":"m110"})" "\n"
-                    R"({"user_id":"m115"})" "\n" R"({"user_id":"m120"})" "\n" R"({"user_id":"m125"})" "\n"
-                    R"({"user_id":"m130"})" "\n" R"({"user_id":"m135"})" "\n");
+  EXPECT_EQ(r.body, R"({"user_id":"m100"})"
+                    "\n"
+                    R"({"user_id":"m105"})"
+                    "\n"
+                    R"({"user_id":"m110"})"
+                    "\n"
+                    R"({"user_id":"m115"})"
+                    "\n"
+                    R"({"user_id":"m120"})"
+                    "\n"
+                    R"({"user_id":"m125"})"
+                    "\n"
+                    R"({"user_id":"m130"})"
+                    "\n"
+                    R"({"user_id":"m135"})"
+                    "\n");
   r = Get("/v1/tiers/left/users?format=ndjson&after=m120");
-  EXPECT_EQ(r.body, R"({"user_id":"m125"})" "\n" R"({"user_id":"m130"})" "\n" R"({"user_id":"m135"})" "\n");
+  EXPECT_EQ(r.body, R"({"user_id":"m125"})"
+                    "\n"
+                    R"({"user_id":"m130"})"
+                    "\n"
+                    R"({"user_id":"m135"})"
+                    "\n");
   r = Get("/v1/tiers/dormant/users?format=ndjson&fields=profile");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "");
@@ -478,13 +511,16 @@ TEST_F(ServerTest, StreamsAWholeTierAsNdjsonProfiles) {
 
 TEST_F(ServerTest, NdjsonTierStreamIsChunkedAndKeepsTheConnection) {
   Start();
-  ASSERT_EQ(Post(R"({"event_id":"j1","type":"join","user_id":"a1","ts":1763971200000})" "\n").status, 200);
+  ASSERT_EQ(Post(R"({"event_id":"j1","type":"join","user_id":"a1","ts":1763971200000})"
+                 "\n")
+                .status,
+            200);
   // Two requests on one connection: the stream, then the KPIs.
-  std::string reply = RawExchange(
-      http_,
-      "GET /v1/tiers/new/users?format=ndjson HTTP/1.1\r\nHost: x\r\n\r\n"
-      "GET /v1/kpis HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-      true);
+  std::string reply =
+      RawExchange(http_,
+                  "GET /v1/tiers/new/users?format=ndjson HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /v1/kpis HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                  true);
   EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
   EXPECT_NE(reply.find("Content-Type: application/x-ndjson"), std::string::npos) << reply;
   EXPECT_NE(reply.find("Transfer-Encoding: chunked"), std::string::npos) << reply;
@@ -495,7 +531,11 @@ TEST_F(ServerTest, NdjsonTierStreamIsChunkedAndKeepsTheConnection) {
   reply = RawExchange(http_, "GET /v1/tiers/new/users?format=ndjson HTTP/1.0\r\n\r\n", true);
   EXPECT_EQ(reply.rfind("HTTP/1.0 200", 0), 0u) << reply;
   EXPECT_EQ(reply.find("chunked"), std::string::npos) << reply;
-  EXPECT_NE(reply.find("\r\n\r\n" R"({"user_id":"a1"})" "\n"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("\r\n\r\n"
+                       R"({"user_id":"a1"})"
+                       "\n"),
+            std::string::npos)
+      << reply;
 }
 
 TEST_F(ServerTest, ListensOnAHostName) {
@@ -515,7 +555,8 @@ TEST_F(ServerTest, ListensOnAHostName) {
   auto r = app::HttpRequest("localhost:" + std::to_string(server.http_port()), "GET", "/healthz");
   EXPECT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : r.status().ToString());
   auto tcp = app::TcpSend("localhost:" + std::to_string(server.tcp_port()),
-                          R"({"event_id":"h1","type":"share","user_id":"h","ts":1763971200000})" "\n");
+                          R"({"event_id":"h1","type":"share","user_id":"h","ts":1763971200000})"
+                          "\n");
   ASSERT_TRUE(tcp.ok()) << tcp.status().ToString();
   EXPECT_EQ(testing::LastLine(*tcp),
             R"({"accepted":1,"duplicates":0,"rejected":0,"durable_lines":1,"errors":[]})");
@@ -569,27 +610,31 @@ TEST_F(ServerTest, SkipsAByteOrderMarkAtTheStartOfABodyOrStream) {
   o.token = "s3cret-token-0123456789";
   Start(o);
   const std::string bom = "\xEF\xBB\xBF";
-  auto r = app::HttpRequest(
-      http_, "POST", "/v1/events",
-      bom + R"({"event_id":"b1","type":"share","user_id":"ub","ts":1763971200000})" "\n", 10,
-      o.token);
+  auto r =
+      app::HttpRequest(http_, "POST", "/v1/events",
+                       bom + R"({"event_id":"b1","type":"share","user_id":"ub","ts":1763971200000})"
+                             "\n",
+                       10, o.token);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
   r = app::HttpRequest(
       http_, "POST", "/v1/events",
-      bom + R"([{"event_id":"b2","type":"share","user_id":"ub","ts":1763971200000}])", 10,
-      o.token);
+      bom + R"([{"event_id":"b2","type":"share","user_id":"ub","ts":1763971200000}])", 10, o.token);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
-  auto t = app::TcpSend(
-      tcp_, bom + R"({"event_id":"b3","type":"share","user_id":"ub","ts":1763971200000})" "\n", 10,
-      o.token);
+  auto t =
+      app::TcpSend(tcp_,
+                   bom + R"({"event_id":"b3","type":"share","user_id":"ub","ts":1763971200000})"
+                         "\n",
+                   10, o.token);
   ASSERT_TRUE(t.ok());
   EXPECT_NE(t->find(R"({"accepted":1,"duplicates":0,"rejected":0,)"), std::string::npos) << *t;
   // Only at the start: elsewhere it is not JSON.
   t = app::TcpSend(tcp_,
-                   R"({"event_id":"b4","type":"share","user_id":"ub","ts":1763971200000})" "\n" +
-                       bom + R"({"event_id":"b5","type":"share","user_id":"ub","ts":1763971200000})",
+                   R"({"event_id":"b4","type":"share","user_id":"ub","ts":1763971200000})"
+                   "\n" +
+                       bom +
+                       R"({"event_id":"b5","type":"share","user_id":"ub","ts":1763971200000})",
                    10, o.token);
   ASSERT_TRUE(t.ok());
   EXPECT_NE(t->find(R"({"accepted":1,"duplicates":0,"rejected":1,)"), std::string::npos) << *t;
@@ -617,18 +662,21 @@ TEST_F(ServerTest, AnswersExpectContinueAndRefusesOnTheHeaderAlone) {
   o.max_body_bytes = 1000;
   o.token = "s3cret-token-0123456789";
   Start(o);
-  const std::string event = R"({"event_id":"c1","type":"share","user_id":"uc","ts":1763971200000})" "\n";
+  const std::string event = R"({"event_id":"c1","type":"share","user_id":"uc","ts":1763971200000})"
+                            "\n";
   const std::string auth = "Authorization: Bearer " + o.token + "\r\n";
   {
     int fd = Connect(http_);
     ASSERT_GE(fd, 0);
-    const std::string head = "POST /v1/events HTTP/1.1\r\nHost: x\r\n" + auth +
-                             "Expect: 100-continue\r\nContent-Length: " +
-                             std::to_string(event.size()) + "\r\n\r\n";
-    ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+    const std::string head =
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\n" + auth +
+        "Expect: 100-continue\r\nContent-Length: " + std::to_string(event.size()) + "\r\n\r\n";
+    ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(head.size()));
     std::string interim = ReadUntil(fd, "\r\n\r\n");
     EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
-    ASSERT_EQ(::send(fd, event.data(), event.size(), MSG_NOSIGNAL), static_cast<ssize_t>(event.size()));
+    ASSERT_EQ(::send(fd, event.data(), event.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(event.size()));
     std::string reply = ReadUntil(fd, "]}");
     EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
     EXPECT_NE(reply.find(R"({"accepted":1,)"), std::string::npos) << reply;
@@ -643,7 +691,8 @@ TEST_F(ServerTest, AnswersExpectContinueAndRefusesOnTheHeaderAlone) {
                     "Content-Length: 10\r\n\r\n")}) {
     int fd = Connect(http_);
     ASSERT_GE(fd, 0);
-    ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+    ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(head.size()));
     std::string reply = ReadUntil(fd, "\n\n-never-");  // until the server closes
     const char* want = head.find("Bearer") == std::string::npos ? "HTTP/1.1 401" : "HTTP/1.1 413";
     EXPECT_EQ(reply.rfind(want, 0), 0u) << head << " -> " << reply;
@@ -799,10 +848,11 @@ TEST_F(ServerTest, HealthSaysDegradedAndNotReadyWhileIngestIsRefused) {
   Start();
   auto health = Get("/healthz");
   EXPECT_EQ(health.status, 200);
-  EXPECT_EQ(health.body.rfind(
-                R"({"status":"degraded","reasons":["disk space is below the watermark"],"as_of":null,"shards":3,)",
-                0),
-            0u)
+  EXPECT_EQ(
+      health.body.rfind(
+          R"({"status":"degraded","reasons":["disk space is below the watermark"],"as_of":null,"shards":3,)",
+          0),
+      0u)
       << health.body;
   auto ready = Get("/readyz");
   EXPECT_EQ(ready.status, 503);
@@ -829,7 +879,8 @@ TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
   auto kpis = Get("/v1/kpis");
   EXPECT_EQ(kpis.status, 503);
   EXPECT_EQ(kpis.body, R"({"error":"starting: recovery in progress"})");
-  auto post = Post(R"({"event_id":"w1","type":"share","user_id":"uw","ts":1763971200000})" "\n");
+  auto post = Post(R"({"event_id":"w1","type":"share","user_id":"uw","ts":1763971200000})"
+                   "\n");
   EXPECT_EQ(post.status, 503);
 
   pipeline::PipelineOptions po;
@@ -843,7 +894,9 @@ TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
   ASSERT_NE(server_->tcp_port(), 0);
   tcp_ = "127.0.0.1:" + std::to_string(server_->tcp_port());
   EXPECT_EQ(Get("/readyz").status, 200);
-  auto t = app::TcpSend(tcp_, R"({"event_id":"w2","type":"share","user_id":"uw","ts":1763971200000})" "\n");
+  auto t =
+      app::TcpSend(tcp_, R"({"event_id":"w2","type":"share","user_id":"uw","ts":1763971200000})"
+                         "\n");
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->rfind(R"({"accepted":1,)", 0), 0u) << *t;
   EXPECT_EQ(Get("/v1/kpis").status, 200);
@@ -884,15 +937,17 @@ TEST(HttpFraming, RefusesTransferEncodingsItCannotFrameAndClosesTheConnection) {
       {length + "Transfer-Encoding: chunked\r\n", "400"},
   };
   for (const auto& [headers, status] : cases) {
-    const std::string reply = RawExchange(
-        server.http(), "POST /v1/events HTTP/1.1\r\nHost: x\r\n" + headers + "\r\n" + hidden, false);
+    const std::string reply =
+        RawExchange(server.http(),
+                    "POST /v1/events HTTP/1.1\r\nHost: x\r\n" + headers + "\r\n" + hidden, false);
     EXPECT_EQ(reply.rfind(std::string("HTTP/1.1 ") + status, 0), 0u) << headers << " -> " << reply;
     EXPECT_NE(reply.find("Connection: close"), std::string::npos) << headers << " -> " << reply;
     EXPECT_EQ(CountAnswers(reply), 1) << headers << ": the GET in the body was answered: " << reply;
   }
   // HTTP/1.0 has no transfer codings at all.
-  const std::string reply = RawExchange(
-      server.http(), "POST /v1/events HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false);
+  const std::string reply =
+      RawExchange(server.http(),
+                  "POST /v1/events HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false);
   EXPECT_EQ(reply.rfind("HTTP/1.0 400", 0), 0u) << reply;
   // Nothing was taken as an event.
   auto kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis");
@@ -925,19 +980,18 @@ TEST(HttpFraming, TakesTheBearerSchemeInAnyCase) {
   testing::ServerProcess server(dir.path() + "/data", {"--token-file", token_file});
   ASSERT_TRUE(server.ready());
   auto status_with = [&](const std::string& authorization) {
-    const std::string reply = RawExchange(
-        server.http(),
-        "GET /v1/kpis HTTP/1.1\r\nHost: x\r\nAuthorization: " + authorization +
-            "\r\nConnection: close\r\n\r\n",
-        false);
+    const std::string reply =
+        RawExchange(server.http(),
+                    "GET /v1/kpis HTTP/1.1\r\nHost: x\r\nAuthorization: " + authorization +
+                        "\r\nConnection: close\r\n\r\n",
+                    false);
     return reply.substr(0, 12);
   };
   for (const std::string& ok : {"bearer " + token, "BEARER " + token, "Bearer   " + token}) {
     EXPECT_EQ(status_with(ok), "HTTP/1.1 200") << ok;
   }
-  for (const std::string& refused :
-       {"Bearer " + token + "x", "Bearer" + token, "Basic " + token, std::string("bearer"),
-        "bearer " + token.substr(1)}) {
+  for (const std::string& refused : {"Bearer " + token + "x", "Bearer" + token, "Basic " + token,
+                                     std::string("bearer"), "bearer " + token.substr(1)}) {
     EXPECT_EQ(status_with(refused), "HTTP/1.1 401") << refused;
   }
 }
@@ -1016,9 +1070,9 @@ TEST(HttpArrays, AFiveMegabyteArrayIsAcceptedAndCountedExactly) {
 // what is left gets 503 at once; a body that fits is served meanwhile.
 TEST(HttpBudget, BodiesBeyondTheBudgetWaitOrAreRefused) {
   testing::TempDir dir;
-  testing::ServerProcess server(dir.path() + "/data", {"--max-inflight-body-mb", "1",
-                                                       "--max-body-bytes", "700000",
-                                                       "--idle-timeout", "2"});
+  testing::ServerProcess server(
+      dir.path() + "/data",
+      {"--max-inflight-body-mb", "1", "--max-body-bytes", "700000", "--idle-timeout", "2"});
   ASSERT_TRUE(server.ready());
   auto post_header = [](size_t length) {
     return "POST /v1/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
@@ -1033,7 +1087,8 @@ TEST(HttpBudget, BodiesBeyondTheBudgetWaitOrAreRefused) {
   // A real body of about that size does not fit: it waits, unread.
   std::string body;
   int events = 0;
-  while (body.size() < 550'000) body += Event("budget" + std::to_string(events++), "ubudget") + "\n";
+  while (body.size() < 550'000)
+    body += Event("budget" + std::to_string(events++), "ubudget") + "\n";
   const int waiter = Connect(server.http());
   ASSERT_GE(waiter, 0);
   SendAll(waiter, post_header(body.size()));

@@ -210,7 +210,7 @@ TEST(StoreFailure, AFailedWriteRefusesIngestUntilTheStoreRecoversByItself) {
     }
     ASSERT_EQ(r.status, 503) << r.body;
     applied_of_refused += Field(r.body, "accepted");
-      duplicates_of_refused += Field(r.body, "duplicates");
+    duplicates_of_refused += Field(r.body, "duplicates");
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - back).count();

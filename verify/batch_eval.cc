@@ -18,13 +18,20 @@ bool IsInteractionType(EventType t) {
 // SPEC §3 points per event type, for the user's own events.
 int64_t OwnPoints(EventType t, int64_t fen) {
   switch (t) {
-    case EventType::kMessage: return 1;
-    case EventType::kReaction: return 1;
-    case EventType::kCheckin: return 2;
-    case EventType::kShare: return 3;
-    case EventType::kOrder: return fen / 100;    // floor(yuan); fen >= 0
-    case EventType::kRefund: return -(fen / 100);
-    default: return 0;
+    case EventType::kMessage:
+      return 1;
+    case EventType::kReaction:
+      return 1;
+    case EventType::kCheckin:
+      return 2;
+    case EventType::kShare:
+      return 3;
+    case EventType::kOrder:
+      return fen / 100;  // floor(yuan); fen >= 0
+    case EventType::kRefund:
+      return -(fen / 100);
+    default:
+      return 0;
   }
 }
 
@@ -119,7 +126,8 @@ std::map<std::string, Profile> BatchEvaluator::Profiles() const {
     if (e.type == EventType::kJoin || e.type == EventType::kLeave) {
       const bool leave = e.type == EventType::kLeave;
       const bool later = !a.latest_membership_ts || e.ts > *a.latest_membership_ts;
-      const bool tie_won_by_leave = a.latest_membership_ts && e.ts == *a.latest_membership_ts && leave;
+      const bool tie_won_by_leave =
+          a.latest_membership_ts && e.ts == *a.latest_membership_ts && leave;
       if (later || tie_won_by_leave) {
         a.latest_membership_ts = e.ts;
         a.latest_membership_is_leave = leave;
@@ -169,7 +177,8 @@ std::map<std::string, Profile> BatchEvaluator::Profiles() const {
 
 Kpis BatchEvaluator::ComputeKpis() const {
   Kpis k;
-  for (const char* t : {"left", "high_value", "new", "active", "dormant", "regular"}) k.tiers[t] = 0;
+  for (const char* t : {"left", "high_value", "new", "active", "dormant", "regular"})
+    k.tiers[t] = 0;
   k.events_accepted = static_cast<int64_t>(events_.size());
   k.events_duplicate = duplicates_;
   k.events_rejected = rejected_;

@@ -87,8 +87,8 @@ class Feed {
 
 std::map<std::string, int64_t> Tiers(int64_t left, int64_t high_value, int64_t new_, int64_t active,
                                      int64_t dormant, int64_t regular) {
-  return {{"left", left},       {"high_value", high_value}, {"new", new_},
-          {"active", active},   {"dormant", dormant},       {"regular", regular}};
+  return {{"left", left},     {"high_value", high_value}, {"new", new_},
+          {"active", active}, {"dormant", dormant},       {"regular", regular}};
 }
 
 // ---------------------------------------------------------------- empty
@@ -197,7 +197,7 @@ TEST(BatchEval, MembershipIsDecidedByEventTimeNotArrivalOrder) {
   Feed f;
   f.Leave("u", At(10));  // arrives first, happened last
   f.Join("u", At(20));
-  f.Join("v", At(10));   // arrives first, happened last
+  f.Join("v", At(10));  // arrives first, happened last
   f.Leave("v", At(20));
   EXPECT_FALSE(f.P("u").member);
   EXPECT_TRUE(f.P("v").member);
@@ -262,7 +262,7 @@ TEST(BatchEval, NotHighValueWithOnlyTwoRepeatOrders) {
 TEST(BatchEval, HighValueSpendCountsOnlyTheLast30Days) {
   Feed f;
   f.Join("u", At(40));
-  f.Order("u", At(30, kLastMs), 12500);  // day D-30: outside
+  f.Order("u", At(30, kLastMs), 12500);                        // day D-30: outside
   for (int i = 0; i < 3; ++i) f.Order("u", At(29, 0), 12500);  // day D-29: inside
   f.Msg("clock", At(0));
   Profile p = f.P("u");
@@ -293,8 +293,8 @@ TEST(BatchEval, HighValueTakesPrecedenceOverNew) {
 
 TEST(BatchEval, NewWhileFewerThan30DaysSinceJoining) {
   Feed f;
-  f.Join("in", At(29, 0));             // day D-29
-  f.Join("out", At(30, kLastMs));      // day D-30
+  f.Join("in", At(29, 0));         // day D-29
+  f.Join("out", At(30, kLastMs));  // day D-30
   f.Msg("clock", At(0, kLastMs));
   EXPECT_EQ(f.Tier("in"), "new");
   EXPECT_EQ(f.Tier("out"), "dormant");
@@ -415,7 +415,7 @@ TEST(BatchEval, LastActiveIsTheLatestInteractionOrOrderNotJoinOrRefund) {
 
 TEST(BatchEval, PointsPerTypeFloorYuanAndReferralBonus) {
   Feed f;
-  f.Msg("u", At(100));                      // +1 (points are all-time)
+  f.Msg("u", At(100));                       // +1 (points are all-time)
   f.Send(EventType::kReaction, "u", At(1));  // +1
   f.Send(EventType::kCheckin, "u", At(1));   // +2
   f.Send(EventType::kShare, "u", At(1));     // +3
@@ -521,7 +521,7 @@ TEST(BatchEval, DuplicateEventIdIsCountedAndChangesNothing) {
   Kpis k = f.K();
   EXPECT_EQ(k.events_accepted, 1);
   EXPECT_EQ(k.events_duplicate, 2);
-  EXPECT_EQ(k.as_of, At(1));  // a duplicate does not move T
+  EXPECT_EQ(k.as_of, At(1));    // a duplicate does not move T
   EXPECT_EQ(k.users_total, 1);  // nor create a profile
   EXPECT_EQ(k.orders_30d, 0);
   Profile p = f.P("u");
@@ -574,12 +574,12 @@ TEST(BatchEval, ReferralWindowsAreDaysDMinus29ToDAndDMinus59ToDMinus30) {
   Feed f;
   f.Join("a", At(0), "r");
   f.Join("b", At(10), "r");
-  f.Join("c", At(29, 0), "r");          // last 30 days
-  f.Join("d", At(30, kLastMs), "r");    // previous 30 days
-  f.Join("e", At(59, 0), "r");          // previous 30 days
-  f.Join("g", At(60, kLastMs), "r");    // neither
-  f.Join("self", At(1), "self");        // self: not a referred join
-  f.Join("plain", At(1));               // no referrer
+  f.Join("c", At(29, 0), "r");        // last 30 days
+  f.Join("d", At(30, kLastMs), "r");  // previous 30 days
+  f.Join("e", At(59, 0), "r");        // previous 30 days
+  f.Join("g", At(60, kLastMs), "r");  // neither
+  f.Join("self", At(1), "self");      // self: not a referred join
+  f.Join("plain", At(1));             // no referrer
   Kpis k = f.K();
   EXPECT_EQ(k.referred_joins_30d, 3);
   EXPECT_EQ(k.referred_joins_prev_30d, 2);
@@ -640,8 +640,8 @@ TEST(BatchEval, KpisOfASmallCommunity) {
   EXPECT_EQ(k.refunds_30d_fen, 0);
   EXPECT_EQ(k.net_gmv_30d_fen, 18550);
   EXPECT_DOUBLE_EQ(k.aov_30d, 46.375);  // yuan
-  EXPECT_EQ(k.buyers_total, 3);          // a, b, c: left users count
-  EXPECT_EQ(k.repeat_buyers_total, 1);   // a
+  EXPECT_EQ(k.buyers_total, 3);         // a, b, c: left users count
+  EXPECT_EQ(k.repeat_buyers_total, 1);  // a
   EXPECT_DOUBLE_EQ(k.repurchase_rate, 1.0 / 3.0);
   EXPECT_EQ(k.referred_joins_30d, 1);
   EXPECT_FALSE(k.referral_growth.has_value());

@@ -52,8 +52,9 @@ std::vector<std::string> DiffProfile(const std::string& json, const verify::Prof
     return Fen(v);
   };
   auto check = [&](const char* k, int64_t g, int64_t w) {
-    if (g != w) d.push_back(want.user_id + "." + k + ": got " + std::to_string(g) + " want " +
-                            std::to_string(w));
+    if (g != w)
+      d.push_back(want.user_id + "." + k + ": got " + std::to_string(g) + " want " +
+                  std::to_string(w));
   };
   auto check_money = [&](const char* k, int64_t g, int64_t w) {
     if (g != w) d.push_back(want.user_id + "." + k + ": got " + Yuan(g) + " want " + Yuan(w));
@@ -96,7 +97,8 @@ std::vector<std::string> DiffKpis(const std::string& json, const verify::Kpis& w
     return v;
   };
   auto check = [&](const char* k, int64_t g, int64_t w) {
-    if (g != w) d.push_back(std::string(k) + ": got " + std::to_string(g) + " want " + std::to_string(w));
+    if (g != w)
+      d.push_back(std::string(k) + ": got " + std::to_string(g) + " want " + std::to_string(w));
   };
   auto money = [&](const char* k, int64_t w) {
     double v = NAN;
@@ -115,7 +117,8 @@ std::vector<std::string> DiffKpis(const std::string& json, const verify::Kpis& w
   for (const auto& [tier, n] : want.tiers) {
     int64_t v = INT64_MIN;
     if (got["tiers"][tier].get(v)) v = INT64_MIN;
-    if (v != n) d.push_back("tiers." + tier + ": got " + std::to_string(v) + " want " + std::to_string(n));
+    if (v != n)
+      d.push_back("tiers." + tier + ": got " + std::to_string(v) + " want " + std::to_string(n));
   }
   check("mau", num("mau"), want.mau);
   check("dau", num("dau"), want.dau);
@@ -184,8 +187,8 @@ std::vector<std::string> DiffJson(const std::string& got_json, const std::string
           simdjson::dom::element x;
           if (go[k].get(x) || simdjson::minify(x) != simdjson::minify(v))
             d.push_back(key + "." + std::string(k) + ": got " +
-                        (go[k].error() ? std::string("missing") : simdjson::minify(x)) +
-                        " want " + simdjson::minify(v));
+                        (go[k].error() ? std::string("missing") : simdjson::minify(x)) + " want " +
+                        simdjson::minify(v));
         }
       } else {
         d.push_back(key + ": got " + simdjson::minify(gv) + " want " + simdjson::minify(wv));

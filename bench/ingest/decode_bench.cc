@@ -17,24 +17,28 @@ std::string MakeLines(int n) {
     int64_t ts = 1763971200000 + i * 997;
     switch (i % 4) {
       case 0:
-        std::snprintf(buf, sizeof buf,
-                      R"({"event_id":"ev-%d","type":"message","user_id":"u%07d","ts":%lld,"group_id":"g%d","text":"大家好 👋 %d"})",
-                      i, i % 100000, static_cast<long long>(ts), i % 50, i);
+        std::snprintf(
+            buf, sizeof buf,
+            R"({"event_id":"ev-%d","type":"message","user_id":"u%07d","ts":%lld,"group_id":"g%d","text":"大家好 👋 %d"})",
+            i, i % 100000, static_cast<long long>(ts), i % 50, i);
         break;
       case 1:
-        std::snprintf(buf, sizeof buf,
-                      R"({"event_id":"ev-%d","type":"order","user_id":"u%07d","ts":%lld,"order_id":"o%d","amount":%d.%02d,"channel":"community"})",
-                      i, i % 100000, static_cast<long long>(ts), i, i % 900, i % 100);
+        std::snprintf(
+            buf, sizeof buf,
+            R"({"event_id":"ev-%d","type":"order","user_id":"u%07d","ts":%lld,"order_id":"o%d","amount":%d.%02d,"channel":"community"})",
+            i, i % 100000, static_cast<long long>(ts), i, i % 900, i % 100);
         break;
       case 2:
-        std::snprintf(buf, sizeof buf,
-                      R"({"event_id":"ev-%d","type":"reaction","user_id":"u%07d","ts":"2025-11-24T09:15:00.%03d+08:00","group_id":"g1"})",
-                      i, i % 100000, i % 1000);
+        std::snprintf(
+            buf, sizeof buf,
+            R"({"event_id":"ev-%d","type":"reaction","user_id":"u%07d","ts":"2025-11-24T09:15:00.%03d+08:00","group_id":"g1"})",
+            i, i % 100000, i % 1000);
         break;
       default:
-        std::snprintf(buf, sizeof buf,
-                      R"({"event_id":"ev-%d","type":"join","user_id":"u%07d","ts":%lld,"group_id":"g2","referrer_id":"u%07d"})",
-                      i, i % 100000, static_cast<long long>(ts), (i * 7) % 100000);
+        std::snprintf(
+            buf, sizeof buf,
+            R"({"event_id":"ev-%d","type":"join","user_id":"u%07d","ts":%lld,"group_id":"g2","referrer_id":"u%07d"})",
+            i, i % 100000, static_cast<long long>(ts), (i * 7) % 100000);
     }
     out += buf;
     out += '\n';

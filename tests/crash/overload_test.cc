@@ -86,11 +86,12 @@ TEST(Overload, BackpressureBoundsMemoryAndLosesNothing) {
   auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(k.ok());
   EXPECT_EQ(testing::Field(k->body, "events_accepted"), acked.load()) << k->body;
-  std::printf("overload: %d connections for %.1f s, %llu events acknowledged (%.0f events/s), "
-              "server peak RSS %.0f MiB (bound %ld MiB)\n",
-              kConnections, elapsed, static_cast<unsigned long long>(acked.load()),
-              static_cast<double>(acked.load()) / elapsed, static_cast<double>(peak_kb) / 1024.0,
-              kRssBoundKb / 1024);
+  std::printf(
+      "overload: %d connections for %.1f s, %llu events acknowledged (%.0f events/s), "
+      "server peak RSS %.0f MiB (bound %ld MiB)\n",
+      kConnections, elapsed, static_cast<unsigned long long>(acked.load()),
+      static_cast<double>(acked.load()) / elapsed, static_cast<double>(peak_kb) / 1024.0,
+      kRssBoundKb / 1024);
 }
 
 }  // namespace
