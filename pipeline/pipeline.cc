@@ -24,8 +24,8 @@
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/time.h"
-#include "ingest/event_codec.h"
 #include "state/kpis.h"
+#include "state/log_format.h"
 #include "state/shard_state.h"
 #include "state/store.h"
 
