@@ -24,8 +24,8 @@
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/time.h"
-#include "ingest/event_codec.h"
 #include "state/kpis.h"
+#include "state/log_format.h"
 #include "state/shard_state.h"
 #include "state/store.h"
 
@@ -367,6 +367,8 @@ struct Pipeline::Impl {
   // Why a refused batch was refused, for its answer.
   std::string RefusalMessage() const;
   void ProcessGroup(Worker* w, Batch** batches, size_t n);
+  // Makes the users of the group's accepted events resident (ShardState::PrepareUser).
+  Status PrepareUsers(Worker* w);
   void CompletePart(Batch* b);
   // Answers pending queries. Mid-group (`mid_group`: some of the group's
   // logged events are not applied yet) a tier listing, which checkpoints,
@@ -504,6 +506,9 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   Status s = st.TakeIdError();
   if (!s.ok()) {
     Log("shard %u: duplicate index read failed, batch refused: %s", w->id, s.ToString().c_str());
+  } else if (s = PrepareUsers(w); !s.ok()) {
+    Log("shard %u: an evicted user could not be read back, batch refused: %s", w->id,
+        s.ToString().c_str());
   } else if (options.write_log &&
              (accepted_count > 0 || counts.duplicates > 0 || counts.rejected > 0)) {
     ingest::SetLogBlockCounts(counts, &w->block);
@@ -573,6 +578,21 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     }
   }
   for (size_t i = 0; i < n; ++i) CompletePart(batches[i]);
+}
+
+Status Pipeline::Impl::PrepareUsers(Worker* w) {
+  // Evicted users are read back before the group is logged: once it is
+  // durable, an event whose user cannot be read could be neither applied
+  // nor refused.
+  const size_t count = w->events.size();
+  constexpr size_t kAhead = 8;
+  for (size_t j = 0; j < count; ++j) {
+    if (j + kAhead < count) w->state.PrefetchUser(w->user_hashes[j + kAhead]);
+    if (!w->accepted[j]) continue;
+    Status s = w->state.PrepareUser(w->events[j]->user_id);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
@@ -1215,6 +1235,8 @@ Status Pipeline::Impl::Recover() {
       while (reader.Next(&e)) ApplyLogged(w.get(), e);
       Status id_status = w->state.TakeIdError();
       if (!id_status.ok()) return id_status;
+      Status user_status = w->state.TakeUserError();
+      if (!user_status.ok()) return user_status;
       if (!reader.ok()) {
         return Status::Corruption("log block " + std::to_string(seq) + " of shard " +
                                   std::to_string(w->id) + " does not decode");
