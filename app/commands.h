@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "app/gen.h"
+#include "tools/gen.h"
 #include "app/server.h"
 
 namespace tierstream::app {
@@ -58,7 +58,7 @@ int RunServe(const ServeArgs& args);
 // evaluator and diffs them against the data dir. Exit 1 on any difference.
 int RunVerify(const VerifyArgs& args);
 int RunReplay(const ReplayArgs& args);
-int RunGen(const GenOptions& options);
+int RunGen(const tools::GenOptions& options);
 // Exit codes of `send` (also in its --help and the README).
 inline constexpr int kSendOk = 0;            // every line taken (accepted or duplicate)
 inline constexpr int kSendFailed = 1;        // unreadable file, no connection, or ingest refused

@@ -100,9 +100,6 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-// Splits "host:port" (IPv6 as "[::1]:8080").
-bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port);
-
 }  // namespace tierstream::app
 
 #endif  // TIERSTREAM_APP_SERVER_H_

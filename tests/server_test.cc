@@ -19,7 +19,8 @@
 #include <random>
 #include <thread>
 
-#include "app/client.h"
+#include "common/host_port.h"
+#include "tools/client.h"
 #include "pipeline/pipeline.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
@@ -63,15 +64,15 @@ class ServerTest : public ::testing::Test {
       ASSERT_TRUE(pipeline_->Close().ok());
     }
   }
-  app::HttpResult Get(const std::string& target) {
-    auto r = app::HttpRequest(http_, "GET", target);
+  tools::HttpResult Get(const std::string& target) {
+    auto r = tools::HttpRequest(http_, "GET", target);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : app::HttpResult{};
+    return r.ok() ? *r : tools::HttpResult{};
   }
-  app::HttpResult Post(const std::string& body) {
-    auto r = app::HttpRequest(http_, "POST", "/v1/events", body);
+  tools::HttpResult Post(const std::string& body) {
+    auto r = tools::HttpRequest(http_, "POST", "/v1/events", body);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : app::HttpResult{};
+    return r.ok() ? *r : tools::HttpResult{};
   }
 
   // Feeds the fixture like the conformance tool and checks every answer.
@@ -94,7 +95,7 @@ class ServerTest : public ::testing::Test {
         ASSERT_EQ(r.status, 200) << r.body;
         answer = r.body;
       } else {
-        auto r = app::TcpSend(tcp_, body);
+        auto r = tools::TcpSend(tcp_, body);
         ASSERT_TRUE(r.ok()) << r.status().ToString();
         answer = *r;
       }
@@ -120,7 +121,7 @@ class ServerTest : public ::testing::Test {
         ASSERT_FALSE(parser.parse(want).get_object()["user_id"].get(v));
         id = std::string(v);
       }
-      auto r = Get("/v1/users/" + app::UrlEncode(id));
+      auto r = Get("/v1/users/" + tools::UrlEncode(id));
       ASSERT_EQ(r.status, 200) << id;
       auto diffs = testing::DiffJson(r.body, want, false);
       if (!diffs.empty() && ++bad <= 5) ADD_FAILURE() << id << ": " << diffs[0];
@@ -153,7 +154,7 @@ TEST_F(ServerTest, AnswersBadRequestsWithJsonErrors) {
   EXPECT_EQ(r.body, R"({"error":"no such resource"})");
   r = Get("/v1/events");
   EXPECT_EQ(r.status, 405);
-  auto d = app::HttpRequest(http_, "DELETE", "/v1/kpis");
+  auto d = tools::HttpRequest(http_, "DELETE", "/v1/kpis");
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->status, 405);
   r = Post(std::string(2000, ' '));
@@ -226,7 +227,7 @@ TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
   big += std::string(10 << 20, 'x') + "\"}\n";
   big += R"({"event_id":"after","type":"message","user_id":"u1","ts":1763971200000})"
          "\n";
-  auto r = app::TcpSend(tcp_, big);
+  auto r = tools::TcpSend(tcp_, big);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(
       *r,
@@ -234,13 +235,13 @@ TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
   // Garbage, invalid UTF-8, NUL bytes and deep nesting are rejected line by line.
   const char kBinary[] = "\x00\x01\xff\xfe\n{\"event_id\":\"\xc3\x28\"}\n";
   std::string garbage = std::string(kBinary, sizeof kBinary - 1) + std::string(100000, '[') + "\n";
-  r = app::TcpSend(tcp_, garbage);
+  r = tools::TcpSend(tcp_, garbage);
   ASSERT_TRUE(r.ok());
   EXPECT_NE(r->find(R"("accepted":0,"duplicates":0,"rejected":3)"), std::string::npos) << *r;
   // A client that vanishes mid-line gets no answer, and nothing breaks.
   {
     auto partial =
-        app::TcpSend(tcp_, R"({"event_id":"p1","type":"share","user_id":"u1","ts":17639)", 1);
+        tools::TcpSend(tcp_, R"({"event_id":"p1","type":"share","user_id":"u1","ts":17639)", 1);
     (void)partial;
   }
   auto u = Get("/v1/users/u1");
@@ -259,22 +260,22 @@ TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
   EXPECT_EQ(r.status, 401);
   EXPECT_EQ(Get("/v1/kpis").status, 401);
   EXPECT_EQ(Get("/healthz").status, 200);
-  auto wrong = app::HttpRequest(http_, "POST", "/v1/events", event, 10, "s3cret-token-0123456780");
+  auto wrong = tools::HttpRequest(http_, "POST", "/v1/events", event, 10, "s3cret-token-0123456780");
   ASSERT_TRUE(wrong.ok());
   EXPECT_EQ(wrong->status, 401);
-  auto right = app::HttpRequest(http_, "POST", "/v1/events", event, 10, o.token);
+  auto right = tools::HttpRequest(http_, "POST", "/v1/events", event, 10, o.token);
   ASSERT_TRUE(right.ok());
   EXPECT_EQ(right->status, 200);
-  auto tcp = app::TcpSend(tcp_, event);
+  auto tcp = tools::TcpSend(tcp_, event);
   ASSERT_TRUE(tcp.ok());
   EXPECT_EQ(*tcp, R"({"error":"missing or wrong AUTH line"})");
-  tcp = app::TcpSend(tcp_,
+  tcp = tools::TcpSend(tcp_,
                      R"({"event_id":"a2","type":"share","user_id":"u5","ts":1763971200000})"
                      "\n",
                      10, o.token);
   ASSERT_TRUE(tcp.ok());
   EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"durable_lines":1,"errors":[]})");
-  auto u = app::HttpRequest(http_, "GET", "/v1/users/u5", {}, 10, o.token);
+  auto u = tools::HttpRequest(http_, "GET", "/v1/users/u5", {}, 10, o.token);
   ASSERT_TRUE(u.ok());
   EXPECT_NE(u->body.find("\"points\":6"), std::string::npos) << u->body;
 }
@@ -283,7 +284,7 @@ TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
 int Connect(const std::string& address) {
   std::string host;
   uint16_t port = 0;
-  app::SplitHostPort(address, &host, &port);
+  if (!SplitHostPort(address, &host, &port)) return -1;
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -399,12 +400,12 @@ TEST_F(ServerTest, ConformsAfterHostileInput) {
 TEST_F(ServerTest, TcpCountsAFinalLineWithoutNewline) {
   Start();
   auto r =
-      app::TcpSend(tcp_, R"({"event_id":"t1","type":"checkin","user_id":"u9","ts":1763971200000})"
+      tools::TcpSend(tcp_, R"({"event_id":"t1","type":"checkin","user_id":"u9","ts":1763971200000})"
                          "\n"
                          R"({"event_id":"t2","type":"checkin","user_id":"u9","ts":1763971200000})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, R"({"accepted":2,"duplicates":0,"rejected":0,"durable_lines":2,"errors":[]})");
-  r = app::TcpSend(tcp_, "garbage\n{\"event_id\":");
+  r = tools::TcpSend(tcp_, "garbage\n{\"event_id\":");
   ASSERT_TRUE(r.ok());
   EXPECT_NE(r->find(R"("rejected":2)"), std::string::npos) << *r;
   auto u = Get("/v1/users/u9");
@@ -552,9 +553,9 @@ TEST_F(ServerTest, ListensOnAHostName) {
   Status s = server.Start();
   ASSERT_TRUE(s.ok()) << s.ToString();
   std::thread t([&] { server.Run(); });
-  auto r = app::HttpRequest("localhost:" + std::to_string(server.http_port()), "GET", "/healthz");
+  auto r = tools::HttpRequest("localhost:" + std::to_string(server.http_port()), "GET", "/healthz");
   EXPECT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : r.status().ToString());
-  auto tcp = app::TcpSend("localhost:" + std::to_string(server.tcp_port()),
+  auto tcp = tools::TcpSend("localhost:" + std::to_string(server.tcp_port()),
                           R"({"event_id":"h1","type":"share","user_id":"h","ts":1763971200000})"
                           "\n");
   ASSERT_TRUE(tcp.ok()) << tcp.status().ToString();
@@ -593,7 +594,7 @@ TEST_F(ServerTest, OneConnectionsBatchesReachEachShardInStreamOrder) {
       if (i < kIds) stream += order(i, 1);
       if (i >= kDistance) stream += order(i - kDistance, 100);
     }
-    auto r = app::TcpSend(tcp_, stream);
+    auto r = tools::TcpSend(tcp_, stream);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_NE(r->find(R"("accepted":60000,"duplicates":60000,"rejected":0)"), std::string::npos)
         << *r;
@@ -611,26 +612,26 @@ TEST_F(ServerTest, SkipsAByteOrderMarkAtTheStartOfABodyOrStream) {
   Start(o);
   const std::string bom = "\xEF\xBB\xBF";
   auto r =
-      app::HttpRequest(http_, "POST", "/v1/events",
+      tools::HttpRequest(http_, "POST", "/v1/events",
                        bom + R"({"event_id":"b1","type":"share","user_id":"ub","ts":1763971200000})"
                              "\n",
                        10, o.token);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
-  r = app::HttpRequest(
+  r = tools::HttpRequest(
       http_, "POST", "/v1/events",
       bom + R"([{"event_id":"b2","type":"share","user_id":"ub","ts":1763971200000}])", 10, o.token);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
   auto t =
-      app::TcpSend(tcp_,
+      tools::TcpSend(tcp_,
                    bom + R"({"event_id":"b3","type":"share","user_id":"ub","ts":1763971200000})"
                          "\n",
                    10, o.token);
   ASSERT_TRUE(t.ok());
   EXPECT_NE(t->find(R"({"accepted":1,"duplicates":0,"rejected":0,)"), std::string::npos) << *t;
   // Only at the start: elsewhere it is not JSON.
-  t = app::TcpSend(tcp_,
+  t = tools::TcpSend(tcp_,
                    R"({"event_id":"b4","type":"share","user_id":"ub","ts":1763971200000})"
                    "\n" +
                        bom +
@@ -895,7 +896,7 @@ TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
   tcp_ = "127.0.0.1:" + std::to_string(server_->tcp_port());
   EXPECT_EQ(Get("/readyz").status, 200);
   auto t =
-      app::TcpSend(tcp_, R"({"event_id":"w2","type":"share","user_id":"uw","ts":1763971200000})"
+      tools::TcpSend(tcp_, R"({"event_id":"w2","type":"share","user_id":"uw","ts":1763971200000})"
                          "\n");
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->rfind(R"({"accepted":1,)", 0), 0u) << *t;
@@ -950,7 +951,7 @@ TEST(HttpFraming, RefusesTransferEncodingsItCannotFrameAndClosesTheConnection) {
                   "POST /v1/events HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false);
   EXPECT_EQ(reply.rfind("HTTP/1.0 400", 0), 0u) << reply;
   // Nothing was taken as an event.
-  auto kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto kpis = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(kpis.ok());
   EXPECT_NE(kpis->body.find(R"("events_accepted":0)"), std::string::npos) << kpis->body;
 }
@@ -1052,12 +1053,12 @@ TEST(HttpArrays, AFiveMegabyteArrayIsAcceptedAndCountedExactly) {
             std::string(100, 'a') + R"("})";
   }
   body += "]";
-  auto r = app::HttpRequest(server.http(), "POST", "/v1/events", body, 60);
+  auto r = tools::HttpRequest(server.http(), "POST", "/v1/events", body, 60);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(testing::Field(r->body, "accepted"), static_cast<uint64_t>(events)) << r->body;
   EXPECT_EQ(testing::Field(r->body, "rejected"), 0u) << r->body;
-  auto user = app::HttpRequest(server.http(), "GET", "/v1/users/uarray");
+  auto user = tools::HttpRequest(server.http(), "GET", "/v1/users/uarray");
   ASSERT_TRUE(user.ok());
   EXPECT_EQ(testing::Field(user->body, "interactions_7d"), static_cast<uint64_t>(events))
       << user->body;
@@ -1107,7 +1108,7 @@ TEST(HttpBudget, BodiesBeyondTheBudgetWaitOrAreRefused) {
   EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply.substr(0, 300);
   EXPECT_NE(reply.find("--max-inflight-body-mb"), std::string::npos) << reply.substr(0, 300);
   // A small body fits beside the hog.
-  auto small = app::HttpRequest(server.http(), "POST", "/v1/events", Event("small") + "\n");
+  auto small = tools::HttpRequest(server.http(), "POST", "/v1/events", Event("small") + "\n");
   ASSERT_TRUE(small.ok());
   EXPECT_EQ(small->status, 200) << small->body;
   // Once the hog goes, the waiter is admitted and served.
