@@ -19,20 +19,23 @@
 #include <sstream>
 #include <thread>
 
-#include "tools/client.h"
 #include "app/fd_budget.h"
-#include "tools/progress.h"
-#include "app/server.h"
 #include "common/fd_limit.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
+#include "server/server.h"
 #include "state/store.h"
+#include "tools/client.h"
+#include "tools/progress.h"
 #include "verify/batch_eval.h"
 #include "verify/diff.h"
 
 namespace tierstream::app {
+
+using server::kMaxProbeConnections;
+using server::Server;
 
 namespace {
 
@@ -574,9 +577,10 @@ int RunSend(const std::vector<std::string>& files, const ClientArgs& client) {
     }
     std::optional<SendProgress> progress;
     if (show_progress) progress.emplace(file == "-" ? "stdin" : file, CountLines(data));
-    auto reply = tools::TcpSend(client.tcp_address, data, 600, token, [&](const tools::TcpAck& ack) {
-      if (progress) progress->OnAck(ack);
-    });
+    auto reply =
+        tools::TcpSend(client.tcp_address, data, 600, token, [&](const tools::TcpAck& ack) {
+          if (progress) progress->OnAck(ack);
+        });
     if (progress) progress->Clear();
     if (!reply.ok()) {
       std::fprintf(stderr, "tierstream: %s\n", reply.status().ToString().c_str());
@@ -597,8 +601,8 @@ int RunSend(const std::vector<std::string>& files, const ClientArgs& client) {
 int RunUser(const std::string& user_id, const ClientArgs& client) {
   std::string token;
   if (!LoadClientToken(client, &token)) return 2;
-  auto r =
-      tools::HttpRequest(client.http_address, "GET", "/v1/users/" + tools::UrlEncode(user_id), {}, 30, token);
+  auto r = tools::HttpRequest(client.http_address, "GET", "/v1/users/" + tools::UrlEncode(user_id),
+                              {}, 30, token);
   if (!r.ok()) {
     Log(LogLevel::kError, "tierstream: %s", r.status().ToString().c_str());
     return 1;

@@ -7,10 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "server/server.h"
 #include "tools/gen.h"
-#include "app/server.h"
 
 namespace tierstream::app {
+
+using server::ServerOptions;
 
 struct CommonArgs {
   std::string data_dir = "./data";

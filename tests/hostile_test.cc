@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "tools/client.h"
-#include "app/server.h"
+#include "server/server.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
 

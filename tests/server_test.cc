@@ -2,7 +2,7 @@
 // reference example stream (tests/fixtures, from the SPEC) must produce the
 // exact expected profiles and KPIs via HTTP, TCP and both mixed; bad requests
 // get JSON errors with the right status.
-#include "app/server.h"
+#include "server/server.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -40,7 +40,7 @@ std::string Fixture(const std::string& name) {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void Start(app::ServerOptions options = {}) {
+  void Start(server::ServerOptions options = {}) {
     pipeline::PipelineOptions po;
     po.data_dir = dir_.path();
     po.shards = 3;
@@ -51,7 +51,7 @@ class ServerTest : public ::testing::Test {
     pipeline_ = std::move(p).value();
     options.http_address = "127.0.0.1:0";
     options.tcp_address = "127.0.0.1:0";
-    server_ = std::make_unique<app::Server>(pipeline_.get(), options);
+    server_ = std::make_unique<server::Server>(pipeline_.get(), options);
     ASSERT_TRUE(server_->Start().ok());
     http_ = "127.0.0.1:" + std::to_string(server_->http_port());
     tcp_ = "127.0.0.1:" + std::to_string(server_->tcp_port());
@@ -136,7 +136,7 @@ class ServerTest : public ::testing::Test {
   TempDir dir_;
   uint64_t min_free_bytes_ = 256ull << 20;  // the pipeline's default
   std::unique_ptr<pipeline::Pipeline> pipeline_;
-  std::unique_ptr<app::Server> server_;
+  std::unique_ptr<server::Server> server_;
   std::thread thread_;
   std::string http_, tcp_;
 };
@@ -146,7 +146,7 @@ TEST_F(ServerTest, ConformsToTheSpecExampleOverTcp) { RunConformance("tcp", 2); 
 TEST_F(ServerTest, ConformsToTheSpecExampleOverMixedTransports) { RunConformance("mixed", 3); }
 
 TEST_F(ServerTest, AnswersBadRequestsWithJsonErrors) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.max_body_bytes = 1000;
   Start(o);
   auto r = Get("/nope");
@@ -251,7 +251,7 @@ TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
 }
 
 TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.token = "s3cret-token-0123456789";
   Start(o);
   const std::string event = R"({"event_id":"a1","type":"share","user_id":"u5","ts":1763971200000})"
@@ -318,7 +318,7 @@ std::string RawExchange(const std::string& address, const std::string& raw, bool
 }
 
 TEST_F(ServerTest, AnswersMalformedHttpAndStillConforms) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.idle_timeout_seconds = 1;
   o.max_connections = 40;
   Start(o);
@@ -451,7 +451,7 @@ TEST_F(ServerTest, TierPagesEndWithANullNextAfterAndRejectBadParameters) {
 }
 
 TEST_F(ServerTest, StreamsAWholeTierAsNdjsonProfiles) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.tier_export_page = 7;  // many internal pages from a few users
   Start(o);
   std::string body;
@@ -546,10 +546,10 @@ TEST_F(ServerTest, ListensOnAHostName) {
   po.log_to_stderr = false;
   auto p = pipeline::Pipeline::Open(po);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.http_address = "localhost:0";
   o.tcp_address = "localhost:0";
-  app::Server server(p->get(), o);
+  server::Server server(p->get(), o);
   Status s = server.Start();
   ASSERT_TRUE(s.ok()) << s.ToString();
   std::thread t([&] { server.Run(); });
@@ -566,7 +566,7 @@ TEST_F(ServerTest, ListensOnAHostName) {
   EXPECT_TRUE((*p)->Close().ok());
   // A name that does not resolve is named in the error.
   o.http_address = "no-such-host.invalid:0";
-  app::Server bad(nullptr, o);
+  server::Server bad(nullptr, o);
   s = bad.Start();
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.ToString().find("no-such-host.invalid"), std::string::npos) << s.ToString();
@@ -579,7 +579,7 @@ TEST_F(ServerTest, ListensOnAHostName) {
 // later, as an order of 100 yuan. (With a strand per connection on a shared
 // io_context, one round failed about two times in three; three rounds.)
 TEST_F(ServerTest, OneConnectionsBatchesReachEachShardInStreamOrder) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.io_threads = 4;
   Start(o);
   constexpr int kIds = 60000, kDistance = 8000, kRounds = 3;
@@ -607,7 +607,7 @@ TEST_F(ServerTest, OneConnectionsBatchesReachEachShardInStreamOrder) {
 // Editors on Windows start UTF-8 files with a byte-order mark: at the very
 // start of a body or of a TCP stream (after the AUTH line) it is skipped.
 TEST_F(ServerTest, SkipsAByteOrderMarkAtTheStartOfABodyOrStream) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.token = "s3cret-token-0123456789";
   Start(o);
   const std::string bom = "\xEF\xBB\xBF";
@@ -659,7 +659,7 @@ std::string ReadUntil(int fd, std::string_view terminator, int wait_ms = 5000) {
 // for "100 Continue" (curl: a second) before sending the body; a request the
 // server will refuse anyway is answered on its header alone.
 TEST_F(ServerTest, AnswersExpectContinueAndRefusesOnTheHeaderAlone) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.max_body_bytes = 1000;
   o.token = "s3cret-token-0123456789";
   Start(o);
@@ -766,7 +766,7 @@ TEST_F(ServerTest, ALiveTcpProducerGetsAcksOfItsDurableLines) {
 // summary of what was made durable; an incomplete last line is not taken.
 // An HTTP request in flight at Stop() is answered.
 TEST_F(ServerTest, IdleTimeoutAndStopAnswerWithWhatIsDurable) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.idle_timeout_seconds = 1;
   Start(o);
   {
@@ -827,7 +827,7 @@ TEST_F(ServerTest, ARefusedBatchEndsTheConnectionWithTheDurablePrefix) {
 // connection slot (only the probes are answered on the extra ones), and says
 // "degraded" with reasons while ingest is refused; /readyz is 503 then.
 TEST_F(ServerTest, HealthIsAnsweredBeyondTheConnectionLimitAndReadinessFollowsRefusals) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.max_connections = 2;
   Start(o);
   auto ready = Get("/readyz");
@@ -863,10 +863,10 @@ TEST_F(ServerTest, HealthSaysDegradedAndNotReadyWhileIngestIsRefused) {
 // `serve` binds HTTP before recovery: meanwhile the probes say so and every
 // other endpoint answers 503; the TCP listener comes with the pipeline.
 TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.http_address = "127.0.0.1:0";
   o.tcp_address = "127.0.0.1:0";
-  server_ = std::make_unique<app::Server>(nullptr, o);
+  server_ = std::make_unique<server::Server>(nullptr, o);
   ASSERT_TRUE(server_->Start().ok());
   EXPECT_EQ(server_->tcp_port(), 0);
   http_ = "127.0.0.1:" + std::to_string(server_->http_port());

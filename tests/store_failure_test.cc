@@ -19,7 +19,7 @@
 
 #include "common/host_port.h"
 #include "tools/client.h"
-#include "app/server.h"
+#include "server/server.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
 
