@@ -4,6 +4,9 @@
 
 #include <cstring>
 #include <iterator>
+#include <string>
+
+#include "state/shard_aggregates.h"
 
 namespace tierstream::state {
 
@@ -12,6 +15,11 @@ namespace {
 // and the wall-clock ms; the older form is bare 16-byte hashes.
 constexpr char kSeenBlobVersion = 1;
 constexpr size_t kSeenBlobHeader = 9;
+
+// Every day an id is kept for is an event's day or T's: a persisted day
+// outside the days events can fall on is damage, and would be carried into
+// the shard meta (as the forgotten-through day) that the next start refuses.
+bool PlausibleDay(int64_t day) { return day >= kFirstCellDay && day <= kLastCellDay; }
 }  // namespace
 
 bool DedupIndex::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_day,
@@ -153,6 +161,9 @@ void DedupIndex::AppendSeenId(const Hash128& h, std::string* out) {
 
 Status DedupIndex::LoadSeen(int32_t day, std::string_view blob) {
   // A blob from before wall-clock horizons is remembered from now on.
+  if (!PlausibleDay(day)) {
+    return Status::Corruption("seen ids: day " + std::to_string(day) + " out of range");
+  }
   int64_t wall_ms = now_ms_;
   if (blob.size() % 16 == kSeenBlobHeader % 16 && !blob.empty() && blob[0] == kSeenBlobVersion) {
     std::memcpy(&wall_ms, blob.data() + 1, 8);
@@ -175,6 +186,9 @@ Status DedupIndex::LoadIdRun(std::string_view descriptor) {
   IdRun run;
   Status s = IdRun::DecodeDescriptor(descriptor, &run);
   if (!s.ok()) return s;
+  if (run.count() > 0 && !PlausibleDay(run.max_day())) {
+    return Status::Corruption("id run: max day " + std::to_string(run.max_day()) + " out of range");
+  }
   next_run_no_ = std::max(next_run_no_, run.run_no() + 1);
   // A run from before wall-clock horizons is remembered from now on.
   if (run.max_wall_ms() == 0) run.set_max_wall_ms(now_ms_);
