@@ -121,13 +121,7 @@ Status IdRun::DecodeDescriptor(std::string_view in, IdRun* out) {
   // Sizes are compared by division: a hostile count times the entry size
   // wraps around 2^64 (and would pass a multiplied check).
   if (words % 8 != 0 || words > in.size() / 8) return bad("bad filter size");
-  IdRun run;
-  run.run_no_ = run_no;
-  run.max_day_ = static_cast<int32_t>(max_day);
-  run.max_wall_ms_ = max_wall_ms;
-  run.count_ = count;
-  run.bloom_.resize(words);
-  std::memcpy(run.bloom_.data(), in.data(), words * 8);
+  const std::string_view bloom = in.substr(0, words * 8);
   in.remove_prefix(words * 8);
   if (!GetVarint64(&in, &fences) || in.size() % 16 != 0 || fences != in.size() / 16) {
     return bad("bad fences");
@@ -142,6 +136,13 @@ Status IdRun::DecodeDescriptor(std::string_view in, IdRun* out) {
     return bad("filter size does not match the id count");
   }
   if (count == 0 ? max_day != INT32_MIN : max_day == INT32_MIN) return bad("bad max day");
+  IdRun run;
+  run.run_no_ = run_no;
+  run.max_day_ = static_cast<int32_t>(max_day);
+  run.max_wall_ms_ = max_wall_ms;
+  run.count_ = count;
+  run.bloom_.resize(words);  // at least 8: checked against the count above
+  std::memcpy(run.bloom_.data(), bloom.data(), bloom.size());
   run.fences_.resize(fences);
   for (size_t i = 0; i < fences; ++i) {
     run.fences_[i] = Hash128{Load64(in.data() + i * 16), Load64(in.data() + i * 16 + 8)};

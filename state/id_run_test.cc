@@ -114,6 +114,17 @@ TEST(IdRun, RejectsSizesThatWrapAround) {
   EXPECT_EQ(s.ToString(), "id run descriptor: bad fences");
 }
 
+// Regression: a descriptor with an empty filter memcpy'd to a null pointer
+// (undefined behaviour) and, loaded, would have answered every lookup
+// "absent". Found by id_run_fuzz (fuzz/corpus/id_run/empty_filter.bin).
+TEST(IdRun, RejectsAnEmptyFilter) {
+  std::string bytes;  // version 2, run 16, day 0, wall 0, 0 ids, 0 filter words, 0 fences
+  for (uint64_t v : {2, 16, 0, 0, 0, 0, 0}) PutVarint64(&bytes, v);
+  IdRun out;
+  EXPECT_EQ(IdRun::DecodeDescriptor(bytes, &out).ToString(),
+            "id run descriptor: filter size does not match the id count");
+}
+
 TEST(IdRun, RejectsADescriptorThatDisagreesWithItsCount) {
   std::vector<std::pair<Hash128, int32_t>> entries;
   for (uint64_t i = 0; i < 300; ++i) entries.push_back({{i, i * 7}, 19675});
