@@ -135,7 +135,7 @@ Status IdRun::DecodeDescriptor(std::string_view in, IdRun* out) {
   if (words != std::max<uint64_t>(1, (count * 12 + 511) / 512) * 8) {
     return bad("filter size does not match the id count");
   }
-  if (count == 0 ? max_day != INT32_MIN : max_day == INT32_MIN) return bad("bad max day");
+  if (count == 0 && max_day != INT32_MIN) return bad("max day without ids");
   IdRun run;
   run.run_no_ = run_no;
   run.max_day_ = static_cast<int32_t>(max_day);
