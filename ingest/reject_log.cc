@@ -43,7 +43,7 @@ void RejectLog::Format(std::string_view source, uint64_t line, std::string_view 
 
 void RejectLog::Write(std::string_view records, uint64_t count) {
   if (count == 0) return;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (file_ == nullptr || records.empty() || bytes_ + records.size() > max_bytes_) {
     dropped_ += count;
     // Within 64 KiB of the end: what callers hold in a run (BatchBuilder).
@@ -64,7 +64,7 @@ void RejectLog::Append(std::string_view source, uint64_t line, std::string_view 
 }
 
 uint64_t RejectLog::dropped() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return dropped_;
 }
 

@@ -10,13 +10,14 @@
 #define TIERSTREAM_INGEST_REJECT_LOG_H_
 
 #include <absl/base/thread_annotations.h>
-#include <absl/synchronization/mutex.h>
 
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
+
+#include "common/mutex.h"
 
 namespace tierstream::ingest {
 
@@ -44,7 +45,7 @@ class RejectLog {
 
  private:
   std::atomic<bool> full_{false};
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::FILE* file_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   const uint64_t max_bytes_;

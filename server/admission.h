@@ -13,13 +13,14 @@
 #define TIERSTREAM_SERVER_ADMISSION_H_
 
 #include <absl/base/thread_annotations.h>
-#include <absl/synchronization/mutex.h>
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
+
+#include "common/mutex.h"
 
 namespace tierstream::server {
 
@@ -71,7 +72,7 @@ class Admission {
   const int max_connections_;
   const int max_unauthenticated_;
   const std::string token_;
-  absl::Mutex mu_;
+  Mutex mu_;
   // By ticket: oldest first.
   std::map<uint64_t, Unauthenticated> unauthenticated_ ABSL_GUARDED_BY(mu_);
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;

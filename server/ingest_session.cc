@@ -79,7 +79,7 @@ void IngestSession::SubmitDecoded(std::string_view complete_lines) {
 void IngestSession::Submit(std::unique_ptr<pipeline::Batch> batch) {
   uint64_t seq;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++outstanding_;
     seq = next_span_++;
     spans_.emplace_back().last_line = next_line_ - 1;
@@ -220,7 +220,7 @@ void IngestSession::Finish(std::function<void(IngestSummary)> done, bool take_pa
   std::function<void(IngestSummary)> finish;
   IngestSummary summary;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     finished_ = true;
     done_ = std::move(done);
     finish = TakeDone(&summary);
@@ -229,7 +229,7 @@ void IngestSession::Finish(std::function<void(IngestSummary)> done, bool take_pa
 }
 
 IngestProgress IngestSession::Progress() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return progress_;
 }
 
@@ -238,7 +238,7 @@ void IngestSession::OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome) {
   IngestSummary summary;
   bool notify = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     notify = Complete(seq, std::move(outcome));
     finish = TakeDone(&summary);
   }

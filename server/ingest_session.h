@@ -14,7 +14,6 @@
 #define TIERSTREAM_SERVER_INGEST_SESSION_H_
 
 #include <absl/base/thread_annotations.h>
-#include <absl/synchronization/mutex.h>
 
 #include <cstdint>
 #include <deque>
@@ -25,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
@@ -127,7 +127,7 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
   std::function<void()> on_progress_;
 
   // What the pipeline's workers complete, concurrently with the feeding thread.
-  absl::Mutex mu_;
+  Mutex mu_;
   IngestSummary summary_ ABSL_GUARDED_BY(mu_);
   std::deque<Span> spans_ ABSL_GUARDED_BY(mu_);  // spans_[0] is batch number first_span_
   uint64_t first_span_ ABSL_GUARDED_BY(mu_) = 0;

@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -37,7 +36,7 @@ Status FromRocks(const rocksdb::Status& s) {
 }
 
 #if defined(__SANITIZE_THREAD__)
-std::mutex g_tsan_write_mu;
+constinit Mutex g_tsan_write_mu;
 #endif
 
 }  // namespace store_internal
@@ -144,7 +143,7 @@ bool Store::failing() const { return rep_->any_failing.load(std::memory_order_ac
 
 std::string Store::failure() const {
   if (!failing()) return {};
-  std::lock_guard<std::mutex> lock(rep_->failure_mu);
+  MutexLock lock(&rep_->failure_mu);
   return rep_->failure;
 }
 
@@ -176,7 +175,7 @@ Status Store::Recover(bool* reopened, bool* unusable) {
     }
     r.failing[which].store(false);
   }
-  std::lock_guard<std::mutex> lock(r.failure_mu);
+  MutexLock lock(&r.failure_mu);
   r.failure.clear();
   r.any_failing.store(false, std::memory_order_release);
   return Status::Ok();

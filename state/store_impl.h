@@ -7,6 +7,7 @@
 #ifndef TIERSTREAM_STATE_STORE_IMPL_H_
 #define TIERSTREAM_STATE_STORE_IMPL_H_
 
+#include <absl/base/thread_annotations.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
@@ -15,11 +16,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "state/store.h"
 
@@ -101,9 +102,9 @@ inline std::string UserIndexPrefix(uint32_t shard, uint64_t hash) {
 // instrumented, so its write-group hand-off (one thread copies the others'
 // batches into the WAL) would be reported as a race in every test.
 #if defined(__SANITIZE_THREAD__)
-extern std::mutex g_tsan_write_mu;
+extern Mutex g_tsan_write_mu;
 #define TIERSTREAM_TSAN_WRITE_LOCK \
-  std::lock_guard<std::mutex> tsan_lock(::tierstream::state::store_internal::g_tsan_write_mu)
+  MutexLock tsan_lock(&::tierstream::state::store_internal::g_tsan_write_mu)
 #else
 #define TIERSTREAM_TSAN_WRITE_LOCK
 #endif
@@ -135,8 +136,8 @@ struct Store::Rep {
   // Failures since the store was last healthy (failing(), Recover()).
   std::atomic<bool> any_failing{false};
   std::atomic<bool> failing[2] = {false, false};
-  mutable std::mutex failure_mu;
-  std::string failure;  // the first one
+  mutable Mutex failure_mu;
+  std::string failure ABSL_GUARDED_BY(failure_mu);  // the first one
 
   rocksdb::Status OpenState() {
     rocksdb::DB* opened = nullptr;
@@ -175,7 +176,7 @@ struct Store::Rep {
     if (s.ok()) return Status::Ok();
     if (write || s.IsIOError()) {
       if (!failing[which].exchange(true)) {
-        std::lock_guard<std::mutex> lock(failure_mu);
+        MutexLock lock(&failure_mu);
         if (failure.empty())
           failure = std::string(store_internal::kDbNames[which]) + ": " + s.ToString();
       }
