@@ -28,6 +28,7 @@
 #include "common/time.h"
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
+#include "server/wire_json.h"
 #include "state/store.h"
 #include "verify/batch_eval.h"
 #include "verify/diff.h"
@@ -365,6 +366,27 @@ struct EvalSink final : ingest::DecodeSink {
   void OnReject(uint64_t, std::string_view, std::string_view) override { eval->AddRejected(1); }
 };
 
+// The pipeline's profile as the evaluator's value: compared field by field,
+// not through the JSON the API would render of it.
+verify::Profile ToVerifyProfile(const state::Profile& p) {
+  verify::Profile v;
+  v.user_id = p.user_id;
+  v.member = p.member;
+  v.joined_at = p.joined_at;
+  if (p.last_active != kNoTs) v.last_active = p.last_active;
+  v.interactions_7d = p.interactions_7d;
+  v.interactions_30d = p.interactions_30d;
+  v.orders_total = p.orders_total;
+  v.orders_30d = p.orders_30d;
+  v.repeat_orders = p.repeat_orders;
+  v.spend_30d_fen = p.spend_30d_fen;
+  v.spend_total_fen = p.spend_total_fen;
+  v.points = p.points;
+  v.referrals = p.referrals;
+  v.tier = std::string(state::TierName(p.tier));
+  return v;
+}
+
 }  // namespace
 
 int RunVerify(const VerifyArgs& args) {
@@ -427,15 +449,16 @@ int RunVerify(const VerifyArgs& args) {
   auto report = [&](const std::string& line) {
     if (++differences <= args.max_listed) std::printf("diff %s\n", line.c_str());
   };
-  std::string body;
   {
     Progress progress("verify (comparing)", profiles.size(), "users", "users");
     uint64_t compared = 0;
     for (const auto& [id, want] : profiles) {
-      if (!p.GetUserSync(id, &body)) {
+      const std::optional<pipeline::ProfileReport> got =
+          pipeline::Await(p, &pipeline::Pipeline::GetUser, id);
+      if (!got) {
         report(id + ": missing from the data dir");
       } else {
-        for (const auto& d : verify::DiffProfile(body, want)) report(d);
+        for (const auto& d : verify::DiffProfile(ToVerifyProfile(got->profile), want)) report(d);
       }
       ++compared;
       // The clock is read only every 1024 users: a profile takes microseconds.
@@ -444,8 +467,10 @@ int RunVerify(const VerifyArgs& args) {
     progress.Finish(compared, compared);
   }
   // Counters too: list a file as often as it was sent, and duplicates and
-  // rejections match as well.
-  const std::string live_kpis = p.GetKpisSync();
+  // rejections match as well. The KPIs as the API serves them: their ratios
+  // are computed as they are rendered.
+  const std::string live_kpis =
+      server::RenderKpisJson(pipeline::Await(p, &pipeline::Pipeline::GetKpis));
   for (const auto& d : verify::DiffKpis(live_kpis, kpis, true)) report("kpi " + d);
   Status s = p.Close();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();

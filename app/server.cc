@@ -2,8 +2,6 @@
 // compile and their types must not leak into other modules.
 #include "app/server.h"
 
-#include <simdjson.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -31,6 +29,7 @@
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "ingest/decoder.h"
+#include "server/wire_json.h"
 #include "state/user_state.h"
 
 namespace tierstream::app {
@@ -55,11 +54,7 @@ bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port
 
 namespace {
 
-std::string ErrorBody(std::string_view message) {
-  std::string out;
-  JsonWriter(&out).BeginObject().Key("error").String(message).EndObject();
-  return out;
-}
+std::string ErrorBody(std::string_view message) { return server::ErrorJson(message); }
 
 // Decodes %XX escapes; false on a malformed escape.
 bool PercentDecode(std::string_view in, std::string* out) {
@@ -114,55 +109,6 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view k
     query.remove_prefix(amp + 1);
   }
   return std::nullopt;
-}
-
-void CopyValue(simdjson::dom::element v, JsonWriter* w) {
-  switch (v.type()) {
-    case simdjson::dom::element_type::INT64:
-      w->Int(int64_t(v));
-      break;
-    case simdjson::dom::element_type::UINT64:
-      w->Int(static_cast<int64_t>(uint64_t(v)));
-      break;
-    case simdjson::dom::element_type::DOUBLE:
-      w->Double(double(v));
-      break;
-    case simdjson::dom::element_type::BOOL:
-      w->Bool(bool(v));
-      break;
-    case simdjson::dom::element_type::STRING:
-      w->String(std::string_view(v));
-      break;
-    case simdjson::dom::element_type::NULL_VALUE:
-      w->Null();
-      break;
-    case simdjson::dom::element_type::ARRAY:
-      w->BeginArray();
-      for (simdjson::dom::element e : simdjson::dom::array(v)) CopyValue(e, w);
-      w->EndArray();
-      break;
-    case simdjson::dom::element_type::OBJECT:
-      w->BeginObject();
-      for (auto field : simdjson::dom::object(v)) {
-        w->Key(field.key);
-        CopyValue(field.value, w);
-      }
-      w->EndObject();
-      break;
-  }
-}
-
-// Writes the members of the JSON object `object_json` into the object `w`
-// is writing (the pipeline's figures into /healthz). Through a parser, not
-// by cutting braces: whatever the pipeline's text, the answer stays JSON.
-void CopyMembers(std::string_view object_json, JsonWriter* w) {
-  simdjson::dom::parser parser;
-  simdjson::dom::object object;
-  if (parser.parse(object_json.data(), object_json.size()).get_object().get(object)) return;
-  for (auto field : object) {
-    w->Key(field.key);
-    CopyValue(field.value, w);
-  }
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
@@ -481,14 +427,7 @@ class TierStream : public std::enable_shared_from_this<TierStream> {
 
   void WritePage(pipeline::TierPage page) {
     data_.clear();
-    for (size_t i = 0; i < page.user_ids.size(); ++i) {
-      if (profiles_) {
-        data_ += page.profiles[i];
-      } else {
-        JsonWriter(&data_).BeginObject().Key("user_id").String(page.user_ids[i]).EndObject();
-      }
-      data_ += '\n';
-    }
+    server::AppendTierPageNdjson(page, profiles_, &data_);
     const bool last = !page.more;
     if (!page.user_ids.empty()) after_ = std::move(page.user_ids.back());
     auto next = [self = shared_from_this(), last](beast::error_code ec, size_t) {
@@ -1005,8 +944,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     }
     if (path == "/v1/kpis") {
       if (method != http::verb::get) return MethodNotAllowed("GET");
-      pipeline_->GetKpis([self = shared_from_this()](std::string body) {
-        self->ReplyLater(http::status::ok, std::move(body));
+      pipeline_->GetKpis([self = shared_from_this()](pipeline::KpiReport kpis) {
+        self->ReplyLater(http::status::ok, server::RenderKpisJson(kpis));
       });
       return;
     }
@@ -1022,10 +961,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
         return Reply(http::status::bad_request, ErrorBody("user_id: must be 1..128 bytes"), keep,
                      version);
       }
-      pipeline_->GetUser(
-          std::move(user_id), [self = shared_from_this()](bool found, std::string body) {
-            self->ReplyLater(found ? http::status::ok : http::status::not_found, std::move(body));
-          });
+      pipeline_->GetUser(std::move(user_id), [self = shared_from_this()](
+                                                 std::optional<pipeline::ProfileReport> profile) {
+        if (profile) return self->ReplyLater(http::status::ok, server::RenderProfileJson(*profile));
+        self->ReplyLater(http::status::not_found, ErrorBody("unknown user"));
+      });
       return;
     }
     constexpr std::string_view kTiers = "/v1/tiers/";
@@ -1099,10 +1039,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
         }
         limit = v;
       }
-      pipeline_->ListTier(*tier, std::move(after), limit,
-                          [self = shared_from_this()](std::string body) {
-                            self->ReplyLater(http::status::ok, std::move(body));
-                          });
+      pipeline_->ListTierPage(*tier, std::move(after), limit, false /*with_profiles*/,
+                              [self = shared_from_this(), tier = *tier](pipeline::TierPage page) {
+                                self->ReplyLater(http::status::ok,
+                                                 server::RenderTierPageJson(tier, page));
+                              });
       return;
     }
     Reply(http::status::not_found, ErrorBody("no such resource"), keep, version);
@@ -1134,39 +1075,17 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   // "status" is "ok", "degraded" (ingest refused; see "reasons") or
   // "starting" (recovery runs; no figures yet).
   void Health() {
-    const std::vector<std::string> reasons = NotReadyReasons();
-    auto write_head = [reasons](JsonWriter& w, const char* status) {
-      w.BeginObject().Key("status").String(status);
-      if (!reasons.empty()) {
-        w.Key("reasons").BeginArray();
-        for (const auto& r : reasons) w.String(r);
-        w.EndArray();
-      }
-    };
+    std::vector<std::string> reasons = NotReadyReasons();
     if (pipeline_ == nullptr) {
-      std::string body;
-      JsonWriter w(&body);
-      write_head(w, "starting");
-      w.EndObject();
-      return Reply(http::status::ok, std::move(body), request_.keep_alive(), request_.version());
+      return Reply(http::status::ok, server::RenderHealthJson("starting", reasons, kNoTs, nullptr),
+                   request_.keep_alive(), request_.version());
     }
     const int64_t t = pipeline_->watermark();
-    pipeline_->GetStats(
-        [self = shared_from_this(), t, write_head, degraded = !reasons.empty()](std::string stats) {
-          std::string body;
-          JsonWriter w(&body);
-          write_head(w, degraded ? "degraded" : "ok");
-          w.Key("as_of");
-          if (t == kNoTs) {
-            w.Null();
-          } else {
-            w.Int(t);
-          }
-          // The pipeline's figures, member by member into the same object.
-          CopyMembers(stats, &w);
-          w.EndObject();
-          self->ReplyLater(http::status::ok, std::move(body));
-        });
+    pipeline_->GetStats([self = shared_from_this(), t,
+                         reasons = std::move(reasons)](pipeline::PipelineStats stats) {
+      const char* status = reasons.empty() ? "ok" : "degraded";
+      self->ReplyLater(http::status::ok, server::RenderHealthJson(status, reasons, t, &stats));
+    });
   }
 
   void PostEvents() {

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,7 +20,6 @@
 
 #include "common/fd_limit.h"
 #include "common/hash.h"
-#include "common/json_writer.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "ingest/event_codec.h"
@@ -70,12 +68,6 @@ std::string UserIndexStamp(std::string_view meta) { return std::to_string(Hash64
 std::string RulesKey(const state::TierRules& r) {
   return std::to_string(r.high_value_spend_fen) + "/" + std::to_string(r.high_value_repeat_orders) +
          "/" + std::to_string(r.new_days) + "/" + std::to_string(r.active_interactions_7d);
-}
-
-std::string ErrorJson(std::string_view message) {
-  std::string out;
-  JsonWriter(&out).BeginObject().Key("error").String(message).EndObject();
-  return out;
 }
 
 }  // namespace
@@ -134,20 +126,21 @@ struct Query {
   enum class Kind { kUser, kKpis, kListTier, kStats } kind;
   // kUser
   std::string user_id;
-  std::function<void(bool, std::string)> user_done;
+  std::function<void(std::optional<ProfileReport>)> user_done;
   // kKpis and kListTier: shared across shards, the last one answers.
   struct Gather {
     std::atomic<uint32_t> pending{0};
     std::mutex mu;
     state::KpiPartial kpis;
-    std::vector<std::pair<std::string, std::string>> members;  // (user_id, profile JSON or "")
+    std::vector<std::pair<std::string, ProfileReport>> members;  // profile when with_profiles
     int64_t as_of = kNoTs;
     state::Tier tier = state::Tier::kNone;
     size_t limit = 0;
     bool with_profiles = false;
     std::function<void(TierPage)> page_done;
+    std::function<void(KpiReport)> kpis_done;
     PipelineStats stats;
-    std::function<void(std::string)> done;
+    std::function<void(PipelineStats)> stats_done;
   };
   std::shared_ptr<Gather> gather;
   std::string after;
@@ -401,12 +394,12 @@ struct Pipeline::Impl {
     committer.join();
   }
   ~Impl() { StopCommitter(); }
-  // (user_id, profile JSON when `with_profiles`, else "") of at most `limit`
+  // (user_id, profile when `with_profiles`) of at most `limit`
   // members of `tier` after `after`, in id order, as of day `today` and T `t`.
-  std::vector<std::pair<std::string, std::string>> ListTierOf(Worker* w, state::Tier tier,
-                                                              const std::string& after,
-                                                              size_t limit, bool with_profiles,
-                                                              int32_t today, int64_t t);
+  std::vector<std::pair<std::string, ProfileReport>> ListTierOf(Worker* w, state::Tier tier,
+                                                                const std::string& after,
+                                                                size_t limit, bool with_profiles,
+                                                                int32_t today, int64_t t);
   void ApplyLogged(Worker* w, const Event& e);
   // Logs at most once a minute that events older than the duplicate horizon
   // were accepted (their originals, if any, may have been forgotten).
@@ -594,11 +587,12 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
     const int32_t today = t == kNoTs ? kNoDay : DayOf(t, options.config.utc_offset_ms);
     switch (q->kind) {
       case Query::Kind::kUser: {
-        state::Profile p;
-        if (today != kNoDay && w->state.GetProfile(q->user_id, today, &p)) {
-          q->user_done(true, state::RenderProfileJson(p, t));
+        ProfileReport r;
+        r.as_of = t;
+        if (today != kNoDay && w->state.GetProfile(q->user_id, today, &r.profile)) {
+          q->user_done(std::move(r));
         } else {
-          q->user_done(false, ErrorJson("unknown user"));
+          q->user_done(std::nullopt);
         }
         break;
       }
@@ -618,38 +612,10 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
           g.stats.events_beyond_horizon += static_cast<uint64_t>(w->state.events_beyond_horizon());
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          std::string body;
-          JsonWriter jw(&body);
-          jw.BeginObject()
-              .Key("shards")
-              .Int(static_cast<int64_t>(workers.size()))
-              .Key("resident_users")
-              .Int(static_cast<int64_t>(g.stats.resident_users))
-              .Key("max_resident_users")
-              .Int(static_cast<int64_t>(ResidentLimit() * workers.size()))
-              .Key("reloads")
-              .Int(static_cast<int64_t>(g.stats.reloads))
-              .Key("warm_users")
-              .Int(static_cast<int64_t>(g.stats.warm_users))
-              .Key("warm_bytes")
-              .Int(static_cast<int64_t>(g.stats.warm_bytes))
-              .Key("warm_reloads")
-              .Int(static_cast<int64_t>(g.stats.warm_reloads))
-              .Key("dirty_users")
-              .Int(static_cast<int64_t>(g.stats.dirty_users))
-              .Key("remembered_event_ids")
-              .Int(static_cast<int64_t>(g.stats.remembered_ids))
-              .Key("spilled_event_ids")
-              .Int(static_cast<int64_t>(g.stats.spilled_ids))
-              .Key("event_id_runs")
-              .Int(static_cast<int64_t>(g.stats.id_runs))
-              .Key("events_beyond_horizon")
-              .Int(static_cast<int64_t>(g.stats.events_beyond_horizon))
-              .Key("events_in_flight")
-              .Int(inflight.load())
-              .EndObject();
-          g.stats.json = std::move(body);
-          g.done(g.stats.json);
+          g.stats.shards = workers.size();
+          g.stats.max_resident_users = ResidentLimit() * workers.size();
+          g.stats.events_in_flight = inflight.load();
+          g.stats_done(std::move(g.stats));
         }
         break;
       }
@@ -657,7 +623,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
       case Query::Kind::kListTier: {
         auto& g = *q->gather;
         if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);  // tiers exactly as of T
-        std::vector<std::pair<std::string, std::string>> members;
+        std::vector<std::pair<std::string, ProfileReport>> members;
         if (q->kind == Query::Kind::kListTier) {
           // One more than the page: whether another member follows it.
           members = ListTierOf(w, g.tier, q->after, g.limit + 1, g.with_profiles, today, t);
@@ -674,11 +640,12 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           if (q->kind == Query::Kind::kKpis) {
-            g.done(state::RenderKpisJson(g.kpis, g.as_of));
+            g.kpis_done(KpiReport{g.kpis, g.as_of});
           } else {
             // Each shard gave its first limit + 1: the first limit + 1 of
             // the union are among them.
-            std::sort(g.members.begin(), g.members.end());
+            std::sort(g.members.begin(), g.members.end(),
+                      [](const auto& a, const auto& b) { return a.first < b.first; });
             TierPage page;
             page.more = g.members.size() > g.limit;
             if (page.more) g.members.resize(g.limit);
@@ -698,10 +665,10 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
 // The members of one tier in id order, evicted ones included: the shard is
 // checkpointed first, so that its users' persisted tiers are current, and
 // then read in key order from the store.
-std::vector<std::pair<std::string, std::string>> Pipeline::Impl::ListTierOf(
+std::vector<std::pair<std::string, ProfileReport>> Pipeline::Impl::ListTierOf(
     Worker* w, state::Tier tier, const std::string& after, size_t limit, bool with_profiles,
     int32_t today, int64_t t) {
-  std::vector<std::pair<std::string, std::string>> members;
+  std::vector<std::pair<std::string, ProfileReport>> members;
   if (w->state.dirty_count() > 0 ||
       w->cp_phase.load(std::memory_order_acquire) != kCheckpointIdle) {
     Status s = Checkpoint(w);
@@ -712,12 +679,11 @@ std::vector<std::pair<std::string, std::string>> Pipeline::Impl::ListTierOf(
   state::UserState user;
   Status s = store->ScanUsers(w->id, after, [&](std::string_view id, std::string_view bytes) {
     if (state::DecodeUserState(bytes, &user).ok() && user.tier == tier) {
-      // Rendered from the stored state, which the checkpoint made current:
-      // the listing does not load evicted users back into memory.
-      members.emplace_back(
-          id, with_profiles
-                  ? state::RenderProfileJson(state::MakeProfile(id, user, today, options.config), t)
-                  : std::string());
+      // Made from the stored state, which the checkpoint made current: the
+      // listing does not load evicted users back into memory.
+      ProfileReport r;
+      if (with_profiles) r = ProfileReport{state::MakeProfile(id, user, today, options.config), t};
+      members.emplace_back(id, std::move(r));
     }
     return members.size() < limit;
   });
@@ -1439,7 +1405,8 @@ void Pipeline::WaitForCapacity() const {
   while (!HasCapacity()) std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
 
-void Pipeline::GetUser(std::string user_id, std::function<void(bool, std::string)> done) {
+void Pipeline::GetUser(std::string user_id,
+                       std::function<void(std::optional<ProfileReport>)> done) {
   auto* q = new Query{};
   q->kind = Query::Kind::kUser;
   q->user_done = std::move(done);
@@ -1449,29 +1416,10 @@ void Pipeline::GetUser(std::string user_id, std::function<void(bool, std::string
   w.queue.enqueue(Task{nullptr});
 }
 
-void Pipeline::GetKpis(std::function<void(std::string)> done) {
+void Pipeline::GetKpis(std::function<void(KpiReport)> done) {
   auto g = std::make_shared<Query::Gather>();
-  g->done = std::move(done);
+  g->kpis_done = std::move(done);
   impl_->Broadcast(Query::Kind::kKpis, g);
-}
-
-void Pipeline::ListTier(state::Tier tier, std::string after, size_t limit,
-                        std::function<void(std::string)> done) {
-  ListTierPage(tier, std::move(after), limit, false, [tier, done = std::move(done)](TierPage page) {
-    std::string body;
-    JsonWriter jw(&body);
-    jw.BeginObject().Key("tier").String(state::TierName(tier));
-    jw.Key("users").BeginArray();
-    for (const auto& id : page.user_ids) jw.String(id);
-    jw.EndArray().Key("next_after");
-    if (page.more) {
-      jw.String(page.user_ids.back());
-    } else {
-      jw.Null();
-    }
-    jw.EndObject();
-    done(std::move(body));
-  });
 }
 
 void Pipeline::ListTierPage(state::Tier tier, std::string after, size_t limit, bool with_profiles,
@@ -1484,60 +1432,10 @@ void Pipeline::ListTierPage(state::Tier tier, std::string after, size_t limit, b
   impl_->Broadcast(Query::Kind::kListTier, g, after);
 }
 
-void Pipeline::GetStats(std::function<void(std::string)> done) {
+void Pipeline::GetStats(std::function<void(PipelineStats)> done) {
   auto g = std::make_shared<Query::Gather>();
-  g->done = std::move(done);
+  g->stats_done = std::move(done);
   impl_->Broadcast(Query::Kind::kStats, g);
-}
-
-PipelineStats Pipeline::GetStatsSync() {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool ready = false;
-  PipelineStats stats;
-  auto g = std::make_shared<Query::Gather>();
-  g->done = [&](std::string) {
-    std::lock_guard<std::mutex> lock(mu);
-    stats = g->stats;
-    ready = true;
-    cv.notify_one();
-  };
-  impl_->Broadcast(Query::Kind::kStats, g);
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return ready; });
-  return stats;
-}
-
-std::string Pipeline::GetKpisSync() {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::string result;
-  bool ready = false;
-  GetKpis([&](std::string body) {
-    std::lock_guard<std::mutex> lock(mu);
-    result = std::move(body);
-    ready = true;
-    cv.notify_one();
-  });
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return ready; });
-  return result;
-}
-
-bool Pipeline::GetUserSync(const std::string& user_id, std::string* body) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool ready = false, found = false;
-  GetUser(user_id, [&](bool f, std::string b) {
-    std::lock_guard<std::mutex> lock(mu);
-    found = f;
-    *body = std::move(b);
-    ready = true;
-    cv.notify_one();
-  });
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return ready; });
-  return found;
 }
 
 Status Pipeline::Close() {

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@
 #include "ingest/decoder.h"
 #include "ingest/event.h"
 #include "ingest/reject_log.h"
+#include "pipeline/queries.h"
 #include "state/config.h"
 #include "state/user_state.h"
 
@@ -138,30 +140,6 @@ struct PipelineOptions {
   std::function<int64_t()> wall_clock;
 };
 
-// Operational figures (GET /healthz).
-struct PipelineStats {
-  uint64_t resident_users = 0;
-  uint64_t reloads = 0;  // evicted users read back (from the warm tier or the store)
-  uint64_t warm_reloads = 0;
-  uint64_t warm_users = 0;  // evicted users kept encoded in memory
-  uint64_t warm_bytes = 0;
-  uint64_t dirty_users = 0;
-  uint64_t remembered_ids = 0;
-  uint64_t spilled_ids = 0;  // in runs on disk (a filter of ~1.6 B each in memory)
-  uint64_t id_runs = 0;
-  uint64_t events_beyond_horizon = 0;  // accepted though older than the duplicate horizon
-  std::string json;
-};
-
-// One page of a tier's members, in user-id order (Pipeline::ListTierPage).
-struct TierPage {
-  std::vector<std::string> user_ids;
-  // Asked with profiles: each member's profile JSON, the same as GetUser's
-  // answer, in the same order as user_ids.
-  std::vector<std::string> profiles;
-  bool more = false;  // members follow the last one of this page
-};
-
 struct RecoveryStats {
   uint64_t users_loaded = 0;
   uint64_t log_events_replayed = 0;
@@ -205,26 +183,24 @@ class Pipeline {
   // Blocks until HasCapacity() (for offline producers such as replay).
   void WaitForCapacity() const;
 
-  // Queries, answered on a worker thread after every batch that completed
-  // before the call. Bodies are JSON.
-  void GetUser(std::string user_id, std::function<void(bool found, std::string body)> done);
-  void GetKpis(std::function<void(std::string body)> done);
+  // Queries (typed answers: pipeline/queries.h; Await blocks on one),
+  // answered on a worker thread after every batch that completed before the
+  // call. `done` runs once, on a worker thread, and must not block.
+  //
+  // The profile of `user_id`; nullopt if she is unknown (or no event has
+  // been accepted yet).
+  void GetUser(std::string user_id, std::function<void(std::optional<ProfileReport>)> done);
+  // The KPIs, with every tier exact as of T.
+  void GetKpis(std::function<void(KpiReport)> done);
   // The members of `tier` after the id `after` ("": from the first), at
-  // most `limit` of them: {"tier":...,"users":[...],"next_after":...}, where
-  // next_after is null when no member follows.
-  void ListTier(state::Tier tier, std::string after, size_t limit,
-                std::function<void(std::string body)> done);
-  // The same page, structured, with each member's profile when
-  // `with_profiles`. Each page checkpoints the shards that have changes (the
-  // listing reads the store), so page through a large tier rather than
-  // asking for all of it at once.
+  // most `limit` of them, with each member's profile when `with_profiles`.
+  // Each page checkpoints the shards that have changes (the listing reads
+  // the store), so page through a large tier rather than asking for all of
+  // it at once.
   void ListTierPage(state::Tier tier, std::string after, size_t limit, bool with_profiles,
                     std::function<void(TierPage page)> done);
-  void GetStats(std::function<void(std::string body)> done);
-  // Blocking conveniences for tools and tests.
-  PipelineStats GetStatsSync();
-  std::string GetKpisSync();
-  bool GetUserSync(const std::string& user_id, std::string* body);
+  // The operational figures of /healthz.
+  void GetStats(std::function<void(PipelineStats)> done);
 
   // T: the largest accepted ts, or kNoTs.
   int64_t watermark() const;
