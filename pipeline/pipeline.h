@@ -15,12 +15,13 @@
 //
 // Ingest positions: a worker's log sequence number is the offset of its
 // partition; a future distributed-log source maps it to a consumer offset.
+// Queries answer typed values (queries.h); the server renders them as JSON.
+// How the work is divided among files: pipeline_impl.h.
 //
 // Thread safety: thread-safe. Callbacks run on worker threads and must not block.
 #ifndef TIERSTREAM_PIPELINE_PIPELINE_H_
 #define TIERSTREAM_PIPELINE_PIPELINE_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,75 +29,14 @@
 #include <string>
 #include <vector>
 
-#include "common/arena.h"
 #include "common/status.h"
-#include "ingest/decoder.h"
-#include "ingest/event.h"
 #include "ingest/reject_log.h"
+#include "pipeline/batch.h"
 #include "pipeline/queries.h"
 #include "state/config.h"
 #include "state/user_state.h"
 
 namespace tierstream::pipeline {
-
-inline constexpr size_t kMaxErrorsListed = 100;  // SPEC §6
-
-struct BatchOutcome {
-  uint64_t accepted = 0;
-  uint64_t duplicates = 0;
-  uint64_t rejected = 0;
-  std::vector<ingest::LineError> errors;  // at most kMaxErrorsListed
-  Status status;  // not OK: some events could not be made durable (none of those applied)
-};
-
-// Decoded events routed to shards, with the arena that owns their strings.
-class Batch {
- public:
-  explicit Batch(uint32_t shards) : per_shard(shards) {}
-
-  Arena arena;
-  std::vector<std::vector<ingest::Event>> per_shard;
-  uint64_t events = 0;  // own events (credits excluded)
-  uint64_t rejected = 0;
-  std::vector<ingest::LineError> errors;
-  // Events dated later are rejected (the future guard; set by NewBatch).
-  ingest::TsLimit ts_limit;
-
-  // Internal to Pipeline: completion tracking.
-  std::atomic<uint32_t> pending_{0};
-  std::atomic<uint64_t> accepted_{0};
-  std::atomic<uint64_t> duplicates_{0};
-  std::atomic<bool> failed_{false};
-  uint64_t weight_ = 0;
-  uint32_t reject_shard_ = 0;  // the shard that logs and counts `rejected`
-  std::function<void(BatchOutcome)> done_;
-};
-
-// A DecodeSink that fills a Batch: routes each event to its user's shard and
-// a join's referral credit to the referrer's shard; records rejections.
-class BatchBuilder final : public ingest::DecodeSink {
- public:
-  // `reject_log` may be null; `source` names the listener in the reject log.
-  BatchBuilder(Batch* batch, ingest::RejectLog* reject_log, std::string source);
-  // Writes the reject log records still held.
-  ~BatchBuilder() override;
-  BatchBuilder(const BatchBuilder&) = delete;
-  BatchBuilder& operator=(const BatchBuilder&) = delete;
-  void OnEvent(const ingest::Event& event) override;
-  void OnReject(uint64_t line, std::string_view reason, std::string_view raw) override;
-  ingest::TsLimit ts_limit() const override { return batch_->ts_limit; }
-  void Reset(Batch* batch) { batch_ = batch; }
-
- private:
-  void WriteRejects();
-
-  Batch* batch_;
-  ingest::RejectLog* reject_log_;
-  std::string source_;
-  std::string rejects_;  // reject log records not written yet (up to 64 KiB)
-  uint64_t reject_count_ = 0;
-  uint64_t rejects_skipped_ = 0;  // the reject log is full: only counted
-};
 
 struct PipelineOptions {
   std::string data_dir = "./data";
