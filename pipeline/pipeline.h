@@ -13,8 +13,9 @@
 // and its log position in one atomic WriteBatch and drops the log it covers;
 // Open() reloads that checkpoint and replays the log after it.
 //
-// Ingest positions: a worker's log sequence number is the offset of its
-// partition; a future distributed-log source maps it to a consumer offset.
+// Ingest positions: a worker's log sequence number is the position of its
+// partition of the journal, read back as a Source (source.h,
+// journal_source.h); a distributed-log source maps it to a consumer offset.
 // Queries answer typed values (queries.h); the server renders them as JSON.
 // How the work is divided among files: pipeline_impl.h.
 //

@@ -11,6 +11,7 @@
 
 #include "ingest/event_codec.h"
 #include "pipeline/data_dir.h"
+#include "pipeline/journal_source.h"
 #include "pipeline/pipeline_impl.h"
 
 namespace tierstream::pipeline {
@@ -108,8 +109,9 @@ Status Pipeline::Impl::Recover() {
   // The log after each checkpoint: acknowledged events not yet in state.
   // A first pass finds T, so that replayed events get (at least) the arrival
   // day they had in the duplicate index.
+  JournalSource journal(store.get(), static_cast<uint32_t>(workers.size()));
   for (auto& w : workers) {
-    Status s = store->ScanLog(w->id, w->checkpoint_seq, [&](uint64_t, std::string_view block) {
+    Status s = journal.ReadFrom(w->id, w->checkpoint_seq, [&](uint64_t, std::string_view block) {
       ingest::LogBlockReader reader(block);
       Event e;
       while (reader.Next(&e)) AtomicMax(&watermark, e.ts_ms);
@@ -118,21 +120,22 @@ Status Pipeline::Impl::Recover() {
     if (!s.ok()) return s;
   }
   for (auto& w : workers) {
-    Status s = store->ScanLog(w->id, w->checkpoint_seq, [&](uint64_t seq, std::string_view block) {
-      ingest::LogBlockReader reader(block);
-      const ingest::LogBlockCounts& c = reader.counts();
-      w->state.CountIngest(c.duplicates, c.rejected, c.beyond_horizon);
-      Event e;
-      while (reader.Next(&e)) ApplyLogged(w.get(), e);
-      Status id_status = w->state.TakeIdError();
-      if (!id_status.ok()) return id_status;
-      if (!reader.ok()) {
-        return Status::Corruption("log block " + std::to_string(seq) + " of shard " +
-                                  std::to_string(w->id) + " does not decode");
-      }
-      w->log_seq = seq;
-      return Status::Ok();
-    });
+    Status s =
+        journal.ReadFrom(w->id, w->checkpoint_seq, [&](uint64_t seq, std::string_view block) {
+          ingest::LogBlockReader reader(block);
+          const ingest::LogBlockCounts& c = reader.counts();
+          w->state.CountIngest(c.duplicates, c.rejected, c.beyond_horizon);
+          Event e;
+          while (reader.Next(&e)) ApplyLogged(w.get(), e);
+          Status id_status = w->state.TakeIdError();
+          if (!id_status.ok()) return id_status;
+          if (!reader.ok()) {
+            return Status::Corruption("log block " + std::to_string(seq) + " of shard " +
+                                      std::to_string(w->id) + " does not decode");
+          }
+          w->log_seq = seq;
+          return Status::Ok();
+        });
     if (!s.ok()) return s;
   }
   if (rules_changed) {
