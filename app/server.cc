@@ -113,7 +113,9 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view k
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = static_cast<unsigned char>(diff | (a[i] ^ b[i % (b.empty() ? 1 : b.size())]));
+  }
   return diff == 0 && !b.empty();
 }
 

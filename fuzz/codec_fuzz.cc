@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ingest/event_codec.h"
+#include "state/log_format.h"
 #include "state/shard_state.h"
 #include "state/user_state.h"
 
@@ -42,17 +42,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (third != again) std::abort();
   }
 
-  ingest::LogBlockReader reader(in);
+  state::LogBlockReader reader(in);
   ingest::Event e;
   std::vector<ingest::Event> events;
   std::string rebuilt;
-  ingest::BeginLogBlock(&rebuilt);
+  state::BeginLogBlock(&rebuilt);
   while (reader.Next(&e)) {
     events.push_back(e);
-    ingest::AppendEventRecord(e, &rebuilt);
+    state::AppendEventRecord(e, &rebuilt);
   }
-  ingest::SetLogBlockCounts(reader.counts(), &rebuilt);
-  ingest::LogBlockReader again(rebuilt);
+  state::SetLogBlockCounts(reader.counts(), &rebuilt);
+  state::LogBlockReader again(rebuilt);
   if (again.counts().duplicates != reader.counts().duplicates ||
       again.counts().rejected != reader.counts().rejected ||
       again.counts().beyond_horizon != reader.counts().beyond_horizon) {

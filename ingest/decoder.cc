@@ -422,7 +422,7 @@ const char* SkipJsonSpace(const char* p, const char* end) {
 // The bytes the framer stops at outside strings; it steps over all others.
 constexpr std::array<bool, 256> kFramingBytes = [] {
   std::array<bool, 256> t{};
-  for (unsigned char c : std::string_view("\"{}[],")) t[c] = true;
+  for (char c : std::string_view("\"{}[],")) t[static_cast<unsigned char>(c)] = true;
   return t;
 }();
 

@@ -277,6 +277,8 @@ struct Pipeline::Impl {
   // ---- shard_worker.cc
   void Run(Worker* w);
   void ProcessGroup(Worker* w, Batch** batches, size_t n);
+  // Makes the users of the group's accepted events resident (ShardState::PrepareUser).
+  Status PrepareUsers(Worker* w);
   void Housekeep(Worker* w, bool force_checkpoint);
   // Logs at most once a minute that events older than the duplicate horizon
   // were accepted (their originals, if any, may have been forgotten).

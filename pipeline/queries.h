@@ -25,7 +25,7 @@
 
 #include "common/time.h"
 #include "state/kpis.h"
-#include "state/shard_state.h"
+#include "state/profile.h"
 
 namespace tierstream::pipeline {
 

@@ -9,10 +9,10 @@
 #include <malloc.h>
 #endif
 
-#include "ingest/event_codec.h"
 #include "pipeline/data_dir.h"
 #include "pipeline/journal_source.h"
 #include "pipeline/pipeline_impl.h"
+#include "state/log_format.h"
 
 namespace tierstream::pipeline {
 
@@ -112,7 +112,7 @@ Status Pipeline::Impl::Recover() {
   JournalSource journal(store.get(), static_cast<uint32_t>(workers.size()));
   for (auto& w : workers) {
     Status s = journal.ReadFrom(w->id, w->checkpoint_seq, [&](uint64_t, std::string_view block) {
-      ingest::LogBlockReader reader(block);
+      state::LogBlockReader reader(block);
       Event e;
       while (reader.Next(&e)) AtomicMax(&watermark, e.ts_ms);
       return Status::Ok();
@@ -122,13 +122,15 @@ Status Pipeline::Impl::Recover() {
   for (auto& w : workers) {
     Status s =
         journal.ReadFrom(w->id, w->checkpoint_seq, [&](uint64_t seq, std::string_view block) {
-          ingest::LogBlockReader reader(block);
-          const ingest::LogBlockCounts& c = reader.counts();
+          state::LogBlockReader reader(block);
+          const state::LogBlockCounts& c = reader.counts();
           w->state.CountIngest(c.duplicates, c.rejected, c.beyond_horizon);
           Event e;
           while (reader.Next(&e)) ApplyLogged(w.get(), e);
           Status id_status = w->state.TakeIdError();
           if (!id_status.ok()) return id_status;
+          Status user_status = w->state.TakeUserError();
+          if (!user_status.ok()) return user_status;
           if (!reader.ok()) {
             return Status::Corruption("log block " + std::to_string(seq) + " of shard " +
                                       std::to_string(w->id) + " does not decode");

@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "ingest/event_codec.h"
 #include "pipeline/pipeline_impl.h"
+#include "state/log_format.h"
 
 namespace tierstream::pipeline {
 
@@ -60,7 +60,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   using internal::BatchAccess;
   state::ShardState& st = w->state;
   w->block.clear();
-  ingest::BeginLogBlock(&w->block);
+  state::BeginLogBlock(&w->block);
   w->accepted.clear();
   int64_t group_max_ts = kNoTs;
   size_t accepted_count = 0;
@@ -85,7 +85,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   const size_t count = w->events.size();
   w->processed_since_housekeep += count;
   // What the group counts besides its events is logged with them.
-  ingest::LogBlockCounts counts;
+  state::LogBlockCounts counts;
   for (size_t i = 0; i < n; ++i) {
     if (BatchAccess::reject_shard(batches[i]) == w->id) counts.rejected += batches[i]->rejected;
   }
@@ -106,7 +106,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     if (!credit && st.BeyondHorizon(e.ts_ms)) ++counts.beyond_horizon;
     ++accepted_count;
     group_max_ts = std::max(group_max_ts, e.ts_ms);
-    if (options.write_log) ingest::AppendEventRecord(e, &w->block);
+    if (options.write_log) state::AppendEventRecord(e, &w->block);
   }
   // 2. Make them durable before anything is applied or acknowledged. If
   // the duplicate check or the log write failed, nothing of the group counts.
@@ -115,9 +115,12 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   if (!s.ok()) {
     LogAt(LogLevel::kError, "shard %u: duplicate index read failed, batch refused: %s", w->id,
           s.ToString().c_str());
+  } else if (s = PrepareUsers(w); !s.ok()) {
+    LogAt(LogLevel::kError, "shard %u: an evicted user could not be read back, batch refused: %s",
+          w->id, s.ToString().c_str());
   } else if (options.write_log &&
              (accepted_count > 0 || counts.duplicates > 0 || counts.rejected > 0)) {
-    ingest::SetLogBlockCounts(counts, &w->block);
+    state::SetLogBlockCounts(counts, &w->block);
     s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
     if (s.ok()) {
       ++w->log_seq;
@@ -185,6 +188,21 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     }
   }
   for (size_t i = 0; i < n; ++i) CompletePart(batches[i]);
+}
+
+Status Pipeline::Impl::PrepareUsers(Worker* w) {
+  // Evicted users are read back before the group is logged: once it is
+  // durable, an event whose user cannot be read could be neither applied
+  // nor refused.
+  const size_t count = w->events.size();
+  constexpr size_t kAhead = 8;
+  for (size_t j = 0; j < count; ++j) {
+    if (j + kAhead < count) w->state.PrefetchUser(w->user_hashes[j + kAhead]);
+    if (!w->accepted[j]) continue;
+    Status s = w->state.PrepareUser(w->events[j]->user_id);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {

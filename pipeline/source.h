@@ -30,7 +30,7 @@ class Source {
   // What a record holds. Only log blocks exist today; a Kafka or file
   // source adds NDJSON lines (for ingest::Decoder).
   enum class Format {
-    kLogBlock,  // ingest/event_codec.h: events and the counts logged with them
+    kLogBlock,  // state/log_format.h: events and the counts logged with them
   };
   // Called per record; a non-OK status stops the read and is returned.
   using RecordFn = std::function<Status(uint64_t position, std::string_view record)>;

@@ -15,7 +15,7 @@
 
 #include "pipeline/queries.h"
 #include "state/kpis.h"
-#include "state/shard_state.h"
+#include "state/profile.h"
 #include "state/user_state.h"
 
 namespace tierstream::server {

@@ -430,6 +430,7 @@ class FakeUsers : public UserSource {
  public:
   Status Load(std::string_view user_id, std::string* encoded, bool* found) override {
     ++loads;
+    if (fail) return Status::IoError("store: injected read failure");
     auto it = users.find(std::string(user_id));
     *found = it != users.end();
     if (*found) *encoded = it->second;
@@ -437,6 +438,7 @@ class FakeUsers : public UserSource {
   }
   Status FindByHash(std::span<const uint64_t> hashes, std::vector<std::string>* user_ids) override {
     EXPECT_TRUE(std::is_sorted(hashes.begin(), hashes.end()));
+    if (fail) return Status::IoError("store: injected read failure");
     for (uint64_t h : hashes) {
       ++hash_lookups;
       for (const auto& [id, bytes] : users) {
@@ -449,7 +451,118 @@ class FakeUsers : public UserSource {
   uint64_t (*hash)(std::string_view) = &ShardState::UserHash;
   int loads = 0;
   int hash_lookups = 0;
+  bool fail = false;  // every read fails, as a store that lost its files would
 };
+
+Event Message(std::string id, std::string user, int64_t ts) {
+  Event e;
+  e.event_id = std::move(id);
+  e.user_id = std::move(user);
+  e.type = EventType::kMessage;
+  e.ts_ms = ts;
+  return e;
+}
+
+// Regression: ShardState called std::abort() when an evicted user could not
+// be read back (applying her event to a blank state would overwrite her
+// persisted one). The read is now an error: PrepareUser reports it before
+// the group is made durable, and Apply without it applies nothing and keeps
+// the error.
+TEST(ShardStateEvicted, AFailedReloadIsAnErrorNotABlankUser) {
+  FakeUsers store;
+  ShardState shard(0, Config{}, &store);
+  const int32_t today = DayOf(kDayStart, Config{}.utc_offset_ms);
+  std::vector<Event> events;
+  for (int k = 0; k < 3; ++k) {
+    events.push_back(Message("m" + std::to_string(k), "alice", kDayStart + k));
+    shard.Apply(events.back(), today);
+  }
+  shard.DrainDirty([&](std::string_view id, std::string_view bytes) {
+    store.users[std::string(id)] = std::string(bytes);
+  });
+  shard.CheckpointDone(true);
+  ASSERT_EQ(shard.EvictClean(0), 1u);  // two turns of the clock: bits cleared, then out
+  ASSERT_EQ(shard.resident_users(), 0u);
+
+  store.fail = true;
+  EXPECT_EQ(shard.PrepareUser("alice").code(), StatusCode::kIoError);
+  const Event fourth = Message("m3", "alice", kDayStart + 3);
+  shard.Apply(fourth, today);
+  EXPECT_EQ(shard.TakeUserError().code(), StatusCode::kIoError);
+  EXPECT_TRUE(shard.TakeUserError().ok());  // taken
+  Profile p;
+  EXPECT_FALSE(shard.GetProfile("alice", today, &p));
+  EXPECT_EQ(shard.TakeUserError().code(), StatusCode::kIoError);
+  EXPECT_EQ(shard.resident_users(), 0u);
+  EXPECT_EQ(shard.dirty_count(), 0u);
+
+  store.fail = false;
+  ASSERT_TRUE(shard.PrepareUser("alice").ok());
+  EXPECT_EQ(shard.resident_users(), 1u);
+  ASSERT_TRUE(shard.GetProfile("alice", today, &p));
+  EXPECT_EQ(p.interactions_7d, 3);  // the failed event was not applied
+  EXPECT_EQ(shard.Kpis(today).users_total, 1);
+  EXPECT_EQ(shard.Kpis(today).events_accepted, 3);
+}
+
+// A user PrepareUser found nowhere is created by the Apply that follows
+// without a second read of the store.
+TEST(ShardStateEvicted, PreparingANewUserReadsTheStoreOnce) {
+  FakeUsers store;
+  ShardState shard(0, Config{}, &store);
+  const int32_t today = DayOf(kDayStart, Config{}.utc_offset_ms);
+  shard.Apply(Message("m0", "alice", kDayStart), today);
+  shard.DrainDirty([&](std::string_view id, std::string_view bytes) {
+    store.users[std::string(id)] = std::string(bytes);
+  });
+  shard.CheckpointDone(true);
+  shard.EvictClean(0);
+  shard.EvictClean(0);
+  ASSERT_EQ(shard.resident_users(), 0u);
+  store.loads = 0;
+  ASSERT_TRUE(shard.PrepareUser("bob").ok());
+  ASSERT_TRUE(shard.PrepareUser("bob").ok());
+  shard.Apply(Message("m1", "bob", kDayStart + 1), today);
+  EXPECT_EQ(store.loads, 1);
+  EXPECT_TRUE(shard.TakeUserError().ok());
+  EXPECT_EQ(shard.Kpis(today).users_total, 2);
+}
+
+// A sweep that cannot find its evicted users keeps their checks: the next
+// sweep, once the store reads again, changes their tiers on time.
+TEST(ShardStateEvicted, AFailedSweepKeepsItsChecks) {
+  FakeUsers store;
+  ShardState shard(0, Config{}, &store);
+  ShardState reference(0, Config{});
+  const int32_t today = DayOf(kDayStart, Config{}.utc_offset_ms);
+  for (int u = 0; u < 20; ++u) {
+    const Event e = Message("m" + std::to_string(u), "user" + std::to_string(u), kDayStart + u);
+    shard.Apply(e, today);
+    reference.Apply(e, today);
+  }
+  shard.DrainDirty([&](std::string_view id, std::string_view bytes) {
+    store.users[std::string(id)] = std::string(bytes);
+  });
+  shard.CheckpointDone(true);
+  shard.EvictClean(0);
+  shard.EvictClean(0);
+  ASSERT_EQ(shard.resident_users(), 0u);
+  // A month on, every user's tier changes by time alone (no longer new).
+  const Event late = Message("late", "someone-else", kDayStart + 31 * kMsPerDay);
+  const int32_t later = DayOf(late.ts_ms, Config{}.utc_offset_ms);
+  ASSERT_TRUE(shard.PrepareUser(late.user_id).ok());
+  shard.Apply(late, later);
+  reference.Apply(late, later);
+  ASSERT_TRUE(reference.Sweep(later, SIZE_MAX));
+  store.fail = true;
+  EXPECT_FALSE(shard.Sweep(later, SIZE_MAX));
+  EXPECT_EQ(shard.TakeUserError().code(), StatusCode::kIoError);
+  EXPECT_NE(shard.Kpis(later).tiers, reference.Kpis(later).tiers);
+  store.fail = false;
+  ASSERT_TRUE(shard.Sweep(later, SIZE_MAX));
+  EXPECT_TRUE(shard.TakeUserError().ok());
+  EXPECT_EQ(shard.Kpis(later).tiers, reference.Kpis(later).tiers);
+}
 
 // 200 users persisted, then all but 30 evicted; every profile must come back
 // exact. With a warm tier the evicted come back from memory; with colliding

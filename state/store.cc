@@ -1,6 +1,7 @@
 #include "state/store.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
@@ -101,7 +102,6 @@ struct Store::Rep {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
-  rocksdb::ColumnFamilyHandle* log = nullptr;
   rocksdb::ColumnFamilyHandle* users = nullptr;
   rocksdb::ColumnFamilyHandle* seen = nullptr;
   rocksdb::ColumnFamilyHandle* idruns = nullptr;
@@ -119,17 +119,12 @@ struct Store::Rep {
   rocksdb::Status OpenState() {
     rocksdb::DB* opened = nullptr;
     rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &handles, &opened);
-    if (!s.ok() && s.IsInvalidArgument() && s.ToString().find("ompression") != std::string::npos) {
-      for (auto& f : families) f.options.compression = rocksdb::kNoCompression;
-      s = rocksdb::DB::Open(db_options, dir, families, &handles, &opened);
-    }
     if (!s.ok()) return s;
     db.reset(opened);
     meta = handles[0];
-    log = handles[1];
-    users = handles[2];
-    seen = handles[3];
-    idruns = handles[4];
+    users = handles[1];
+    seen = handles[2];
+    idruns = handles[3];
     return s;
   }
   rocksdb::Status OpenJournal() {
@@ -192,6 +187,48 @@ struct Store::Checkpoint::Rep {
 Store::Store(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 Store::~Store() = default;
 
+namespace {
+
+// Data dirs from before the journal kept the event log in a "log" column
+// family. Every such dir has been opened since by a binary that moved its
+// entries to the journal, leaving the family empty: it is dropped. One that
+// still holds entries is refused rather than opened without them.
+Status DropLegacyLogFamily(const rocksdb::DBOptions& db_options, const std::string& dir,
+                           std::vector<rocksdb::ColumnFamilyDescriptor> families,
+                           const rocksdb::ColumnFamilyOptions& cf) {
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(db_options, dir, &names).ok() ||
+      std::find(names.begin(), names.end(), "log") == names.end()) {
+    return Status::Ok();  // a new data dir, or one without the family
+  }
+  families.emplace_back("log", cf);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* opened = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &handles, &opened);
+  if (!s.ok()) return FromRocks(s);
+  std::unique_ptr<rocksdb::DB> db(opened);
+  rocksdb::ColumnFamilyHandle* log = handles.back();
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), log));
+  it->SeekToFirst();
+  Status result;
+  if (it->Valid()) {
+    result = Status::FailedPrecondition(
+        "store: the data dir holds an event log from before the journal; open it once with a "
+        "tierstream release that moves it");
+  } else if (!it->status().ok()) {
+    result = FromRocks(it->status());
+  } else {
+    result = FromRocks(db->DropColumnFamily(log));
+  }
+  it.reset();
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  const rocksdb::Status closed = db->Close();
+  if (result.ok() && !closed.ok()) result = FromRocks(closed);
+  return result;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOptions& options) {
   auto rep = std::make_unique<Rep>();
   rep->dir = dir;
@@ -213,15 +250,22 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   rocksdb::ColumnFamilyOptions cf;
   cf.write_buffer_size = options.write_buffer_bytes;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  cf.compression = rocksdb::kLZ4Compression;
+  // LZ4 where this RocksDB was built with it (opening a family with a
+  // compression it lacks fails).
+  const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
+  cf.compression =
+      std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end()
+          ? rocksdb::kLZ4Compression
+          : rocksdb::kNoCompression;
 
   rep->families = {
       {rocksdb::kDefaultColumnFamilyName, cf},
-      {"log", cf},
       {"users", cf},
       {"seen", cf},
       {"idruns", cf},
   };
+  Status legacy = DropLegacyLogFamily(db_options, dir, rep->families, cf);
+  if (!legacy.ok()) return legacy;
   rocksdb::Status s = rep->OpenState();
   if (!s.ok()) return FromRocks(s);
 
@@ -235,21 +279,6 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   journal_options.manifest_preallocation_size = 256 << 10;
   s = rep->OpenJournal();
   if (!s.ok()) return FromRocks(s);
-  // Data dirs from before the journal kept the log in a column family.
-  {
-    std::unique_ptr<rocksdb::Iterator> it(rep->db->NewIterator(rocksdb::ReadOptions(), rep->log));
-    it->SeekToFirst();
-    if (it->Valid()) {
-      rocksdb::WriteBatch moved;
-      for (; it->Valid(); it->Next()) moved.Put(it->key(), it->value());
-      if (!it->status().ok()) return FromRocks(it->status());
-      rocksdb::WriteOptions sync;
-      sync.sync = true;
-      s = rep->journal->Write(sync, &moved);
-      if (s.ok()) s = rep->db->DeleteRange(sync, rep->log, LogKey(0, 0), LogKey(UINT32_MAX, 0));
-      if (!s.ok()) return FromRocks(s);
-    }
-  }
   return std::unique_ptr<Store>(new Store(std::move(rep)));
 }
 
@@ -585,24 +614,6 @@ Status Store::DeleteLogAfter(uint32_t shard, uint64_t seq) {
                     rep_->journal->DeleteRange(wo, rep_->journal->DefaultColumnFamily(),
                                                LogKey(shard, seq + 1), LogKey(shard + 1, 0)),
                     true);
-}
-
-uint64_t Store::DiskBytes() {
-  uint64_t total = 0;
-  for (auto* h : rep_->handles) {
-    uint64_t v = 0;
-    if (rep_->db->GetIntProperty(h, rocksdb::DB::Properties::kTotalSstFilesSize, &v)) total += v;
-  }
-  uint64_t v = 0;
-  if (rep_->journal->GetIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &v)) total += v;
-  return total;
-}
-
-Status Store::Flush() {
-  rocksdb::FlushOptions fo;
-  Status s = FromRocks(rep_->journal->Flush(fo));
-  if (!s.ok()) return s;
-  return FromRocks(rep_->db->Flush(fo, rep_->handles));
 }
 
 }  // namespace tierstream::state

@@ -2,12 +2,14 @@
 // RocksDB headers.
 //
 // Column families:
-//   default  meta: "shards" -> shard count; "shard/<i>" -> ShardState meta;
+//   default  meta, keys chosen by the pipeline: "shards" -> shard count,
+//            "tz" -> the UTC offset days are cut by, "rules" -> the tier
+//            rules last applied, "shard/<i>" -> ShardState meta (with its
+//            log position), "user_index/<i>" -> the stamp saying shard i's
+//            user index is complete;
 //            user index: key 0x01 | shard(4B BE) | hash(8B BE) | user_id -> ""
 //            (the users of a hash: pending tier checks of evicted users are
-//            kept by hash; the pipeline keeps a stamp of it beside the shard
-//            metas; older binaries never read these keys)
-//   log      (unused since the journal; its entries move there at open)
+//            kept by hash; older binaries never read these keys)
 //   users    key shard(4B BE) | user_id -> encoded UserState (per shard, in id order)
 //   seen     key shard(4B) | biased day(4B) | sub(8B) -> packed 16-byte event id hashes
 //   idruns   key shard(4B) | 0 | run(8B) -> IdRun descriptor (filter, fences)
@@ -156,10 +158,6 @@ class Store {
   // Deletes the log of `shard` after `seq`: a write that returned an error
   // may still have left its block, and it was never acknowledged.
   Status DeleteLogAfter(uint32_t shard, uint64_t seq);
-
-  // Bytes on disk of all SST and log files (approximate).
-  uint64_t DiskBytes();
-  Status Flush();
 
  private:
   struct Rep;

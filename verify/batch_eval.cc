@@ -103,7 +103,7 @@ std::map<std::string, Profile> BatchEvaluator::Profiles() const {
   std::vector<Accumulator> acc(user_names_.size());
   for (const Stored& e : events_) {
     // The user's own event.
-    Accumulator& a = acc[e.user];
+    Accumulator& a = acc[static_cast<size_t>(e.user)];
     const int32_t d = Day(e.ts);
     TakeMin(a.first_own_event, e.ts);
     a.p.points += OwnPoints(e.type, e.fen);
@@ -136,7 +136,7 @@ std::map<std::string, Profile> BatchEvaluator::Profiles() const {
     }
     // The referrer named by a (non-self) join.
     if (e.referrer != kNoUser) {
-      Accumulator& r = acc[e.referrer];
+      Accumulator& r = acc[static_cast<size_t>(e.referrer)];
       ++r.p.referrals;
       r.p.points += 10;
       TakeMin(r.first_referring_join, e.ts);

@@ -1,11 +1,14 @@
-#include "ingest/event_codec.h"
+#include "state/log_format.h"
 
 #include <gtest/gtest.h>
 
-namespace tierstream::ingest {
+namespace tierstream::state {
 namespace {
 
-TEST(EventCodec, RoundTripsEveryType) {
+using ingest::Event;
+using ingest::EventType;
+
+TEST(LogFormat, RoundTripsEveryType) {
   std::string block;
   BeginLogBlock(&block);
   std::vector<Event> in;
@@ -38,7 +41,7 @@ TEST(EventCodec, RoundTripsEveryType) {
   EXPECT_EQ(n, in.size());
 }
 
-TEST(EventCodec, ReportsTruncatedBlocks) {
+TEST(LogFormat, ReportsTruncatedBlocks) {
   std::string block;
   BeginLogBlock(&block);
   Event e;
@@ -55,7 +58,7 @@ TEST(EventCodec, ReportsTruncatedBlocks) {
 
 // Counters (duplicates, rejected lines) reset to 0 after a kill -9 because
 // only accepted events were logged: a block now carries its group's counts.
-TEST(EventCodec, BlockCarriesItsGroupsCounts) {
+TEST(LogFormat, BlockCarriesItsGroupsCounts) {
   std::string block;
   BeginLogBlock(&block);
   Event e;
@@ -75,7 +78,7 @@ TEST(EventCodec, BlockCarriesItsGroupsCounts) {
   EXPECT_TRUE(reader.ok());
 }
 
-TEST(EventCodec, ReadsVersionOneBlocksWithoutCounts) {
+TEST(LogFormat, ReadsVersionOneBlocksWithoutCounts) {
   std::string block(1, '\1');  // what logs written before version 2 hold
   Event e;
   e.event_id = "old";
@@ -91,4 +94,4 @@ TEST(EventCodec, ReadsVersionOneBlocksWithoutCounts) {
 }
 
 }  // namespace
-}  // namespace tierstream::ingest
+}  // namespace tierstream::state

@@ -1,8 +1,10 @@
-// Binary encoding of accepted events for the durable log: compact, versioned
-// per block, decoded without copies (decoded strings point into the block).
-// Pure functions; thread-safe.
-#ifndef TIERSTREAM_INGEST_EVENT_CODEC_H_
-#define TIERSTREAM_INGEST_EVENT_CODEC_H_
+// The journal's record format: binary encoding of accepted events for the
+// durable log, compact, versioned per block, decoded without copies (decoded
+// strings point into the block). The journal (Store::AppendLog) stores these
+// blocks; recovery replays them.
+// Thread safety: pure functions are thread-safe; a LogBlockReader is confined.
+#ifndef TIERSTREAM_STATE_LOG_FORMAT_H_
+#define TIERSTREAM_STATE_LOG_FORMAT_H_
 
 #include <cstdint>
 #include <string>
@@ -10,7 +12,7 @@
 
 #include "ingest/event.h"
 
-namespace tierstream::ingest {
+namespace tierstream::state {
 
 // Version 2 blocks open with the counts of what the group took besides its
 // events, so that every counter survives a crash with the events it came
@@ -28,7 +30,7 @@ struct LogBlockCounts {
 void BeginLogBlock(std::string* out);
 // Fills in the counts of a block begun with BeginLogBlock.
 void SetLogBlockCounts(const LogBlockCounts& counts, std::string* block);
-void AppendEventRecord(const Event& e, std::string* out);
+void AppendEventRecord(const ingest::Event& e, std::string* out);
 
 // Iterates the records of one block.
 class LogBlockReader {
@@ -37,7 +39,7 @@ class LogBlockReader {
   bool ok() const { return ok_; }  // false once a record fails to decode
   const LogBlockCounts& counts() const { return counts_; }
   // Decodes the next record; false at the end or on corruption (see ok()).
-  bool Next(Event* e);
+  bool Next(ingest::Event* e);
 
  private:
   std::string_view rest_;
@@ -45,6 +47,17 @@ class LogBlockReader {
   bool ok_ = true;
 };
 
+}  // namespace tierstream::state
+
+namespace tierstream::ingest {
+// Transitional: the log format lived here as ingest/event_codec.h. These go
+// once pipeline/ names them state:: (kept so that its split need not change).
+using state::AppendEventRecord;
+using state::BeginLogBlock;
+using state::kLogBlockVersion;
+using state::LogBlockCounts;
+using state::LogBlockReader;
+using state::SetLogBlockCounts;
 }  // namespace tierstream::ingest
 
-#endif  // TIERSTREAM_INGEST_EVENT_CODEC_H_
+#endif  // TIERSTREAM_STATE_LOG_FORMAT_H_

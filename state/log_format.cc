@@ -1,9 +1,12 @@
-#include "ingest/event_codec.h"
+// Encodes and decodes the journal's log blocks (see log_format.h).
+#include "state/log_format.h"
 
 #include "common/time.h"
 #include "common/varint.h"
 
-namespace tierstream::ingest {
+namespace tierstream::state {
+
+using ingest::EventType;
 
 namespace {
 
@@ -42,7 +45,7 @@ void SetLogBlockCounts(const LogBlockCounts& counts, std::string* block) {
   }
 }
 
-void AppendEventRecord(const Event& e, std::string* out) {
+void AppendEventRecord(const ingest::Event& e, std::string* out) {
   out->push_back(static_cast<char>(static_cast<uint8_t>(e.type) | (e.community ? 0x80 : 0)));
   PutVarint64(out, static_cast<uint64_t>(e.ts_ms - kMinTsMs));
   if (HasAmount(e.type)) PutVarint64(out, static_cast<uint64_t>(e.amount_fen));
@@ -67,13 +70,13 @@ LogBlockReader::LogBlockReader(std::string_view block) : rest_(block) {
   }
 }
 
-bool LogBlockReader::Next(Event* e) {
+bool LogBlockReader::Next(ingest::Event* e) {
   if (!ok_ || rest_.empty()) return false;
   auto tag = static_cast<uint8_t>(rest_.front());
   rest_.remove_prefix(1);
   uint8_t type = tag & 0x7F;
   if (type > static_cast<uint8_t>(EventType::kReferralCredit)) return ok_ = false;
-  *e = Event{};
+  *e = ingest::Event{};
   e->type = static_cast<EventType>(type);
   e->community = (tag & 0x80) != 0;
   uint64_t ts, amount = 0;
@@ -89,4 +92,4 @@ bool LogBlockReader::Next(Event* e) {
   return true;
 }
 
-}  // namespace tierstream::ingest
+}  // namespace tierstream::state

@@ -1,0 +1,229 @@
+// The duplicate index of one shard: marking, expiry by both horizons,
+// spilling to id runs, and the seen-blob codec of its checkpoints.
+#include "state/dedup_index.h"
+
+#include <cstring>
+#include <iterator>
+
+namespace tierstream::state {
+
+namespace {
+// Seen-id blobs: version 1 (since wall-clock horizons) opens with this byte
+// and the wall-clock ms; the older form is bare 16-byte hashes.
+constexpr char kSeenBlobVersion = 1;
+constexpr size_t kSeenBlobHeader = 9;
+}  // namespace
+
+bool DedupIndex::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_day,
+                              int64_t max_ts) {
+  // An id is kept for the horizon past the later of its event day and the
+  // day it arrived (in event time): a late or back-filled event re-sent soon
+  // after is still recognised.
+  int32_t day = std::max(DayOf(std::max(ts_ms, max_ts), utc_offset_ms_), arrival_day);
+  // An expired id may still be in a map (expiry runs in slices, a frozen map
+  // is never pruned): it counts as absent.
+  auto seen = seen_.find(h);
+  if (seen != seen_.end() && seen->second >= oldest_kept_day_) return false;
+  if (!spilling_.empty()) {
+    auto frozen = spilling_.find(h);
+    if (frozen != spilling_.end() &&
+        (frozen->second >= oldest_kept_day_ || Young(spilling_wall_ms_))) {
+      return false;
+    }
+  }
+  for (const IdRun& run : runs_) {
+    if (!run.MayContain(h)) continue;
+    ++id_block_reads_;
+    Status s = runs_source_->ReadIdBlock(run.run_no(), run.BlockOf(h), &block_scratch_);
+    bool found = false;
+    int32_t found_day = 0;
+    if (s.ok()) s = IdRun::FindInBlock(block_scratch_, h, &found, &found_day);
+    if (!s.ok()) {
+      if (id_error_.ok()) id_error_ = s;
+      break;  // treated as fresh; the caller refuses the events
+    }
+    if (found && (found_day >= oldest_kept_day_ || Young(run.max_wall_ms()))) return false;
+  }
+  if (seen != seen_.end()) {
+    seen->second = day;  // its entry in the old day's list is now stale
+  } else {
+    seen_.emplace(h, day);
+  }
+  RecordInBucket(day, h, now_ms_);
+  new_seen_.emplace_back(h, day);
+  return true;
+}
+
+void DedupIndex::RecordInBucket(int32_t day, const Hash128& h, int64_t wall_ms) {
+  if (last_bucket_.first != day || last_bucket_.second == nullptr) {
+    last_bucket_ = {day, &seen_by_day_[day]};  // map nodes never move
+  }
+  Bucket& bucket = *last_bucket_.second;
+  bucket.ids.push_back(h);
+  bucket.newest_wall_ms = std::max(bucket.newest_wall_ms, wall_ms);
+}
+
+const absl::flat_hash_map<Hash128, int32_t>& DedupIndex::FreezeIdsForSpill(uint64_t covers_sub,
+                                                                           uint64_t* run_no,
+                                                                           int64_t* max_wall_ms) {
+  *run_no = next_run_no_;
+  has_pending_run_ = true;
+  // Ids new since the checkpoint need no seen blob: the run holds them (and
+  // gives them back, to be persisted, if it cannot be written).
+  new_seen_.clear();
+  spilling_ = std::move(seen_);
+  seen_ = {};
+  spilling_wall_ms_ = 0;
+  spilling_covers_sub_ = covers_sub;
+  spilling_first_day_ = seen_by_day_.empty() ? 0 : seen_by_day_.begin()->first;
+  spilling_last_day_ = seen_by_day_.empty() ? -1 : seen_by_day_.rbegin()->first;
+  for (const auto& [day, bucket] : seen_by_day_) {
+    spilling_wall_ms_ = std::max(spilling_wall_ms_, bucket.newest_wall_ms);
+  }
+  seen_by_day_.clear();
+  last_bucket_ = {kNoDay, nullptr};
+  *max_wall_ms = spilling_wall_ms_;
+  // The map starts over at the size it will reach, instead of rehashing its
+  // way there again.
+  if (memory_id_limit_ != SIZE_MAX) seen_.reserve(memory_id_limit_ + 1);
+  return spilling_;
+}
+
+bool DedupIndex::Expire(int32_t today, size_t budget) {
+  // Wall-clock expiry moves in whole seconds; event-time expiry by the day.
+  const int64_t now_s = now_ms_ / 1000;
+  if (today != expire_today_ || now_s != expire_wall_s_) {
+    expire_today_ = today;
+    expire_wall_s_ = now_s;
+    const int32_t event_oldest = today - horizon_days_;
+    // Buckets expire in day order (they were filled in that order), each
+    // once it is past both horizons; the first that is not stops expiry.
+    int32_t oldest_kept = event_oldest;
+    size_t expired_buckets = 0;
+    for (auto it = seen_by_day_.begin(); it != seen_by_day_.end();) {
+      if (it->first >= event_oldest) break;
+      if (Young(it->second.newest_wall_ms)) {
+        oldest_kept = it->first;
+        break;
+      }
+      forgotten_through_day_ = std::max(forgotten_through_day_, it->first);
+      expiring_.emplace_back(it->first, std::move(it->second.ids));
+      if (last_bucket_.first == it->first) last_bucket_ = {kNoDay, nullptr};
+      it = seen_by_day_.erase(it);
+      ++expired_buckets;
+    }
+    oldest_kept = std::max(oldest_kept_day_, oldest_kept);
+    const bool moved = oldest_kept != oldest_kept_day_;
+    oldest_kept_day_ = oldest_kept;
+    // A run goes once its newest id is past both horizons.
+    std::erase_if(runs_, [&](const IdRun& run) {
+      if (run.max_day() >= oldest_kept || Young(run.max_wall_ms())) return false;
+      forgotten_through_day_ = std::max(forgotten_through_day_, run.max_day());
+      spilled_ids_ -= run.count();
+      expired_runs_.push_back(run.run_no());
+      return true;
+    });
+    // Ids that expire before they were ever checkpointed need no persisting.
+    if (moved || expired_buckets > 0) {
+      std::erase_if(new_seen_, [&](const auto& entry) { return entry.second < oldest_kept; });
+    }
+  }
+  size_t done = 0;
+  while (!expiring_.empty() && done < budget) {
+    auto& [day, ids] = expiring_.back();
+    for (; !ids.empty() && done < budget; ++done) {
+      auto s = seen_.find(ids.back());
+      if (s != seen_.end() && s->second == day) seen_.erase(s);
+      ids.pop_back();
+    }
+    if (ids.empty()) expiring_.pop_back();
+  }
+  return expiring_.empty();
+}
+
+void DedupIndex::BeginSeenBlob(int64_t wall_ms, std::string* out) {
+  out->push_back(kSeenBlobVersion);
+  out->append(reinterpret_cast<const char*>(&wall_ms), 8);
+}
+
+void DedupIndex::AppendSeenId(const Hash128& h, std::string* out) {
+  out->append(reinterpret_cast<const char*>(&h.lo), 8);
+  out->append(reinterpret_cast<const char*>(&h.hi), 8);
+}
+
+Status DedupIndex::LoadSeen(int32_t day, std::string_view blob) {
+  // A blob from before wall-clock horizons is remembered from now on.
+  int64_t wall_ms = now_ms_;
+  if (blob.size() % 16 == kSeenBlobHeader % 16 && !blob.empty() && blob[0] == kSeenBlobVersion) {
+    std::memcpy(&wall_ms, blob.data() + 1, 8);
+    blob.remove_prefix(kSeenBlobHeader);
+  }
+  if (blob.size() % 16 != 0) return Status::Corruption("seen ids: bad length");
+  for (size_t i = 0; i < blob.size(); i += 16) {
+    Hash128 h;
+    std::memcpy(&h.lo, blob.data() + i, 8);
+    std::memcpy(&h.hi, blob.data() + i + 8, 8);
+    auto [it, fresh] = seen_.try_emplace(h, day);
+    if (!fresh && it->second >= day) continue;
+    it->second = day;  // an id re-seen after it expired is kept from its later day
+    RecordInBucket(day, h, wall_ms);
+  }
+  return Status::Ok();
+}
+
+Status DedupIndex::LoadIdRun(std::string_view descriptor) {
+  IdRun run;
+  Status s = IdRun::DecodeDescriptor(descriptor, &run);
+  if (!s.ok()) return s;
+  next_run_no_ = std::max(next_run_no_, run.run_no() + 1);
+  // A run from before wall-clock horizons is remembered from now on.
+  if (run.max_wall_ms() == 0) run.set_max_wall_ms(now_ms_);
+  spilled_ids_ += run.count();
+  runs_.push_back(std::move(run));
+  return Status::Ok();
+}
+
+void DedupIndex::SpillDone(bool ok, IdRun* run, std::string descriptor) {
+  if (!has_pending_run_) return;
+  if (ok) {
+    unconfirmed_runs_.push_back(UnconfirmedRun{run->run_no(), std::move(descriptor),
+                                               spilling_first_day_, spilling_last_day_,
+                                               spilling_covers_sub_});
+    ++next_run_no_;
+    spilled_ids_ += run->count();
+    runs_.push_back(std::move(*run));
+  } else {
+    // Not spilled after all: the frozen ids are the map's again. While frozen
+    // they were kept by their wall clock; lookups in the map go by day, and
+    // the oldest kept day may have moved past theirs: each is kept from no
+    // earlier than it (remembered longer, never shorter), and all are
+    // persisted again by the next checkpoint (their old blobs may go with
+    // their days).
+    for (const auto& [h, stored_day] : spilling_) {
+      if (stored_day < oldest_kept_day_ && !Young(spilling_wall_ms_)) continue;  // expired anyway
+      const int32_t day = std::max(stored_day, oldest_kept_day_);
+      auto [it, fresh] = seen_.try_emplace(h, day);
+      if (!fresh && it->second >= oldest_kept_day_) continue;  // re-seen since the freeze
+      it->second = day;
+      RecordInBucket(day, h, spilling_wall_ms_);
+      new_seen_.emplace_back(h, day);
+    }
+  }
+  spilling_ = {};
+  has_pending_run_ = false;
+}
+
+void DedupIndex::CheckpointDone(bool ok) {
+  if (!ok) {
+    new_seen_.insert(new_seen_.end(), draining_seen_.begin(), draining_seen_.end());
+    expired_runs_.insert(expired_runs_.end(), draining_runs_.begin(), draining_runs_.end());
+    unconfirmed_runs_.insert(unconfirmed_runs_.begin(),
+                             std::make_move_iterator(confirming_runs_.begin()),
+                             std::make_move_iterator(confirming_runs_.end()));
+  }
+  draining_seen_.clear();
+  draining_runs_.clear();
+  confirming_runs_.clear();
+}
+
+}  // namespace tierstream::state

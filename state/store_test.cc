@@ -1,0 +1,261 @@
+#include "state/store.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tierstream::state {
+namespace {
+
+// A fresh data dir per test, removed afterwards.
+class StoreTest : public ::testing::Test {
+ protected:
+  StoreTest() {
+    dir_ = (std::filesystem::temp_directory_path() /
+            ("tierstream_store_test_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    std::filesystem::remove_all(dir_);
+  }
+  ~StoreTest() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Open() {
+    store_.reset();
+    auto opened = Store::Open(dir_, StoreOptions{});
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    store_ = std::move(opened).value();
+  }
+  std::string GetUser(uint32_t shard, std::string_view id) {
+    std::string value;
+    bool found = false;
+    EXPECT_TRUE(store_->GetUser(shard, id, &value, &found).ok());
+    return found ? value : "<none>";
+  }
+  std::vector<std::pair<uint64_t, std::string>> Log(uint32_t shard, uint64_t after = 0) {
+    std::vector<std::pair<uint64_t, std::string>> blocks;
+    EXPECT_TRUE(store_
+                    ->ScanLog(shard, after,
+                              [&](uint64_t seq, std::string_view block) {
+                                blocks.emplace_back(seq, std::string(block));
+                                return Status::Ok();
+                              })
+                    .ok());
+    return blocks;
+  }
+  std::vector<std::pair<int32_t, std::string>> Seen(uint32_t shard) {
+    std::vector<std::pair<int32_t, std::string>> blobs;
+    EXPECT_TRUE(store_
+                    ->ScanSeen(shard,
+                               [&](int32_t day, std::string_view blob) {
+                                 blobs.emplace_back(day, std::string(blob));
+                                 return Status::Ok();
+                               })
+                    .ok());
+    return blobs;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, CheckpointedUsersReadBackPerShardAndSurviveAReopen) {
+  Open();
+  EXPECT_EQ(GetUser(0, "alice"), "<none>");
+  {
+    Store::Checkpoint cp(store_.get());
+    cp.PutUser(0, "alice", "a0");
+    cp.StageUser(0, "carol", "c0");  // staged users may come in any order
+    cp.StageUser(0, "bob", "b0");
+    cp.StageUser(1, "alice", "a1");  // another shard's alice
+    EXPECT_GT(cp.ApproximateBytes(), 0u);
+    ASSERT_TRUE(store_->Commit(&cp, true /*sync*/).ok());
+  }
+  Open();
+  EXPECT_EQ(GetUser(0, "alice"), "a0");
+  EXPECT_EQ(GetUser(0, "bob"), "b0");
+  EXPECT_EQ(GetUser(1, "alice"), "a1");
+  EXPECT_EQ(GetUser(1, "bob"), "<none>");
+  std::vector<std::string> scanned;
+  ASSERT_TRUE(store_
+                  ->ScanUsers(0, "alice",
+                              [&](std::string_view id, std::string_view value) {
+                                scanned.push_back(std::string(id) + "=" + std::string(value));
+                                return true;
+                              })
+                  .ok());
+  EXPECT_EQ(scanned, (std::vector<std::string>{"bob=b0", "carol=c0"}));  // after "alice", in order
+  EXPECT_FALSE(store_->failing());
+  EXPECT_EQ(store_->failure(), "");
+}
+
+TEST_F(StoreTest, UsersAreFoundByTheirHashes) {
+  Open();
+  {
+    Store::Checkpoint cp(store_.get());
+    cp.PutUserIndex(0, 7, "bob");
+    cp.PutUserIndex(0, 7, "alice");  // a collision
+    cp.PutUserIndex(0, 3, "carol");
+    cp.PutUserIndex(0, 3, "carol");  // idempotent
+    cp.PutUserIndex(1, 7, "dave");   // another shard
+    ASSERT_TRUE(store_->Commit(&cp, false).ok());
+  }
+  std::vector<std::string> ids;
+  const std::vector<uint64_t> hashes = {3, 5, 7};
+  ASSERT_TRUE(store_->FindUsersByHash(0, hashes, &ids).ok());
+  EXPECT_EQ(ids, (std::vector<std::string>{"carol", "alice", "bob"}));  // (hash, id) order
+  ids.clear();
+  ASSERT_TRUE(store_->FindUsersByHash(1, hashes, &ids).ok());
+  EXPECT_EQ(ids, (std::vector<std::string>{"dave"}));
+}
+
+TEST_F(StoreTest, MetaIsWrittenDirectlyOrWithACheckpoint) {
+  Open();
+  std::string value;
+  bool found = true;
+  ASSERT_TRUE(store_->GetMeta("shards", &value, &found).ok());
+  EXPECT_FALSE(found);
+  ASSERT_TRUE(store_->PutMeta("shards", "4", true /*sync*/).ok());
+  {
+    Store::Checkpoint cp(store_.get());
+    cp.PutMeta("shard/0", "meta0");
+    ASSERT_TRUE(store_->Commit(&cp, true).ok());
+  }
+  Open();
+  ASSERT_TRUE(store_->GetMeta("shards", &value, &found).ok());
+  EXPECT_TRUE(found);
+  EXPECT_EQ(value, "4");
+  ASSERT_TRUE(store_->GetMeta("shard/0", &value, &found).ok());
+  EXPECT_EQ(value, "meta0");
+}
+
+TEST_F(StoreTest, TheJournalScansTrimsAndDropsPerShard) {
+  Open();
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    ASSERT_TRUE(store_->AppendLog(0, seq, "b" + std::to_string(seq), seq == 5 /*sync*/).ok());
+  }
+  ASSERT_TRUE(store_->AppendLog(1, 1, "other", false).ok());
+  Open();  // appended blocks survive a reopen (the WAL)
+  EXPECT_EQ(Log(0).size(), 5u);
+  EXPECT_EQ(Log(0, 3), (std::vector<std::pair<uint64_t, std::string>>{{4, "b4"}, {5, "b5"}}));
+  ASSERT_TRUE(store_->TrimLog(0, 2).ok());  // a checkpoint covers 1..2
+  EXPECT_EQ(Log(0).front().first, 3u);
+  ASSERT_TRUE(store_->DeleteLogAfter(0, 4).ok());  // 5 was never acknowledged
+  EXPECT_EQ(Log(0), (std::vector<std::pair<uint64_t, std::string>>{{3, "b3"}, {4, "b4"}}));
+  EXPECT_EQ(Log(1), (std::vector<std::pair<uint64_t, std::string>>{{1, "other"}}));
+}
+
+TEST_F(StoreTest, SeenBlobsAreKeptByDayAndDeletedByRange) {
+  Open();
+  {
+    Store::Checkpoint cp(store_.get());
+    cp.PutSeen(0, -3, 1, "neg");  // days before 1970 sort before later ones
+    cp.PutSeen(0, 10, 1, "d10s1");
+    cp.PutSeen(0, 10, 2, "d10s2");
+    cp.PutSeen(0, 11, 3, "d11");
+    cp.PutSeen(1, 10, 1, "other");
+    ASSERT_TRUE(store_->Commit(&cp, false).ok());
+  }
+  EXPECT_EQ(Seen(0), (std::vector<std::pair<int32_t, std::string>>{
+                         {-3, "neg"}, {10, "d10s1"}, {10, "d10s2"}, {11, "d11"}}));
+  {
+    Store::Checkpoint cp(store_.get());
+    cp.DeleteSeenBefore(0, 10);
+    cp.DeleteSeenUpTo(0, 10, 1);
+    ASSERT_TRUE(store_->Commit(&cp, false).ok());
+  }
+  EXPECT_EQ(Seen(0), (std::vector<std::pair<int32_t, std::string>>{{10, "d10s2"}, {11, "d11"}}));
+  {
+    Store::Checkpoint cp(store_.get());
+    cp.DeleteAllSeen(0);
+    ASSERT_TRUE(store_->Commit(&cp, false).ok());
+  }
+  EXPECT_TRUE(Seen(0).empty());
+  EXPECT_EQ(Seen(1).size(), 1u);
+}
+
+TEST_F(StoreTest, IdRunsKeepTheirDescriptorsAndBlocks) {
+  Open();
+  {
+    Store::Checkpoint cp(store_.get());
+    cp.PutIdBlock(0, 1, 0, "r1b0");
+    cp.PutIdBlock(0, 1, 1, "r1b1");
+    cp.PutIdRun(0, 1, "desc1");
+    cp.PutIdBlock(0, 2, 0, "r2b0");
+    cp.PutIdRun(0, 2, "desc2");
+    cp.PutIdBlock(0, 3, 0, "orphan");  // a spill whose descriptor never committed
+    ASSERT_TRUE(store_->Commit(&cp, false).ok());
+  }
+  std::string bytes;
+  ASSERT_TRUE(store_->ReadIdBlock(0, 1, 1, &bytes).ok());
+  EXPECT_EQ(bytes, "r1b1");
+  std::vector<std::string> descriptors;
+  auto scan = [&] {
+    descriptors.clear();
+    EXPECT_TRUE(store_
+                    ->ScanIdRuns(0,
+                                 [&](std::string_view d) {
+                                   descriptors.emplace_back(d);
+                                   return Status::Ok();
+                                 })
+                    .ok());
+    return descriptors;
+  };
+  EXPECT_EQ(scan(), (std::vector<std::string>{"desc1", "desc2"}));  // blocks are not runs
+  {
+    Store::Checkpoint cp(store_.get());
+    cp.DeleteIdRun(0, 1);
+    ASSERT_TRUE(store_->Commit(&cp, false).ok());
+  }
+  EXPECT_EQ(scan(), (std::vector<std::string>{"desc2"}));
+  EXPECT_EQ(store_->ReadIdBlock(0, 1, 0, &bytes).code(), StatusCode::kCorruption);  // missing
+  ASSERT_TRUE(store_->DeleteIdBlocksFrom(0, 3).ok());
+  EXPECT_EQ(store_->ReadIdBlock(0, 3, 0, &bytes).code(), StatusCode::kCorruption);
+  ASSERT_TRUE(store_->ReadIdBlock(0, 2, 0, &bytes).ok());
+  EXPECT_EQ(bytes, "r2b0");
+}
+
+// Data dirs from before the journal had a "log" column family: an empty one
+// is dropped at open; one that still holds events refuses the open.
+void MakeLegacyDir(const std::string& dir, bool with_entry) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, options}, {"log", options}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, dir, families, &handles, &db).ok());
+  if (with_entry) {
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[1], "k", "v").ok());
+  }
+  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  delete db;  // RocksDB's own factory hands out a bare pointer
+}
+
+TEST_F(StoreTest, AnEmptyPreJournalLogFamilyIsDropped) {
+  MakeLegacyDir(dir_, false);
+  Open();
+  store_.reset();
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_, &names).ok());
+  EXPECT_EQ(std::count(names.begin(), names.end(), "log"), 0);
+  Open();
+}
+
+TEST_F(StoreTest, APreJournalLogWithEventsRefusesTheOpen) {
+  MakeLegacyDir(dir_, true);
+  auto opened = Store::Open(dir_, StoreOptions{});
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace tierstream::state
