@@ -9,8 +9,9 @@
 //
 // Today: the journal behind the HTTP/TCP listeners (JournalSource: one
 // partition per shard, positions are its log sequence numbers, records are
-// log blocks), which recovery replays after each checkpoint. Next: Kafka,
-// whose partitions and offsets map one to one, and files for replay.
+// log blocks), which recovery replays after each checkpoint, and the files
+// of `tierstream replay` (FileSource: one partition per file, positions are
+// byte offsets). Next: Kafka, whose partitions and offsets map one to one.
 //
 // Thread safety: each implementation states its own; ReadFrom of different
 // partitions must be callable concurrently.
@@ -27,10 +28,13 @@ namespace tierstream::pipeline {
 
 class Source {
  public:
-  // What a record holds. Only log blocks exist today; a Kafka or file
-  // source adds NDJSON lines (for ingest::Decoder).
+  // What a record holds.
   enum class Format {
     kLogBlock,  // state/log_format.h: events and the counts logged with them
+    // Whole NDJSON lines (the last record of a partition may end without a
+    // newline), followed by ingest::kPadding readable bytes, so that they
+    // go to ingest::Decoder::DecodeLines as they are.
+    kNdjson,
   };
   // Called per record; a non-OK status stops the read and is returned.
   using RecordFn = std::function<Status(uint64_t position, std::string_view record)>;
