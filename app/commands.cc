@@ -19,22 +19,25 @@
 #include <sstream>
 #include <thread>
 
-#include "app/client.h"
 #include "app/fd_budget.h"
-#include "app/progress.h"
-#include "app/server.h"
 #include "common/fd_limit.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "ingest/decoder.h"
 #include "pipeline/file_source.h"
 #include "pipeline/pipeline.h"
+#include "server/server.h"
 #include "server/wire_json.h"
 #include "state/store.h"
+#include "tools/client.h"
+#include "tools/progress.h"
 #include "verify/batch_eval.h"
 #include "verify/diff.h"
 
 namespace tierstream::app {
+
+using server::kMaxProbeConnections;
+using server::Server;
 
 namespace {
 
@@ -143,7 +146,7 @@ int RunServe(const ServeArgs& args) {
   ServerOptions server_options = args.server;
   server_options.max_inflight_body_bytes = args.max_inflight_body_mb << 20;
   if (!args.token_file.empty()) {
-    auto token = ReadTokenFile(args.token_file);
+    auto token = tools::ReadTokenFile(args.token_file);
     if (!token.ok()) {
       Log(LogLevel::kError, "tierstream: %s", token.status().ToString().c_str());
       return 2;
@@ -263,7 +266,7 @@ int RunReplay(const ReplayArgs& args) {
   ingest::Decoder decoder;
   const auto start = Clock::now();
   uint64_t bytes_total = 0, lines_total = 0;
-  Progress progress("replay", TotalBytes(args.files), "lines", "events");
+  tools::Progress progress("replay", TotalBytes(args.files), "lines", "events");
   pipeline::FileSource source(args.files);
   Status read;
   for (uint32_t f = 0; f < source.partitions() && read.ok(); ++f) {
@@ -403,7 +406,7 @@ int RunVerify(const VerifyArgs& args) {
   }
   uint64_t bytes = 0, lines_read = 0;
   {
-    Progress progress("verify (reading files)", TotalBytes(args.files), "lines", "events");
+    tools::Progress progress("verify (reading files)", TotalBytes(args.files), "lines", "events");
     pipeline::FileSource source(args.files);
     for (uint32_t f = 0; f < source.partitions(); ++f) {
       const uint64_t before = bytes;
@@ -434,7 +437,7 @@ int RunVerify(const VerifyArgs& args) {
     if (++differences <= args.max_listed) std::printf("diff %s\n", line.c_str());
   };
   {
-    Progress progress("verify (comparing)", profiles.size(), "users", "users");
+    tools::Progress progress("verify (comparing)", profiles.size(), "users", "users");
     uint64_t compared = 0;
     for (const auto& [id, want] : profiles) {
       const std::optional<pipeline::ProfileReport> got =
@@ -467,15 +470,15 @@ int RunVerify(const VerifyArgs& args) {
   return differences == 0 ? 0 : 1;
 }
 
-int RunGen(const GenOptions& options) {
-  Status valid = ValidateGenOptions(options);
+int RunGen(const tools::GenOptions& options) {
+  Status valid = tools::ValidateGenOptions(options);
   if (!valid.ok()) {
     // A usage error, like CLI11's own: no timestamp.
     std::fprintf(stderr, "tierstream: gen: %s\nRun with --help for more information.\n",
                  valid.ToString().c_str());
     return 2;
   }
-  if (!GenerateStream(options, stdout)) {
+  if (!tools::GenerateStream(options, stdout)) {
     Log(LogLevel::kError, "tierstream: gen: write failed");
     return 1;
   }
@@ -485,7 +488,7 @@ int RunGen(const GenOptions& options) {
 namespace {
 bool LoadClientToken(const ClientArgs& client, std::string* token) {
   if (client.token_file.empty()) return true;
-  auto t = ReadTokenFile(client.token_file);
+  auto t = tools::ReadTokenFile(client.token_file);
   if (!t.ok()) {
     Log(LogLevel::kError, "tierstream: %s", t.status().ToString().c_str());
     return false;
@@ -514,7 +517,7 @@ class SendProgress {
   SendProgress(std::string name, uint64_t total_lines)
       : name_(std::move(name)), total_(total_lines), start_(Clock::now()) {}
 
-  void OnAck(const TcpAck& ack) {
+  void OnAck(const tools::TcpAck& ack) {
     const auto now = Clock::now();
     if (now - shown_ < std::chrono::milliseconds(100) && ack.durable_lines < total_) return;
     shown_ = now;
@@ -583,9 +586,10 @@ int RunSend(const std::vector<std::string>& files, const ClientArgs& client) {
     }
     std::optional<SendProgress> progress;
     if (show_progress) progress.emplace(file == "-" ? "stdin" : file, CountLines(data));
-    auto reply = TcpSend(client.tcp_address, data, 600, token, [&](const TcpAck& ack) {
-      if (progress) progress->OnAck(ack);
-    });
+    auto reply =
+        tools::TcpSend(client.tcp_address, data, 600, token, [&](const tools::TcpAck& ack) {
+          if (progress) progress->OnAck(ack);
+        });
     if (progress) progress->Clear();
     if (!reply.ok()) {
       std::fprintf(stderr, "tierstream: %s\n", reply.status().ToString().c_str());
@@ -606,8 +610,8 @@ int RunSend(const std::vector<std::string>& files, const ClientArgs& client) {
 int RunUser(const std::string& user_id, const ClientArgs& client) {
   std::string token;
   if (!LoadClientToken(client, &token)) return 2;
-  auto r =
-      HttpRequest(client.http_address, "GET", "/v1/users/" + UrlEncode(user_id), {}, 30, token);
+  auto r = tools::HttpRequest(client.http_address, "GET", "/v1/users/" + tools::UrlEncode(user_id),
+                              {}, 30, token);
   if (!r.ok()) {
     Log(LogLevel::kError, "tierstream: %s", r.status().ToString().c_str());
     return 1;
@@ -619,7 +623,7 @@ int RunUser(const std::string& user_id, const ClientArgs& client) {
 int RunKpis(const ClientArgs& client) {
   std::string token;
   if (!LoadClientToken(client, &token)) return 2;
-  auto r = HttpRequest(client.http_address, "GET", "/v1/kpis", {}, 30, token);
+  auto r = tools::HttpRequest(client.http_address, "GET", "/v1/kpis", {}, 30, token);
   if (!r.ok()) {
     Log(LogLevel::kError, "tierstream: %s", r.status().ToString().c_str());
     return 1;

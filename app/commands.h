@@ -7,10 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "app/gen.h"
-#include "app/server.h"
+#include "server/server.h"
+#include "tools/gen.h"
 
 namespace tierstream::app {
+
+using server::ServerOptions;
 
 struct CommonArgs {
   std::string data_dir = "./data";
@@ -58,7 +60,7 @@ int RunServe(const ServeArgs& args);
 // evaluator and diffs them against the data dir. Exit 1 on any difference.
 int RunVerify(const VerifyArgs& args);
 int RunReplay(const ReplayArgs& args);
-int RunGen(const GenOptions& options);
+int RunGen(const tools::GenOptions& options);
 // Exit codes of `send` (also in its --help and the README).
 inline constexpr int kSendOk = 0;            // every line taken (accepted or duplicate)
 inline constexpr int kSendFailed = 1;        // unreadable file, no connection, or ingest refused

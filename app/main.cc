@@ -6,10 +6,11 @@
 #include <thread>
 
 #include "app/commands.h"
-#include "app/load.h"
+#include "tools/load.h"
 
 int main(int argc, char** argv) {
   using namespace tierstream::app;
+  namespace tools = tierstream::tools;
   CLI::App app{"tierstream: real-time member tiers and KPIs from community chat and order events"};
   app.require_subcommand(1);
 
@@ -132,7 +133,7 @@ int main(int argc, char** argv) {
   verify_cmd->add_option("--max-listed", verify.max_listed, "Differences to print")
       ->capture_default_str();
 
-  GenOptions gen;
+  tools::GenOptions gen;
   auto* gen_cmd = app.add_subcommand("gen", "Write a realistic synthetic event stream to stdout");
   gen_cmd->add_option("--users", gen.users, "Members")->capture_default_str();
   gen_cmd->add_option("--days", gen.days, "Days of event time")->capture_default_str();
@@ -150,7 +151,7 @@ int main(int argc, char** argv) {
                     "Scenario: --users members join on one day and leave tier new together at "
                     "a midnight crossed by --events messages");
 
-  LoadArgs load;
+  tools::LoadArgs load;
   auto* load_cmd = app.add_subcommand(
       "load",
       "Load-test a server: send files in chunks over several connections, time acks and queries");
@@ -229,6 +230,6 @@ int main(int argc, char** argv) {
   if (*send_cmd) return RunSend(send_files, client);
   if (*user_cmd) return RunUser(user_id, client);
   if (*kpis_cmd) return RunKpis(client);
-  if (*load_cmd) return RunLoad(load);
+  if (*load_cmd) return tools::RunLoad(load);
   return 2;
 }

@@ -43,7 +43,7 @@ void RejectLog::Format(std::string_view source, uint64_t line, std::string_view 
 
 void RejectLog::Write(std::string_view records, uint64_t count) {
   if (count == 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (file_ == nullptr || records.empty() || bytes_ + records.size() > max_bytes_) {
     dropped_ += count;
     // Within 64 KiB of the end: what callers hold in a run (BatchBuilder).
@@ -64,7 +64,7 @@ void RejectLog::Append(std::string_view source, uint64_t line, std::string_view 
 }
 
 uint64_t RejectLog::dropped() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return dropped_;
 }
 

@@ -9,10 +9,12 @@
 #ifndef TIERSTREAM_INGEST_REJECT_LOG_H_
 #define TIERSTREAM_INGEST_REJECT_LOG_H_
 
+#include <absl/base/thread_annotations.h>
+#include <absl/synchronization/mutex.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
-#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -31,22 +33,22 @@ class RejectLog {
                      std::string_view raw, std::string* records);
   // Writes `count` records made by Format, whole or not at all (empty
   // `records`: `count` records only counted as dropped).
-  void Write(std::string_view records, uint64_t count);
+  void Write(std::string_view records, uint64_t count) ABSL_LOCKS_EXCLUDED(mu_);
   // Format and Write of one record.
   void Append(std::string_view source, uint64_t line, std::string_view reason,
               std::string_view raw);
-  uint64_t dropped() const;
+  uint64_t dropped() const ABSL_LOCKS_EXCLUDED(mu_);
   // Whether the file has no room left (records then are only counted: a
   // caller may skip formatting them).
   bool full() const { return full_.load(std::memory_order_relaxed); }
 
  private:
   std::atomic<bool> full_{false};
-  mutable std::mutex mu_;
-  std::FILE* file_ = nullptr;
-  uint64_t bytes_ = 0;
-  uint64_t max_bytes_;
-  uint64_t dropped_ = 0;
+  mutable absl::Mutex mu_;
+  std::FILE* file_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  const uint64_t max_bytes_;
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace tierstream::ingest

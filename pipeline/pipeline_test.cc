@@ -107,8 +107,8 @@ std::vector<std::string> DiffAll(Pipeline& p, const Reference& ref, bool check_c
   return diffs;
 }
 
-app::GenOptions SmallStream(uint64_t seed) {
-  app::GenOptions g;
+tools::GenOptions SmallStream(uint64_t seed) {
+  tools::GenOptions g;
   g.users = 1500;
   g.days = 75;
   g.events = 30000;

@@ -22,7 +22,7 @@ int64_t Signed(uint64_t v) { return static_cast<int64_t>(v); }
 
 }  // namespace
 
-std::string ErrorJson(std::string_view message) {
+std::string ErrorBody(std::string_view message) {
   std::string out;
   JsonWriter(&out).BeginObject().Key("error").String(message).EndObject();
   return out;

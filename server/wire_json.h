@@ -20,8 +20,8 @@
 
 namespace tierstream::server {
 
-// {"error":"<message>"}
-std::string ErrorJson(std::string_view message);
+// {"error":"<message>"}: the body of every error answer.
+std::string ErrorBody(std::string_view message);
 
 // GET /v1/users/{id}: the profile as of `as_of` (T).
 std::string RenderProfileJson(const state::Profile& p, int64_t as_of);

@@ -71,7 +71,7 @@ TEST(WireJson, HealthHasFiguresOnlyOnceThePipelineIsOpen) {
 }
 
 TEST(WireJson, ErrorIsOneEscapedMessage) {
-  EXPECT_EQ(ErrorJson("bad \"x\""), R"({"error":"bad \"x\""})");
+  EXPECT_EQ(ErrorBody("bad \"x\""), R"({"error":"bad \"x\""})");
 }
 
 }  // namespace

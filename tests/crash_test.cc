@@ -13,10 +13,11 @@
 #include <cstring>
 #include <thread>
 
-#include "app/client.h"
-#include "app/server.h"
+#include "common/host_port.h"
+#include "server/server.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 namespace tierstream {
 namespace {
@@ -26,8 +27,8 @@ using testing::RunTool;
 using testing::ServerProcess;
 using testing::TempDir;
 
-app::GenOptions Stream() {
-  app::GenOptions g;
+tools::GenOptions Stream() {
+  tools::GenOptions g;
   g.users = 2000;
   g.days = 6;  // re-sends stay inside the default 8-day duplicate horizon
   g.events = 40000;
@@ -48,14 +49,14 @@ TEST(Crash, KillNineBetweenBatchesLosesNoAcknowledgedEvent) {
   {
     ServerProcess server(dir.path());
     ASSERT_TRUE(server.ready());
-    auto r = app::HttpRequest(server.http(), "POST", "/v1/events", first);
+    auto r = tools::HttpRequest(server.http(), "POST", "/v1/events", first);
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->status, 200) << r->body;
     acked = Field(r->body, "accepted");
     ASSERT_EQ(acked, static_cast<uint64_t>(ref_first.kpis.events_accepted));
     // The second batch is in flight when the process dies.
     std::thread sender(
-        [&] { (void)app::HttpRequest(server.http(), "POST", "/v1/events", second, 5); });
+        [&] { (void)tools::HttpRequest(server.http(), "POST", "/v1/events", second, 5); });
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     server.Kill();
     sender.join();
@@ -63,14 +64,14 @@ TEST(Crash, KillNineBetweenBatchesLosesNoAcknowledgedEvent) {
   ServerProcess server(dir.path());
   ASSERT_TRUE(server.ready());
   // Everything acknowledged is there: re-sending it is all duplicates.
-  auto r = app::HttpRequest(server.http(), "POST", "/v1/events", first);
+  auto r = tools::HttpRequest(server.http(), "POST", "/v1/events", first);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(Field(r->body, "accepted"), 0u) << r->body;
   // Re-sending the unacknowledged batch completes the set exactly once.
-  r = app::HttpRequest(server.http(), "POST", "/v1/events", second);
+  r = tools::HttpRequest(server.http(), "POST", "/v1/events", second);
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->status, 200);
-  auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto k = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(k.ok());
   auto diffs = testing::DiffKpis(k->body, ref.kpis, false);
   EXPECT_TRUE(diffs.empty()) << diffs[0];
@@ -87,7 +88,7 @@ TEST(Crash, KillNineBetweenBatchesLosesNoAcknowledgedEvent) {
 // other counters lived in memory until a checkpoint). Every KPI, counters
 // included, equals its value at the last acknowledgement.
 TEST(Crash, EveryCounterSurvivesKillNine) {
-  app::GenOptions g = Stream();
+  tools::GenOptions g = Stream();
   g.events = 20000;
   g.duplicate_rate = 0.05;
   g.invalid_rate = 0.01;
@@ -98,17 +99,17 @@ TEST(Crash, EveryCounterSurvivesKillNine) {
   ASSERT_TRUE(server.ready());
   const size_t third = lines.size() / 3;
   for (size_t from = 0; from < lines.size(); from += third) {
-    auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
-                              testing::Join(lines, from, std::min(lines.size(), from + third)));
+    auto r = tools::HttpRequest(server.http(), "POST", "/v1/events",
+                                testing::Join(lines, from, std::min(lines.size(), from + third)));
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->status, 200) << r->body;
   }
   // A batch of rejections only, and a re-send (all duplicates).
-  auto r = app::HttpRequest(server.http(), "POST", "/v1/events", "not json\n{}\n");
+  auto r = tools::HttpRequest(server.http(), "POST", "/v1/events", "not json\n{}\n");
   ASSERT_TRUE(r.ok());
-  r = app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, 0, third));
+  r = tools::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, 0, third));
   ASSERT_TRUE(r.ok());
-  auto before = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto before = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(before.ok());
   std::vector<std::string> sent = lines;
   sent.push_back("not json");
@@ -120,13 +121,13 @@ TEST(Crash, EveryCounterSurvivesKillNine) {
   ASSERT_GT(Field(before->body, "events_rejected"), 2u);
   server.Kill();
   ASSERT_TRUE(server.Start());
-  auto after = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto after = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->body, before->body);
   // And once more from the checkpoint the restart wrote.
   server.Kill();
   ASSERT_TRUE(server.Start());
-  after = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  after = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->body, before->body);
 }
@@ -136,7 +137,7 @@ TEST(Crash, EveryCounterSurvivesKillNine) {
 // A kill -9 in between must neither lose the ids (they are in the log's
 // events) nor keep the orphan run (its events are not in the checkpoint).
 TEST(Crash, SpilledIdsAreExactAcrossKillNineBeforeTheirCheckpoint) {
-  app::GenOptions g = Stream();
+  tools::GenOptions g = Stream();
   g.events = 30000;
   auto lines = testing::GenerateLines(g);
   const testing::Reference ref = testing::Evaluate(lines);
@@ -146,25 +147,25 @@ TEST(Crash, SpilledIdsAreExactAcrossKillNineBeforeTheirCheckpoint) {
   ASSERT_TRUE(server.ready());
   const size_t quarter = lines.size() / 4;
   for (size_t from = 0; from < lines.size(); from += quarter) {
-    auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
-                              testing::Join(lines, from, std::min(lines.size(), from + quarter)));
+    auto r = tools::HttpRequest(server.http(), "POST", "/v1/events",
+                                testing::Join(lines, from, std::min(lines.size(), from + quarter)));
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->status, 200) << r->body;
   }
-  auto h = app::HttpRequest(server.http(), "GET", "/healthz");
+  auto h = tools::HttpRequest(server.http(), "GET", "/healthz");
   ASSERT_TRUE(h.ok());
   ASSERT_GT(Field(h->body, "event_id_runs"), 0u) << h->body;  // spilled, not yet checkpointed
   server.Kill();
   ASSERT_TRUE(server.Start());
-  auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto k = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(k.ok());
   auto diffs = testing::DiffKpis(k->body, ref.kpis, true);
   EXPECT_TRUE(diffs.empty()) << diffs[0];
   // Every id is remembered, in runs or in memory: a re-send is all duplicates,
   // after the recovery's checkpoint and after one more kill.
   for (int round = 0; round < 2; ++round) {
-    auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
-                              testing::Join(lines, 0, lines.size()));
+    auto r = tools::HttpRequest(server.http(), "POST", "/v1/events",
+                                testing::Join(lines, 0, lines.size()));
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(Field(r->body, "accepted"), 0u) << r->body;
     server.Kill();
@@ -193,7 +194,7 @@ TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {
             0);
   ServerProcess server(mnt + "/data", {"--min-free-mb", "16"});
   ASSERT_TRUE(server.ready());
-  app::GenOptions g = Stream();
+  tools::GenOptions g = Stream();
   g.events = 300000;
   g.users = 20000;
   auto lines = testing::GenerateLines(g);
@@ -201,7 +202,7 @@ TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {
   size_t refused_at = 0;
   for (size_t i = 0; i < lines.size(); i += 20000) {
     auto r =
-        app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, i, i + 20000));
+        tools::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, i, i + 20000));
     ASSERT_TRUE(r.ok());
     if (r->status == 503) {
       // A body refused up front takes nothing; one that crossed the
@@ -216,15 +217,15 @@ TEST(DiskFull, RefusesIngestUnderTheWatermarkAndResumes) {
   }
   ASSERT_GT(refused_at, 0u) << "the disk never got low";
   // Queries still answer, and count exactly what was acknowledged.
-  auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto k = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(k.ok());
   EXPECT_EQ(k->status, 200);
   EXPECT_EQ(Field(k->body, "events_accepted"), acked);
   // Space returns: the refused batch goes through on retry.
   ::unlink(filler.c_str());
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
-                            testing::Join(lines, refused_at, refused_at + 20000));
+  auto r = tools::HttpRequest(server.http(), "POST", "/v1/events",
+                              testing::Join(lines, refused_at, refused_at + 20000));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_GT(Field(r->body, "accepted"), 0u);
@@ -238,7 +239,7 @@ TEST(Connections, TenThousandAtOnceAreAnsweredCleanly) {
   ASSERT_TRUE(server.ready());
   std::string host;
   uint16_t port = 0;
-  app::SplitHostPort(server.http(), &host, &port);
+  ASSERT_TRUE(SplitHostPort(server.http(), &host, &port));
   std::vector<int> fds;
   for (int i = 0; i < 10000; ++i) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -283,9 +284,10 @@ TEST(Connections, TenThousandAtOnceAreAnsweredCleanly) {
   EXPECT_LE(open, 600u);
   for (int fd : fds) ::close(fd);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  auto r = app::HttpRequest(server.http(), "POST", "/v1/events",
-                            R"({"event_id":"c1","type":"share","user_id":"u1","ts":1763971200000})"
-                            "\n");
+  auto r =
+      tools::HttpRequest(server.http(), "POST", "/v1/events",
+                         R"({"event_id":"c1","type":"share","user_id":"u1","ts":1763971200000})"
+                         "\n");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200) << r->body;
 }
@@ -295,7 +297,7 @@ TEST(Verify, PassesOnAFaithfulDataDirAndFailsOnADivergedOne) {
   const std::string events = dir.path() + "/events.ndjson";
   const std::string extra = dir.path() + "/extra.ndjson";
   {
-    app::GenOptions g = Stream();
+    tools::GenOptions g = Stream();
     g.invalid_rate = 0.01;
     auto lines = testing::GenerateLines(g);
     std::FILE* f = std::fopen(events.c_str(), "wb");

@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <string>
 
-#include "app/client.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 namespace tierstream {
 namespace {
@@ -26,7 +26,7 @@ using testing::TempDir;
 // and the originals of its retried events had expired, so they counted twice.
 // It takes the in-flight bound (1M events) to show: the issue's own file.
 TEST(ExactnessBulk, OneMillionLinesOverOneConnectionCountEveryEventOnce) {
-  app::GenOptions g;  // gen --users 100000 --days 30 --events 1000000
+  tools::GenOptions g;  // gen --users 100000 --days 30 --events 1000000
   g.users = 100000;
   g.days = 30;
   g.events = 1000000;
@@ -46,12 +46,12 @@ TEST(ExactnessBulk, OneMillionLinesOverOneConnectionCountEveryEventOnce) {
   }
   ServerProcess server(dir.path() + "/data");
   ASSERT_TRUE(server.ready());
-  auto r = app::TcpSend(server.tcp(), testing::ReadFile(file));
+  auto r = tools::TcpSend(server.tcp(), testing::ReadFile(file));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   const std::string summary = testing::LastLine(*r);
   EXPECT_EQ(Field(summary, "accepted"), static_cast<uint64_t>(ref.kpis.events_accepted)) << summary;
   EXPECT_EQ(Field(summary, "duplicates"), static_cast<uint64_t>(ref.kpis.events_duplicate));
-  auto h = app::HttpRequest(server.http(), "GET", "/healthz");
+  auto h = tools::HttpRequest(server.http(), "GET", "/healthz");
   ASSERT_TRUE(h.ok());
   EXPECT_EQ(Field(h->body, "events_beyond_horizon"), 0u) << h->body;
   // Every profile and KPI, counters included, against the batch evaluator.

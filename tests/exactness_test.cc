@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "app/client.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 namespace tierstream {
 namespace {
@@ -24,7 +24,7 @@ using testing::TempDir;
 size_t CountDifferences(const ServerProcess& server, const testing::Reference& ref) {
   size_t bad = testing::ProfileDifferences(server.http(), ref);
   if (bad == SIZE_MAX) return bad;
-  auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto k = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   if (!k.ok()) {
     ADD_FAILURE() << k.status().ToString();
     return SIZE_MAX;
@@ -40,7 +40,7 @@ size_t CountDifferences(const ServerProcess& server, const testing::Reference& r
 // and event time races through a backfill. They are now also kept for the
 // horizon of wall clock.
 TEST(Exactness, SendingTheSameFileTwiceChangesNothingTheSecondTime) {
-  app::GenOptions g;
+  tools::GenOptions g;
   g.users = 5000;
   g.days = 30;
   g.events = 60000;
@@ -51,11 +51,11 @@ TEST(Exactness, SendingTheSameFileTwiceChangesNothingTheSecondTime) {
   TempDir dir;
   ServerProcess server(dir.path() + "/data");
   ASSERT_TRUE(server.ready());
-  auto first = app::TcpSend(server.tcp(), body);
+  auto first = tools::TcpSend(server.tcp(), body);
   ASSERT_TRUE(first.ok());
-  auto k1 = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto k1 = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(k1.ok());
-  auto second = app::TcpSend(server.tcp(), body);
+  auto second = tools::TcpSend(server.tcp(), body);
   ASSERT_TRUE(second.ok());
   const std::string summary = testing::LastLine(*second);
   EXPECT_EQ(Field(summary, "accepted"), 0u) << summary;
@@ -63,14 +63,14 @@ TEST(Exactness, SendingTheSameFileTwiceChangesNothingTheSecondTime) {
   std::vector<std::string> twice = lines;
   twice.insert(twice.end(), lines.begin(), lines.end());
   EXPECT_EQ(CountDifferences(server, testing::Evaluate(twice)), 0u);
-  auto k2 = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto k2 = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(k2.ok());
   EXPECT_EQ(Field(k2->body, "events_accepted"), Field(k1->body, "events_accepted"));
   EXPECT_EQ(Field(k2->body, "mau"), Field(k1->body, "mau"));
 }
 
 TEST(Exactness, ABackfillResentAfterARestartChangesNothing) {
-  app::GenOptions g;
+  tools::GenOptions g;
   g.users = 5000;
   g.days = 60;
   g.events = 80000;
@@ -80,19 +80,19 @@ TEST(Exactness, ABackfillResentAfterARestartChangesNothing) {
   TempDir dir;
   ServerProcess server(dir.path() + "/data");
   ASSERT_TRUE(server.ready());
-  auto r = app::HttpRequest(server.http(), "POST", "/v1/events", body);
+  auto r = tools::HttpRequest(server.http(), "POST", "/v1/events", body);
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->status, 200) << r->body;
   // Restarted twice: once cleanly (state from the final checkpoint), once
   // after kill -9 (from the log).
   ASSERT_EQ(server.Terminate(), 0);
   ASSERT_TRUE(server.Start());
-  r = app::HttpRequest(server.http(), "POST", "/v1/events", body);
+  r = tools::HttpRequest(server.http(), "POST", "/v1/events", body);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(Field(r->body, "accepted"), 0u) << r->body;
   server.Kill();
   ASSERT_TRUE(server.Start());
-  r = app::HttpRequest(server.http(), "POST", "/v1/events", body);
+  r = tools::HttpRequest(server.http(), "POST", "/v1/events", body);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(Field(r->body, "accepted"), 0u) << r->body;
   std::vector<std::string> thrice = lines;
@@ -103,7 +103,7 @@ TEST(Exactness, ABackfillResentAfterARestartChangesNothing) {
 // Regression: one event dated 2030 moved T five years ahead: MAU fell from
 // 9,560 to 1 and almost everyone became dormant, with no way back.
 TEST(Exactness, AMistypedFutureTimestampIsRejectedAndMovesNothing) {
-  app::GenOptions g;
+  tools::GenOptions g;
   g.users = 2000;
   g.days = 30;
   g.events = 20000;
@@ -112,12 +112,12 @@ TEST(Exactness, AMistypedFutureTimestampIsRejectedAndMovesNothing) {
   TempDir dir;
   ServerProcess server(dir.path() + "/data");
   ASSERT_TRUE(server.ready());
-  auto r =
-      app::HttpRequest(server.http(), "POST", "/v1/events", testing::Join(lines, 0, lines.size()));
+  auto r = tools::HttpRequest(server.http(), "POST", "/v1/events",
+                              testing::Join(lines, 0, lines.size()));
   ASSERT_TRUE(r.ok());
-  auto before = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto before = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(before.ok());
-  r = app::HttpRequest(
+  r = tools::HttpRequest(
       server.http(), "POST", "/v1/events",
       R"({"event_id":"typo","type":"message","user_id":"u0000001","ts":"2030-11-24T09:15:00+08:00"})"
       "\n");
@@ -125,7 +125,7 @@ TEST(Exactness, AMistypedFutureTimestampIsRejectedAndMovesNothing) {
   EXPECT_EQ(Field(r->body, "rejected"), 1u) << r->body;
   EXPECT_NE(r->body.find(R"("error":"ts: more than 1 day in the future")"), std::string::npos)
       << r->body;
-  auto after = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto after = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(Field(after->body, "as_of"), Field(before->body, "as_of"));
   EXPECT_EQ(Field(after->body, "mau"), Field(before->body, "mau"));
@@ -139,7 +139,7 @@ TEST(Exactness, AMistypedFutureTimestampIsRejectedAndMovesNothing) {
   std::fclose(f);
   ServerProcess simulation(sim.path() + "/data", {"--config", config});
   ASSERT_TRUE(simulation.ready());
-  r = app::HttpRequest(
+  r = tools::HttpRequest(
       simulation.http(), "POST", "/v1/events",
       R"({"event_id":"future","type":"message","user_id":"u1","ts":"2030-11-24T09:15:00+08:00"})");
   ASSERT_TRUE(r.ok());

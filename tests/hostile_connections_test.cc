@@ -21,9 +21,9 @@
 #include <thread>
 #include <vector>
 
-#include "app/client.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 namespace tierstream {
 namespace {
@@ -118,13 +118,13 @@ TEST(HostileConnections, PeersWithoutTheTokenCannotLockOutClientsWithIt) {
   std::string first_failure;
   const auto end = Clock::now() + std::chrono::seconds(5);
   for (int i = 0; Clock::now() < end; ++i) {
-    auto r = app::HttpRequest(server.http(), "GET", "/v1/kpis", {}, 10, kToken);
+    auto r = tools::HttpRequest(server.http(), "GET", "/v1/kpis", {}, 10, kToken);
     ++requests;
     if (!r.ok() || r->status != 200) {
       if (failures++ == 0) first_failure = r.ok() ? r->body : r.status().ToString();
     }
     if (i % 10 == 0) {
-      auto s = app::TcpSend(server.tcp(), Events(i * 10, 10), 10, kToken);
+      auto s = tools::TcpSend(server.tcp(), Events(i * 10, 10), 10, kToken);
       ++streams;
       if (!s.ok() || testing::Field(*s, "accepted") + testing::Field(*s, "duplicates") != 10) {
         if (failures++ == 0) first_failure = s.ok() ? *s : s.status().ToString();
@@ -364,7 +364,7 @@ TEST(HostileConnections, ALongBodyDoesNotStallOtherConnections) {
   while (body.size() < (16u << 20)) body += "1\n";  // 8M lines, each "not a JSON object"
   std::atomic<bool> posted{false};
   std::thread post([&] {
-    auto r = app::HttpRequest(server.http(), "POST", "/v1/events", body, 120);
+    auto r = tools::HttpRequest(server.http(), "POST", "/v1/events", body, 120);
     EXPECT_TRUE(r.ok() && r->status == 200)
         << (r.ok() ? r->body.substr(0, 200) : r.status().ToString());
     posted.store(true);
@@ -374,7 +374,7 @@ TEST(HostileConnections, ALongBodyDoesNotStallOtherConnections) {
   int probes = 0;
   while (!posted.load()) {
     const auto start = Clock::now();
-    auto r = app::HttpRequest(server.http(), "GET", "/healthz", {}, 60);
+    auto r = tools::HttpRequest(server.http(), "GET", "/healthz", {}, 60);
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     if (posted.load()) break;  // answered after the body: not a measure
     ASSERT_TRUE(r.ok() && r->status == 200);

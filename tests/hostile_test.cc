@@ -15,10 +15,10 @@
 #include <thread>
 #include <vector>
 
-#include "app/client.h"
-#include "app/server.h"
+#include "server/server.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 namespace tierstream {
 namespace {
@@ -169,7 +169,7 @@ TEST(Hostile, DeclaredBodySizesCostNothingBeforeTheirBytesArrive) {
       << "address space grew from " << vm_before << " to " << vm_held << " kB";
   EXPECT_LT(rss_held - rss_before, 32 * 1024);
   EXPECT_LT(rss_refused - rss_before, 32 * 1024);
-  auto health = app::HttpRequest(server.http(), "GET", "/healthz");
+  auto health = tools::HttpRequest(server.http(), "GET", "/healthz");
   ASSERT_TRUE(health.ok()) << health.status().ToString();
   EXPECT_EQ(health->status, 200);
 }
@@ -217,7 +217,7 @@ TEST(Hostile, PostsBeyondTheBodyBudgetAreAnsweredUnderAMemoryCeiling) {
                   R"(","ts":1763971200000,"text":"0123456789012345678901234567890123456789"})"
                   "\n";
         }
-        auto r = app::HttpRequest(server.http(), "POST", "/v1/events", body, 30, token);
+        auto r = tools::HttpRequest(server.http(), "POST", "/v1/events", body, 30, token);
         const int i = p * kBodies + b;
         statuses[i] = r.ok() ? r->status : -1;
         if (r.ok() && r->status == 200) accepted[i] = testing::Field(r->body, "accepted");
@@ -249,7 +249,7 @@ TEST(Hostile, PostsBeyondTheBodyBudgetAreAnsweredUnderAMemoryCeiling) {
     total += accepted[i];
   }
   EXPECT_EQ(total, static_cast<uint64_t>(kProducers * kBodies * kEvents));
-  auto kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis", {}, 10, token);
+  auto kpis = tools::HttpRequest(server.http(), "GET", "/v1/kpis", {}, 10, token);
   ASSERT_TRUE(kpis.ok()) << kpis.status().ToString();
   EXPECT_EQ(testing::Field(kpis->body, "events_accepted"), total) << kpis->body;
 }
@@ -302,7 +302,7 @@ TEST(Hostile, PendingTierChecksOfEvictedUsersCostBoundedMemory) {
   const std::vector<std::string> flags = {"--max-resident-users", "1000", "--dedup-memory-mb", "1"};
   testing::ServerProcess server(dir.path() + "/data", flags);
   ASSERT_TRUE(server.ready());
-  ASSERT_TRUE(app::HttpRequest(server.http(), "GET", "/v1/kpis").ok());
+  ASSERT_TRUE(tools::HttpRequest(server.http(), "GET", "/v1/kpis").ok());
   const long empty_kb = RssKb(server.pid());
   // Every user joins (a member: her tier changes 7 and 30 days on by time
   // alone, so she has a pending check), with an id of the longest kind.
@@ -316,7 +316,7 @@ TEST(Hostile, PendingTierChecksOfEvictedUsersCostBoundedMemory) {
       body += R"({"event_id":"e)" + std::to_string(i) + R"(","type":"join","user_id":")" + id +
               R"(","ts":)" + std::to_string(t0 + static_cast<int64_t>(i) * 100) + "}\n";
     }
-    auto r = app::HttpRequest(server.http(), "POST", "/v1/events", body);
+    auto r = tools::HttpRequest(server.http(), "POST", "/v1/events", body);
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->status, 200) << r->body;
   }
@@ -324,7 +324,7 @@ TEST(Hostile, PendingTierChecksOfEvictedUsersCostBoundedMemory) {
   // pending checks.
   ASSERT_EQ(server.Terminate(), 0);
   ASSERT_TRUE(server.Start());
-  auto kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto kpis = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(kpis.ok());
   EXPECT_EQ(testing::Field(kpis->body, "members"), kUsers) << kpis->body;
   const long restarted_kb = RssKb(server.pid());
@@ -334,12 +334,12 @@ TEST(Hostile, PendingTierChecksOfEvictedUsersCostBoundedMemory) {
       kUsers, empty_kb, restarted_kb, per_user);
   EXPECT_LT(per_user, 120.0) << "RSS grew from " << empty_kb << " to " << restarted_kb << " kB";
   // And their checks still fire: 31 days on, every one of them is dormant.
-  auto tick = app::HttpRequest(server.http(), "POST", "/v1/events",
-                               R"({"event_id":"tick","type":"message","user_id":"ticker","ts":)" +
-                                   std::to_string(t0 + 31 * 86'400'000LL) + "}\n");
+  auto tick = tools::HttpRequest(server.http(), "POST", "/v1/events",
+                                 R"({"event_id":"tick","type":"message","user_id":"ticker","ts":)" +
+                                     std::to_string(t0 + 31 * 86'400'000LL) + "}\n");
   ASSERT_TRUE(tick.ok());
   ASSERT_EQ(tick->status, 200) << tick->body;
-  kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  kpis = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(kpis.ok());
   EXPECT_EQ(testing::Field(kpis->body, "dormant"), kUsers) << kpis->body;
 }

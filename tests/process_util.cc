@@ -16,8 +16,8 @@
 #include <fstream>
 #include <thread>
 
-#include "app/client.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 extern char** environ;
 
@@ -77,7 +77,7 @@ bool ServerProcess::Start() {
   for (int i = 0; i < 1500; ++i) {
     // /healthz answers during recovery too ("starting"); the server is up
     // once it is past that (ready, or degraded: ingest refused).
-    auto r = app::HttpRequest(http_, "GET", "/healthz", {}, 2);
+    auto r = tools::HttpRequest(http_, "GET", "/healthz", {}, 2);
     if (r.ok() && r->status == 200 && r->body.find("\"starting\"") == std::string::npos) {
       ready_ = true;
       break;

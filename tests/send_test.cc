@@ -101,7 +101,7 @@ TEST(Send, ShowsProgressOnlyOnATerminal) {
   testing::TempDir data, files;
   testing::ServerProcess server(data.path() + "/data");
   ASSERT_TRUE(server.ready());
-  app::GenOptions gen;
+  tools::GenOptions gen;
   gen.users = 5000;
   gen.days = 10;
   gen.seed = 4;

@@ -2,7 +2,7 @@
 // reference example stream (tests/fixtures, from the SPEC) must produce the
 // exact expected profiles and KPIs via HTTP, TCP and both mixed; bad requests
 // get JSON errors with the right status.
-#include "app/server.h"
+#include "server/server.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -19,10 +19,11 @@
 #include <random>
 #include <thread>
 
-#include "app/client.h"
+#include "common/host_port.h"
 #include "pipeline/pipeline.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 namespace tierstream {
 namespace {
@@ -39,7 +40,7 @@ std::string Fixture(const std::string& name) {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void Start(app::ServerOptions options = {}) {
+  void Start(server::ServerOptions options = {}) {
     pipeline::PipelineOptions po;
     po.data_dir = dir_.path();
     po.shards = 3;
@@ -50,7 +51,7 @@ class ServerTest : public ::testing::Test {
     pipeline_ = std::move(p).value();
     options.http_address = "127.0.0.1:0";
     options.tcp_address = "127.0.0.1:0";
-    server_ = std::make_unique<app::Server>(pipeline_.get(), options);
+    server_ = std::make_unique<server::Server>(pipeline_.get(), options);
     ASSERT_TRUE(server_->Start().ok());
     http_ = "127.0.0.1:" + std::to_string(server_->http_port());
     tcp_ = "127.0.0.1:" + std::to_string(server_->tcp_port());
@@ -63,15 +64,15 @@ class ServerTest : public ::testing::Test {
       ASSERT_TRUE(pipeline_->Close().ok());
     }
   }
-  app::HttpResult Get(const std::string& target) {
-    auto r = app::HttpRequest(http_, "GET", target);
+  tools::HttpResult Get(const std::string& target) {
+    auto r = tools::HttpRequest(http_, "GET", target);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : app::HttpResult{};
+    return r.ok() ? *r : tools::HttpResult{};
   }
-  app::HttpResult Post(const std::string& body) {
-    auto r = app::HttpRequest(http_, "POST", "/v1/events", body);
+  tools::HttpResult Post(const std::string& body) {
+    auto r = tools::HttpRequest(http_, "POST", "/v1/events", body);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : app::HttpResult{};
+    return r.ok() ? *r : tools::HttpResult{};
   }
 
   // Feeds the fixture like the conformance tool and checks every answer.
@@ -94,7 +95,7 @@ class ServerTest : public ::testing::Test {
         ASSERT_EQ(r.status, 200) << r.body;
         answer = r.body;
       } else {
-        auto r = app::TcpSend(tcp_, body);
+        auto r = tools::TcpSend(tcp_, body);
         ASSERT_TRUE(r.ok()) << r.status().ToString();
         answer = *r;
       }
@@ -120,7 +121,7 @@ class ServerTest : public ::testing::Test {
         ASSERT_FALSE(parser.parse(want).get_object()["user_id"].get(v));
         id = std::string(v);
       }
-      auto r = Get("/v1/users/" + app::UrlEncode(id));
+      auto r = Get("/v1/users/" + tools::UrlEncode(id));
       ASSERT_EQ(r.status, 200) << id;
       auto diffs = testing::DiffJson(r.body, want, false);
       if (!diffs.empty() && ++bad <= 5) ADD_FAILURE() << id << ": " << diffs[0];
@@ -135,7 +136,7 @@ class ServerTest : public ::testing::Test {
   TempDir dir_;
   uint64_t min_free_bytes_ = 256ull << 20;  // the pipeline's default
   std::unique_ptr<pipeline::Pipeline> pipeline_;
-  std::unique_ptr<app::Server> server_;
+  std::unique_ptr<server::Server> server_;
   std::thread thread_;
   std::string http_, tcp_;
 };
@@ -145,7 +146,7 @@ TEST_F(ServerTest, ConformsToTheSpecExampleOverTcp) { RunConformance("tcp", 2); 
 TEST_F(ServerTest, ConformsToTheSpecExampleOverMixedTransports) { RunConformance("mixed", 3); }
 
 TEST_F(ServerTest, AnswersBadRequestsWithJsonErrors) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.max_body_bytes = 1000;
   Start(o);
   auto r = Get("/nope");
@@ -153,7 +154,7 @@ TEST_F(ServerTest, AnswersBadRequestsWithJsonErrors) {
   EXPECT_EQ(r.body, R"({"error":"no such resource"})");
   r = Get("/v1/events");
   EXPECT_EQ(r.status, 405);
-  auto d = app::HttpRequest(http_, "DELETE", "/v1/kpis");
+  auto d = tools::HttpRequest(http_, "DELETE", "/v1/kpis");
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->status, 405);
   r = Post(std::string(2000, ' '));
@@ -226,7 +227,7 @@ TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
   big += std::string(10 << 20, 'x') + "\"}\n";
   big += R"({"event_id":"after","type":"message","user_id":"u1","ts":1763971200000})"
          "\n";
-  auto r = app::TcpSend(tcp_, big);
+  auto r = tools::TcpSend(tcp_, big);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(
       *r,
@@ -234,13 +235,13 @@ TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
   // Garbage, invalid UTF-8, NUL bytes and deep nesting are rejected line by line.
   const char kBinary[] = "\x00\x01\xff\xfe\n{\"event_id\":\"\xc3\x28\"}\n";
   std::string garbage = std::string(kBinary, sizeof kBinary - 1) + std::string(100000, '[') + "\n";
-  r = app::TcpSend(tcp_, garbage);
+  r = tools::TcpSend(tcp_, garbage);
   ASSERT_TRUE(r.ok());
   EXPECT_NE(r->find(R"("accepted":0,"duplicates":0,"rejected":3)"), std::string::npos) << *r;
   // A client that vanishes mid-line gets no answer, and nothing breaks.
   {
     auto partial =
-        app::TcpSend(tcp_, R"({"event_id":"p1","type":"share","user_id":"u1","ts":17639)", 1);
+        tools::TcpSend(tcp_, R"({"event_id":"p1","type":"share","user_id":"u1","ts":17639)", 1);
     (void)partial;
   }
   auto u = Get("/v1/users/u1");
@@ -250,7 +251,7 @@ TEST_F(ServerTest, SurvivesHostileTcpInputAndStillServes) {
 }
 
 TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.token = "s3cret-token-0123456789";
   Start(o);
   const std::string event = R"({"event_id":"a1","type":"share","user_id":"u5","ts":1763971200000})"
@@ -259,22 +260,23 @@ TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
   EXPECT_EQ(r.status, 401);
   EXPECT_EQ(Get("/v1/kpis").status, 401);
   EXPECT_EQ(Get("/healthz").status, 200);
-  auto wrong = app::HttpRequest(http_, "POST", "/v1/events", event, 10, "s3cret-token-0123456780");
+  auto wrong =
+      tools::HttpRequest(http_, "POST", "/v1/events", event, 10, "s3cret-token-0123456780");
   ASSERT_TRUE(wrong.ok());
   EXPECT_EQ(wrong->status, 401);
-  auto right = app::HttpRequest(http_, "POST", "/v1/events", event, 10, o.token);
+  auto right = tools::HttpRequest(http_, "POST", "/v1/events", event, 10, o.token);
   ASSERT_TRUE(right.ok());
   EXPECT_EQ(right->status, 200);
-  auto tcp = app::TcpSend(tcp_, event);
+  auto tcp = tools::TcpSend(tcp_, event);
   ASSERT_TRUE(tcp.ok());
   EXPECT_EQ(*tcp, R"({"error":"missing or wrong AUTH line"})");
-  tcp = app::TcpSend(tcp_,
-                     R"({"event_id":"a2","type":"share","user_id":"u5","ts":1763971200000})"
-                     "\n",
-                     10, o.token);
+  tcp = tools::TcpSend(tcp_,
+                       R"({"event_id":"a2","type":"share","user_id":"u5","ts":1763971200000})"
+                       "\n",
+                       10, o.token);
   ASSERT_TRUE(tcp.ok());
   EXPECT_EQ(*tcp, R"({"accepted":1,"duplicates":0,"rejected":0,"durable_lines":1,"errors":[]})");
-  auto u = app::HttpRequest(http_, "GET", "/v1/users/u5", {}, 10, o.token);
+  auto u = tools::HttpRequest(http_, "GET", "/v1/users/u5", {}, 10, o.token);
   ASSERT_TRUE(u.ok());
   EXPECT_NE(u->body.find("\"points\":6"), std::string::npos) << u->body;
 }
@@ -283,7 +285,7 @@ TEST_F(ServerTest, ABearerTokenGuardsIngestAndQueries) {
 int Connect(const std::string& address) {
   std::string host;
   uint16_t port = 0;
-  app::SplitHostPort(address, &host, &port);
+  if (!SplitHostPort(address, &host, &port)) return -1;
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -317,7 +319,7 @@ std::string RawExchange(const std::string& address, const std::string& raw, bool
 }
 
 TEST_F(ServerTest, AnswersMalformedHttpAndStillConforms) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.idle_timeout_seconds = 1;
   o.max_connections = 40;
   Start(o);
@@ -398,13 +400,13 @@ TEST_F(ServerTest, ConformsAfterHostileInput) {
 
 TEST_F(ServerTest, TcpCountsAFinalLineWithoutNewline) {
   Start();
-  auto r =
-      app::TcpSend(tcp_, R"({"event_id":"t1","type":"checkin","user_id":"u9","ts":1763971200000})"
-                         "\n"
-                         R"({"event_id":"t2","type":"checkin","user_id":"u9","ts":1763971200000})");
+  auto r = tools::TcpSend(
+      tcp_, R"({"event_id":"t1","type":"checkin","user_id":"u9","ts":1763971200000})"
+            "\n"
+            R"({"event_id":"t2","type":"checkin","user_id":"u9","ts":1763971200000})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, R"({"accepted":2,"duplicates":0,"rejected":0,"durable_lines":2,"errors":[]})");
-  r = app::TcpSend(tcp_, "garbage\n{\"event_id\":");
+  r = tools::TcpSend(tcp_, "garbage\n{\"event_id\":");
   ASSERT_TRUE(r.ok());
   EXPECT_NE(r->find(R"("rejected":2)"), std::string::npos) << *r;
   auto u = Get("/v1/users/u9");
@@ -450,7 +452,7 @@ TEST_F(ServerTest, TierPagesEndWithANullNextAfterAndRejectBadParameters) {
 }
 
 TEST_F(ServerTest, StreamsAWholeTierAsNdjsonProfiles) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.tier_export_page = 7;  // many internal pages from a few users
   Start(o);
   std::string body;
@@ -545,18 +547,18 @@ TEST_F(ServerTest, ListensOnAHostName) {
   po.log_to_stderr = false;
   auto p = pipeline::Pipeline::Open(po);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.http_address = "localhost:0";
   o.tcp_address = "localhost:0";
-  app::Server server(p->get(), o);
+  server::Server server(p->get(), o);
   Status s = server.Start();
   ASSERT_TRUE(s.ok()) << s.ToString();
   std::thread t([&] { server.Run(); });
-  auto r = app::HttpRequest("localhost:" + std::to_string(server.http_port()), "GET", "/healthz");
+  auto r = tools::HttpRequest("localhost:" + std::to_string(server.http_port()), "GET", "/healthz");
   EXPECT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : r.status().ToString());
-  auto tcp = app::TcpSend("localhost:" + std::to_string(server.tcp_port()),
-                          R"({"event_id":"h1","type":"share","user_id":"h","ts":1763971200000})"
-                          "\n");
+  auto tcp = tools::TcpSend("localhost:" + std::to_string(server.tcp_port()),
+                            R"({"event_id":"h1","type":"share","user_id":"h","ts":1763971200000})"
+                            "\n");
   ASSERT_TRUE(tcp.ok()) << tcp.status().ToString();
   EXPECT_EQ(testing::LastLine(*tcp),
             R"({"accepted":1,"duplicates":0,"rejected":0,"durable_lines":1,"errors":[]})");
@@ -565,7 +567,7 @@ TEST_F(ServerTest, ListensOnAHostName) {
   EXPECT_TRUE((*p)->Close().ok());
   // A name that does not resolve is named in the error.
   o.http_address = "no-such-host.invalid:0";
-  app::Server bad(nullptr, o);
+  server::Server bad(nullptr, o);
   s = bad.Start();
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.ToString().find("no-such-host.invalid"), std::string::npos) << s.ToString();
@@ -578,7 +580,7 @@ TEST_F(ServerTest, ListensOnAHostName) {
 // later, as an order of 100 yuan. (With a strand per connection on a shared
 // io_context, one round failed about two times in three; three rounds.)
 TEST_F(ServerTest, OneConnectionsBatchesReachEachShardInStreamOrder) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.io_threads = 4;
   Start(o);
   constexpr int kIds = 60000, kDistance = 8000, kRounds = 3;
@@ -593,7 +595,7 @@ TEST_F(ServerTest, OneConnectionsBatchesReachEachShardInStreamOrder) {
       if (i < kIds) stream += order(i, 1);
       if (i >= kDistance) stream += order(i - kDistance, 100);
     }
-    auto r = app::TcpSend(tcp_, stream);
+    auto r = tools::TcpSend(tcp_, stream);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_NE(r->find(R"("accepted":60000,"duplicates":60000,"rejected":0)"), std::string::npos)
         << *r;
@@ -606,36 +608,36 @@ TEST_F(ServerTest, OneConnectionsBatchesReachEachShardInStreamOrder) {
 // Editors on Windows start UTF-8 files with a byte-order mark: at the very
 // start of a body or of a TCP stream (after the AUTH line) it is skipped.
 TEST_F(ServerTest, SkipsAByteOrderMarkAtTheStartOfABodyOrStream) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.token = "s3cret-token-0123456789";
   Start(o);
   const std::string bom = "\xEF\xBB\xBF";
-  auto r =
-      app::HttpRequest(http_, "POST", "/v1/events",
-                       bom + R"({"event_id":"b1","type":"share","user_id":"ub","ts":1763971200000})"
-                             "\n",
-                       10, o.token);
+  auto r = tools::HttpRequest(
+      http_, "POST", "/v1/events",
+      bom + R"({"event_id":"b1","type":"share","user_id":"ub","ts":1763971200000})"
+            "\n",
+      10, o.token);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
-  r = app::HttpRequest(
+  r = tools::HttpRequest(
       http_, "POST", "/v1/events",
       bom + R"([{"event_id":"b2","type":"share","user_id":"ub","ts":1763971200000}])", 10, o.token);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body, R"({"accepted":1,"duplicates":0,"rejected":0,"errors":[]})");
   auto t =
-      app::TcpSend(tcp_,
-                   bom + R"({"event_id":"b3","type":"share","user_id":"ub","ts":1763971200000})"
-                         "\n",
-                   10, o.token);
+      tools::TcpSend(tcp_,
+                     bom + R"({"event_id":"b3","type":"share","user_id":"ub","ts":1763971200000})"
+                           "\n",
+                     10, o.token);
   ASSERT_TRUE(t.ok());
   EXPECT_NE(t->find(R"({"accepted":1,"duplicates":0,"rejected":0,)"), std::string::npos) << *t;
   // Only at the start: elsewhere it is not JSON.
-  t = app::TcpSend(tcp_,
-                   R"({"event_id":"b4","type":"share","user_id":"ub","ts":1763971200000})"
-                   "\n" +
-                       bom +
-                       R"({"event_id":"b5","type":"share","user_id":"ub","ts":1763971200000})",
-                   10, o.token);
+  t = tools::TcpSend(tcp_,
+                     R"({"event_id":"b4","type":"share","user_id":"ub","ts":1763971200000})"
+                     "\n" +
+                         bom +
+                         R"({"event_id":"b5","type":"share","user_id":"ub","ts":1763971200000})",
+                     10, o.token);
   ASSERT_TRUE(t.ok());
   EXPECT_NE(t->find(R"({"accepted":1,"duplicates":0,"rejected":1,)"), std::string::npos) << *t;
 }
@@ -658,7 +660,7 @@ std::string ReadUntil(int fd, std::string_view terminator, int wait_ms = 5000) {
 // for "100 Continue" (curl: a second) before sending the body; a request the
 // server will refuse anyway is answered on its header alone.
 TEST_F(ServerTest, AnswersExpectContinueAndRefusesOnTheHeaderAlone) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.max_body_bytes = 1000;
   o.token = "s3cret-token-0123456789";
   Start(o);
@@ -765,7 +767,7 @@ TEST_F(ServerTest, ALiveTcpProducerGetsAcksOfItsDurableLines) {
 // summary of what was made durable; an incomplete last line is not taken.
 // An HTTP request in flight at Stop() is answered.
 TEST_F(ServerTest, IdleTimeoutAndStopAnswerWithWhatIsDurable) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.idle_timeout_seconds = 1;
   Start(o);
   {
@@ -826,7 +828,7 @@ TEST_F(ServerTest, ARefusedBatchEndsTheConnectionWithTheDurablePrefix) {
 // connection slot (only the probes are answered on the extra ones), and says
 // "degraded" with reasons while ingest is refused; /readyz is 503 then.
 TEST_F(ServerTest, HealthIsAnsweredBeyondTheConnectionLimitAndReadinessFollowsRefusals) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.max_connections = 2;
   Start(o);
   auto ready = Get("/readyz");
@@ -862,10 +864,10 @@ TEST_F(ServerTest, HealthSaysDegradedAndNotReadyWhileIngestIsRefused) {
 // `serve` binds HTTP before recovery: meanwhile the probes say so and every
 // other endpoint answers 503; the TCP listener comes with the pipeline.
 TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
-  app::ServerOptions o;
+  server::ServerOptions o;
   o.http_address = "127.0.0.1:0";
   o.tcp_address = "127.0.0.1:0";
-  server_ = std::make_unique<app::Server>(nullptr, o);
+  server_ = std::make_unique<server::Server>(nullptr, o);
   ASSERT_TRUE(server_->Start().ok());
   EXPECT_EQ(server_->tcp_port(), 0);
   http_ = "127.0.0.1:" + std::to_string(server_->http_port());
@@ -895,8 +897,8 @@ TEST_F(ServerTest, AnswersProbesWhileThePipelineRecovers) {
   tcp_ = "127.0.0.1:" + std::to_string(server_->tcp_port());
   EXPECT_EQ(Get("/readyz").status, 200);
   auto t =
-      app::TcpSend(tcp_, R"({"event_id":"w2","type":"share","user_id":"uw","ts":1763971200000})"
-                         "\n");
+      tools::TcpSend(tcp_, R"({"event_id":"w2","type":"share","user_id":"uw","ts":1763971200000})"
+                           "\n");
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->rfind(R"({"accepted":1,)", 0), 0u) << *t;
   EXPECT_EQ(Get("/v1/kpis").status, 200);
@@ -950,7 +952,7 @@ TEST(HttpFraming, RefusesTransferEncodingsItCannotFrameAndClosesTheConnection) {
                   "POST /v1/events HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false);
   EXPECT_EQ(reply.rfind("HTTP/1.0 400", 0), 0u) << reply;
   // Nothing was taken as an event.
-  auto kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto kpis = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(kpis.ok());
   EXPECT_NE(kpis->body.find(R"("events_accepted":0)"), std::string::npos) << kpis->body;
 }
@@ -1052,12 +1054,12 @@ TEST(HttpArrays, AFiveMegabyteArrayIsAcceptedAndCountedExactly) {
             std::string(100, 'a') + R"("})";
   }
   body += "]";
-  auto r = app::HttpRequest(server.http(), "POST", "/v1/events", body, 60);
+  auto r = tools::HttpRequest(server.http(), "POST", "/v1/events", body, 60);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(testing::Field(r->body, "accepted"), static_cast<uint64_t>(events)) << r->body;
   EXPECT_EQ(testing::Field(r->body, "rejected"), 0u) << r->body;
-  auto user = app::HttpRequest(server.http(), "GET", "/v1/users/uarray");
+  auto user = tools::HttpRequest(server.http(), "GET", "/v1/users/uarray");
   ASSERT_TRUE(user.ok());
   EXPECT_EQ(testing::Field(user->body, "interactions_7d"), static_cast<uint64_t>(events))
       << user->body;
@@ -1107,7 +1109,7 @@ TEST(HttpBudget, BodiesBeyondTheBudgetWaitOrAreRefused) {
   EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply.substr(0, 300);
   EXPECT_NE(reply.find("--max-inflight-body-mb"), std::string::npos) << reply.substr(0, 300);
   // A small body fits beside the hog.
-  auto small = app::HttpRequest(server.http(), "POST", "/v1/events", Event("small") + "\n");
+  auto small = tools::HttpRequest(server.http(), "POST", "/v1/events", Event("small") + "\n");
   ASSERT_TRUE(small.ok());
   EXPECT_EQ(small->status, 200) << small->body;
   // Once the hog goes, the waiter is admitted and served.

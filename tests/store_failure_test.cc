@@ -17,10 +17,11 @@
 #include <thread>
 #include <vector>
 
-#include "app/client.h"
-#include "app/server.h"
+#include "common/host_port.h"
+#include "server/server.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 namespace tierstream {
 namespace {
@@ -37,7 +38,7 @@ class KeepAlive {
   explicit KeepAlive(const std::string& address) {
     std::string host;
     uint16_t port = 0;
-    if (!app::SplitHostPort(address, &host, &port)) return;
+    if (!SplitHostPort(address, &host, &port)) return;
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -55,9 +56,9 @@ class KeepAlive {
 
   // Sends one request and reads its answer (Content-Length framed);
   // status 0 when the connection failed.
-  app::HttpResult Request(const std::string& method, const std::string& target,
-                          const std::string& body = {}) {
-    app::HttpResult result;
+  tools::HttpResult Request(const std::string& method, const std::string& target,
+                            const std::string& body = {}) {
+    tools::HttpResult result;
     std::string out = method + " " + target + " HTTP/1.1\r\nHost: test\r\n";
     if (method == "POST") out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     out += "\r\n" + body;
@@ -173,7 +174,7 @@ TEST(StoreFailure, AFailedWriteRefusesIngestUntilTheStoreRecoversByItself) {
   size_t next = 0;
   size_t refused = SIZE_MAX;
   for (; next < chunks.size(); ++next) {
-    const app::HttpResult r = conn.Request("POST", "/v1/events", chunks[next]);
+    const tools::HttpResult r = conn.Request("POST", "/v1/events", chunks[next]);
     if (r.status == 503) {
       refused = next;
       applied_of_refused += Field(r.body, "accepted");
@@ -187,15 +188,15 @@ TEST(StoreFailure, AFailedWriteRefusesIngestUntilTheStoreRecoversByItself) {
   std::printf("the journal's write failed at chunk %zu of %zu lines\n", refused, kLinesPerChunk);
   ++next;
   // While it lasts: refused, and the probes say why.
-  app::HttpResult again = conn.Request("POST", "/v1/events", chunks[refused]);
+  tools::HttpResult again = conn.Request("POST", "/v1/events", chunks[refused]);
   EXPECT_EQ(again.status, 503) << again.body;
   applied_of_refused += Field(again.body, "accepted");
   duplicates_of_refused += Field(again.body, "duplicates");
-  const app::HttpResult health = conn.Request("GET", "/healthz");
+  const tools::HttpResult health = conn.Request("GET", "/healthz");
   EXPECT_EQ(health.status, 200);
   EXPECT_NE(health.body.find(R"("status":"degraded")"), std::string::npos) << health.body;
   EXPECT_NE(health.body.find("Too many open files"), std::string::npos) << health.body;
-  const app::HttpResult ready = conn.Request("GET", "/readyz");
+  const tools::HttpResult ready = conn.Request("GET", "/readyz");
   EXPECT_EQ(ready.status, 503) << ready.body;
 
   // The descriptors come back: so must ingest, with no restart.
@@ -203,7 +204,7 @@ TEST(StoreFailure, AFailedWriteRefusesIngestUntilTheStoreRecoversByItself) {
   const auto back = Clock::now();
   bool resumed = false;
   while (Clock::now() - back < std::chrono::seconds(30)) {
-    const app::HttpResult r = conn.Request("POST", "/v1/events", chunks[refused]);
+    const tools::HttpResult r = conn.Request("POST", "/v1/events", chunks[refused]);
     if (r.status == 200) {
       resumed = true;
       break;
@@ -223,7 +224,7 @@ TEST(StoreFailure, AFailedWriteRefusesIngestUntilTheStoreRecoversByItself) {
   EXPECT_NE(conn.Request("GET", "/healthz").body.find(R"("status":"ok")"), std::string::npos);
   EXPECT_EQ(conn.Request("GET", "/readyz").status, 200);
   for (; next < chunks.size(); ++next) {
-    const app::HttpResult r = conn.Request("POST", "/v1/events", chunks[next]);
+    const tools::HttpResult r = conn.Request("POST", "/v1/events", chunks[next]);
     ASSERT_EQ(r.status, 200) << r.body;
     acknowledged.push_back(next);
   }
@@ -238,7 +239,7 @@ TEST(StoreFailure, AFailedWriteRefusesIngestUntilTheStoreRecoversByItself) {
   const testing::Reference ref = testing::Evaluate(lines);
   auto check = [&](const char* when) {
     SCOPED_TRACE(when);
-    auto kpis = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+    auto kpis = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
     ASSERT_TRUE(kpis.ok());
     for (const std::string& d : testing::DiffKpis(kpis->body, ref.kpis, false)) ADD_FAILURE() << d;
     EXPECT_EQ(Field(kpis->body, "events_accepted"),

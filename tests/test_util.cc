@@ -9,8 +9,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "app/client.h"
 #include "ingest/decoder.h"
+#include "tools/client.h"
 
 namespace tierstream::testing {
 
@@ -27,11 +27,11 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-std::vector<std::string> GenerateLines(const app::GenOptions& options) {
+std::vector<std::string> GenerateLines(const tools::GenOptions& options) {
   char* buf = nullptr;
   size_t size = 0;
   std::FILE* f = open_memstream(&buf, &size);
-  if (!app::GenerateStream(options, f)) std::abort();
+  if (!tools::GenerateStream(options, f)) std::abort();
   std::fclose(f);
   std::string text(buf, size);
   std::free(buf);
@@ -87,7 +87,7 @@ std::string LastLine(const std::string& text) {
 size_t ProfileDifferences(const std::string& http, const Reference& ref, size_t report) {
   size_t bad = 0;
   for (const auto& [id, want] : ref.profiles) {
-    auto u = app::HttpRequest(http, "GET", "/v1/users/" + app::UrlEncode(id));
+    auto u = tools::HttpRequest(http, "GET", "/v1/users/" + tools::UrlEncode(id));
     if (!u.ok()) {
       ADD_FAILURE() << u.status().ToString();
       return SIZE_MAX;

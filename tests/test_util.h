@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "app/gen.h"
+#include "tools/gen.h"
 #include "verify/batch_eval.h"
 #include "verify/diff.h"
 
@@ -29,7 +29,7 @@ class TempDir {
   std::string path_;
 };
 
-std::vector<std::string> GenerateLines(const app::GenOptions& options);
+std::vector<std::string> GenerateLines(const tools::GenOptions& options);
 std::string Join(const std::vector<std::string>& lines, size_t begin, size_t end);
 std::string ReadFile(const std::string& path);
 std::vector<std::string> SplitLines(const std::string& text);

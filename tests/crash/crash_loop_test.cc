@@ -18,9 +18,9 @@
 #include <random>
 #include <thread>
 
-#include "app/client.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 namespace tierstream {
 namespace {
@@ -36,7 +36,7 @@ int EnvInt(const char* name, int fallback) {
 void RunCrashLoop(const std::vector<std::string>& extra) {
   const int kills = EnvInt("CRASH_LOOP_KILLS", 5);
   const auto seed = static_cast<uint64_t>(EnvInt("CRASH_LOOP_SEED", 1));
-  app::GenOptions g;
+  tools::GenOptions g;
   g.users = 3000;
   g.days = 6;  // re-sends stay inside the duplicate horizon
   g.events = 40000 + static_cast<uint64_t>(kills) * 8000;
@@ -99,10 +99,10 @@ void RunCrashLoop(const std::vector<std::string>& extra) {
       std::string body = testing::Join(lines, batches[b].first, batches[b].second);
       bool ok = false;
       if (use_http) {
-        auto res = app::HttpRequest(server.http(), "POST", "/v1/events", body, 10);
+        auto res = tools::HttpRequest(server.http(), "POST", "/v1/events", body, 10);
         ok = res.ok() && res->status == 200;
       } else {
-        auto res = app::TcpSend(server.tcp(), body, 10);
+        auto res = tools::TcpSend(server.tcp(), body, 10);
         ok = res.ok() && res->rfind("{\"accepted\":", 0) == 0;
       }
       std::lock_guard<std::mutex> lock(mu);
@@ -141,7 +141,7 @@ void RunCrashLoop(const std::vector<std::string>& extra) {
   for (auto& t : senders) t.join();
 
   const size_t bad = testing::ProfileDifferences(server.http(), ref, 5);
-  auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto k = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(k.ok());
   auto kd = testing::DiffKpis(k->body, ref.kpis, false);
   EXPECT_TRUE(kd.empty()) << kd.size() << " KPI differences, first: " << kd[0];
@@ -156,7 +156,7 @@ void RunCrashLoop(const std::vector<std::string>& extra) {
             static_cast<uint64_t>(ref.kpis.events_rejected));
   server.Kill();
   ASSERT_TRUE(server.Start());
-  auto again = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto again = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->body, k->body);
   EXPECT_EQ(bad, 0u);

@@ -12,9 +12,9 @@
 #include <fstream>
 #include <thread>
 
-#include "app/client.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 namespace tierstream {
 namespace {
@@ -48,7 +48,7 @@ TEST(Overload, BackpressureBoundsMemoryAndLosesNothing) {
       // Each round is a fresh connection of 200k new events: every event is
       // new work for the pipeline, not a cheap duplicate.
       for (int round = 0; !stop.load(); ++round) {
-        app::GenOptions g;
+        tools::GenOptions g;
         g.users = 50000;
         g.days = 6;
         g.events = 200000;
@@ -56,7 +56,7 @@ TEST(Overload, BackpressureBoundsMemoryAndLosesNothing) {
         g.duplicate_rate = 0;
         auto lines = testing::GenerateLines(g);
         std::string body = testing::Join(lines, 0, lines.size());
-        auto reply = app::TcpSend(server.tcp(), body, 120);
+        auto reply = tools::TcpSend(server.tcp(), body, 120);
         if (!reply.ok() || reply->rfind("{\"accepted\":", 0) != 0) {
           failed_connections.fetch_add(1);
           return;
@@ -83,7 +83,7 @@ TEST(Overload, BackpressureBoundsMemoryAndLosesNothing) {
   // Everything acknowledged survives a kill -9.
   server.Kill();
   ASSERT_TRUE(server.Start());
-  auto k = app::HttpRequest(server.http(), "GET", "/v1/kpis");
+  auto k = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
   ASSERT_TRUE(k.ok());
   EXPECT_EQ(testing::Field(k->body, "events_accepted"), acked.load()) << k->body;
   std::printf(

@@ -1,8 +1,8 @@
-#include "app/progress.h"
+#include "tools/progress.h"
 
 #include <gtest/gtest.h>
 
-namespace tierstream::app {
+namespace tierstream::tools {
 namespace {
 
 TEST(Progress, RendersCountRatePercentAndEta) {
@@ -21,4 +21,4 @@ TEST(Progress, LeavesOutPercentAndEtaWhenTheTotalIsUnknown) {
 }
 
 }  // namespace
-}  // namespace tierstream::app
+}  // namespace tierstream::tools

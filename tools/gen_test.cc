@@ -1,4 +1,4 @@
-#include "app/gen.h"
+#include "tools/gen.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -9,7 +9,7 @@
 #include <set>
 #include <string>
 
-namespace tierstream::app {
+namespace tierstream::tools {
 namespace {
 
 std::string Generate(const GenOptions& o) {
@@ -146,4 +146,4 @@ TEST(Gen, ValidateNamesTheFlagThatIsOutOfRange) {
 }
 
 }  // namespace
-}  // namespace tierstream::app
+}  // namespace tierstream::tools

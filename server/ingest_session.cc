@@ -1,11 +1,13 @@
-#include "app/ingest_session.h"
+// Turns the bytes of one HTTP body or TCP connection into pipeline batches
+// and their outcomes into the ingest summary and acks.
+#include "server/ingest_session.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "common/json_writer.h"
 
-namespace tierstream::app {
+namespace tierstream::server {
 
 namespace {
 
@@ -289,4 +291,4 @@ void IngestSession::MaybeFinish(std::unique_lock<std::mutex>& lock) {
   done(std::move(summary));
 }
 
-}  // namespace tierstream::app
+}  // namespace tierstream::server

@@ -1,4 +1,4 @@
-#include "app/client.h"
+#include "tools/client.h"
 
 #include <array>
 #include <boost/asio/connect.hpp>
@@ -14,9 +14,9 @@
 #include <fstream>
 #include <utility>  // before Asio: Boost 1.74 Asio in C++20 mode needs std::exchange
 
-#include "app/server.h"
+#include "common/host_port.h"
 
-namespace tierstream::app {
+namespace tierstream::tools {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -214,4 +214,4 @@ Result<std::string> ReadTokenFile(const std::string& path) {
   return token;
 }
 
-}  // namespace tierstream::app
+}  // namespace tierstream::tools

@@ -4,15 +4,15 @@
 // and integer timestamps, plus a configurable share of out-of-order,
 // duplicated and invalid lines. Deterministic for given options; memory is
 // O(users), never O(events). Thread safety: thread-safe (no shared state).
-#ifndef TIERSTREAM_APP_GEN_H_
-#define TIERSTREAM_APP_GEN_H_
+#ifndef TIERSTREAM_TOOLS_GEN_H_
+#define TIERSTREAM_TOOLS_GEN_H_
 
 #include <cstdint>
 #include <cstdio>
 
 #include "common/status.h"
 
-namespace tierstream::app {
+namespace tierstream::tools {
 
 struct GenOptions {
   uint64_t users = 1000;
@@ -38,6 +38,6 @@ Status ValidateGenOptions(const GenOptions& options);
 // Writes the stream to `out`; false on a write error.
 bool GenerateStream(const GenOptions& options, std::FILE* out);
 
-}  // namespace tierstream::app
+}  // namespace tierstream::tools
 
-#endif  // TIERSTREAM_APP_GEN_H_
+#endif  // TIERSTREAM_TOOLS_GEN_H_

@@ -1,4 +1,4 @@
-#include "app/progress.h"
+#include "tools/progress.h"
 
 #include <unistd.h>
 
@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
-namespace tierstream::app {
+namespace tierstream::tools {
 
 namespace {
 
@@ -106,4 +106,4 @@ void Progress::Draw(const std::string& line, bool final) {
   std::fflush(stderr);
 }
 
-}  // namespace tierstream::app
+}  // namespace tierstream::tools

@@ -1,4 +1,4 @@
-#include "app/gen.h"
+#include "tools/gen.h"
 
 #include <algorithm>
 #include <charconv>
@@ -8,7 +8,7 @@
 
 #include "common/time.h"
 
-namespace tierstream::app {
+namespace tierstream::tools {
 
 Status ValidateGenOptions(const GenOptions& options) {
   auto fmt = [](double v) {
@@ -394,4 +394,4 @@ bool GenerateStream(const GenOptions& options, std::FILE* out) {
   return std::fwrite(chunk.data(), 1, chunk.size(), out) == chunk.size();
 }
 
-}  // namespace tierstream::app
+}  // namespace tierstream::tools

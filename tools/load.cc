@@ -1,4 +1,4 @@
-#include "app/load.h"
+#include "tools/load.h"
 
 #include <algorithm>
 #include <atomic>
@@ -11,10 +11,10 @@
 #include <string_view>
 #include <thread>
 
-#include "app/client.h"
 #include "common/json_writer.h"
+#include "tools/client.h"
 
-namespace tierstream::app {
+namespace tierstream::tools {
 
 namespace {
 
@@ -214,4 +214,4 @@ int RunLoad(const LoadArgs& args) {
   return failed.load() == 0 ? 0 : 1;
 }
 
-}  // namespace tierstream::app
+}  // namespace tierstream::tools

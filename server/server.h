@@ -7,8 +7,8 @@
 //
 // Thread safety: Run() blocks the calling thread until Stop() (thread-safe,
 // also called on SIGINT/SIGTERM).
-#ifndef TIERSTREAM_APP_SERVER_H_
-#define TIERSTREAM_APP_SERVER_H_
+#ifndef TIERSTREAM_SERVER_SERVER_H_
+#define TIERSTREAM_SERVER_SERVER_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -18,7 +18,7 @@
 #include "common/status.h"
 #include "pipeline/pipeline.h"
 
-namespace tierstream::app {
+namespace tierstream::server {
 
 // Beyond --max-connections, up to this many more HTTP connections may each
 // send one request within 2 s; only /healthz and /readyz are answered on
@@ -94,15 +94,12 @@ class Server {
   uint16_t http_port() const;
   uint16_t tcp_port() const;
 
-  struct Impl;  // defined in server.cc, shared with its connection handlers
+  struct Impl;  // server/server_impl.h: shared with the connection sessions
 
  private:
   std::unique_ptr<Impl> impl_;
 };
 
-// Splits "host:port" (IPv6 as "[::1]:8080").
-bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port);
+}  // namespace tierstream::server
 
-}  // namespace tierstream::app
-
-#endif  // TIERSTREAM_APP_SERVER_H_
+#endif  // TIERSTREAM_SERVER_SERVER_H_

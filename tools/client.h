@@ -1,7 +1,7 @@
 // Small blocking clients of a running server, for the CLI (`send`, `user`,
 // `kpis`) and the integration tests. Thread safety: thread-safe (no shared state).
-#ifndef TIERSTREAM_APP_CLIENT_H_
-#define TIERSTREAM_APP_CLIENT_H_
+#ifndef TIERSTREAM_TOOLS_CLIENT_H_
+#define TIERSTREAM_TOOLS_CLIENT_H_
 
 #include <cstdint>
 #include <functional>
@@ -10,7 +10,7 @@
 
 #include "common/status.h"
 
-namespace tierstream::app {
+namespace tierstream::tools {
 
 struct HttpResult {
   int status = 0;
@@ -48,6 +48,6 @@ Result<std::string> ReadTokenFile(const std::string& path);
 // Percent-encodes a path segment.
 std::string UrlEncode(std::string_view s);
 
-}  // namespace tierstream::app
+}  // namespace tierstream::tools
 
-#endif  // TIERSTREAM_APP_CLIENT_H_
+#endif  // TIERSTREAM_TOOLS_CLIENT_H_

@@ -8,14 +8,14 @@
 // prints nothing, so that logs and captured output stay clean.
 //
 // Thread safety: confined (one thread calls Update and Finish).
-#ifndef TIERSTREAM_APP_PROGRESS_H_
-#define TIERSTREAM_APP_PROGRESS_H_
+#ifndef TIERSTREAM_TOOLS_PROGRESS_H_
+#define TIERSTREAM_TOOLS_PROGRESS_H_
 
 #include <chrono>
 #include <cstdint>
 #include <string>
 
-namespace tierstream::app {
+namespace tierstream::tools {
 
 class Progress {
  public:
@@ -57,6 +57,6 @@ class Progress {
   Clock::time_point last_draw_ = start_;
 };
 
-}  // namespace tierstream::app
+}  // namespace tierstream::tools
 
-#endif  // TIERSTREAM_APP_PROGRESS_H_
+#endif  // TIERSTREAM_TOOLS_PROGRESS_H_

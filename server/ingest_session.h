@@ -10,8 +10,8 @@
 // Thread safety: Feed()/BeginWhole()/FeedWholeSlice()/Finish() are confined to the owner's
 // thread (a connection's handler); batch completions arrive on worker threads
 // and are merged under a mutex; Progress() may be called from any thread.
-#ifndef TIERSTREAM_APP_INGEST_SESSION_H_
-#define TIERSTREAM_APP_INGEST_SESSION_H_
+#ifndef TIERSTREAM_SERVER_INGEST_SESSION_H_
+#define TIERSTREAM_SERVER_INGEST_SESSION_H_
 
 #include <cstdint>
 #include <deque>
@@ -27,7 +27,7 @@
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
 
-namespace tierstream::app {
+namespace tierstream::server {
 
 // The durable prefix of a stream: lines 1..durable_lines are all durable or
 // rejected (batches complete out of order across shards; this only grows over
@@ -128,6 +128,6 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
   std::function<void(IngestSummary)> done_;
 };
 
-}  // namespace tierstream::app
+}  // namespace tierstream::server
 
-#endif  // TIERSTREAM_APP_INGEST_SESSION_H_
+#endif  // TIERSTREAM_SERVER_INGEST_SESSION_H_

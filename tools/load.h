@@ -6,14 +6,14 @@
 // GET /v1/users/{id} and GET /v1/kpis. It prints one JSON object: events/s,
 // latency percentiles, the longest gap between two acknowledgements, and the
 // server's totals. Thread safety: RunLoad is self-contained.
-#ifndef TIERSTREAM_APP_LOAD_H_
-#define TIERSTREAM_APP_LOAD_H_
+#ifndef TIERSTREAM_TOOLS_LOAD_H_
+#define TIERSTREAM_TOOLS_LOAD_H_
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace tierstream::app {
+namespace tierstream::tools {
 
 struct LoadArgs {
   std::vector<std::string> files;
@@ -29,6 +29,6 @@ struct LoadArgs {
 
 int RunLoad(const LoadArgs& args);
 
-}  // namespace tierstream::app
+}  // namespace tierstream::tools
 
-#endif  // TIERSTREAM_APP_LOAD_H_
+#endif  // TIERSTREAM_TOOLS_LOAD_H_

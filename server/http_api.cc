@@ -1,0 +1,211 @@
+// Routes the HTTP API's requests to the pipeline and renders its answers.
+#include "server/http_api.h"
+
+#include <charconv>
+#include <optional>
+
+#include "common/json_writer.h"
+#include "server/url.h"
+#include "state/user_state.h"
+
+namespace tierstream::server {
+
+namespace {
+
+constexpr std::string_view kUsers = "/v1/users/";
+constexpr std::string_view kTiers = "/v1/tiers/";
+
+std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
+
+Response MethodNotAllowed(const char* allow) {
+  Response res;
+  res.status = 405;
+  res.headers.emplace_back("Allow", allow);
+  res.body = ErrorBody("method not allowed; use " + std::string(allow));
+  return res;
+}
+
+Response BadRequest(std::string_view message) { return api::Json(400, ErrorBody(message)); }
+
+// Answers from a pipeline worker thread: hops onto the connection's thread.
+void ReplyLater(const std::shared_ptr<Executor>& executor, std::function<void(Response)> reply,
+                Response response) {
+  executor->Post(
+      [reply = std::move(reply), r = std::move(response)]() mutable { reply(std::move(r)); });
+}
+
+// Why ingest is not possible right now; empty when it is.
+std::vector<std::string> NotReadyReasons(pipeline::Pipeline* pipeline) {
+  if (pipeline == nullptr) return {"recovering"};
+  return pipeline->IngestRefusals();
+}
+
+// Readiness: may this instance take traffic (ingest) now?
+Response Readiness(pipeline::Pipeline* pipeline) {
+  const std::vector<std::string> reasons = NotReadyReasons(pipeline);
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject().Key("ready").Bool(reasons.empty());
+  if (!reasons.empty()) {
+    w.Key("reasons").BeginArray();
+    for (const auto& r : reasons) w.String(r);
+    w.EndArray();
+  }
+  w.EndObject();
+  return api::Json(reasons.empty() ? 200 : 503, std::move(body));
+}
+
+}  // namespace
+
+namespace api {
+Response Json(int status, std::string body) {
+  Response res;
+  res.status = status;
+  res.headers.emplace_back("Server", "tierstream");
+  res.body = std::move(body);
+  return res;
+}
+}  // namespace api
+
+HttpApi::HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page)
+    : pipeline_(pipeline), tier_export_page_(std::max<size_t>(tier_export_page, 1)) {}
+
+bool HttpApi::TakesBody(std::string_view target) { return PathOf(target) == "/v1/events"; }
+
+bool HttpApi::IsHealth(std::string_view target) {
+  const std::string_view path = PathOf(target);
+  return path == "/healthz" || path == "/readyz";
+}
+
+void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor, Reply reply) {
+  const std::string_view path = PathOf(request.target);
+  const std::string_view query =
+      path.size() < request.target.size() ? request.target.substr(path.size() + 1) : "";
+  const bool get = request.method == "GET";
+  pipeline::Pipeline* const pipeline = pipeline_->load(std::memory_order_acquire);
+  // Only an ingest reads its body; the others' go now.
+  const bool ingest = TakesBody(path) && request.method == "POST" && pipeline != nullptr;
+  if (!ingest && request.release_body) request.release_body();
+  if (IsHealth(path)) {
+    if (!get) return reply(MethodNotAllowed("GET"));
+    if (path == "/readyz") return reply(Readiness(pipeline));
+    return Health(pipeline, executor, std::move(reply));
+  }
+  if (pipeline == nullptr)
+    return reply(api::Json(503, ErrorBody("starting: recovery in progress")));
+  if (path == "/v1/events") {
+    if (request.method != "POST") return reply(MethodNotAllowed("POST"));
+    return api::PostEvents(pipeline, request, std::move(executor), std::move(reply));
+  }
+  if (path == "/v1/kpis") {
+    if (!get) return reply(MethodNotAllowed("GET"));
+    pipeline->GetKpis([executor, reply = std::move(reply)](pipeline::KpiReport kpis) mutable {
+      ReplyLater(executor, std::move(reply), api::Json(200, RenderKpisJson(kpis)));
+    });
+    return;
+  }
+  if (path.substr(0, kUsers.size()) == kUsers) {
+    if (!get) return reply(MethodNotAllowed("GET"));
+    return Users(pipeline, path.substr(kUsers.size()), executor, std::move(reply));
+  }
+  if (path.substr(0, kTiers.size()) == kTiers) {
+    std::string_view rest = path.substr(kTiers.size());
+    size_t slash = rest.find('/');
+    if (slash == std::string_view::npos || rest.substr(slash) != "/users") {
+      return reply(api::Json(404, ErrorBody("no such resource")));
+    }
+    if (!get) return reply(MethodNotAllowed("GET"));
+    return Tiers(pipeline, rest.substr(0, slash), query, executor, std::move(reply));
+  }
+  reply(api::Json(404, ErrorBody("no such resource")));
+}
+
+// Liveness (200 whenever the process answers) with the operational figures:
+// "status" is "ok", "degraded" (ingest refused; see "reasons") or
+// "starting" (recovery runs; no figures yet).
+void HttpApi::Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor,
+                     Reply reply) {
+  std::vector<std::string> reasons = NotReadyReasons(pipeline);
+  if (pipeline == nullptr) {
+    return reply(api::Json(200, RenderHealthJson("starting", reasons, kNoTs, nullptr)));
+  }
+  const int64_t t = pipeline->watermark();
+  pipeline->GetStats([executor, reply = std::move(reply), t,
+                      reasons = std::move(reasons)](pipeline::PipelineStats stats) mutable {
+    const char* status = reasons.empty() ? "ok" : "degraded";
+    ReplyLater(executor, std::move(reply),
+               api::Json(200, RenderHealthJson(status, reasons, t, &stats)));
+  });
+}
+
+void HttpApi::Users(pipeline::Pipeline* pipeline, std::string_view id,
+                    const std::shared_ptr<Executor>& executor, Reply reply) {
+  std::string user_id;
+  if (!PercentDecode(id, &user_id)) {
+    return reply(BadRequest("user_id: malformed percent-encoding"));
+  }
+  if (user_id.empty() || user_id.size() > 128) {
+    return reply(BadRequest("user_id: must be 1..128 bytes"));
+  }
+  pipeline->GetUser(std::move(user_id), [executor, reply = std::move(reply)](
+                                            std::optional<pipeline::ProfileReport> p) mutable {
+    ReplyLater(
+        executor, std::move(reply),
+        p ? api::Json(200, RenderProfileJson(*p)) : api::Json(404, ErrorBody("unknown user")));
+  });
+}
+
+void HttpApi::Tiers(pipeline::Pipeline* pipeline, std::string_view tier_name,
+                    std::string_view query, const std::shared_ptr<Executor>& executor,
+                    Reply reply) {
+  auto tier = state::ParseTier(tier_name);
+  if (!tier) {
+    return reply(
+        BadRequest("tier: must be one of left, high_value, new, active, dormant, regular"));
+  }
+  constexpr const char* kParams[] = {"limit", "after", "format", "fields"};
+  std::optional<std::string> params[4];
+  for (size_t i = 0; i < 4; ++i) {
+    bool malformed = false;
+    params[i] = QueryParam(query, kParams[i], &malformed);
+    if (malformed)
+      return reply(BadRequest(std::string(kParams[i]) + ": malformed percent-encoding"));
+  }
+  const auto& [limit_param, after_param, format_param, fields_param] = params;
+  const bool ndjson = format_param == "ndjson";
+  if (format_param && !ndjson && *format_param != "json") {
+    return reply(BadRequest("format: must be json or ndjson"));
+  }
+  if (fields_param && *fields_param != "profile")
+    return reply(BadRequest("fields: must be profile"));
+  if (fields_param && !ndjson) return reply(BadRequest("fields: needs format=ndjson"));
+  std::string after = after_param.value_or("");
+  if (ndjson) {
+    if (limit_param) {
+      return reply(BadRequest(
+          "limit: not with format=ndjson, which streams the whole tier (after= resumes it)"));
+    }
+    Response res = api::Json(200, {});
+    res.content_type = "application/x-ndjson";
+    res.stream = api::TierListing(pipeline, *tier, std::move(after), fields_param.has_value(),
+                                  tier_export_page_, executor);
+    return reply(std::move(res));
+  }
+  size_t limit = 100;
+  if (limit_param) {
+    const std::string& l = *limit_param;
+    unsigned long v = 0;
+    auto r = std::from_chars(l.data(), l.data() + l.size(), v);
+    if (r.ec != std::errc() || r.ptr != l.data() + l.size() || v < 1 || v > 10000) {
+      return reply(BadRequest("limit: must be an integer in 1..10000"));
+    }
+    limit = v;
+  }
+  pipeline->ListTierPage(
+      *tier, std::move(after), limit, false /*with_profiles*/,
+      [executor, reply = std::move(reply), tier = *tier](pipeline::TierPage page) mutable {
+        ReplyLater(executor, std::move(reply), api::Json(200, RenderTierPageJson(tier, page)));
+      });
+}
+
+}  // namespace tierstream::server

@@ -1,0 +1,129 @@
+// HttpApi: the HTTP API of SPEC §6 without the HTTP: routing, parameter
+// checks, the pipeline calls and every answer's JSON, from a plain Request
+// to a plain Response. No Boost type crosses it; the HTTP session
+// (server/http_session.h) reads and frames requests, checks the token and
+// the body budget, and writes what it is given.
+//
+// Most answers come from the pipeline's worker threads, so Handle() is
+// asynchronous: it answers through `reply`, which it runs exactly once, on
+// the connection's thread (through its Executor), possibly before Handle()
+// returns. A streamed answer (a tier listing with format=ndjson) carries a
+// BodyStream the session pulls pieces from, one at a time, so that memory
+// holds one page whatever the tier's size and a slow reader slows the
+// listing down instead of being buffered for.
+//
+// Ownership: holds neither the pipeline nor the connections; what an answer
+// in progress needs (the Executor, the body) is kept alive by its callbacks.
+// Thread safety: thread-safe (Handle may be called from every io thread).
+#ifndef TIERSTREAM_SERVER_HTTP_API_H_
+#define TIERSTREAM_SERVER_HTTP_API_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ingest/decoder.h"
+#include "pipeline/pipeline.h"
+#include "server/wire_json.h"
+
+namespace tierstream::server {
+
+struct Request {
+  std::string_view method;  // as sent: "GET", "POST" (case-sensitive, as RFC 9110)
+  std::string_view target;  // origin-form: path, then '?' and the query if any
+  // The body, for the routes that take one (HttpApi::TakesBody); else null.
+  // REQUIRES: outlives the answer, or until `release_body` is called.
+  const ingest::PaddedBuffer* body = nullptr;
+  // Called once the body is no longer read (its memory may go then), at the
+  // latest before `reply`. May be empty.
+  std::function<void()> release_body;
+};
+
+// Pieces of a streamed body. Confined to its connection's thread.
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  // Asks for the next piece; `piece` runs once, on the connection's thread,
+  // with its bytes: empty when the body is complete. One call at a time.
+  virtual void Next(std::function<void(std::string piece)> piece) = 0;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  // Written after Content-Type, in this order (Server, Allow, ...).
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  // When set, the body comes from it instead of `body` (chunked on
+  // HTTP/1.1; on HTTP/1.0 the body ends when the connection closes).
+  std::shared_ptr<BodyStream> stream;
+};
+
+// Where an asynchronous answer continues: the connection's own thread, so
+// that what a connection submits leaves one producer thread in order.
+// Implemented by the HTTP session; thread-safe.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Runs `fn` soon on the connection's thread.
+  virtual void Post(std::function<void()> fn) = 0;
+  // Runs `fn` on the connection's thread after `delay`, unless the
+  // connection is closed first. One at a time.
+  virtual void PostAfter(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
+};
+
+class HttpApi {
+ public:
+  // `pipeline` (not owned) points to the pipeline, null while it is being
+  // opened (recovery): then /healthz says "starting", /readyz 503
+  // "recovering", and everything else is 503. `tier_export_page`: members
+  // per page of a streamed tier listing.
+  HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page);
+  HttpApi(const HttpApi&) = delete;
+  HttpApi& operator=(const HttpApi&) = delete;
+
+  // Whether the route of `target` reads a request body (POST /v1/events
+  // only); the others' bodies are dropped unread.
+  static bool TakesBody(std::string_view target);
+  // Whether `target` is a health endpoint (/healthz, /readyz), which needs
+  // no token and may be asked on a probe connection.
+  static bool IsHealth(std::string_view target);
+
+  // Answers `request`; see the file comment.
+  void Handle(const Request& request, std::shared_ptr<Executor> executor,
+              std::function<void(Response)> reply);
+
+ private:
+  using Reply = std::function<void(Response)>;
+  void Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor, Reply reply);
+  void Users(pipeline::Pipeline* pipeline, std::string_view id,
+             const std::shared_ptr<Executor>& executor, Reply reply);
+  void Tiers(pipeline::Pipeline* pipeline, std::string_view tier_name, std::string_view query,
+             const std::shared_ptr<Executor>& executor, Reply reply);
+
+  const std::atomic<pipeline::Pipeline*>* pipeline_;
+  const size_t tier_export_page_;
+};
+
+// Internal to the API's .cc files: the answers they share.
+namespace api {
+// A JSON answer with the Server header, as every routed answer has.
+Response Json(int status, std::string body);
+// POST /v1/events: submits the body and answers its summary.
+void PostEvents(pipeline::Pipeline* pipeline, const Request& request,
+                std::shared_ptr<Executor> executor, std::function<void(Response)> reply);
+// The NDJSON body of a streamed tier listing.
+std::shared_ptr<BodyStream> TierListing(pipeline::Pipeline* pipeline, state::Tier tier,
+                                        std::string after, bool profiles, size_t page_size,
+                                        std::shared_ptr<Executor> executor);
+}  // namespace api
+
+}  // namespace tierstream::server
+
+#endif  // TIERSTREAM_SERVER_HTTP_API_H_

@@ -1,0 +1,271 @@
+// HttpApi in process, no sockets: routing, parameter checks and answers
+// against a real Pipeline on a temporary data dir.
+#include "server/http_api.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "tests/test_util.h"
+
+namespace tierstream::server {
+namespace {
+
+using testing::TempDir;
+
+// The connection's thread, played by the test's: Post()ed work runs in
+// Run(), which returns once the reply came.
+class TestExecutor : public Executor {
+ public:
+  void Post(std::function<void()> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    work_.push_back(std::move(fn));
+    cv_.notify_one();
+  }
+  void PostAfter(std::chrono::milliseconds delay, std::function<void()> fn) override {
+    std::this_thread::sleep_for(delay);
+    Post(std::move(fn));
+  }
+  // Runs posted work until `done()`.
+  void RunUntil(const std::function<bool()>& done) {
+    while (!done()) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !work_.empty(); }))
+            << "no answer within 30 s";
+        fn = std::move(work_.front());
+        work_.pop_front();
+      }
+      fn();
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> work_;
+};
+
+std::unique_ptr<pipeline::Pipeline> OpenAt(const std::string& dir) {
+  pipeline::PipelineOptions o;
+  o.data_dir = dir;
+  o.shards = 2;
+  o.log_to_stderr = false;
+  o.min_free_bytes = 0;
+  auto p = pipeline::Pipeline::Open(o);
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  return std::move(p).value();
+}
+
+std::string Header(const Response& r, const std::string& name) {
+  for (const auto& [n, v] : r.headers) {
+    if (n == name) return v;
+  }
+  return "(none)";
+}
+
+class HttpApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pipeline_ = OpenAt(dir_.path());
+    pointer_.store(pipeline_.get());
+  }
+  void TearDown() override {
+    pointer_.store(nullptr);
+    if (pipeline_) {
+      ASSERT_TRUE(pipeline_->Close().ok());
+    }
+  }
+
+  Response Call(std::string_view method, std::string_view target, std::string_view body = {}) {
+    ingest::PaddedBuffer buffer;
+    buffer.Append(body);
+    Request request;
+    request.method = method;
+    request.target = target;
+    request.body = &buffer;
+    bool released = false;
+    request.release_body = [&] { released = true; };
+    auto executor = std::make_shared<TestExecutor>();
+    std::optional<Response> answer;
+    api_.Handle(request, executor, [&](Response r) { answer = std::move(r); });
+    executor->RunUntil([&] { return answer.has_value(); });
+    EXPECT_TRUE(released) << "the body is released by the answer at the latest";
+    if (answer && answer->stream) {  // pull the streamed body whole
+      std::vector<std::string> pieces;
+      for (bool end = false; !end;) {
+        std::optional<std::string> piece;
+        answer->stream->Next([&](std::string p) { piece = std::move(p); });
+        executor->RunUntil([&] { return piece.has_value(); });
+        end = piece->empty();
+        if (!end) pieces.push_back(std::move(*piece));
+      }
+      pieces_ = pieces.size();
+      for (const auto& p : pieces) answer->body += p;
+      answer->stream.reset();
+    }
+    return answer.value_or(Response{});
+  }
+
+  // Posts `lines` (NDJSON) and expects them all accepted.
+  void Ingest(const std::string& lines, int events) {
+    Response r = Call("POST", "/v1/events", lines);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_NE(r.body.find("\"accepted\":" + std::to_string(events)), std::string::npos) << r.body;
+  }
+
+  static std::string Join(const std::string& user, int n) {
+    return R"({"event_id":"j-)" + user + std::to_string(n) + R"(","type":"join","user_id":")" +
+           user + R"(","ts":1763971200000,"group_id":"g1"})" + "\n";
+  }
+
+  TempDir dir_;
+  std::unique_ptr<pipeline::Pipeline> pipeline_;
+  std::atomic<pipeline::Pipeline*> pointer_{nullptr};
+  HttpApi api_{&pointer_, /*tier_export_page=*/2};
+  size_t pieces_ = 0;  // of the last streamed answer
+};
+
+TEST_F(HttpApiTest, UnknownPathsAre404) {
+  for (const char* target : {"/", "/v1", "/v1/user/x", "/v1/tiers/new", "/v1/tiers/new/members"}) {
+    Response r = Call("GET", target);
+    EXPECT_EQ(r.status, 404) << target;
+    EXPECT_EQ(r.body, R"({"error":"no such resource"})");
+    EXPECT_EQ(r.content_type, "application/json");
+    EXPECT_EQ(Header(r, "Server"), "tierstream");
+  }
+}
+
+TEST_F(HttpApiTest, WrongMethodsAre405WithAllow) {
+  struct Case {
+    const char* method;
+    const char* target;
+    const char* allow;
+  };
+  for (const Case& c :
+       {Case{"POST", "/v1/kpis", "GET"}, Case{"GET", "/v1/events", "POST"},
+        Case{"POST", "/healthz", "GET"}, Case{"DELETE", "/v1/users/a", "GET"},
+        Case{"get", "/v1/kpis", "GET"}, Case{"PUT", "/v1/tiers/new/users", "GET"}}) {
+    Response r = Call(c.method, c.target);
+    EXPECT_EQ(r.status, 405) << c.method << " " << c.target;
+    EXPECT_EQ(Header(r, "Allow"), c.allow);
+    EXPECT_EQ(r.body, std::string(R"({"error":"method not allowed; use )") + c.allow + "\"}");
+    EXPECT_EQ(Header(r, "Server"), "(none)");  // as before the split
+  }
+}
+
+TEST_F(HttpApiTest, BadTierListingParametersAre400) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"/v1/tiers/new/users?limit=0", "limit: must be an integer in 1..10000"},
+      {"/v1/tiers/new/users?limit=10001", "limit: must be an integer in 1..10000"},
+      {"/v1/tiers/new/users?limit=5x", "limit: must be an integer in 1..10000"},
+      {"/v1/tiers/new/users?limit=", "limit: must be an integer in 1..10000"},
+      {"/v1/tiers/new/users?after=%zz", "after: malformed percent-encoding"},
+      {"/v1/tiers/new/users?limit=%4", "limit: malformed percent-encoding"},
+      {"/v1/tiers/new/users?format=xml", "format: must be json or ndjson"},
+      {"/v1/tiers/new/users?fields=all&format=ndjson", "fields: must be profile"},
+      {"/v1/tiers/new/users?fields=profile", "fields: needs format=ndjson"},
+      {"/v1/tiers/new/users?format=ndjson&limit=5",
+       "limit: not with format=ndjson, which streams the whole tier (after= resumes it)"},
+      {"/v1/tiers/gold/users",
+       "tier: must be one of left, high_value, new, active, dormant, regular"},
+  };
+  for (const auto& [target, message] : cases) {
+    Response r = Call("GET", target);
+    EXPECT_EQ(r.status, 400) << target;
+    EXPECT_EQ(r.body, std::string(R"({"error":")") + message + "\"}") << target;
+  }
+}
+
+TEST_F(HttpApiTest, HealthAndReadinessShapes) {
+  Response r = Call("GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.rfind(R"({"status":"ok","as_of":null,)", 0), 0u) << r.body;
+  EXPECT_EQ(r.body.back(), '}');
+  r = Call("GET", "/readyz?verbose=1");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"ready":true})");
+
+  Ingest(Join("a", 1), 1);
+  r = Call("GET", "/healthz");
+  EXPECT_EQ(r.body.rfind(R"({"status":"ok","as_of":1763971200000,)", 0), 0u) << r.body;
+}
+
+TEST_F(HttpApiTest, WhileRecoveringOnlyHealthAnswers) {
+  pointer_.store(nullptr);
+  Response r = Call("GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"status":"starting","reasons":["recovering"]})");
+  r = Call("GET", "/readyz");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"ready":false,"reasons":["recovering"]})");
+  for (const char* target : {"/v1/kpis", "/v1/users/a", "/nowhere"}) {
+    r = Call("GET", target);
+    EXPECT_EQ(r.status, 503) << target;
+    EXPECT_EQ(r.body, R"({"error":"starting: recovery in progress"})");
+  }
+}
+
+TEST_F(HttpApiTest, UsersAreFoundByPercentDecodedId) {
+  Ingest(Join("u/1", 1) + Join("b c", 2), 2);
+  Response r = Call("GET", "/v1/users/u%2F1");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("user_id":"u/1")"), std::string::npos) << r.body;
+  r = Call("GET", "/v1/users/b%20c");
+  EXPECT_EQ(r.status, 200) << r.body;
+  r = Call("GET", "/v1/users/nobody");
+  EXPECT_EQ(r.status, 404);
+  r = Call("GET", "/v1/users/");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error":"user_id: must be 1..128 bytes"})");
+  r = Call("GET", "/v1/users/" + std::string(129, 'x'));
+  EXPECT_EQ(r.status, 400);
+  r = Call("GET", "/v1/users/a%G0");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error":"user_id: malformed percent-encoding"})");
+}
+
+TEST_F(HttpApiTest, KpisCountTheIngestedMembers) {
+  Ingest(Join("a", 1) + Join("b", 2) + Join("c", 3), 3);
+  Response r = Call("GET", "/v1/kpis");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find(R"("members":3)"), std::string::npos) << r.body;
+}
+
+TEST_F(HttpApiTest, BadIngestBodiesAreCountedOrRefused) {
+  Response r = Call("POST", "/v1/events", "not json\n" + Join("a", 1));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("accepted":1)"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("rejected":1)"), std::string::npos) << r.body;
+  r = Call("POST", "/v1/events", "[{\"event_id\":");  // a broken array: nothing taken
+  EXPECT_EQ(r.status, 400) << r.body;
+}
+
+TEST_F(HttpApiTest, TierListingsPageAndStream) {
+  Ingest(Join("m1", 1) + Join("m2", 2) + Join("m3", 3), 3);
+  Response r = Call("GET", "/v1/tiers/new/users?limit=2");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("users":["m1","m2"])"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("next_after":"m2")"), std::string::npos) << r.body;
+  r = Call("GET", "/v1/tiers/new/users?limit=2&after=m2");
+  EXPECT_NE(r.body.find(R"("users":["m3"])"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("next_after":null)"), std::string::npos) << r.body;
+
+  r = Call("GET", "/v1/tiers/new/users?format=ndjson");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "application/x-ndjson");
+  EXPECT_EQ(r.body, "{\"user_id\":\"m1\"}\n{\"user_id\":\"m2\"}\n{\"user_id\":\"m3\"}\n");
+  EXPECT_EQ(pieces_, 2u);  // pages of tier_export_page (2) members
+  r = Call("GET", "/v1/tiers/new/users?format=ndjson&after=m1&fields=profile");
+  EXPECT_EQ(testing::SplitLines(r.body).size(), 2u) << r.body;
+  EXPECT_EQ(r.body.rfind("{", 0), 0u);
+  r = Call("GET", "/v1/tiers/dormant/users?format=ndjson");
+  EXPECT_EQ(r.body, "");  // no member: an empty body, ended at once
+}
+
+}  // namespace
+}  // namespace tierstream::server
