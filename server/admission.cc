@@ -30,7 +30,7 @@ Admission::Decision Admission::Admit(int fd, bool http) {
   };
   if (token_.empty()) return full ? refuse() : decision;
   decision.counted_unauthenticated = !PresentsToken(fd, http, token_);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const bool share_full =
       decision.counted_unauthenticated && unauthenticated_.size() >= MaxUnauthenticated();
   if (!full && !share_full) return decision;
@@ -51,14 +51,14 @@ Admission::Decision Admission::Admit(int fd, bool http) {
 }
 
 uint64_t Admission::AddUnauthenticated(int fd, bool http, std::function<void()> evict) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const uint64_t ticket = next_ticket_++;
   unauthenticated_.emplace(ticket, Unauthenticated{fd, http, std::move(evict)});
   return ticket;
 }
 
 void Admission::Authenticated(uint64_t ticket) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   unauthenticated_.erase(ticket);
 }
 

@@ -12,11 +12,13 @@
 #ifndef TIERSTREAM_SERVER_ADMISSION_H_
 #define TIERSTREAM_SERVER_ADMISSION_H_
 
+#include <absl/base/thread_annotations.h>
+#include <absl/synchronization/mutex.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 
 namespace tierstream::server {
@@ -44,14 +46,15 @@ class Admission {
   // later.) A connection whose first bytes already carry the token is not
   // counted as unauthenticated, so a churn of connections without it (each
   // evicting the oldest) cannot evict it before its first read.
-  Decision Admit(int fd, bool http);
+  Decision Admit(int fd, bool http) ABSL_LOCKS_EXCLUDED(mu_);
   // Counts a new connection as unauthenticated; the returned ticket leaves
   // the registry through Authenticated(). `evict` closes the connection
   // (posted to its thread; a connection authenticated meanwhile stays).
-  uint64_t AddUnauthenticated(int fd, bool http, std::function<void()> evict);
+  uint64_t AddUnauthenticated(int fd, bool http, std::function<void()> evict)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // The connection authenticated or closed: it no longer counts (nothing if
   // it was evicted meanwhile).
-  void Authenticated(uint64_t ticket);
+  void Authenticated(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The open connections, counted by the sessions themselves.
   std::atomic<int> connections{0};        // producers and queries (--max-connections)
@@ -68,9 +71,10 @@ class Admission {
   const int max_connections_;
   const int max_unauthenticated_;
   const std::string token_;
-  std::mutex mu_;
-  std::map<uint64_t, Unauthenticated> unauthenticated_;  // GUARDED_BY(mu_), by ticket: oldest first
-  uint64_t next_ticket_ = 1;                             // GUARDED_BY(mu_)
+  absl::Mutex mu_;
+  // By ticket: oldest first.
+  std::map<uint64_t, Unauthenticated> unauthenticated_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace tierstream::server

@@ -79,7 +79,7 @@ void IngestSession::SubmitDecoded(std::string_view complete_lines) {
 void IngestSession::Submit(std::unique_ptr<pipeline::Batch> batch) {
   uint64_t seq;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     ++outstanding_;
     seq = next_span_++;
     spans_.emplace_back().last_line = next_line_ - 1;
@@ -217,19 +217,36 @@ void IngestSession::Finish(std::function<void(IngestSummary)> done, bool take_pa
     SubmitDecoded(pending_.view());
   }
   pending_.Clear();
-  std::unique_lock<std::mutex> lock(mu_);
-  finished_ = true;
-  done_ = std::move(done);
-  MaybeFinish(lock);
+  std::function<void(IngestSummary)> finish;
+  IngestSummary summary;
+  {
+    absl::MutexLock lock(&mu_);
+    finished_ = true;
+    done_ = std::move(done);
+    finish = TakeDone(&summary);
+  }
+  if (finish) Deliver(std::move(finish), std::move(summary));
 }
 
 IngestProgress IngestSession::Progress() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return progress_;
 }
 
 void IngestSession::OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome) {
-  std::unique_lock<std::mutex> lock(mu_);
+  std::function<void(IngestSummary)> finish;
+  IngestSummary summary;
+  bool notify = false;
+  {
+    absl::MutexLock lock(&mu_);
+    notify = Complete(seq, std::move(outcome));
+    finish = TakeDone(&summary);
+  }
+  if (finish) Deliver(std::move(finish), std::move(summary));
+  if (notify) on_progress_();
+}
+
+bool IngestSession::Complete(uint64_t seq, pipeline::BatchOutcome outcome) {
   summary_.accepted += outcome.accepted;
   summary_.duplicates += outcome.duplicates;
   summary_.rejected += outcome.rejected;
@@ -270,19 +287,19 @@ void IngestSession::OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome) {
     news = true;
   }
   --outstanding_;
-  const bool notify = news && on_progress_ != nullptr;
-  MaybeFinish(lock);  // unlocks when it finishes
-  if (lock.owns_lock()) lock.unlock();
-  if (notify) on_progress_();
+  return news && on_progress_ != nullptr;
 }
 
-void IngestSession::MaybeFinish(std::unique_lock<std::mutex>& lock) {
-  if (!finished_ || outstanding_ != 0 || !done_) return;
+std::function<void(IngestSummary)> IngestSession::TakeDone(IngestSummary* summary) {
+  if (!finished_ || outstanding_ != 0 || !done_) return nullptr;
   auto done = std::move(done_);
   done_ = nullptr;
   summary_.durable = progress_;
-  IngestSummary summary = std::move(summary_);
-  lock.unlock();
+  *summary = std::move(summary_);
+  return done;
+}
+
+void IngestSession::Deliver(std::function<void(IngestSummary)> done, IngestSummary summary) {
   std::sort(summary.errors.begin(), summary.errors.end(),
             [](const ingest::LineError& a, const ingest::LineError& b) { return a.line < b.line; });
   if (summary.errors.size() > pipeline::kMaxErrorsListed) {

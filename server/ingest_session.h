@@ -13,11 +13,13 @@
 #ifndef TIERSTREAM_SERVER_INGEST_SESSION_H_
 #define TIERSTREAM_SERVER_INGEST_SESSION_H_
 
+#include <absl/base/thread_annotations.h>
+#include <absl/synchronization/mutex.h>
+
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -98,8 +100,15 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
   };
   void SubmitDecoded(std::string_view complete_lines);
   void Submit(std::unique_ptr<pipeline::Batch> batch);
-  void OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome);
-  void MaybeFinish(std::unique_lock<std::mutex>& lock);
+  void OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome) ABSL_LOCKS_EXCLUDED(mu_);
+  // Records a batch's outcome and advances the durable prefix; true when the
+  // prefix moved and the feeder wants to hear of it.
+  bool Complete(uint64_t seq, pipeline::BatchOutcome outcome) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Once finished with nothing outstanding: moves out the callback (null
+  // otherwise) and the summary, for Deliver() after mu_ is released.
+  std::function<void(IngestSummary)> TakeDone(IngestSummary* summary)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void Deliver(std::function<void(IngestSummary)> done, IngestSummary summary);
 
   pipeline::Pipeline* pipeline_;
   std::string source_;
@@ -117,15 +126,16 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
   std::optional<ingest::ArrayFramer> array_;
   std::function<void()> on_progress_;
 
-  std::mutex mu_;
-  IngestSummary summary_;
-  std::deque<Span> spans_;  // spans_[0] is batch number first_span_
-  uint64_t first_span_ = 0;
-  uint64_t next_span_ = 0;
-  IngestProgress progress_;
-  uint64_t outstanding_ = 0;
-  bool finished_ = false;
-  std::function<void(IngestSummary)> done_;
+  // What the pipeline's workers complete, concurrently with the feeding thread.
+  absl::Mutex mu_;
+  IngestSummary summary_ ABSL_GUARDED_BY(mu_);
+  std::deque<Span> spans_ ABSL_GUARDED_BY(mu_);  // spans_[0] is batch number first_span_
+  uint64_t first_span_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_span_ ABSL_GUARDED_BY(mu_) = 0;
+  IngestProgress progress_ ABSL_GUARDED_BY(mu_);
+  uint64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void(IngestSummary)> done_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tierstream::server

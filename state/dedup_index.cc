@@ -1,17 +1,22 @@
 // The duplicate index of one shard: marking, expiry by both horizons,
-// spilling to id runs, and the seen-blob codec of its checkpoints.
+// spilling to id runs, and handing a checkpoint its new ids (their codec is
+// seen_codec).
 #include "state/dedup_index.h"
 
 #include <cstring>
 #include <iterator>
+#include <string>
+
+#include "state/shard_aggregates.h"
 
 namespace tierstream::state {
 
 namespace {
-// Seen-id blobs: version 1 (since wall-clock horizons) opens with this byte
-// and the wall-clock ms; the older form is bare 16-byte hashes.
-constexpr char kSeenBlobVersion = 1;
-constexpr size_t kSeenBlobHeader = 9;
+
+// Every day an id is kept for is an event's day or T's: a persisted day
+// outside the days events can fall on is damage, and would be carried into
+// the shard meta (as the forgotten-through day) that the next start refuses.
+bool PlausibleDay(int64_t day) { return day >= kFirstCellDay && day <= kLastCellDay; }
 }  // namespace
 
 bool DedupIndex::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_day,
@@ -141,28 +146,24 @@ bool DedupIndex::Expire(int32_t today, size_t budget) {
   return expiring_.empty();
 }
 
-void DedupIndex::BeginSeenBlob(int64_t wall_ms, std::string* out) {
-  out->push_back(kSeenBlobVersion);
-  out->append(reinterpret_cast<const char*>(&wall_ms), 8);
-}
-
-void DedupIndex::AppendSeenId(const Hash128& h, std::string* out) {
-  out->append(reinterpret_cast<const char*>(&h.lo), 8);
-  out->append(reinterpret_cast<const char*>(&h.hi), 8);
+NewSeenIds DedupIndex::TakeNewSeen() {
+  // Unmarked ids were truncated away, expired ones erased by Expire.
+  NewSeenIds taken(std::exchange(new_seen_, {}), BucketWalls(), now_ms_);
+  // About as many come before the next checkpoint: grown once, not doubled there.
+  new_seen_.reserve(taken.size());
+  return taken;
 }
 
 Status DedupIndex::LoadSeen(int32_t day, std::string_view blob) {
-  // A blob from before wall-clock horizons is remembered from now on.
-  int64_t wall_ms = now_ms_;
-  if (blob.size() % 16 == kSeenBlobHeader % 16 && !blob.empty() && blob[0] == kSeenBlobVersion) {
-    std::memcpy(&wall_ms, blob.data() + 1, 8);
-    blob.remove_prefix(kSeenBlobHeader);
+  if (!PlausibleDay(day)) {
+    return Status::Corruption("seen ids: day " + std::to_string(day) + " out of range");
   }
-  if (blob.size() % 16 != 0) return Status::Corruption("seen ids: bad length");
-  for (size_t i = 0; i < blob.size(); i += 16) {
-    Hash128 h;
-    std::memcpy(&h.lo, blob.data() + i, 8);
-    std::memcpy(&h.hi, blob.data() + i + 8, 8);
+  Result<SeenBlobView> view = SeenBlobView::Parse(blob);
+  if (!view.ok()) return view.status();
+  // A blob from before wall-clock horizons is remembered from now on.
+  const int64_t wall_ms = view->wall_ms().value_or(now_ms_);
+  for (size_t i = 0; i < view->size(); ++i) {
+    const Hash128 h = view->id(i);
     auto [it, fresh] = seen_.try_emplace(h, day);
     if (!fresh && it->second >= day) continue;
     it->second = day;  // an id re-seen after it expired is kept from its later day
@@ -175,6 +176,9 @@ Status DedupIndex::LoadIdRun(std::string_view descriptor) {
   IdRun run;
   Status s = IdRun::DecodeDescriptor(descriptor, &run);
   if (!s.ok()) return s;
+  if (run.count() > 0 && !PlausibleDay(run.max_day())) {
+    return Status::Corruption("id run: max day " + std::to_string(run.max_day()) + " out of range");
+  }
   next_run_no_ = std::max(next_run_no_, run.run_no() + 1);
   // A run from before wall-clock horizons is remembered from now on.
   if (run.max_wall_ms() == 0) run.set_max_wall_ms(now_ms_);
@@ -213,15 +217,14 @@ void DedupIndex::SpillDone(bool ok, IdRun* run, std::string descriptor) {
   has_pending_run_ = false;
 }
 
-void DedupIndex::CheckpointDone(bool ok) {
+void DedupIndex::CheckpointDone(bool ok, NewSeenIds taken) {
   if (!ok) {
-    new_seen_.insert(new_seen_.end(), draining_seen_.begin(), draining_seen_.end());
+    new_seen_.insert(new_seen_.end(), taken.ids().begin(), taken.ids().end());
     expired_runs_.insert(expired_runs_.end(), draining_runs_.begin(), draining_runs_.end());
     unconfirmed_runs_.insert(unconfirmed_runs_.begin(),
                              std::make_move_iterator(confirming_runs_.begin()),
                              std::make_move_iterator(confirming_runs_.end()));
   }
-  draining_seen_.clear();
   draining_runs_.clear();
   confirming_runs_.clear();
 }

@@ -16,8 +16,9 @@
 // wall-clock time of its newest id are both past the horizon.
 //
 // Ownership: owned by its ShardState; the IdRunSource outlives it.
-// Thread safety: confined — the shard's worker owns it. What DrainNewSeen
-// and FreezeIdsForSpill hand out may be read on another thread until
+// Thread safety: confined — the shard's worker owns it. TakeNewSeen hands
+// out a value the caller owns; what the legacy DrainNewSeen and
+// FreezeIdsForSpill hand out may be read on another thread until
 // CheckpointDone / SpillDone (see there).
 #ifndef TIERSTREAM_STATE_DEDUP_INDEX_H_
 #define TIERSTREAM_STATE_DEDUP_INDEX_H_
@@ -37,6 +38,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "state/id_run.h"
+#include "state/seen_codec.h"
 
 namespace tierstream::state {
 
@@ -105,11 +107,15 @@ class DedupIndex {
     for (const auto& [day, bucket] : seen_by_day_) walls.emplace_back(day, bucket.newest_wall_ms);
     return walls;
   }
+  // The ids first seen since the last checkpoint, moved out with each day's
+  // wall-clock time (their blobs' NewSeenIds::EncodeByDay): they are
+  // forgotten here; CheckpointDone(ok, taken) takes them back on failure.
+  NewSeenIds TakeNewSeen();
+  // Legacy, to be replaced by TakeNewSeen (pipeline.cc still calls it): the
+  // same ids, kept here and lent until CheckpointDone(ok).
   const std::vector<std::pair<Hash128, int32_t>>& DrainNewSeen() {
-    // Unmarked ids were truncated away, expired ones erased by Expire.
-    draining_seen_.swap(new_seen_);
-    new_seen_.clear();
-    return draining_seen_;
+    legacy_draining_ = TakeNewSeen();
+    return legacy_draining_.ids();
   }
   const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t covers_sub,
                                                                  uint64_t* run_no,
@@ -135,16 +141,13 @@ class DedupIndex {
     draining_runs_.swap(expired_runs_);
     expired_runs_.clear();
   }
-  // Forgets what the checkpoint took, or (!ok) takes it back to persist again.
-  void CheckpointDone(bool ok);
+  // Forgets what the checkpoint took, or (!ok) takes it back to persist
+  // again: `taken` is what TakeNewSeen gave it.
+  void CheckpointDone(bool ok, NewSeenIds taken);
+  // Legacy (with DrainNewSeen): the ids it lent.
+  void CheckpointDone(bool ok) { CheckpointDone(ok, std::exchange(legacy_draining_, {})); }
 
-  // ---- the seen-blob codec: one blob per arrival day, a header with a
-  // wall-clock time no id in it was recorded after (its day's newest,
-  // BucketWalls), then 16 bytes per id hash. Blobs from before wall-clock
-  // horizons are bare hashes.
-  static void BeginSeenBlob(int64_t wall_ms, std::string* out);
-  static void AppendSeenId(const Hash128& h, std::string* out);
-  // Recovery.
+  // Recovery: a seen blob (seen_codec.h) of arrival day `day`.
   Status LoadSeen(int32_t day, std::string_view blob);
   Status LoadIdRun(std::string_view descriptor);
 
@@ -172,7 +175,7 @@ class DedupIndex {
   int32_t expire_today_ = kNoDay;
   int64_t expire_wall_s_ = INT64_MIN;
   std::vector<std::pair<Hash128, int32_t>> new_seen_;
-  std::vector<std::pair<Hash128, int32_t>> draining_seen_;
+  NewSeenIds legacy_draining_;  // lent by DrainNewSeen
   // Spilled ids.
   size_t memory_id_limit_ = SIZE_MAX;
   std::vector<IdRun> runs_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "common/varint.h"
 
@@ -100,28 +101,52 @@ void IdRun::EncodeDescriptor(std::string* out) const {
 }
 
 Status IdRun::DecodeDescriptor(std::string_view in, IdRun* out) {
+  auto bad = [](const char* what) {
+    return Status::Corruption(std::string("id run descriptor: ") + what);
+  };
   uint64_t version, run_no, count, words, fences;
   int64_t max_day, max_wall_ms = 0;
-  if (!GetVarint64(&in, &version) || (version != 1 && version != 2) || !GetVarint64(&in, &run_no) ||
-      !GetVarintSigned(&in, &max_day) || (version >= 2 && !GetVarintSigned(&in, &max_wall_ms)) ||
-      !GetVarint64(&in, &count) || !GetVarint64(&in, &words) || words % 8 != 0 ||
-      in.size() < words * 8) {
-    return Status::Corruption("id run descriptor: bad header");
+  if (!GetVarint64(&in, &version) || (version != 1 && version != 2)) {
+    return bad("unknown version");
   }
+  if (!GetVarint64(&in, &run_no) || !GetVarintSigned(&in, &max_day) ||
+      (version >= 2 && !GetVarintSigned(&in, &max_wall_ms)) || !GetVarint64(&in, &count) ||
+      !GetVarint64(&in, &words)) {
+    return bad("truncated header");
+  }
+  // Runs are numbered from 1; the last number has no successor (the key
+  // range of its blocks ends at run + 1).
+  if (run_no == 0 || run_no == UINT64_MAX) return bad("bad run number");
+  if (max_day < INT32_MIN || max_day > INT32_MAX) return bad("max day out of range");
+  // Sizes are compared by division: a hostile count times the entry size
+  // wraps around 2^64 (and would pass a multiplied check).
+  if (words % 8 != 0 || words > in.size() / 8) return bad("bad filter size");
+  const std::string_view bloom = in.substr(0, words * 8);
+  in.remove_prefix(words * 8);
+  if (!GetVarint64(&in, &fences) || in.size() % 16 != 0 || fences != in.size() / 16) {
+    return bad("bad fences");
+  }
+  // What Build makes of `count` ids (both unchanged since runs exist): one
+  // fence per block, and the filter's size. Checked so that the count, which
+  // the index sums, cannot disagree with what the run holds.
+  if (fences != count / kIdRunBlockEntries + (count % kIdRunBlockEntries != 0 ? 1 : 0)) {
+    return bad("fences do not match the id count");
+  }
+  if (words != std::max<uint64_t>(1, (count * 12 + 511) / 512) * 8) {
+    return bad("filter size does not match the id count");
+  }
+  if (count == 0 && max_day != INT32_MIN) return bad("max day without ids");
   IdRun run;
   run.run_no_ = run_no;
   run.max_day_ = static_cast<int32_t>(max_day);
   run.max_wall_ms_ = max_wall_ms;
   run.count_ = count;
-  run.bloom_.resize(words);
-  std::memcpy(run.bloom_.data(), in.data(), words * 8);
-  in.remove_prefix(words * 8);
-  if (!GetVarint64(&in, &fences) || in.size() != fences * 16) {
-    return Status::Corruption("id run descriptor: bad fences");
-  }
+  run.bloom_.resize(words);  // at least 8: checked against the count above
+  std::memcpy(run.bloom_.data(), bloom.data(), bloom.size());
   run.fences_.resize(fences);
   for (size_t i = 0; i < fences; ++i) {
     run.fences_[i] = Hash128{Load64(in.data() + i * 16), Load64(in.data() + i * 16 + 8)};
+    if (i > 0 && HashLess(run.fences_[i], run.fences_[i - 1])) return bad("fences out of order");
   }
   *out = std::move(run);
   return Status::Ok();

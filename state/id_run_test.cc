@@ -4,6 +4,10 @@
 
 #include <map>
 #include <random>
+#include <string>
+#include <string_view>
+
+#include "common/varint.h"
 
 namespace tierstream::state {
 namespace {
@@ -85,6 +89,64 @@ TEST(IdRun, RejectsDamagedBytes) {
   bool found;
   int32_t day;
   EXPECT_FALSE(IdRun::FindInBlock("short", {1, 2}, &found, &day).ok());
+}
+
+// Regression: a filter or fence count whose size in bytes wraps around 2^64
+// passed the length check, and the decoder resized a vector to it (an
+// uncaught std::length_error: recovery aborted). The inputs are in
+// fuzz/corpus/id_run/wrap_{words,fences}.bin.
+TEST(IdRun, RejectsSizesThatWrapAround) {
+  std::string words;  // version 2, run 1, day 19675, wall 0, 1 id, 2^61 filter words
+  PutVarint64(&words, 2);
+  PutVarint64(&words, 1);
+  PutVarintSigned(&words, 19675);
+  PutVarintSigned(&words, 0);
+  PutVarint64(&words, 1);
+  std::string fences = words;
+  PutVarint64(&words, uint64_t{1} << 61);
+  PutVarint64(&fences, 8);
+  fences.append(64, '\0');
+  PutVarint64(&fences, uint64_t{1} << 60);  // and no fence bytes
+  IdRun out;
+  Status s = IdRun::DecodeDescriptor(words, &out);
+  EXPECT_EQ(s.ToString(), "id run descriptor: bad filter size");
+  s = IdRun::DecodeDescriptor(fences, &out);
+  EXPECT_EQ(s.ToString(), "id run descriptor: bad fences");
+}
+
+// Regression: a descriptor with an empty filter memcpy'd to a null pointer
+// (undefined behaviour) and, loaded, would have answered every lookup
+// "absent". Found by id_run_fuzz (fuzz/corpus/id_run/empty_filter.bin).
+TEST(IdRun, RejectsAnEmptyFilter) {
+  std::string bytes;  // version 2, run 16, day 0, wall 0, 0 ids, 0 filter words, 0 fences
+  for (uint64_t v : {2, 16, 0, 0, 0, 0, 0}) PutVarint64(&bytes, v);
+  IdRun out;
+  EXPECT_EQ(IdRun::DecodeDescriptor(bytes, &out).ToString(),
+            "id run descriptor: filter size does not match the id count");
+}
+
+TEST(IdRun, RejectsADescriptorThatDisagreesWithItsCount) {
+  std::vector<std::pair<Hash128, int32_t>> entries;
+  for (uint64_t i = 0; i < 300; ++i) entries.push_back({{i, i * 7}, 19675});
+  Built b = BuildRun(entries);
+  std::string bytes;
+  b.run.EncodeDescriptor(&bytes);
+  IdRun out;
+  ASSERT_TRUE(IdRun::DecodeDescriptor(bytes, &out).ok());
+  // The count is the fifth varint (version 2, run 7, day, wall, count):
+  // 300 ids would need 2 fences and 8 filter words; claim 1000.
+  std::string_view in(bytes);
+  uint64_t u;
+  int64_t i64;
+  ASSERT_TRUE(GetVarint64(&in, &u) && GetVarint64(&in, &u) && GetVarintSigned(&in, &i64) &&
+              GetVarintSigned(&in, &i64));
+  std::string head(bytes.data(), bytes.size() - in.size());
+  ASSERT_TRUE(GetVarint64(&in, &u));
+  ASSERT_EQ(u, 300u);
+  PutVarint64(&head, 1000);
+  head.append(in);
+  EXPECT_EQ(IdRun::DecodeDescriptor(head, &out).ToString(),
+            "id run descriptor: fences do not match the id count");
 }
 
 }  // namespace

@@ -83,8 +83,13 @@ bool ShardCheckpoint::Done(UserTable& users, bool ok) {
 
 // ---- ShardState: checkpoints ------------------------------------------------
 
-void ShardState::CheckpointDone(bool ok) {
+void ShardState::CheckpointDone(bool ok, NewSeenIds taken) {
   // A snapshot still in progress fails the whole checkpoint.
+  if (!checkpoint_.Done(users_, ok)) ok = false;
+  dedup_.CheckpointDone(ok, std::move(taken));
+}
+
+void ShardState::CheckpointDone(bool ok) {
   if (!checkpoint_.Done(users_, ok)) ok = false;
   dedup_.CheckpointDone(ok);
 }

@@ -42,6 +42,7 @@
 #include "state/id_run.h"
 #include "state/kpis.h"
 #include "state/profile.h"
+#include "state/seen_codec.h"
 #include "state/shard_aggregates.h"
 #include "state/shard_checkpoint.h"
 #include "state/tier_timers.h"
@@ -185,7 +186,7 @@ class ShardState {
 
   // ---- persistence
   // Checkpointing is two-phase so that a failed write loses nothing: the
-  // snapshot and DrainNewSeen hand out what changed since the last
+  // snapshot and TakeNewSeen hand out what changed since the last
   // checkpoint, then CheckpointDone(ok) forgets it, or on failure marks it
   // changed again.
   //
@@ -213,12 +214,16 @@ class ShardState {
     BeginSnapshot([&fn](std::string_view id, std::string_view bytes) { fn(id, bytes); });
     SnapshotStep(SIZE_MAX);
   }
-  // When the newest id of each arrival day was recorded (for the seen blobs
-  // of a checkpoint: their ids were recorded no later).
+  // Moves out the ids first seen since the last checkpoint, with the
+  // wall-clock times their blobs carry: the caller owns them and may encode
+  // them on any thread (NewSeenIds::EncodeByDay, one blob per day), and
+  // hands them back with CheckpointDone(ok, taken).
+  NewSeenIds TakeNewSeen() { return dedup_.TakeNewSeen(); }
+  // Legacy, to be replaced by TakeNewSeen (pipeline.cc still calls these):
+  // when the newest id of each arrival day was recorded (the seen blobs of a
+  // checkpoint: their ids were recorded no later), and the new ids as
+  // (hash, day) pairs, lent until CheckpointDone(ok).
   std::vector<std::pair<int32_t, int64_t>> BucketWalls() const { return dedup_.BucketWalls(); }
-  // Hands out the ids first seen since the last checkpoint as (hash, day)
-  // pairs, in no order. The caller may read them on any thread until
-  // CheckpointDone (the committer groups them by day, off this thread).
   const std::vector<std::pair<Hash128, int32_t>>& DrainNewSeen() { return dedup_.DrainNewSeen(); }
   // Spilling runs beside checkpoints, not inside them (a bulk load would
   // otherwise write every dirty user once per spill). FreezeIdsForSpill
@@ -261,18 +266,20 @@ class ShardState {
   void DrainExpiredRuns(Fn&& fn) {
     dedup_.DrainExpiredRuns(std::forward<Fn>(fn));
   }
+  // `taken`: what TakeNewSeen gave this checkpoint (kept again if !ok).
+  void CheckpointDone(bool ok, NewSeenIds taken);
+  // Legacy, with DrainNewSeen.
   void CheckpointDone(bool ok);
   // Shard-level aggregates and counters, swept day and max ts, plus the
   // caller's log position.
   void EncodeMeta(uint64_t log_seq, std::string* out) const;
   Status DecodeMeta(std::string_view in, uint64_t* log_seq);
-  // The persisted form of ids first seen since a checkpoint, one blob per
-  // arrival day: a header with a wall-clock time no id in it was recorded
-  // after (its day's newest, BucketWalls), then 16 bytes per id hash.
+  // Legacy, to be replaced by NewSeenIds::EncodeByDay: the seen-blob codec
+  // (seen_codec.h), one blob per arrival day.
   static void BeginSeenBlob(int64_t wall_ms, std::string* out) {
-    DedupIndex::BeginSeenBlob(wall_ms, out);
+    state::BeginSeenBlob(wall_ms, out);
   }
-  static void AppendSeenId(const Hash128& h, std::string* out) { DedupIndex::AppendSeenId(h, out); }
+  static void AppendSeenId(const Hash128& h, std::string* out) { state::AppendSeenId(h, out); }
   // Recovery: makes a persisted user resident, or (resident = false) only
   // registers her pending tier check (by hash) so that the sweep reloads her.
   // REQUIRES: the UserSource finds every persisted user by hash.

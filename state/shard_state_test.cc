@@ -217,6 +217,23 @@ TEST_F(ShardStateTest, PersistedIdsKeepTheirWallClock) {
   EXPECT_FALSE(old.LoadSeen(day, bare + "x").ok());
 }
 
+// A persisted day no event can have is damage: loaded, it would become the
+// forgotten-through day of the next shard meta, which a restart refuses.
+TEST(ShardStateIds, PersistedIdsOfImpossibleDaysAreCorruption) {
+  std::string blob;
+  ShardState::BeginSeenBlob(1'800'000'000'000, &blob);
+  ShardState::AppendSeenId(HashId128("x", 0), &blob);
+  ShardState shard(0, Config{});
+  EXPECT_EQ(shard.LoadSeen(-5, blob).ToString(), "seen ids: day -5 out of range");
+  EXPECT_EQ(shard.seen_count(), 0u);
+  std::vector<std::pair<Hash128, int32_t>> entries = {{HashId128("y", 0), 900'000}};
+  IdRun run = IdRun::Build(1, &entries, [](uint32_t, std::string_view) {});
+  std::string descriptor;
+  run.EncodeDescriptor(&descriptor);
+  EXPECT_EQ(shard.LoadIdRun(descriptor).ToString(), "id run: max day 900000 out of range");
+  EXPECT_EQ(shard.id_runs(), 0u);
+}
+
 TEST_F(ShardStateTest, KpiWindowsAndMetaRoundTrip) {
   Send("a", EventType::kJoin, kDayStart - 45 * kMsPerDay, "r");
   Send("b", EventType::kJoin, kDayStart - 5 * kMsPerDay, "r");

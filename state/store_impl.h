@@ -1,0 +1,212 @@
+// The private side of Store, shared by its files (store.cc opens and heals
+// the databases, store_journal.cc keeps the event log, store_checkpoint.cc
+// builds the checkpoint's write batch, store_reads.cc reads the state):
+// the key layouts of every column family and the representations of Store
+// and Store::Checkpoint. Included by state/store*.cc only, so that RocksDB's
+// headers stay in the store.
+#ifndef TIERSTREAM_STATE_STORE_IMPL_H_
+#define TIERSTREAM_STATE_STORE_IMPL_H_
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "state/store.h"
+
+namespace tierstream::state::store_internal {
+
+Status FromRocks(const rocksdb::Status& s);
+
+inline void PutBe32(std::string* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>(v >> (i * 8)));
+}
+inline void PutBe64(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>(v >> (i * 8)));
+}
+inline uint64_t GetBe(std::string_view s, size_t pos, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i)
+    v = (v << 8) | static_cast<uint8_t>(s[pos + static_cast<size_t>(i)]);
+  return v;
+}
+
+inline std::string LogKey(uint32_t shard, uint64_t seq) {
+  std::string k;
+  PutBe32(&k, shard);
+  PutBe64(&k, seq);
+  return k;
+}
+
+// Days are biased so that the big-endian keys sort like the signed days.
+inline uint32_t BiasDay(int32_t day) { return static_cast<uint32_t>(day) ^ 0x80000000u; }
+inline int32_t UnbiasDay(uint32_t v) { return static_cast<int32_t>(v ^ 0x80000000u); }
+
+inline std::string SeenKey(uint32_t shard, int32_t day, uint64_t sub) {
+  std::string k;
+  PutBe32(&k, shard);
+  PutBe32(&k, BiasDay(day));
+  PutBe64(&k, sub);
+  return k;
+}
+
+inline std::string IdRunKey(uint32_t shard, uint64_t run) {
+  std::string k;
+  PutBe32(&k, shard);
+  k.push_back('\0');
+  PutBe64(&k, run);
+  return k;
+}
+
+inline std::string IdBlockKey(uint32_t shard, uint64_t run, uint32_t block) {
+  std::string k;
+  PutBe32(&k, shard);
+  k.push_back('\1');
+  PutBe64(&k, run);
+  PutBe32(&k, block);
+  return k;
+}
+
+inline rocksdb::Slice S(std::string_view v) { return rocksdb::Slice(v.data(), v.size()); }
+
+inline std::string UserKey(uint32_t shard, std::string_view user_id) {
+  std::string k;
+  k.reserve(4 + user_id.size());
+  PutBe32(&k, shard);
+  k.append(user_id);
+  return k;
+}
+
+// In the meta column family, after a byte no meta name starts with.
+inline constexpr char kUserIndexPrefix = '\x01';
+inline std::string UserIndexPrefix(uint32_t shard, uint64_t hash) {
+  std::string k;
+  k.reserve(13);
+  k.push_back(kUserIndexPrefix);
+  PutBe32(&k, shard);
+  PutBe64(&k, hash);
+  return k;
+}
+
+// Under ThreadSanitizer writes are serialised here: Debian's RocksDB is not
+// instrumented, so its write-group hand-off (one thread copies the others'
+// batches into the WAL) would be reported as a race in every test.
+#if defined(__SANITIZE_THREAD__)
+extern std::mutex g_tsan_write_mu;
+#define TIERSTREAM_TSAN_WRITE_LOCK \
+  std::lock_guard<std::mutex> tsan_lock(::tierstream::state::store_internal::g_tsan_write_mu)
+#else
+#define TIERSTREAM_TSAN_WRITE_LOCK
+#endif
+
+// The two databases, for failure tracking.
+enum Db : int { kJournalDb = 0, kStateDb = 1 };
+inline constexpr const char* kDbNames[] = {"journal", "state"};
+
+}  // namespace tierstream::state::store_internal
+
+namespace tierstream::state {
+
+struct Store::Rep {
+  // The event log lives in its own database (DIR/journal): its small
+  // acknowledged appends must never queue behind a checkpoint's big write
+  // batch in one write group.
+  std::unique_ptr<rocksdb::DB> journal;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* users = nullptr;
+  rocksdb::ColumnFamilyHandle* seen = nullptr;
+  rocksdb::ColumnFamilyHandle* idruns = nullptr;
+  // How each database is opened, kept to open it again (Recover).
+  std::string dir;
+  rocksdb::DBOptions db_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  rocksdb::Options journal_options;
+  // Failures since the store was last healthy (failing(), Recover()).
+  std::atomic<bool> any_failing{false};
+  std::atomic<bool> failing[2] = {false, false};
+  mutable std::mutex failure_mu;
+  std::string failure;  // the first one
+
+  rocksdb::Status OpenState() {
+    rocksdb::DB* opened = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &handles, &opened);
+    if (!s.ok()) return s;
+    db.reset(opened);
+    meta = handles[0];
+    users = handles[1];
+    seen = handles[2];
+    idruns = handles[3];
+    return s;
+  }
+  rocksdb::Status OpenJournal() {
+    rocksdb::DB* opened = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(journal_options, dir + "/journal", &opened);
+    if (s.ok()) journal.reset(opened);
+    return s;
+  }
+  void CloseState() {
+    if (!db) return;
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    handles.clear();
+    (void)db->Close();  // a failed database reports its error; it closes all the same
+    db.reset();
+  }
+  void CloseJournal() {
+    if (!journal) return;
+    (void)journal->Close();
+    journal.reset();
+  }
+
+  // Converts `s` and, when it is a failure, remembers that `which` failed.
+  // A write fails the database on any error; a read only on an I/O error (a
+  // table file that cannot be opened), not on what it read.
+  Status Note(store_internal::Db which, const rocksdb::Status& s, bool write) {
+    if (s.ok()) return Status::Ok();
+    if (write || s.IsIOError()) {
+      if (!failing[which].exchange(true)) {
+        std::lock_guard<std::mutex> lock(failure_mu);
+        if (failure.empty())
+          failure = std::string(store_internal::kDbNames[which]) + ": " + s.ToString();
+      }
+      any_failing.store(true, std::memory_order_release);
+    }
+    return store_internal::FromRocks(s);
+  }
+
+  ~Rep() {
+    CloseJournal();
+    CloseState();
+  }
+};
+
+struct Store::Checkpoint::Rep {
+  explicit Rep(size_t expected_bytes) : batch(expected_bytes) {}
+  Store::Rep* store;
+  rocksdb::WriteBatch batch;
+  // Users staged unsorted: key and value bytes back to back in `staged`.
+  struct Staged {
+    size_t offset;
+    uint32_t key_size;
+    uint32_t value_size;
+  };
+  std::string staged;
+  std::vector<Staged> staged_users;
+  // User index keys, likewise (they come in hash order, i.e. at random).
+  std::string staged_index;
+  std::vector<Staged> staged_index_keys;
+};
+
+}  // namespace tierstream::state
+
+#endif  // TIERSTREAM_STATE_STORE_IMPL_H_
