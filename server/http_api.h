@@ -1,8 +1,9 @@
 // HttpApi: the HTTP API of SPEC §6 without the HTTP: routing, parameter
-// checks, the pipeline calls and every answer's JSON, from a plain Request
-// to a plain Response. No Boost type crosses it; the HTTP session
-// (server/http_session.h) reads and frames requests, checks the token and
-// the body budget, and writes what it is given.
+// checks and the pipeline calls, from a plain Request to a plain Response;
+// the pipeline's typed answers are rendered by server/wire_json.h. No
+// Boost type crosses it; the HTTP session (server/http_session.h) reads and
+// frames requests, checks the token and the body budget, and writes what it
+// is given.
 //
 // Most answers come from the pipeline's worker threads, so Handle() is
 // asynchronous: it answers through `reply`, which it runs exactly once, on
