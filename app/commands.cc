@@ -24,8 +24,10 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "ingest/decoder.h"
+#include "pipeline/file_source.h"
 #include "pipeline/pipeline.h"
 #include "server/server.h"
+#include "server/wire_json.h"
 #include "state/store.h"
 #include "tools/client.h"
 #include "tools/progress.h"
@@ -73,41 +75,6 @@ long PeakRssKb() {
     if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
   }
   return 0;
-}
-
-// Reads `file` ('-' = stdin) in chunks of whole lines and calls fn on each;
-// the last chunk may end without a newline. Adds the bytes read to *bytes.
-bool ForEachChunk(const std::string& file, uint64_t* bytes,
-                  const std::function<void(std::string_view)>& fn) {
-  std::FILE* in = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
-  if (in == nullptr) {
-    Log(LogLevel::kError, "tierstream: cannot read %s", file.c_str());
-    return false;
-  }
-  constexpr size_t kChunk = 4 << 20;
-  ingest::PaddedBuffer buf(kChunk + ingest::kMaxLineBytes);
-  bool eof = false;
-  while (!eof) {
-    const size_t room = buf.capacity() - buf.size();
-    const size_t n = std::fread(buf.data() + buf.size(), 1, room, in);
-    buf.set_size(buf.size() + n);
-    *bytes += n;
-    eof = n < room;
-    std::string_view view = buf.view();
-    size_t cut = view.size();
-    if (!eof) {
-      const size_t nl = view.rfind('\n');
-      if (nl != std::string_view::npos) {
-        cut = nl + 1;
-      } else if (view.size() < buf.capacity()) {
-        continue;
-      }  // else: a line longer than the buffer; the decoder rejects it
-    }
-    fn(view.substr(0, cut));
-    buf.Consume(cut);
-  }
-  if (in != stdin) std::fclose(in);
-  return true;
 }
 
 // Checks that every file can be opened before any is read: a typo in the
@@ -300,9 +267,14 @@ int RunReplay(const ReplayArgs& args) {
   const auto start = Clock::now();
   uint64_t bytes_total = 0, lines_total = 0;
   tools::Progress progress("replay", TotalBytes(args.files), "lines", "events");
-  for (const std::string& file : args.files) {
-    uint64_t line = 1;
-    const bool read = ForEachChunk(file, &bytes_total, [&](std::string_view lines) {
+  pipeline::FileSource source(args.files);
+  Status read;
+  for (uint32_t f = 0; f < source.partitions() && read.ok(); ++f) {
+    const std::string& file = source.file(f);
+    uint64_t line = 1, file_bytes = 0;
+    read = source.ReadFrom(f, 0, [&](uint64_t position, std::string_view lines) {
+      bytes_total += position - file_bytes;
+      file_bytes = position;
       auto batch = p.NewBatch();
       pipeline::BatchBuilder builder(batch.get(), p.reject_log(), file);
       const uint64_t decoded = decoder.DecodeLines(lines, line, &batch->arena, &builder);
@@ -321,10 +293,16 @@ int RunReplay(const ReplayArgs& args) {
         outstanding.fetch_sub(1);
       });
       progress.Update(bytes_total, lines_total);
+      return Status::Ok();
     });
-    if (!read) return 1;
   }
+  // The batches in flight report into this frame: wait for them, also after
+  // a failed read.
   while (outstanding.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!read.ok()) {
+    Log(LogLevel::kError, "tierstream: %s", std::string(read.message()).c_str());
+    return 1;
+  }
   Status s = p.Close();
   progress.Finish(bytes_total, lines_total);
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
@@ -368,6 +346,27 @@ struct EvalSink final : ingest::DecodeSink {
   void OnReject(uint64_t, std::string_view, std::string_view) override { eval->AddRejected(1); }
 };
 
+// The pipeline's profile as the evaluator's value: compared field by field,
+// not through the JSON the API would render of it.
+verify::Profile ToVerifyProfile(const state::Profile& p) {
+  verify::Profile v;
+  v.user_id = p.user_id;
+  v.member = p.member;
+  v.joined_at = p.joined_at;
+  if (p.last_active != kNoTs) v.last_active = p.last_active;
+  v.interactions_7d = p.interactions_7d;
+  v.interactions_30d = p.interactions_30d;
+  v.orders_total = p.orders_total;
+  v.orders_30d = p.orders_30d;
+  v.repeat_orders = p.repeat_orders;
+  v.spend_30d_fen = p.spend_30d_fen;
+  v.spend_total_fen = p.spend_total_fen;
+  v.points = p.points;
+  v.referrals = p.referrals;
+  v.tier = std::string(state::TierName(p.tier));
+  return v;
+}
+
 }  // namespace
 
 int RunVerify(const VerifyArgs& args) {
@@ -408,13 +407,20 @@ int RunVerify(const VerifyArgs& args) {
   uint64_t bytes = 0, lines_read = 0;
   {
     tools::Progress progress("verify (reading files)", TotalBytes(args.files), "lines", "events");
-    for (const std::string& file : args.files) {
-      const bool read = ForEachChunk(file, &bytes, [&](std::string_view lines) {
+    pipeline::FileSource source(args.files);
+    for (uint32_t f = 0; f < source.partitions(); ++f) {
+      const uint64_t before = bytes;
+      Status read = source.ReadFrom(f, 0, [&](uint64_t position, std::string_view lines) {
+        bytes = before + position;
         Arena arena;  // the evaluator copies what it keeps
         lines_read += decoder.DecodeLines(lines, 1, &arena, &sink);
         progress.Update(bytes, lines_read);
+        return Status::Ok();
       });
-      if (!read) return 2;
+      if (!read.ok()) {
+        Log(LogLevel::kError, "tierstream: %s", std::string(read.message()).c_str());
+        return 2;
+      }
     }
     progress.Finish(bytes, lines_read);
   }
@@ -430,15 +436,16 @@ int RunVerify(const VerifyArgs& args) {
   auto report = [&](const std::string& line) {
     if (++differences <= args.max_listed) std::printf("diff %s\n", line.c_str());
   };
-  std::string body;
   {
     tools::Progress progress("verify (comparing)", profiles.size(), "users", "users");
     uint64_t compared = 0;
     for (const auto& [id, want] : profiles) {
-      if (!p.GetUserSync(id, &body)) {
+      const std::optional<pipeline::ProfileReport> got =
+          pipeline::Await(p, &pipeline::Pipeline::GetUser, id);
+      if (!got) {
         report(id + ": missing from the data dir");
       } else {
-        for (const auto& d : verify::DiffProfile(body, want)) report(d);
+        for (const auto& d : verify::DiffProfile(ToVerifyProfile(got->profile), want)) report(d);
       }
       ++compared;
       // The clock is read only every 1024 users: a profile takes microseconds.
@@ -447,8 +454,10 @@ int RunVerify(const VerifyArgs& args) {
     progress.Finish(compared, compared);
   }
   // Counters too: list a file as often as it was sent, and duplicates and
-  // rejections match as well.
-  const std::string live_kpis = p.GetKpisSync();
+  // rejections match as well. The KPIs as the API serves them: their ratios
+  // are computed as they are rendered.
+  const std::string live_kpis =
+      server::RenderKpisJson(pipeline::Await(p, &pipeline::Pipeline::GetKpis));
   for (const auto& d : verify::DiffKpis(live_kpis, kpis, true)) report("kpi " + d);
   Status s = p.Close();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();

@@ -13,88 +13,31 @@
 // and its log position in one atomic WriteBatch and drops the log it covers;
 // Open() reloads that checkpoint and replays the log after it.
 //
-// Ingest positions: a worker's log sequence number is the offset of its
-// partition; a future distributed-log source maps it to a consumer offset.
+// Ingest positions: a worker's log sequence number is the position of its
+// partition of the journal, read back as a Source (source.h,
+// journal_source.h); a distributed-log source maps it to a consumer offset.
+// Queries answer typed values (queries.h); the server renders them as JSON.
+// How the work is divided among files: pipeline_impl.h.
 //
 // Thread safety: thread-safe. Callbacks run on worker threads and must not block.
 #ifndef TIERSTREAM_PIPELINE_PIPELINE_H_
 #define TIERSTREAM_PIPELINE_PIPELINE_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "common/arena.h"
 #include "common/status.h"
-#include "ingest/decoder.h"
-#include "ingest/event.h"
 #include "ingest/reject_log.h"
+#include "pipeline/batch.h"
+#include "pipeline/queries.h"
 #include "state/config.h"
 #include "state/user_state.h"
 
 namespace tierstream::pipeline {
-
-inline constexpr size_t kMaxErrorsListed = 100;  // SPEC §6
-
-struct BatchOutcome {
-  uint64_t accepted = 0;
-  uint64_t duplicates = 0;
-  uint64_t rejected = 0;
-  std::vector<ingest::LineError> errors;  // at most kMaxErrorsListed
-  Status status;  // not OK: some events could not be made durable (none of those applied)
-};
-
-// Decoded events routed to shards, with the arena that owns their strings.
-class Batch {
- public:
-  explicit Batch(uint32_t shards) : per_shard(shards) {}
-
-  Arena arena;
-  std::vector<std::vector<ingest::Event>> per_shard;
-  uint64_t events = 0;  // own events (credits excluded)
-  uint64_t rejected = 0;
-  std::vector<ingest::LineError> errors;
-  // Events dated later are rejected (the future guard; set by NewBatch).
-  ingest::TsLimit ts_limit;
-
-  // Internal to Pipeline: completion tracking.
-  std::atomic<uint32_t> pending_{0};
-  std::atomic<uint64_t> accepted_{0};
-  std::atomic<uint64_t> duplicates_{0};
-  std::atomic<bool> failed_{false};
-  uint64_t weight_ = 0;
-  uint32_t reject_shard_ = 0;  // the shard that logs and counts `rejected`
-  std::function<void(BatchOutcome)> done_;
-};
-
-// A DecodeSink that fills a Batch: routes each event to its user's shard and
-// a join's referral credit to the referrer's shard; records rejections.
-class BatchBuilder final : public ingest::DecodeSink {
- public:
-  // `reject_log` may be null; `source` names the listener in the reject log.
-  BatchBuilder(Batch* batch, ingest::RejectLog* reject_log, std::string source);
-  // Writes the reject log records still held.
-  ~BatchBuilder() override;
-  BatchBuilder(const BatchBuilder&) = delete;
-  BatchBuilder& operator=(const BatchBuilder&) = delete;
-  void OnEvent(const ingest::Event& event) override;
-  void OnReject(uint64_t line, std::string_view reason, std::string_view raw) override;
-  ingest::TsLimit ts_limit() const override { return batch_->ts_limit; }
-  void Reset(Batch* batch) { batch_ = batch; }
-
- private:
-  void WriteRejects();
-
-  Batch* batch_;
-  ingest::RejectLog* reject_log_;
-  std::string source_;
-  std::string rejects_;  // reject log records not written yet (up to 64 KiB)
-  uint64_t reject_count_ = 0;
-  uint64_t rejects_skipped_ = 0;  // the reject log is full: only counted
-};
 
 struct PipelineOptions {
   std::string data_dir = "./data";
@@ -136,30 +79,6 @@ struct PipelineOptions {
   // The wall clock, in ms since the epoch (empty: the system clock). Tests
   // inject theirs: it decides the future guard and the duplicate horizon.
   std::function<int64_t()> wall_clock;
-};
-
-// Operational figures (GET /healthz).
-struct PipelineStats {
-  uint64_t resident_users = 0;
-  uint64_t reloads = 0;  // evicted users read back (from the warm tier or the store)
-  uint64_t warm_reloads = 0;
-  uint64_t warm_users = 0;  // evicted users kept encoded in memory
-  uint64_t warm_bytes = 0;
-  uint64_t dirty_users = 0;
-  uint64_t remembered_ids = 0;
-  uint64_t spilled_ids = 0;  // in runs on disk (a filter of ~1.6 B each in memory)
-  uint64_t id_runs = 0;
-  uint64_t events_beyond_horizon = 0;  // accepted though older than the duplicate horizon
-  std::string json;
-};
-
-// One page of a tier's members, in user-id order (Pipeline::ListTierPage).
-struct TierPage {
-  std::vector<std::string> user_ids;
-  // Asked with profiles: each member's profile JSON, the same as GetUser's
-  // answer, in the same order as user_ids.
-  std::vector<std::string> profiles;
-  bool more = false;  // members follow the last one of this page
 };
 
 struct RecoveryStats {
@@ -205,26 +124,24 @@ class Pipeline {
   // Blocks until HasCapacity() (for offline producers such as replay).
   void WaitForCapacity() const;
 
-  // Queries, answered on a worker thread after every batch that completed
-  // before the call. Bodies are JSON.
-  void GetUser(std::string user_id, std::function<void(bool found, std::string body)> done);
-  void GetKpis(std::function<void(std::string body)> done);
+  // Queries (typed answers: pipeline/queries.h; Await blocks on one),
+  // answered on a worker thread after every batch that completed before the
+  // call. `done` runs once, on a worker thread, and must not block.
+  //
+  // The profile of `user_id`; nullopt if she is unknown (or no event has
+  // been accepted yet).
+  void GetUser(std::string user_id, std::function<void(std::optional<ProfileReport>)> done);
+  // The KPIs, with every tier exact as of T.
+  void GetKpis(std::function<void(KpiReport)> done);
   // The members of `tier` after the id `after` ("": from the first), at
-  // most `limit` of them: {"tier":...,"users":[...],"next_after":...}, where
-  // next_after is null when no member follows.
-  void ListTier(state::Tier tier, std::string after, size_t limit,
-                std::function<void(std::string body)> done);
-  // The same page, structured, with each member's profile when
-  // `with_profiles`. Each page checkpoints the shards that have changes (the
-  // listing reads the store), so page through a large tier rather than
-  // asking for all of it at once.
+  // most `limit` of them, with each member's profile when `with_profiles`.
+  // Each page checkpoints the shards that have changes (the listing reads
+  // the store), so page through a large tier rather than asking for all of
+  // it at once.
   void ListTierPage(state::Tier tier, std::string after, size_t limit, bool with_profiles,
                     std::function<void(TierPage page)> done);
-  void GetStats(std::function<void(std::string body)> done);
-  // Blocking conveniences for tools and tests.
-  PipelineStats GetStatsSync();
-  std::string GetKpisSync();
-  bool GetUserSync(const std::string& user_id, std::string* body);
+  // The operational figures of /healthz.
+  void GetStats(std::function<void(PipelineStats)> done);
 
   // T: the largest accepted ts, or kNoTs.
   int64_t watermark() const;

@@ -12,6 +12,7 @@
 #include "common/hash.h"
 #include "common/time.h"
 #include "ingest/decoder.h"
+#include "server/wire_json.h"
 #include "state/shard_state.h"
 #include "state/store.h"
 #include "tests/test_util.h"
@@ -82,17 +83,25 @@ std::unique_ptr<Pipeline> OpenAt(const std::string& dir, uint32_t shards, int32_
   return std::move(p).value();
 }
 
+// The answers as the API renders them: the oracle's diff reads JSON.
+std::string KpisJson(Pipeline& p) { return server::RenderKpisJson(Await(p, &Pipeline::GetKpis)); }
+// "" when the user is unknown.
+std::string ProfileJson(Pipeline& p, const std::string& user_id) {
+  const std::optional<ProfileReport> r = Await(p, &Pipeline::GetUser, user_id);
+  return r ? server::RenderProfileJson(*r) : std::string();
+}
+
 std::vector<std::string> DiffAll(Pipeline& p, const Reference& ref, bool check_counters) {
   std::vector<std::string> diffs;
   for (const auto& [id, want] : ref.profiles) {
-    std::string body;
-    if (!p.GetUserSync(id, &body)) {
+    const std::string body = ProfileJson(p, id);
+    if (body.empty()) {
       diffs.push_back("missing user " + id);
       continue;
     }
     for (auto& d : tierstream::testing::DiffProfile(body, want)) diffs.push_back(d);
   }
-  for (auto& d : tierstream::testing::DiffKpis(p.GetKpisSync(), ref.kpis, check_counters)) {
+  for (auto& d : tierstream::testing::DiffKpis(KpisJson(p), ref.kpis, check_counters)) {
     diffs.push_back("kpi " + d);
   }
   return diffs;
@@ -123,8 +132,7 @@ TEST(Pipeline, MatchesTheBatchEvaluatorOnAGeneratedStream) {
   EXPECT_EQ(t.accepted, static_cast<uint64_t>(ref.kpis.events_accepted));
   EXPECT_EQ(t.duplicates, static_cast<uint64_t>(ref.kpis.events_duplicate));
   EXPECT_EQ(t.rejected, static_cast<uint64_t>(ref.kpis.events_rejected));
-  if (t.accepted != static_cast<uint64_t>(ref.kpis.events_accepted))
-    ADD_FAILURE() << p->GetKpisSync();
+  if (t.accepted != static_cast<uint64_t>(ref.kpis.events_accepted)) ADD_FAILURE() << KpisJson(*p);
   auto diffs = DiffAll(*p, ref, true);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
 }
@@ -140,12 +148,11 @@ TEST(Pipeline, ShuffledOrderAndBatchSizesGiveIdenticalProfilesAndKpis) {
   Feed(*pa, lines, 2);
   Feed(*pb, shuffled, 3);
   for (const auto& [id, want] : ref.profiles) {
-    std::string ja, jb;
-    ASSERT_TRUE(pa->GetUserSync(id, &ja));
-    ASSERT_TRUE(pb->GetUserSync(id, &jb));
-    ASSERT_EQ(ja, jb);
+    const std::string ja = ProfileJson(*pa, id);
+    ASSERT_FALSE(ja.empty()) << id;
+    ASSERT_EQ(ja, ProfileJson(*pb, id));
   }
-  EXPECT_EQ(pa->GetKpisSync(), pb->GetKpisSync());
+  EXPECT_EQ(KpisJson(*pa), KpisJson(*pb));
   auto diffs = DiffAll(*pb, ref, true);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
 }
@@ -160,12 +167,12 @@ TEST(Pipeline, DuplicatesAreRecognisedAcrossBatchesAndRestarts) {
     Feed(*p, lines, 4);
     Totals again = Feed(*p, lines, 5);  // every valid line again, in other batches
     EXPECT_EQ(again.accepted, 0u);
-    kpis_before = p->GetKpisSync();
+    kpis_before = KpisJson(*p);
     ASSERT_TRUE(p->Close().ok());
   }
   auto p = OpenAt(dir.path(), 0, 3650);  // the data dir remembers its shard count
   EXPECT_EQ(p->shards(), 2u);
-  EXPECT_EQ(p->GetKpisSync(), kpis_before);
+  EXPECT_EQ(KpisJson(*p), kpis_before);
   Totals after_restart = Feed(*p, lines, 6);
   EXPECT_EQ(after_restart.accepted, 0u);
   EXPECT_EQ(after_restart.duplicates,
@@ -192,14 +199,14 @@ TEST(Pipeline, DuplicatesAreRecognisedWhenTheirIdsSpillToDisk) {
     EXPECT_EQ(first.accepted, static_cast<uint64_t>(ref.kpis.events_accepted));
     Totals again = Feed(*p, lines, 5);
     EXPECT_EQ(again.accepted, 0u);
-    kpis_before = p->GetKpisSync();
+    kpis_before = KpisJson(*p);
     ASSERT_TRUE(p->Close().ok());
   }
   auto p = std::move(Pipeline::Open(o)).value();
-  EXPECT_EQ(p->GetKpisSync(), kpis_before);
+  EXPECT_EQ(KpisJson(*p), kpis_before);
   // Spills run beside checkpoints (how many depends on timing); the final
   // checkpoint made every one durable: at least one per shard.
-  PipelineStats stats = p->GetStatsSync();
+  PipelineStats stats = Await(*p, &Pipeline::GetStats);
   EXPECT_GE(stats.id_runs, 2u);
   EXPECT_GT(stats.spilled_ids, stats.remembered_ids / 2);
   Totals after_restart = Feed(*p, lines, 6);
@@ -235,14 +242,14 @@ TEST(Pipeline, IdsAreForgottenOnlyPastBothHorizonsByTheInjectedWallClock) {
   }
   auto p = std::move(Pipeline::Open(o)).value();
   EXPECT_EQ(Feed(*p, lines, 3).accepted, 0u);
-  EXPECT_EQ(p->GetStatsSync().events_beyond_horizon, 0u);
+  EXPECT_EQ(Await(*p, &Pipeline::GetStats).events_beyond_horizon, 0u);
   // Past both horizons: the oldest part of the stream (arrived more than 8
   // days of event time before T) is forgotten; the newest is not.
   *wall += 120'000;
   const Totals again = Feed(*p, lines, 4);
   EXPECT_GT(again.accepted, 0u);
   EXPECT_LT(again.accepted, static_cast<uint64_t>(ref.kpis.events_accepted));
-  const PipelineStats stats = p->GetStatsSync();
+  const PipelineStats stats = Await(*p, &Pipeline::GetStats);
   EXPECT_GT(stats.events_beyond_horizon, 0u);
   EXPECT_LE(stats.events_beyond_horizon, again.accepted);
 }
@@ -269,11 +276,12 @@ TEST(Pipeline, ReferralCreditReachesAReferrerInAnotherShard) {
   EXPECT_EQ(ref.profiles[referrer].points, 10);
   auto diffs = DiffAll(*p, ref, true);
   EXPECT_TRUE(diffs.empty()) << diffs[0];
-  std::string body;
-  ASSERT_TRUE(p->GetUserSync(referrer, &body));
-  EXPECT_NE(body.find("\"referrals\":1"), std::string::npos) << body;
-  ASSERT_TRUE(p->GetUserSync("m2", &body));
-  EXPECT_NE(body.find("\"referrals\":0"), std::string::npos) << "self-referral credits nothing";
+  const std::optional<ProfileReport> r = Await(*p, &Pipeline::GetUser, referrer);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->profile.referrals, 1);
+  const std::optional<ProfileReport> m2 = Await(*p, &Pipeline::GetUser, std::string("m2"));
+  ASSERT_TRUE(m2.has_value());
+  EXPECT_EQ(m2->profile.referrals, 0) << "self-referral credits nothing";
 }
 
 TEST(Pipeline, StaysExactWhenUsersOutnumberTheMemoryBound) {
@@ -284,7 +292,7 @@ TEST(Pipeline, StaysExactWhenUsersOutnumberTheMemoryBound) {
     // 150 resident users for 1500: most are evicted and reloaded, many times.
     auto p = OpenAt(dir.path(), 3, 8, 150);
     Feed(*p, lines, 8);
-    PipelineStats stats = p->GetStatsSync();
+    PipelineStats stats = Await(*p, &Pipeline::GetStats);
     EXPECT_GT(stats.reloads, 1000u);
     auto diffs = DiffAll(*p, ref, true);
     EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
@@ -293,9 +301,9 @@ TEST(Pipeline, StaysExactWhenUsersOutnumberTheMemoryBound) {
   // After a restart only some users are loaded; the rest come back on demand.
   auto p = OpenAt(dir.path(), 3, 8, 150);
   EXPECT_EQ(p->recovery().users_loaded, ref.profiles.size());
-  EXPECT_LE(p->GetStatsSync().resident_users, 150u);
+  EXPECT_LE(Await(*p, &Pipeline::GetStats).resident_users, 150u);
   auto diffs = DiffAll(*p, ref, true);
-  EXPECT_GT(p->GetStatsSync().reloads, 0u);
+  EXPECT_GT(Await(*p, &Pipeline::GetStats).reloads, 0u);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
 }
 
@@ -310,9 +318,8 @@ std::vector<std::string> JoinLines(int first, int count, int day) {
   }
   return lines;
 }
-uint64_t Dormant(const std::string& kpis) {
-  const size_t at = kpis.find("\"dormant\":");
-  return at == std::string::npos ? UINT64_MAX : std::strtoull(kpis.c_str() + at + 10, nullptr, 10);
+int64_t Dormant(Pipeline& p) {
+  return Await(p, &Pipeline::GetKpis).kpis.tiers[static_cast<size_t>(state::Tier::kDormant)];
 }
 std::string TickLine(int day) {
   return R"({"event_id":"tick)" + std::to_string(day) +
@@ -373,7 +380,7 @@ TEST(Pipeline, EvictedUsersChangeTierOnTheirDayInADataDirFromBeforeTheUserIndex)
     EXPECT_EQ(p->recovery().users_loaded, 300u);
     lines.push_back(TickLine(31));  // every one of them turns dormant
     Feed(*p, {lines.back()}, 1);
-    EXPECT_EQ(Dormant(p->GetKpisSync()), 300u);
+    EXPECT_EQ(Dormant(*p), 300);
     check(*p, "day 31, after the index was built");
     // Users new since the index: indexed by the checkpoints that persist them.
     const auto joins = JoinLines(1000, 100, 32);
@@ -384,7 +391,7 @@ TEST(Pipeline, EvictedUsersChangeTierOnTheirDayInADataDirFromBeforeTheUserIndex)
   auto p = OpenAt(dir.path(), 1, 8, 16);
   lines.push_back(TickLine(62));
   Feed(*p, {lines.back()}, 3);
-  EXPECT_EQ(Dormant(p->GetKpisSync()), 400u);
+  EXPECT_EQ(Dormant(*p), 400);
   check(*p, "day 62, after a restart");
 }
 
@@ -410,7 +417,7 @@ TEST(Pipeline, ReevaluatesEveryTierWhenTheRulesChange) {
   Reference ref = tierstream::testing::Evaluate(lines, t);
   auto diffs = DiffAll(**p, ref, true);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
-  std::string body = (*p)->GetKpisSync();
+  std::string body = KpisJson(**p);
   EXPECT_EQ(
       tierstream::testing::DiffKpis(body, tierstream::testing::Evaluate(lines).kpis, true).empty(),
       false)

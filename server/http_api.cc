@@ -1,8 +1,6 @@
 // Routes the HTTP API's requests to the pipeline and renders its answers.
 #include "server/http_api.h"
 
-#include <simdjson.h>
-
 #include <charconv>
 #include <optional>
 
@@ -36,68 +34,10 @@ void ReplyLater(const std::shared_ptr<Executor>& executor, std::function<void(Re
       [reply = std::move(reply), r = std::move(response)]() mutable { reply(std::move(r)); });
 }
 
-void CopyValue(simdjson::dom::element v, JsonWriter* w) {
-  switch (v.type()) {
-    case simdjson::dom::element_type::INT64:
-      w->Int(int64_t(v));
-      break;
-    case simdjson::dom::element_type::UINT64:
-      w->Int(static_cast<int64_t>(uint64_t(v)));
-      break;
-    case simdjson::dom::element_type::DOUBLE:
-      w->Double(double(v));
-      break;
-    case simdjson::dom::element_type::BOOL:
-      w->Bool(bool(v));
-      break;
-    case simdjson::dom::element_type::STRING:
-      w->String(std::string_view(v));
-      break;
-    case simdjson::dom::element_type::NULL_VALUE:
-      w->Null();
-      break;
-    case simdjson::dom::element_type::ARRAY:
-      w->BeginArray();
-      for (simdjson::dom::element e : simdjson::dom::array(v)) CopyValue(e, w);
-      w->EndArray();
-      break;
-    case simdjson::dom::element_type::OBJECT:
-      w->BeginObject();
-      for (auto field : simdjson::dom::object(v)) {
-        w->Key(field.key);
-        CopyValue(field.value, w);
-      }
-      w->EndObject();
-      break;
-  }
-}
-
-// Writes the members of the JSON object `object_json` into the object `w`
-// is writing (the pipeline's figures into /healthz). Through a parser, not
-// by cutting braces: whatever the pipeline's text, the answer stays JSON.
-void CopyMembers(std::string_view object_json, JsonWriter* w) {
-  simdjson::dom::parser parser;
-  simdjson::dom::object object;
-  if (parser.parse(object_json.data(), object_json.size()).get_object().get(object)) return;
-  for (auto field : object) {
-    w->Key(field.key);
-    CopyValue(field.value, w);
-  }
-}
-
 // Why ingest is not possible right now; empty when it is.
 std::vector<std::string> NotReadyReasons(pipeline::Pipeline* pipeline) {
   if (pipeline == nullptr) return {"recovering"};
   return pipeline->IngestRefusals();
-}
-
-void WriteHead(JsonWriter& w, const char* status, const std::vector<std::string>& reasons) {
-  w.BeginObject().Key("status").String(status);
-  if (!reasons.empty()) {
-    w.Key("reasons").BeginArray();
-    for (const auto& r : reasons) w.String(r);
-    w.EndArray();
-  }
 }
 
 // Readiness: may this instance take traffic (ingest) now?
@@ -116,12 +56,6 @@ Response Readiness(pipeline::Pipeline* pipeline) {
 }
 
 }  // namespace
-
-std::string ErrorBody(std::string_view message) {
-  std::string out;
-  JsonWriter(&out).BeginObject().Key("error").String(message).EndObject();
-  return out;
-}
 
 namespace api {
 Response Json(int status, std::string body) {
@@ -165,8 +99,8 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
   }
   if (path == "/v1/kpis") {
     if (!get) return reply(MethodNotAllowed("GET"));
-    pipeline->GetKpis([executor, reply = std::move(reply)](std::string body) mutable {
-      ReplyLater(executor, std::move(reply), api::Json(200, std::move(body)));
+    pipeline->GetKpis([executor, reply = std::move(reply)](pipeline::KpiReport kpis) mutable {
+      ReplyLater(executor, std::move(reply), api::Json(200, RenderKpisJson(kpis)));
     });
     return;
   }
@@ -193,28 +127,14 @@ void HttpApi::Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executo
                      Reply reply) {
   std::vector<std::string> reasons = NotReadyReasons(pipeline);
   if (pipeline == nullptr) {
-    std::string body;
-    JsonWriter w(&body);
-    WriteHead(w, "starting", reasons);
-    w.EndObject();
-    return reply(api::Json(200, std::move(body)));
+    return reply(api::Json(200, RenderHealthJson("starting", reasons, kNoTs, nullptr)));
   }
   const int64_t t = pipeline->watermark();
   pipeline->GetStats([executor, reply = std::move(reply), t,
-                      reasons = std::move(reasons)](std::string stats) mutable {
-    std::string body;
-    JsonWriter w(&body);
-    WriteHead(w, reasons.empty() ? "ok" : "degraded", reasons);
-    w.Key("as_of");
-    if (t == kNoTs) {
-      w.Null();
-    } else {
-      w.Int(t);
-    }
-    // The pipeline's figures, member by member into the same object.
-    CopyMembers(stats, &w);
-    w.EndObject();
-    ReplyLater(executor, std::move(reply), api::Json(200, std::move(body)));
+                      reasons = std::move(reasons)](pipeline::PipelineStats stats) mutable {
+    const char* status = reasons.empty() ? "ok" : "degraded";
+    ReplyLater(executor, std::move(reply),
+               api::Json(200, RenderHealthJson(status, reasons, t, &stats)));
   });
 }
 
@@ -228,8 +148,10 @@ void HttpApi::Users(pipeline::Pipeline* pipeline, std::string_view id,
     return reply(BadRequest("user_id: must be 1..128 bytes"));
   }
   pipeline->GetUser(std::move(user_id), [executor, reply = std::move(reply)](
-                                            bool found, std::string body) mutable {
-    ReplyLater(executor, std::move(reply), api::Json(found ? 200 : 404, std::move(body)));
+                                            std::optional<pipeline::ProfileReport> p) mutable {
+    ReplyLater(
+        executor, std::move(reply),
+        p ? api::Json(200, RenderProfileJson(*p)) : api::Json(404, ErrorBody("unknown user")));
   });
 }
 
@@ -279,10 +201,11 @@ void HttpApi::Tiers(pipeline::Pipeline* pipeline, std::string_view tier_name,
     }
     limit = v;
   }
-  pipeline->ListTier(*tier, std::move(after), limit,
-                     [executor, reply = std::move(reply)](std::string body) mutable {
-                       ReplyLater(executor, std::move(reply), api::Json(200, std::move(body)));
-                     });
+  pipeline->ListTierPage(
+      *tier, std::move(after), limit, false /*with_profiles*/,
+      [executor, reply = std::move(reply), tier = *tier](pipeline::TierPage page) mutable {
+        ReplyLater(executor, std::move(reply), api::Json(200, RenderTierPageJson(tier, page)));
+      });
 }
 
 }  // namespace tierstream::server

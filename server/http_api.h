@@ -1,8 +1,9 @@
 // HttpApi: the HTTP API of SPEC §6 without the HTTP: routing, parameter
-// checks, the pipeline calls and every answer's JSON, from a plain Request
-// to a plain Response. No Boost type crosses it; the HTTP session
-// (server/http_session.h) reads and frames requests, checks the token and
-// the body budget, and writes what it is given.
+// checks and the pipeline calls, from a plain Request to a plain Response;
+// the pipeline's typed answers are rendered by server/wire_json.h. No
+// Boost type crosses it; the HTTP session (server/http_session.h) reads and
+// frames requests, checks the token and the body budget, and writes what it
+// is given.
 //
 // Most answers come from the pipeline's worker threads, so Handle() is
 // asynchronous: it answers through `reply`, which it runs exactly once, on
@@ -30,6 +31,7 @@
 
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
+#include "server/wire_json.h"
 
 namespace tierstream::server {
 
@@ -76,9 +78,6 @@ class Executor {
   // connection is closed first. One at a time.
   virtual void PostAfter(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
 };
-
-// {"error":"<message>"}: the body of every error answer.
-std::string ErrorBody(std::string_view message);
 
 class HttpApi {
  public:

@@ -3,7 +3,6 @@
 #include <memory>
 #include <utility>
 
-#include "common/json_writer.h"
 #include "server/http_api.h"
 
 namespace tierstream::server::api {
@@ -41,14 +40,7 @@ class TierStream : public BodyStream, public std::enable_shared_from_this<TierSt
  private:
   std::string Render(pipeline::TierPage page) {
     std::string data;
-    for (size_t i = 0; i < page.user_ids.size(); ++i) {
-      if (profiles_) {
-        data += page.profiles[i];
-      } else {
-        JsonWriter(&data).BeginObject().Key("user_id").String(page.user_ids[i]).EndObject();
-      }
-      data += '\n';
-    }
+    AppendTierPageNdjson(page, profiles_, &data);
     last_ = !page.more;
     if (!page.user_ids.empty()) after_ = std::move(page.user_ids.back());
     return data;

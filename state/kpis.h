@@ -1,5 +1,6 @@
 // KpiPartial: one shard's contribution to the KPIs of SPEC §5 as of a day D,
-// summed across shards and rendered as the /v1/kpis JSON. Plain value.
+// summed across shards (the server renders the sum: server/wire_json.h).
+// Plain value.
 #ifndef TIERSTREAM_STATE_KPIS_H_
 #define TIERSTREAM_STATE_KPIS_H_
 
@@ -32,9 +33,6 @@ struct KpiPartial {
 
   void Add(const KpiPartial& o);
 };
-
-// Renders the KPI object; `as_of` is T (kNoTs before the first event).
-std::string RenderKpisJson(const KpiPartial& k, int64_t as_of);
 
 }  // namespace tierstream::state
 

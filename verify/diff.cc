@@ -37,20 +37,43 @@ bool SameRatio(double got, double want) {
 }  // namespace
 
 std::vector<std::string> DiffProfile(const std::string& json, const verify::Profile& want) {
-  std::vector<std::string> d;
   simdjson::dom::parser parser;
-  simdjson::dom::element got;
-  if (parser.parse(json).get(got)) return {"unparsable profile: " + json};
+  simdjson::dom::element doc;
+  if (parser.parse(json).get(doc)) return {"unparsable profile: " + json};
+  // A missing or mistyped field becomes a value no expectation holds.
   auto num = [&](const char* k) -> int64_t {
     int64_t v = INT64_MIN;
-    if (got[k].get(v)) v = INT64_MIN;
+    if (doc[k].get(v)) v = INT64_MIN;
     return v;
   };
   auto money = [&](const char* k) -> int64_t {
     double v = NAN;
-    if (got[k].get(v)) return kMissing;
+    if (doc[k].get(v)) return kMissing;
     return Fen(v);
   };
+  verify::Profile got;
+  std::string_view text;
+  got.user_id = doc["user_id"].get(text) ? "" : std::string(text);
+  bool member = false;
+  got.member = doc["member"].get(member) ? !want.member : member;
+  got.joined_at = num("joined_at");
+  if (!doc["last_active"].is_null()) got.last_active = num("last_active");
+  got.interactions_7d = num("interactions_7d");
+  got.interactions_30d = num("interactions_30d");
+  got.orders_total = num("orders_total");
+  got.orders_30d = num("orders_30d");
+  got.repeat_orders = num("repeat_orders");
+  got.spend_30d_fen = money("spend_30d");
+  got.spend_total_fen = money("spend_total");
+  got.points = num("points");
+  got.referrals = num("referrals");
+  text = {};
+  got.tier = doc["tier"].get(text) ? "missing" : std::string(text);
+  return DiffProfile(got, want);
+}
+
+std::vector<std::string> DiffProfile(const verify::Profile& got, const verify::Profile& want) {
+  std::vector<std::string> d;
   auto check = [&](const char* k, int64_t g, int64_t w) {
     if (g != w)
       d.push_back(want.user_id + "." + k + ": got " + std::to_string(g) + " want " +
@@ -59,28 +82,25 @@ std::vector<std::string> DiffProfile(const std::string& json, const verify::Prof
   auto check_money = [&](const char* k, int64_t g, int64_t w) {
     if (g != w) d.push_back(want.user_id + "." + k + ": got " + Yuan(g) + " want " + Yuan(w));
   };
-  std::string_view uid;
-  if (got["user_id"].get(uid) || uid != want.user_id) d.push_back(want.user_id + ".user_id");
-  bool member = false;
-  if (got["member"].get(member) || member != want.member) d.push_back(want.user_id + ".member");
-  check("joined_at", num("joined_at"), want.joined_at);
+  if (got.user_id != want.user_id) d.push_back(want.user_id + ".user_id");
+  if (got.member != want.member) d.push_back(want.user_id + ".member");
+  check("joined_at", got.joined_at, want.joined_at);
   if (want.last_active) {
-    check("last_active", num("last_active"), *want.last_active);
-  } else if (!got["last_active"].is_null()) {
+    check("last_active", got.last_active.value_or(INT64_MIN), *want.last_active);
+  } else if (got.last_active) {
     d.push_back(want.user_id + ".last_active: want null");
   }
-  check("interactions_7d", num("interactions_7d"), want.interactions_7d);
-  check("interactions_30d", num("interactions_30d"), want.interactions_30d);
-  check("orders_total", num("orders_total"), want.orders_total);
-  check("orders_30d", num("orders_30d"), want.orders_30d);
-  check("repeat_orders", num("repeat_orders"), want.repeat_orders);
-  check_money("spend_30d", money("spend_30d"), want.spend_30d_fen);
-  check_money("spend_total", money("spend_total"), want.spend_total_fen);
-  check("points", num("points"), want.points);
-  check("referrals", num("referrals"), want.referrals);
-  std::string_view tier;
-  if (got["tier"].get(tier) || tier != want.tier) {
-    d.push_back(want.user_id + ".tier: got " + std::string(tier) + " want " + want.tier);
+  check("interactions_7d", got.interactions_7d, want.interactions_7d);
+  check("interactions_30d", got.interactions_30d, want.interactions_30d);
+  check("orders_total", got.orders_total, want.orders_total);
+  check("orders_30d", got.orders_30d, want.orders_30d);
+  check("repeat_orders", got.repeat_orders, want.repeat_orders);
+  check_money("spend_30d", got.spend_30d_fen, want.spend_30d_fen);
+  check_money("spend_total", got.spend_total_fen, want.spend_total_fen);
+  check("points", got.points, want.points);
+  check("referrals", got.referrals, want.referrals);
+  if (got.tier != want.tier) {
+    d.push_back(want.user_id + ".tier: got " + got.tier + " want " + want.tier);
   }
   return d;
 }

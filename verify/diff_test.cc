@@ -43,6 +43,33 @@ TEST(Diff, ProfileMoneyIsShownInYuanWithGotAndWant) {
   EXPECT_EQ(d.size(), 2u) << Join(d);  // nothing else differs
 }
 
+TEST(Diff, ProfileValuesCompareFieldByFieldAsTheirJsonDoes) {
+  Profile want;
+  want.user_id = "u1";
+  want.joined_at = 1;
+  want.last_active = 2;
+  want.spend_total_fen = 41785;
+  want.tier = "new";
+  Profile got = want;
+  EXPECT_TRUE(DiffProfile(got, want).empty());
+  got.last_active.reset();
+  got.spend_total_fen = -31378;
+  got.tier = "dormant";
+  auto d = DiffProfile(got, want);
+  EXPECT_TRUE(Has(d, "u1.last_active: got -9223372036854775808 want 2")) << Join(d);
+  EXPECT_TRUE(Has(d, "u1.spend_total: got -313.78 want 417.85")) << Join(d);
+  EXPECT_TRUE(Has(d, "u1.tier: got dormant want new")) << Join(d);
+  EXPECT_EQ(d.size(), 3u) << Join(d);
+  // A profile missing its tier says so.
+  d = DiffProfile(std::string(R"({"user_id":"u1","member":true,"joined_at":1,"last_active":2,)"
+                              R"("interactions_7d":0,"interactions_30d":0,"orders_total":0,)"
+                              R"("orders_30d":0,"repeat_orders":0,"spend_30d":0,)"
+                              R"("spend_total":417.85,"points":0,"referrals":0})"),
+                  want);
+  EXPECT_TRUE(Has(d, "u1.tier: got missing want new")) << Join(d);
+  EXPECT_EQ(d.size(), 1u) << Join(d);
+}
+
 TEST(Diff, KpiMoneyIsShownInYuanWithGotAndWant) {
   Kpis want;
   want.gmv_30d_fen = 12950;

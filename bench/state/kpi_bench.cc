@@ -9,6 +9,7 @@
 
 #include "bench/synthetic_events.h"
 #include "common/hash.h"
+#include "server/wire_json.h"
 #include "state/kpis.h"
 #include "state/shard_state.h"
 
@@ -117,7 +118,7 @@ std::unique_ptr<KpiFixture> BuildKpiFixture(int64_t users) {
       got.referred_joins_prev_30d != x.referred_joins_prev_30d ||
       got.events_accepted != x.events_accepted) {
     f->error = "KPIs differ from the independently counted ones";
-  } else if (std::string body = RenderKpisJson(got, f->as_of);
+  } else if (std::string body = server::RenderKpisJson(got, f->as_of);
              body.find("\"users_total\":" + std::to_string(users) + ",") == std::string::npos) {
     f->error = "rendered KPIs lack users_total";
   }
@@ -148,7 +149,7 @@ void BM_Kpis_Query(benchmark::State& state) {
       shard->Sweep(f.today, SIZE_MAX);
       total.Add(shard->Kpis(f.today));
     }
-    std::string body = RenderKpisJson(total, f.as_of);
+    std::string body = server::RenderKpisJson(total, f.as_of);
     bytes = body.size();
     benchmark::DoNotOptimize(body.data());
   }

@@ -1,0 +1,190 @@
+// Queries: each is fanned out to the worker(s) holding its data, answered
+// there between groups (or between slices of a group), and gathered into one
+// typed answer (queries.h) by the last worker to answer.
+#include "pipeline/queries.h"
+
+#include <algorithm>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pipeline/pipeline_impl.h"
+#include "state/kpis.h"
+
+namespace tierstream::pipeline {
+
+void Pipeline::GetUser(std::string user_id,
+                       std::function<void(std::optional<ProfileReport>)> done) {
+  auto* q = new Query{};
+  q->kind = Query::Kind::kUser;
+  q->user_done = std::move(done);
+  auto& w = *impl_->workers[ShardOf(user_id, shards())];
+  q->user_id = std::move(user_id);
+  w.queries.enqueue(q);
+  w.queue.enqueue(Task{nullptr});
+}
+
+void Pipeline::GetKpis(std::function<void(KpiReport)> done) {
+  auto g = std::make_shared<Query::Gather>();
+  g->kpis_done = std::move(done);
+  impl_->Broadcast(Query::Kind::kKpis, g);
+}
+
+void Pipeline::ListTierPage(state::Tier tier, std::string after, size_t limit, bool with_profiles,
+                            std::function<void(TierPage)> done) {
+  auto g = std::make_shared<Query::Gather>();
+  g->tier = tier;
+  g->limit = std::max<size_t>(limit, 1);
+  g->with_profiles = with_profiles;
+  g->page_done = std::move(done);
+  impl_->Broadcast(Query::Kind::kListTier, g, after);
+}
+
+void Pipeline::GetStats(std::function<void(PipelineStats)> done) {
+  auto g = std::make_shared<Query::Gather>();
+  g->stats_done = std::move(done);
+  impl_->Broadcast(Query::Kind::kStats, g);
+}
+
+void Pipeline::Impl::Broadcast(Query::Kind kind, const std::shared_ptr<Query::Gather>& g,
+                               const std::string& after) {
+  g->pending.store(static_cast<uint32_t>(workers.size()));
+  for (auto& w : workers) {
+    auto* q = new Query{};
+    q->kind = kind;
+    q->gather = g;
+    q->after = after;
+    w->queries.enqueue(q);
+    w->queue.enqueue(Task{nullptr});
+  }
+}
+
+void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
+  Query* q;
+  for (;;) {
+    if (!mid_group && !stats_only && !w->deferred.empty()) {
+      q = w->deferred.back();
+      w->deferred.pop_back();
+    } else if (!w->queries.try_dequeue(q)) {
+      break;
+    }
+    if ((mid_group && q->kind == Query::Kind::kListTier) ||
+        (stats_only && q->kind != Query::Kind::kStats)) {
+      w->deferred.push_back(q);
+      continue;
+    }
+    std::unique_ptr<Query> owned(q);
+    const int64_t t = watermark.load(std::memory_order_acquire);
+    const int32_t today = t == kNoTs ? kNoDay : DayOf(t, options.config.utc_offset_ms);
+    switch (q->kind) {
+      case Query::Kind::kUser: {
+        ProfileReport r;
+        r.as_of = t;
+        if (today != kNoDay && w->state.GetProfile(q->user_id, today, &r.profile)) {
+          q->user_done(std::move(r));
+        } else {
+          q->user_done(std::nullopt);
+        }
+        break;
+      }
+      case Query::Kind::kStats: {
+        auto& g = *q->gather;
+        {
+          std::lock_guard<std::mutex> lock(g.mu);
+          g.stats.resident_users += w->state.resident_users();
+          g.stats.reloads += w->state.reloads();
+          g.stats.warm_reloads += w->state.warm_reloads();
+          g.stats.warm_users += w->state.warm_users();
+          g.stats.warm_bytes += w->state.warm_bytes();
+          g.stats.dirty_users += w->state.dirty_count();
+          g.stats.remembered_ids += w->state.seen_count();
+          g.stats.spilled_ids += w->state.spilled_ids();
+          g.stats.id_runs += w->state.id_runs();
+          g.stats.events_beyond_horizon += static_cast<uint64_t>(w->state.events_beyond_horizon());
+        }
+        if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          g.stats.shards = workers.size();
+          g.stats.max_resident_users = ResidentLimit() * workers.size();
+          g.stats.events_in_flight = inflight.load();
+          g.stats_done(std::move(g.stats));
+        }
+        break;
+      }
+      case Query::Kind::kKpis:
+      case Query::Kind::kListTier: {
+        auto& g = *q->gather;
+        if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);  // tiers exactly as of T
+        std::vector<std::pair<std::string, ProfileReport>> members;
+        if (q->kind == Query::Kind::kListTier) {
+          // One more than the page: whether another member follows it.
+          members = ListTierOf(w, g.tier, q->after, g.limit + 1, g.with_profiles, today, t);
+        }
+        {
+          std::lock_guard<std::mutex> lock(g.mu);
+          if (q->kind == Query::Kind::kKpis) {
+            g.kpis.Add(w->state.Kpis(today));
+            g.as_of = std::max(g.as_of, t);
+          } else {
+            g.members.insert(g.members.end(), std::make_move_iterator(members.begin()),
+                             std::make_move_iterator(members.end()));
+          }
+        }
+        if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          if (q->kind == Query::Kind::kKpis) {
+            g.kpis_done(KpiReport{g.kpis, g.as_of});
+          } else {
+            // Each shard gave its first limit + 1: the first limit + 1 of
+            // the union are among them.
+            std::sort(g.members.begin(), g.members.end(),
+                      [](const auto& a, const auto& b) { return a.first < b.first; });
+            TierPage page;
+            page.more = g.members.size() > g.limit;
+            if (page.more) g.members.resize(g.limit);
+            for (auto& [id, profile] : g.members) {
+              page.user_ids.push_back(std::move(id));
+              if (g.with_profiles) page.profiles.push_back(std::move(profile));
+            }
+            g.page_done(std::move(page));
+          }
+        }
+        break;
+      }
+    }
+  }
+}
+
+// The members of one tier in id order, evicted ones included: the shard is
+// checkpointed first, so that its users' persisted tiers are current, and
+// then read in key order from the store.
+std::vector<std::pair<std::string, ProfileReport>> Pipeline::Impl::ListTierOf(
+    Worker* w, state::Tier tier, const std::string& after, size_t limit, bool with_profiles,
+    int32_t today, int64_t t) {
+  std::vector<std::pair<std::string, ProfileReport>> members;
+  if (w->state.dirty_count() > 0 ||
+      w->cp_phase.load(std::memory_order_acquire) != CheckpointPhase::kIdle) {
+    Status s = Checkpoint(w);
+    if (!s.ok())
+      LogAt(LogLevel::kError, "shard %u: checkpoint before tier listing failed: %s", w->id,
+            s.ToString().c_str());
+  }
+  if (with_profiles && today == kNoDay) return members;  // no event yet: no profiles either
+  state::UserState user;
+  Status s = store->ScanUsers(w->id, after, [&](std::string_view id, std::string_view bytes) {
+    if (state::DecodeUserState(bytes, &user).ok() && user.tier == tier) {
+      // Made from the stored state, which the checkpoint made current: the
+      // listing does not load evicted users back into memory.
+      ProfileReport r;
+      if (with_profiles) r = ProfileReport{state::MakeProfile(id, user, today, options.config), t};
+      members.emplace_back(id, std::move(r));
+    }
+    return members.size() < limit;
+  });
+  if (!s.ok())
+    LogAt(LogLevel::kError, "shard %u: tier listing failed: %s", w->id, s.ToString().c_str());
+  return members;
+}
+
+}  // namespace tierstream::pipeline

@@ -1,0 +1,114 @@
+// The typed answers of Pipeline's queries, and Await, the one blocking way
+// to ask one. JSON is not made here: the server renders these values
+// (server/wire_json.h).
+//
+// A query is fanned out to the shard(s) that hold its data, answered on
+// their worker threads after every batch that completed before it was asked,
+// and gathered into one of these values; the callback runs once, on a worker
+// thread, and must not block.
+//
+// Thread safety: the answer types are plain values. Await is thread-safe,
+// but must not be called on a worker thread (it would wait for itself).
+#ifndef TIERSTREAM_PIPELINE_QUERIES_H_
+#define TIERSTREAM_PIPELINE_QUERIES_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "common/time.h"
+#include "state/kpis.h"
+#include "state/profile.h"
+
+namespace tierstream::pipeline {
+
+// A user's profile, evaluated as of T when her shard answered.
+struct ProfileReport {
+  state::Profile profile;
+  int64_t as_of = kNoTs;
+};
+
+// The KPIs summed over every shard, as of T (kNoTs before the first event).
+struct KpiReport {
+  state::KpiPartial kpis;
+  int64_t as_of = kNoTs;
+};
+
+// One page of a tier's members, in user-id order (Pipeline::ListTierPage).
+struct TierPage {
+  std::vector<std::string> user_ids;
+  // Asked with profiles: each member's profile, in the same order as
+  // user_ids (read from the store as its shard's checkpoint left it).
+  std::vector<ProfileReport> profiles;
+  bool more = false;  // members follow the last one of this page
+};
+
+// Operational figures (GET /healthz), summed over every shard.
+struct PipelineStats {
+  uint64_t shards = 0;
+  uint64_t resident_users = 0;
+  uint64_t max_resident_users = 0;  // the bound, across all shards
+  uint64_t reloads = 0;             // evicted users read back (from the warm tier or the store)
+  uint64_t warm_reloads = 0;
+  uint64_t warm_users = 0;  // evicted users kept encoded in memory
+  uint64_t warm_bytes = 0;
+  uint64_t dirty_users = 0;
+  uint64_t remembered_ids = 0;
+  uint64_t spilled_ids = 0;  // in runs on disk (a filter of ~1.6 B each in memory)
+  uint64_t id_runs = 0;
+  uint64_t events_beyond_horizon = 0;  // accepted though older than the duplicate horizon
+  int64_t events_in_flight = 0;        // submitted, not yet completed
+};
+
+namespace internal {
+template <typename Callback>
+struct CallbackArg;
+template <typename Answer>
+struct CallbackArg<std::function<void(Answer)>> {
+  using type = Answer;
+};
+// The answer type of a query member function: the argument of its last
+// parameter, a std::function<void(Answer)>.
+template <typename Query>
+struct QueryAnswer;
+template <typename Target, typename... Params>
+struct QueryAnswer<void (Target::*)(Params...)> {
+  using type = typename CallbackArg<
+      std::tuple_element_t<sizeof...(Params) - 1, std::tuple<Params...>>>::type;
+};
+}  // namespace internal
+
+// Asks `query` of `target` with `args` (every parameter but the callback)
+// and blocks until it answers: `Await(p, &Pipeline::GetKpis)`,
+// `Await(p, &Pipeline::GetUser, id)`. For tools and tests.
+// REQUIRES: not called on a thread that must answer the query.
+template <typename Target, typename Query, typename... Args>
+typename internal::QueryAnswer<Query>::type Await(Target& target, Query query, Args&&... args) {
+  using Answer = typename internal::QueryAnswer<Query>::type;
+  // Shared with the callback: the worker may still hold it after the wait ends.
+  struct Slot {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Answer> answer;
+  };
+  auto slot = std::make_shared<Slot>();
+  (target.*query)(std::forward<Args>(args)..., [slot](Answer a) {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    slot->answer.emplace(std::move(a));
+    slot->cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(slot->mu);
+  slot->cv.wait(lock, [&] { return slot->answer.has_value(); });
+  return std::move(*slot->answer);
+}
+
+}  // namespace tierstream::pipeline
+
+#endif  // TIERSTREAM_PIPELINE_QUERIES_H_

@@ -1,0 +1,161 @@
+// Renders the pipeline's typed answers as the API's JSON, byte for byte what
+// the conformance fixtures and clients expect (field order included).
+#include "server/wire_json.h"
+
+#include "common/json_writer.h"
+
+namespace tierstream::server {
+
+namespace {
+
+double Ratio(double num, int64_t den) { return den == 0 ? 0.0 : num / static_cast<double>(den); }
+
+void IntOrNull(JsonWriter& w, int64_t v, int64_t null_value) {
+  if (v == null_value) {
+    w.Null();
+  } else {
+    w.Int(v);
+  }
+}
+
+int64_t Signed(uint64_t v) { return static_cast<int64_t>(v); }
+
+}  // namespace
+
+std::string ErrorBody(std::string_view message) {
+  std::string out;
+  JsonWriter(&out).BeginObject().Key("error").String(message).EndObject();
+  return out;
+}
+
+std::string RenderProfileJson(const state::Profile& p, int64_t as_of) {
+  std::string out;
+  out.reserve(384);
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("user_id").String(p.user_id);
+  w.Key("as_of").Int(as_of);
+  w.Key("member").Bool(p.member);
+  w.Key("joined_at").Int(p.joined_at);
+  w.Key("last_active");
+  IntOrNull(w, p.last_active, kNoTs);
+  w.Key("interactions_7d").Int(p.interactions_7d);
+  w.Key("interactions_30d").Int(p.interactions_30d);
+  w.Key("orders_total").Int(p.orders_total);
+  w.Key("orders_30d").Int(p.orders_30d);
+  w.Key("repeat_orders").Int(p.repeat_orders);
+  w.Key("spend_30d").Yuan(p.spend_30d_fen);
+  w.Key("spend_total").Yuan(p.spend_total_fen);
+  w.Key("points").Int(p.points);
+  w.Key("referrals").Int(p.referrals);
+  w.Key("tier").String(state::TierName(p.tier));
+  w.EndObject();
+  return out;
+}
+
+std::string RenderKpisJson(const state::KpiPartial& k, int64_t as_of) {
+  std::string out;
+  out.reserve(1024);
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("as_of");
+  IntOrNull(w, as_of, kNoTs);
+  w.Key("users_total").Int(k.users_total);
+  w.Key("members").Int(k.members);
+  w.Key("tiers").BeginObject();
+  for (int i = 0; i < state::kTierCount; ++i) {
+    w.Key(state::TierName(static_cast<state::Tier>(i))).Int(k.tiers[static_cast<size_t>(i)]);
+  }
+  w.EndObject();
+  w.Key("mau").Int(k.mau);
+  w.Key("dau").Int(k.dau);
+  w.Key("monthly_active_rate").Double(Ratio(static_cast<double>(k.mau), k.members));
+  w.Key("new_members_30d").Int(k.new_members_30d);
+  w.Key("orders_30d").Int(k.orders_30d);
+  w.Key("community_orders_30d").Int(k.community_orders_30d);
+  w.Key("community_order_share")
+      .Double(Ratio(static_cast<double>(k.community_orders_30d), k.orders_30d));
+  w.Key("gmv_30d").Yuan(k.gmv_30d_fen);
+  w.Key("refunds_30d").Yuan(k.refunds_30d_fen);
+  w.Key("net_gmv_30d").Yuan(k.gmv_30d_fen - k.refunds_30d_fen);
+  w.Key("aov_30d").Double(Ratio(static_cast<double>(k.gmv_30d_fen) / 100.0, k.orders_30d));
+  w.Key("buyers_total").Int(k.buyers_total);
+  w.Key("repeat_buyers_total").Int(k.repeat_buyers_total);
+  w.Key("repurchase_rate")
+      .Double(Ratio(static_cast<double>(k.repeat_buyers_total), k.buyers_total));
+  w.Key("referred_joins_30d").Int(k.referred_joins_30d);
+  w.Key("referred_joins_prev_30d").Int(k.referred_joins_prev_30d);
+  w.Key("referral_growth");
+  if (k.referred_joins_prev_30d == 0) {
+    w.Null();
+  } else {
+    w.Double(static_cast<double>(k.referred_joins_30d - k.referred_joins_prev_30d) /
+             static_cast<double>(k.referred_joins_prev_30d));
+  }
+  w.Key("events_accepted").Int(k.events_accepted);
+  w.Key("events_duplicate").Int(k.events_duplicate);
+  w.Key("events_rejected").Int(k.events_rejected);
+  w.EndObject();
+  return out;
+}
+
+std::string RenderTierPageJson(state::Tier tier, const pipeline::TierPage& page) {
+  std::string body;
+  JsonWriter jw(&body);
+  jw.BeginObject().Key("tier").String(state::TierName(tier));
+  jw.Key("users").BeginArray();
+  for (const auto& id : page.user_ids) jw.String(id);
+  jw.EndArray().Key("next_after");
+  if (page.more) {
+    jw.String(page.user_ids.back());
+  } else {
+    jw.Null();
+  }
+  jw.EndObject();
+  return body;
+}
+
+void AppendTierPageNdjson(const pipeline::TierPage& page, bool profiles, std::string* out) {
+  for (size_t i = 0; i < page.user_ids.size(); ++i) {
+    if (profiles) {
+      *out += RenderProfileJson(page.profiles[i]);
+    } else {
+      JsonWriter(out).BeginObject().Key("user_id").String(page.user_ids[i]).EndObject();
+    }
+    *out += '\n';
+  }
+}
+
+std::string RenderHealthJson(std::string_view status, const std::vector<std::string>& reasons,
+                             int64_t as_of, const pipeline::PipelineStats* stats) {
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject().Key("status").String(status);
+  if (!reasons.empty()) {
+    w.Key("reasons").BeginArray();
+    for (const auto& r : reasons) w.String(r);
+    w.EndArray();
+  }
+  if (stats != nullptr) {
+    const pipeline::PipelineStats& s = *stats;
+    w.Key("as_of");
+    IntOrNull(w, as_of, kNoTs);
+    w.Key("shards").Int(Signed(s.shards));
+    w.Key("resident_users").Int(Signed(s.resident_users));
+    w.Key("max_resident_users").Int(Signed(s.max_resident_users));
+    w.Key("reloads").Int(Signed(s.reloads));
+    w.Key("warm_users").Int(Signed(s.warm_users));
+    w.Key("warm_bytes").Int(Signed(s.warm_bytes));
+    w.Key("warm_reloads").Int(Signed(s.warm_reloads));
+    w.Key("dirty_users").Int(Signed(s.dirty_users));
+    w.Key("remembered_event_ids").Int(Signed(s.remembered_ids));
+    w.Key("spilled_event_ids").Int(Signed(s.spilled_ids));
+    w.Key("event_id_runs").Int(Signed(s.id_runs));
+    w.Key("events_beyond_horizon").Int(Signed(s.events_beyond_horizon));
+    w.Key("events_in_flight").Int(s.events_in_flight);
+  }
+  w.EndObject();
+  return body;
+}
+
+}  // namespace tierstream::server

@@ -1,0 +1,54 @@
+// The JSON the HTTP API serves, rendered from the pipeline's typed answers:
+// profiles, KPIs, tier pages (JSON and NDJSON), /healthz and error bodies.
+// The only place these documents are written (SPEC §3, §5, §6): the
+// pipeline and the state answer with values, the server renders them here.
+// Boost-free, so that it can be tested and fuzzed without a socket.
+//
+// Thread safety: thread-safe (pure functions).
+#ifndef TIERSTREAM_SERVER_WIRE_JSON_H_
+#define TIERSTREAM_SERVER_WIRE_JSON_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pipeline/queries.h"
+#include "state/kpis.h"
+#include "state/profile.h"
+#include "state/user_state.h"
+
+namespace tierstream::server {
+
+// {"error":"<message>"}: the body of every error answer.
+std::string ErrorBody(std::string_view message);
+
+// GET /v1/users/{id}: the profile as of `as_of` (T).
+std::string RenderProfileJson(const state::Profile& p, int64_t as_of);
+inline std::string RenderProfileJson(const pipeline::ProfileReport& r) {
+  return server::RenderProfileJson(r.profile, r.as_of);
+}
+
+// GET /v1/kpis; `as_of` is T (kNoTs renders as null).
+std::string RenderKpisJson(const state::KpiPartial& k, int64_t as_of);
+inline std::string RenderKpisJson(const pipeline::KpiReport& r) {
+  return server::RenderKpisJson(r.kpis, r.as_of);
+}
+
+// GET /v1/tiers/{tier}/users: {"tier":...,"users":[...],"next_after":...},
+// where next_after is null when no member follows the page.
+std::string RenderTierPageJson(state::Tier tier, const pipeline::TierPage& page);
+
+// The same page as NDJSON lines appended to `out`: each member's profile
+// when `profiles` (the page was asked with them), else {"user_id":...}.
+void AppendTierPageNdjson(const pipeline::TierPage& page, bool profiles, std::string* out);
+
+// GET /healthz: {"status":..., "reasons":[...] (when any), "as_of":...,
+// and the pipeline's figures}. `stats` null: the pipeline is still
+// recovering (status "starting"), and neither as_of nor figures are known.
+std::string RenderHealthJson(std::string_view status, const std::vector<std::string>& reasons,
+                             int64_t as_of, const pipeline::PipelineStats* stats);
+
+}  // namespace tierstream::server
+
+#endif  // TIERSTREAM_SERVER_WIRE_JSON_H_
