@@ -1,3 +1,5 @@
+// The subcommands of the tierstream binary (serve, replay, verify, gen, send,
+// user, kpis), each wiring the libraries together.
 #include "app/commands.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// Plans serve's file descriptors against the open-file limit.
 #include "app/fd_budget.h"
 
 #include <algorithm>

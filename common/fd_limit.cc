@@ -1,3 +1,4 @@
+// Reads and raises the open-file limit and counts the descriptors in use.
 #include "common/fd_limit.h"
 
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// The stable hashes behind shard placement and the duplicate index (XXH3).
 #include "common/hash.h"
 
 #define XXH_INLINE_ALL

@@ -1,3 +1,4 @@
+// Writes compact JSON values into a string, escaping as RFC 8259 requires.
 #include "common/json_writer.h"
 
 #include <charconv>

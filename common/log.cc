@@ -1,3 +1,4 @@
+// Formats and writes the process's log lines to stderr.
 #include "common/log.h"
 
 #include <unistd.h>

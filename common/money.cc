@@ -1,3 +1,4 @@
+// Converts exact decimal yuan text to integer fen and fen to JSON yuan.
 #include "common/money.h"
 
 #include <cstdlib>

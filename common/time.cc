@@ -1,3 +1,4 @@
+// Days in a fixed UTC offset, and RFC 3339 timestamps to epoch milliseconds.
 #include "common/time.h"
 
 #include <cstdio>

@@ -1,3 +1,5 @@
+// Frames NDJSON lines (and JSON array elements) and decodes each into an
+// Event with simdjson On-Demand, naming the field of every rejected line.
 #include "ingest/decoder.h"
 
 #include <simdjson.h>

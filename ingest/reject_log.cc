@@ -1,3 +1,4 @@
+// Appends rejected lines to the bounded reject log.
 #include "ingest/reject_log.h"
 
 #include <chrono>

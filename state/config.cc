@@ -1,3 +1,4 @@
+// Reads the config file (JSON) into a Config, naming the field that is wrong.
 #include "state/config.h"
 
 #include <simdjson.h>

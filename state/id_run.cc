@@ -1,3 +1,5 @@
+// Builds, encodes and searches spilled id runs: sorted blocks of event-id
+// hashes behind a blocked Bloom filter and block fences.
 #include "state/id_run.h"
 
 #include <algorithm>

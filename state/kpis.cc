@@ -1,3 +1,4 @@
+// Sums the shards' KPI partials into one (KpiPartial::Add).
 #include "state/kpis.h"
 
 namespace tierstream::state {

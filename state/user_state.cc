@@ -1,3 +1,5 @@
+// The per-user rules of SPEC §3: applying an event to a user's state, her
+// windowed counts and tier as of a day, and her binary encoding.
 #include "state/user_state.h"
 
 #include <algorithm>

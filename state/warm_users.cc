@@ -1,3 +1,4 @@
+// Keeps evicted users encoded in memory within a byte budget, oldest out first.
 #include "state/warm_users.h"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+// Blocking HTTP and TCP clients of a running server (Beast), for the CLI and tests.
 #include "tools/client.h"
 
 #include <array>

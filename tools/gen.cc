@@ -1,3 +1,4 @@
+// Generates a synthetic social-commerce event stream (gen).
 #include "tools/gen.h"
 
 #include <algorithm>

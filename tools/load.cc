@@ -1,3 +1,5 @@
+// Drives a running server with NDJSON chunks over many connections and
+// measures ack and query latencies (load).
 #include "tools/load.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// Draws the one-line progress display of offline commands on a terminal.
 #include "tools/progress.h"
 
 #include <unistd.h>

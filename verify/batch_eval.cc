@@ -1,3 +1,5 @@
+// The batch evaluator: SPEC §2–§5 computed from all events at once, as a
+// test oracle independent of the streaming path.
 #include "verify/batch_eval.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// Compares profiles and KPIs with expected values and names each difference.
 #include "verify/diff.h"
 
 #include <simdjson.h>
