@@ -58,9 +58,7 @@ Result<pipeline::PipelineOptions> MakePipelineOptions(const CommonArgs& args) {
   options.checkpoint_interval_ms =
       static_cast<int>(std::max<uint32_t>(args.checkpoint_interval_ms, 1));
   if (!args.config_file.empty()) {
-    auto config = state::LoadConfigFile(args.config_file);
-    if (!config.ok()) return config.status();
-    options.config = *config;
+    ASSIGN_OR_RETURN(options.config, state::LoadConfigFile(args.config_file));
   }
   if (!args.tz.empty()) {
     auto offset = ParseUtcOffset(args.tz);
@@ -242,7 +240,7 @@ int RunServe(const ServeArgs& args) {
     Log(LogLevel::kError, "tierstream: shutdown checkpoint failed: %s", s.ToString().c_str());
     return 1;
   }
-  if (attach_failed) return 1;
+  if (attach_failed || server.failed()) return 1;
   Log(LogLevel::kInfo, "tierstream: state committed, bye");
   return 0;
 }

@@ -144,13 +144,11 @@ Status Server::Start() {
                                    " MiB): a body that large could never be read");
   }
   if (!impl_->options.http_address.empty()) {
-    Status s = impl_->Bind(&impl_->http_acceptor, impl_->options.http_address, "http");
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(impl_->Bind(&impl_->http_acceptor, impl_->options.http_address, "http"));
     impl_->AcceptHttp();
   }
   if (impl_->pipeline.load() != nullptr && !impl_->options.tcp_address.empty()) {
-    Status s = impl_->Bind(&impl_->tcp_acceptor, impl_->options.tcp_address, "tcp");
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(impl_->Bind(&impl_->tcp_acceptor, impl_->options.tcp_address, "tcp"));
     impl_->AcceptTcp();
   }
   // Installed here, not in Run(): a signal during recovery must drain too.
@@ -169,8 +167,7 @@ Status Server::AttachPipeline(pipeline::Pipeline* pipeline) {
   impl_->pipeline.store(pipeline, std::memory_order_release);
   if (impl_->options.tcp_address.empty()) return Status::Ok();
   // The acceptor is not in use yet: bind here (to report errors), accept on lane 0.
-  Status s = impl_->Bind(&impl_->tcp_acceptor, impl_->options.tcp_address, "tcp");
-  if (!s.ok()) return s;
+  RETURN_IF_ERROR(impl_->Bind(&impl_->tcp_acceptor, impl_->options.tcp_address, "tcp"));
   net::post(impl_->ioc, [this] {
     if (!impl_->stopped.load()) impl_->AcceptTcp();
   });
@@ -178,13 +175,30 @@ Status Server::AttachPipeline(pipeline::Pipeline* pipeline) {
 }
 
 void Server::Run() {
+  // The entry of every io thread: an exception out of a handler is logged
+  // and shuts the server down cleanly (connections answer what they took);
+  // the lane goes on running so that its connections can drain.
+  auto run_lane = [this](size_t i) {
+    for (;;) {
+      try {
+        impl_->lanes[i]->ioc.run();
+        return;
+      } catch (const std::exception& e) {
+        Log(LogLevel::kError, "tierstream: io thread %zu: %s; shutting down", i, e.what());
+      } catch (...) {
+        Log(LogLevel::kError, "tierstream: io thread %zu: unknown exception; shutting down", i);
+      }
+      impl_->failed.store(true);
+      Stop();
+    }
+  };
   std::vector<std::thread> threads;
-  for (size_t i = 1; i < impl_->lanes.size(); ++i) {
-    threads.emplace_back([this, i] { impl_->lanes[i]->ioc.run(); });
-  }
-  impl_->ioc.run();
+  for (size_t i = 1; i < impl_->lanes.size(); ++i) threads.emplace_back(run_lane, i);
+  run_lane(0);
   for (auto& t : threads) t.join();
 }
+
+bool Server::failed() const { return impl_->failed.load(); }
 
 void Server::Impl::AwaitDrain(std::chrono::steady_clock::time_point deadline) {
   if (admission.connections.load() + admission.probe_connections.load() == 0 ||

@@ -83,8 +83,12 @@ class Server {
   // endpoint is served from now on and the TCP listener is bound. Unavailable
   // if the server is already stopping.
   Status AttachPipeline(pipeline::Pipeline* pipeline);
-  // Serves until Stop() or a signal; then returns.
+  // Serves until Stop() or a signal; then returns. Every io thread's entry
+  // catches what a handler throws (std::bad_alloc, ...): it is logged, the
+  // server shuts down as on Stop(), and failed() becomes true.
   void Run();
+  // Whether an io thread caught an exception (serve then exits 1).
+  bool failed() const;
   // Stops accepting; each connection answers what it took (a TCP producer
   // its summary once its batches are durable, an HTTP request in flight its
   // answer) and closes; Run() returns once all are closed, or after

@@ -34,6 +34,7 @@ struct Server::Impl {
   // handlers it still holds, and with them sessions that count themselves out.
   Admission admission;
   std::atomic<bool> stopped{false};
+  std::atomic<bool> failed{false};  // an io thread caught an exception
   HttpApi api;
   std::vector<std::unique_ptr<Lane>> lanes;
   // Lane 0: the acceptors, the signals and the shutdown sequence.

@@ -36,8 +36,7 @@ Status Store::ScanLog(uint32_t shard, uint64_t after,
     rocksdb::Slice k = it->key();
     if (k.size() != 12) return Status::Corruption("log: bad key");
     uint64_t seq = GetBe(std::string_view(k.data(), k.size()), 4, 8);
-    Status st = fn(seq, std::string_view(it->value().data(), it->value().size()));
-    if (!st.ok()) return st;
+    RETURN_IF_ERROR(fn(seq, std::string_view(it->value().data(), it->value().size())));
   }
   return rep_->Note(kJournalDb, it->status(), false);
 }

@@ -105,8 +105,7 @@ Status Store::ScanSeen(uint32_t shard, const std::function<Status(int32_t, std::
     if (k.size() != 16) return Status::Corruption("seen: bad key");
     int32_t day =
         UnbiasDay(static_cast<uint32_t>(GetBe(std::string_view(k.data(), k.size()), 4, 4)));
-    Status st = fn(day, std::string_view(it->value().data(), it->value().size()));
-    if (!st.ok()) return st;
+    RETURN_IF_ERROR(fn(day, std::string_view(it->value().data(), it->value().size())));
   }
   return rep_->Note(kStateDb, it->status(), false);
 }
@@ -129,8 +128,7 @@ Status Store::ScanIdRuns(uint32_t shard, const std::function<Status(std::string_
   ro.fill_cache = false;
   std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->idruns));
   for (it->Seek(lower); it->Valid(); it->Next()) {
-    Status st = fn(std::string_view(it->value().data(), it->value().size()));
-    if (!st.ok()) return st;
+    RETURN_IF_ERROR(fn(std::string_view(it->value().data(), it->value().size())));
   }
   return rep_->Note(kStateDb, it->status(), false);
 }
