@@ -175,10 +175,7 @@ struct Pipeline::Impl {
     // The checkpoint being committed by the committer thread, if any: the
     // worker builds it (a consistent snapshot) and goes on applying events.
     std::unique_ptr<state::Store::Checkpoint> cp;
-    const std::vector<std::pair<Hash128, int32_t>>* cp_new_seen = nullptr;  // read by the committer
-    int64_t cp_wall_ms = 0;  // the wall clock at the snapshot
-    std::vector<std::pair<int32_t, int64_t>>
-        cp_bucket_walls;  // ... and of each arrival day's newest id
+    state::NewSeenIds cp_new_seen;  // its new event ids: the committer encodes them
     // The event ids being spilled into a run, beside checkpoints: the
     // committer builds the run off the worker and writes its blocks; the
     // next checkpoint writes its descriptor.

@@ -362,7 +362,7 @@ TEST(Pipeline, EvictedUsersChangeTierOnTheirDayInADataDirFromBeforeTheUserIndex)
     state::Store::Checkpoint cp(store->get());
     shard.DrainDirty(
         [&](std::string_view id, std::string_view bytes) { cp.PutUser(0, id, bytes); });
-    shard.CheckpointDone(true);
+    shard.CheckpointDone(true, state::NewSeenIds{});
     std::string meta;
     shard.EncodeMeta(0, &meta);
     cp.PutMeta("shard/0", meta);
