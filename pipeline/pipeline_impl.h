@@ -27,7 +27,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -37,6 +36,7 @@
 
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "common/time.h"
 #include "pipeline/disk_watermark.h"
 #include "pipeline/pipeline.h"
@@ -91,19 +91,21 @@ struct Query {
   // kUser
   std::string user_id;
   std::function<void(std::optional<ProfileReport>)> user_done;
-  // The others: shared across shards, the last one answers.
+  // The others: shared across shards, the last one answers. What the
+  // shards add up is guarded by mu; the rest is set before the broadcast.
   struct Gather {
     std::atomic<uint32_t> pending{0};
-    std::mutex mu;
-    state::KpiPartial kpis;
-    std::vector<std::pair<std::string, ProfileReport>> members;  // profile when with_profiles
-    int64_t as_of = kNoTs;
+    Mutex mu;
+    state::KpiPartial kpis ABSL_GUARDED_BY(mu);
+    // Profile when with_profiles.
+    std::vector<std::pair<std::string, ProfileReport>> members ABSL_GUARDED_BY(mu);
+    int64_t as_of ABSL_GUARDED_BY(mu) = kNoTs;
+    PipelineStats stats ABSL_GUARDED_BY(mu);
     state::Tier tier = state::Tier::kNone;
     size_t limit = 0;
     bool with_profiles = false;
     std::function<void(TierPage)> page_done;
     std::function<void(KpiReport)> kpis_done;
-    PipelineStats stats;
     std::function<void(PipelineStats)> stats_done;
   };
   std::shared_ptr<Gather> gather;
@@ -237,8 +239,8 @@ struct Pipeline::Impl {
   std::thread committer;
   bool rules_changed = false;  // re-evaluate every user's tier during recovery
   bool closed = false;
-  Status first_worker_error;
-  std::mutex error_mu;
+  Mutex error_mu;
+  Status first_worker_error ABSL_GUARDED_BY(error_mu);
 
   // "tierstream: <message>" at `level`, unless options.log_to_stderr is off.
   void LogAt(LogLevel level, const char* fmt, ...) const __attribute__((format(printf, 3, 4)));

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <iterator>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -93,7 +92,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
       case Query::Kind::kStats: {
         auto& g = *q->gather;
         {
-          std::lock_guard<std::mutex> lock(g.mu);
+          MutexLock lock(&g.mu);
           g.stats.resident_users += w->state.resident_users();
           g.stats.reloads += w->state.reloads();
           g.stats.warm_reloads += w->state.warm_reloads();
@@ -106,10 +105,15 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
           g.stats.events_beyond_horizon += static_cast<uint64_t>(w->state.events_beyond_horizon());
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          g.stats.shards = workers.size();
-          g.stats.max_resident_users = ResidentLimit() * workers.size();
-          g.stats.events_in_flight = inflight.load();
-          g.stats_done(std::move(g.stats));
+          PipelineStats stats;
+          {
+            MutexLock lock(&g.mu);
+            stats = g.stats;
+          }
+          stats.shards = workers.size();
+          stats.max_resident_users = ResidentLimit() * workers.size();
+          stats.events_in_flight = inflight.load();
+          g.stats_done(stats);
         }
         break;
       }
@@ -123,7 +127,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
           members = ListTierOf(w, g.tier, q->after, g.limit + 1, g.with_profiles, today, t);
         }
         {
-          std::lock_guard<std::mutex> lock(g.mu);
+          MutexLock lock(&g.mu);
           if (q->kind == Query::Kind::kKpis) {
             g.kpis.Add(w->state.Kpis(today));
             g.as_of = std::max(g.as_of, t);
@@ -134,16 +138,25 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           if (q->kind == Query::Kind::kKpis) {
-            g.kpis_done(KpiReport{g.kpis, g.as_of});
+            KpiReport report;
+            {
+              MutexLock lock(&g.mu);
+              report = KpiReport{g.kpis, g.as_of};
+            }
+            g.kpis_done(std::move(report));
           } else {
+            {
+              MutexLock lock(&g.mu);
+              members = std::move(g.members);
+            }
             // Each shard gave its first limit + 1: the first limit + 1 of
             // the union are among them.
-            std::sort(g.members.begin(), g.members.end(),
+            std::sort(members.begin(), members.end(),
                       [](const auto& a, const auto& b) { return a.first < b.first; });
             TierPage page;
-            page.more = g.members.size() > g.limit;
-            if (page.more) g.members.resize(g.limit);
-            for (auto& [id, profile] : g.members) {
+            page.more = members.size() > g.limit;
+            if (page.more) members.resize(g.limit);
+            for (auto& [id, profile] : members) {
               page.user_ids.push_back(std::move(id));
               if (g.with_profiles) page.profiles.push_back(std::move(profile));
             }

@@ -12,17 +12,16 @@
 #ifndef TIERSTREAM_PIPELINE_QUERIES_H_
 #define TIERSTREAM_PIPELINE_QUERIES_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/time.h"
 #include "state/kpis.h"
 #include "state/profile.h"
@@ -94,18 +93,18 @@ typename internal::QueryAnswer<Query>::type Await(Target& target, Query query, A
   using Answer = typename internal::QueryAnswer<Query>::type;
   // Shared with the callback: the worker may still hold it after the wait ends.
   struct Slot {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Answer> answer;
+    Mutex mu;
+    CondVar cv{&mu};
+    std::optional<Answer> answer ABSL_GUARDED_BY(mu);
   };
   auto slot = std::make_shared<Slot>();
   (target.*query)(std::forward<Args>(args)..., [slot](Answer a) {
-    std::lock_guard<std::mutex> lock(slot->mu);
+    MutexLock lock(&slot->mu);
     slot->answer.emplace(std::move(a));
-    slot->cv.notify_one();
+    slot->cv.Signal();
   });
-  std::unique_lock<std::mutex> lock(slot->mu);
-  slot->cv.wait(lock, [&] { return slot->answer.has_value(); });
+  MutexLock lock(&slot->mu);
+  while (!slot->answer.has_value()) slot->cv.Wait();
   return std::move(*slot->answer);
 }
 
