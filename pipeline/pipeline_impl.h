@@ -101,6 +101,7 @@ struct Query {
     std::vector<std::pair<std::string, ProfileReport>> members ABSL_GUARDED_BY(mu);
     int64_t as_of ABSL_GUARDED_BY(mu) = kNoTs;
     PipelineStats stats ABSL_GUARDED_BY(mu);
+    Status error ABSL_GUARDED_BY(mu);  // the first shard's failed tier listing
     state::Tier tier = state::Tier::kNone;
     size_t limit = 0;
     bool with_profiles = false;
@@ -330,11 +331,13 @@ struct Pipeline::Impl {
   // /healthz are, which read nothing from it; the others wait.
   void AnswerQueries(Worker* w, bool mid_group = false, bool stats_only = false);
   // (user_id, profile when `with_profiles`) of at most `limit` members of
-  // `tier` after `after`, in id order, as of day `today` and T `t`.
+  // `tier` after `after`, in id order, as of day `today` and T `t`; *error
+  // set if the store could not be read (the members are then partial).
   std::vector<std::pair<std::string, ProfileReport>> ListTierOf(Worker* w, state::Tier tier,
                                                                 const std::string& after,
                                                                 size_t limit, bool with_profiles,
-                                                                int32_t today, int64_t t);
+                                                                int32_t today, int64_t t,
+                                                                Status* error);
 };
 
 }  // namespace tierstream::pipeline

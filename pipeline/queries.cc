@@ -84,6 +84,9 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
         r.as_of = t;
         if (today != kNoDay && w->state.GetProfile(q->user_id, today, &r.profile)) {
           q->user_done(std::move(r));
+        } else if (Status read = w->state.TakeUserError(); !read.ok()) {
+          r.status = std::move(read);
+          q->user_done(std::move(r));
         } else {
           q->user_done(std::nullopt);
         }
@@ -122,9 +125,11 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
         auto& g = *q->gather;
         if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);  // tiers exactly as of T
         std::vector<std::pair<std::string, ProfileReport>> members;
+        Status listed;
         if (q->kind == Query::Kind::kListTier) {
           // One more than the page: whether another member follows it.
-          members = ListTierOf(w, g.tier, q->after, g.limit + 1, g.with_profiles, today, t);
+          members =
+              ListTierOf(w, g.tier, q->after, g.limit + 1, g.with_profiles, today, t, &listed);
         }
         {
           MutexLock lock(&g.mu);
@@ -134,6 +139,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
           } else {
             g.members.insert(g.members.end(), std::make_move_iterator(members.begin()),
                              std::make_move_iterator(members.end()));
+            if (g.error.ok() && !listed.ok()) g.error = listed;
           }
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -145,15 +151,16 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
             }
             g.kpis_done(std::move(report));
           } else {
+            TierPage page;
             {
               MutexLock lock(&g.mu);
               members = std::move(g.members);
+              page.status = g.error;
             }
             // Each shard gave its first limit + 1: the first limit + 1 of
             // the union are among them.
             std::sort(members.begin(), members.end(),
                       [](const auto& a, const auto& b) { return a.first < b.first; });
-            TierPage page;
             page.more = members.size() > g.limit;
             if (page.more) members.resize(g.limit);
             for (auto& [id, profile] : members) {
@@ -174,7 +181,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
 // then read in key order from the store.
 std::vector<std::pair<std::string, ProfileReport>> Pipeline::Impl::ListTierOf(
     Worker* w, state::Tier tier, const std::string& after, size_t limit, bool with_profiles,
-    int32_t today, int64_t t) {
+    int32_t today, int64_t t, Status* error) {
   std::vector<std::pair<std::string, ProfileReport>> members;
   if (w->state.dirty_count() > 0 ||
       w->cp_phase.load(std::memory_order_acquire) != CheckpointPhase::kIdle) {
@@ -190,13 +197,17 @@ std::vector<std::pair<std::string, ProfileReport>> Pipeline::Impl::ListTierOf(
       // Made from the stored state, which the checkpoint made current: the
       // listing does not load evicted users back into memory.
       ProfileReport r;
-      if (with_profiles) r = ProfileReport{state::MakeProfile(id, user, today, options.config), t};
+      if (with_profiles) {
+        r = ProfileReport{state::MakeProfile(id, user, today, options.config), t, Status::Ok()};
+      }
       members.emplace_back(id, std::move(r));
     }
     return members.size() < limit;
   });
-  if (!s.ok())
+  if (!s.ok()) {
     LogAt(LogLevel::kError, "shard %u: tier listing failed: %s", w->id, s.ToString().c_str());
+    *error = s;
+  }
   return members;
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/mutex.h"
+#include "common/status.h"
 #include "common/time.h"
 #include "state/kpis.h"
 #include "state/profile.h"
@@ -29,9 +30,12 @@
 namespace tierstream::pipeline {
 
 // A user's profile, evaluated as of T when her shard answered.
+// Not ok: she exists but her state could not be read back from the store
+// (the profile is empty) — not the same answer as an unknown user.
 struct ProfileReport {
   state::Profile profile;
   int64_t as_of = kNoTs;
+  Status status;
 };
 
 // The KPIs summed over every shard, as of T (kNoTs before the first event).
@@ -47,6 +51,7 @@ struct TierPage {
   // user_ids (read from the store as its shard's checkpoint left it).
   std::vector<ProfileReport> profiles;
   bool more = false;  // members follow the last one of this page
+  Status status;      // not ok: a shard's members could not be read (the page is partial)
 };
 
 // Operational figures (GET /healthz), summed over every shard.
