@@ -29,7 +29,7 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
       [cp_ptr, shard](uint64_t hash, std::string_view id) {
         cp_ptr->PutUserIndex(shard, hash, id);
       });
-  w->cp_new_seen = &w->state.DrainNewSeen();
+  w->cp_new_seen = w->state.TakeNewSeen();
   // Runs spilled since the last checkpoint become durable with this one;
   // the seen blobs they cover go (before any expired run is deleted: a run
   // may have expired already).
@@ -47,8 +47,6 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   // Persisted ids of days that expired in memory (past both horizons) go too.
   if (w->state.oldest_kept_day() != INT32_MIN)
     cp.DeleteSeenBefore(w->id, w->state.oldest_kept_day());
-  w->cp_wall_ms = w->state.wall_clock();
-  w->cp_bucket_walls = w->state.BucketWalls();
   w->cp_log_seq = w->log_seq;
   w->cp_logged = w->logged_since_checkpoint;
   w->cp_phase.store(CheckpointPhase::kSnapshotting, std::memory_order_release);
@@ -78,7 +76,7 @@ bool Pipeline::Impl::FinishCheckpoint(Worker* w, bool wait, Status* status) {
   Status s = w->cp_status;
   w->cp.reset();
   w->cp_phase.store(CheckpointPhase::kIdle, std::memory_order_relaxed);
-  w->state.CheckpointDone(s.ok());
+  w->state.CheckpointDone(s.ok(), std::move(w->cp_new_seen));
   if (s.ok()) {
     w->checkpoint_seq = w->cp_log_seq;
     w->logged_since_checkpoint -= w->cp_logged;
@@ -167,25 +165,10 @@ void Pipeline::Impl::RunCommitter() {
       TendStore();
       continue;
     }
-    if (w->cp_new_seen != nullptr) {
-      // New ids go into one blob per day (read only here until the worker
-      // finishes the checkpoint).
-      absl::flat_hash_map<int32_t, std::string> by_day;
-      for (const auto& [h, day] : *w->cp_new_seen) {
-        std::string& blob = by_day[day];
-        if (blob.empty()) {
-          // Its ids were recorded no later than its day's newest (or than now).
-          int64_t wall = w->cp_wall_ms;
-          for (const auto& [d, ms] : w->cp_bucket_walls) {
-            if (d == day) wall = ms;
-          }
-          state::ShardState::BeginSeenBlob(wall, &blob);
-        }
-        state::ShardState::AppendSeenId(h, &blob);
-      }
-      for (const auto& [day, packed] : by_day) {
-        w->cp->PutSeen(w->id, day, w->seen_sub.fetch_add(1, std::memory_order_acq_rel) + 1, packed);
-      }
+    // New ids go into one blob per day (read only here until the worker
+    // finishes the checkpoint).
+    for (const state::SeenDayBlob& b : w->cp_new_seen.EncodeByDay()) {
+      w->cp->PutSeen(w->id, b.day, w->seen_sub.fetch_add(1, std::memory_order_acq_rel) + 1, b.blob);
     }
     w->cp_status = store->Commit(w->cp.get(), options.fsync);
     if (w->cp_status.ok() && w->cp_log_seq > 0) {

@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -115,7 +114,7 @@ Status Pipeline::Close() {
   impl_->StopCommitter();
   Status s;
   {
-    std::lock_guard<std::mutex> lock(impl_->error_mu);
+    MutexLock lock(&impl_->error_mu);
     s = impl_->first_worker_error;
   }
   impl_->store.reset();

@@ -27,7 +27,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -37,6 +36,7 @@
 
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "common/time.h"
 #include "pipeline/disk_watermark.h"
 #include "pipeline/pipeline.h"
@@ -91,19 +91,22 @@ struct Query {
   // kUser
   std::string user_id;
   std::function<void(std::optional<ProfileReport>)> user_done;
-  // The others: shared across shards, the last one answers.
+  // The others: shared across shards, the last one answers. What the
+  // shards add up is guarded by mu; the rest is set before the broadcast.
   struct Gather {
     std::atomic<uint32_t> pending{0};
-    std::mutex mu;
-    state::KpiPartial kpis;
-    std::vector<std::pair<std::string, ProfileReport>> members;  // profile when with_profiles
-    int64_t as_of = kNoTs;
+    Mutex mu;
+    state::KpiPartial kpis ABSL_GUARDED_BY(mu);
+    // Profile when with_profiles.
+    std::vector<std::pair<std::string, ProfileReport>> members ABSL_GUARDED_BY(mu);
+    int64_t as_of ABSL_GUARDED_BY(mu) = kNoTs;
+    PipelineStats stats ABSL_GUARDED_BY(mu);
+    Status error ABSL_GUARDED_BY(mu);  // the first shard's failed tier listing
     state::Tier tier = state::Tier::kNone;
     size_t limit = 0;
     bool with_profiles = false;
     std::function<void(TierPage)> page_done;
     std::function<void(KpiReport)> kpis_done;
-    PipelineStats stats;
     std::function<void(PipelineStats)> stats_done;
   };
   std::shared_ptr<Gather> gather;
@@ -175,10 +178,7 @@ struct Pipeline::Impl {
     // The checkpoint being committed by the committer thread, if any: the
     // worker builds it (a consistent snapshot) and goes on applying events.
     std::unique_ptr<state::Store::Checkpoint> cp;
-    const std::vector<std::pair<Hash128, int32_t>>* cp_new_seen = nullptr;  // read by the committer
-    int64_t cp_wall_ms = 0;  // the wall clock at the snapshot
-    std::vector<std::pair<int32_t, int64_t>>
-        cp_bucket_walls;  // ... and of each arrival day's newest id
+    state::NewSeenIds cp_new_seen;  // its new event ids: the committer encodes them
     // The event ids being spilled into a run, beside checkpoints: the
     // committer builds the run off the worker and writes its blocks; the
     // next checkpoint writes its descriptor.
@@ -240,8 +240,8 @@ struct Pipeline::Impl {
   std::thread committer;
   bool rules_changed = false;  // re-evaluate every user's tier during recovery
   bool closed = false;
-  Status first_worker_error;
-  std::mutex error_mu;
+  Mutex error_mu;
+  Status first_worker_error ABSL_GUARDED_BY(error_mu);
 
   // "tierstream: <message>" at `level`, unless options.log_to_stderr is off.
   void LogAt(LogLevel level, const char* fmt, ...) const __attribute__((format(printf, 3, 4)));
@@ -331,11 +331,13 @@ struct Pipeline::Impl {
   // /healthz are, which read nothing from it; the others wait.
   void AnswerQueries(Worker* w, bool mid_group = false, bool stats_only = false);
   // (user_id, profile when `with_profiles`) of at most `limit` members of
-  // `tier` after `after`, in id order, as of day `today` and T `t`.
+  // `tier` after `after`, in id order, as of day `today` and T `t`; *error
+  // set if the store could not be read (the members are then partial).
   std::vector<std::pair<std::string, ProfileReport>> ListTierOf(Worker* w, state::Tier tier,
                                                                 const std::string& after,
                                                                 size_t limit, bool with_profiles,
-                                                                int32_t today, int64_t t);
+                                                                int32_t today, int64_t t,
+                                                                Status* error);
 };
 
 }  // namespace tierstream::pipeline

@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdlib>
-#include <mutex>
 #include <random>
 
 #include "common/hash.h"
+#include "common/mutex.h"
 #include "common/time.h"
 #include "ingest/decoder.h"
 #include "server/wire_json.h"
@@ -32,8 +31,8 @@ struct Totals {
 // waits until every batch is acknowledged.
 Totals Feed(Pipeline& p, const std::vector<std::string>& lines, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::mutex mu;
-  std::condition_variable cv;
+  Mutex mu;
+  CondVar cv(&mu);
   Totals totals;
   size_t outstanding = 0;
   ingest::Decoder decoder;
@@ -47,23 +46,23 @@ Totals Feed(Pipeline& p, const std::vector<std::string>& lines, uint64_t seed) {
     BatchBuilder builder(batch.get(), nullptr, "test");
     decoder.DecodeLines(buf.view(), i + 1, &batch->arena, &builder);
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       ++outstanding;
     }
     p.WaitForCapacity();
     p.Submit(std::move(batch), [&](BatchOutcome o) {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       totals.accepted += o.accepted;
       totals.duplicates += o.duplicates;
       totals.rejected += o.rejected;
       totals.failed |= !o.status.ok();
       --outstanding;
-      cv.notify_all();
+      cv.SignalAll();
     });
     i += n;
   }
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return outstanding == 0; });
+  MutexLock lock(&mu);
+  while (outstanding != 0) cv.Wait();
   return totals;
 }
 
@@ -362,7 +361,7 @@ TEST(Pipeline, EvictedUsersChangeTierOnTheirDayInADataDirFromBeforeTheUserIndex)
     state::Store::Checkpoint cp(store->get());
     shard.DrainDirty(
         [&](std::string_view id, std::string_view bytes) { cp.PutUser(0, id, bytes); });
-    shard.CheckpointDone(true);
+    shard.CheckpointDone(true, state::NewSeenIds{});
     std::string meta;
     shard.EncodeMeta(0, &meta);
     cp.PutMeta("shard/0", meta);

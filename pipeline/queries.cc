@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <iterator>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -85,6 +84,9 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
         r.as_of = t;
         if (today != kNoDay && w->state.GetProfile(q->user_id, today, &r.profile)) {
           q->user_done(std::move(r));
+        } else if (Status read = w->state.TakeUserError(); !read.ok()) {
+          r.status = std::move(read);
+          q->user_done(std::move(r));
         } else {
           q->user_done(std::nullopt);
         }
@@ -93,7 +95,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
       case Query::Kind::kStats: {
         auto& g = *q->gather;
         {
-          std::lock_guard<std::mutex> lock(g.mu);
+          MutexLock lock(&g.mu);
           g.stats.resident_users += w->state.resident_users();
           g.stats.reloads += w->state.reloads();
           g.stats.warm_reloads += w->state.warm_reloads();
@@ -106,10 +108,15 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
           g.stats.events_beyond_horizon += static_cast<uint64_t>(w->state.events_beyond_horizon());
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          g.stats.shards = workers.size();
-          g.stats.max_resident_users = ResidentLimit() * workers.size();
-          g.stats.events_in_flight = inflight.load();
-          g.stats_done(std::move(g.stats));
+          PipelineStats stats;
+          {
+            MutexLock lock(&g.mu);
+            stats = g.stats;
+          }
+          stats.shards = workers.size();
+          stats.max_resident_users = ResidentLimit() * workers.size();
+          stats.events_in_flight = inflight.load();
+          g.stats_done(stats);
         }
         break;
       }
@@ -118,32 +125,45 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
         auto& g = *q->gather;
         if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);  // tiers exactly as of T
         std::vector<std::pair<std::string, ProfileReport>> members;
+        Status listed;
         if (q->kind == Query::Kind::kListTier) {
           // One more than the page: whether another member follows it.
-          members = ListTierOf(w, g.tier, q->after, g.limit + 1, g.with_profiles, today, t);
+          members =
+              ListTierOf(w, g.tier, q->after, g.limit + 1, g.with_profiles, today, t, &listed);
         }
         {
-          std::lock_guard<std::mutex> lock(g.mu);
+          MutexLock lock(&g.mu);
           if (q->kind == Query::Kind::kKpis) {
             g.kpis.Add(w->state.Kpis(today));
             g.as_of = std::max(g.as_of, t);
           } else {
             g.members.insert(g.members.end(), std::make_move_iterator(members.begin()),
                              std::make_move_iterator(members.end()));
+            if (g.error.ok() && !listed.ok()) g.error = listed;
           }
         }
         if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           if (q->kind == Query::Kind::kKpis) {
-            g.kpis_done(KpiReport{g.kpis, g.as_of});
+            KpiReport report;
+            {
+              MutexLock lock(&g.mu);
+              report = KpiReport{g.kpis, g.as_of};
+            }
+            g.kpis_done(std::move(report));
           } else {
+            TierPage page;
+            {
+              MutexLock lock(&g.mu);
+              members = std::move(g.members);
+              page.status = g.error;
+            }
             // Each shard gave its first limit + 1: the first limit + 1 of
             // the union are among them.
-            std::sort(g.members.begin(), g.members.end(),
+            std::sort(members.begin(), members.end(),
                       [](const auto& a, const auto& b) { return a.first < b.first; });
-            TierPage page;
-            page.more = g.members.size() > g.limit;
-            if (page.more) g.members.resize(g.limit);
-            for (auto& [id, profile] : g.members) {
+            page.more = members.size() > g.limit;
+            if (page.more) members.resize(g.limit);
+            for (auto& [id, profile] : members) {
               page.user_ids.push_back(std::move(id));
               if (g.with_profiles) page.profiles.push_back(std::move(profile));
             }
@@ -161,7 +181,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
 // then read in key order from the store.
 std::vector<std::pair<std::string, ProfileReport>> Pipeline::Impl::ListTierOf(
     Worker* w, state::Tier tier, const std::string& after, size_t limit, bool with_profiles,
-    int32_t today, int64_t t) {
+    int32_t today, int64_t t, Status* error) {
   std::vector<std::pair<std::string, ProfileReport>> members;
   if (w->state.dirty_count() > 0 ||
       w->cp_phase.load(std::memory_order_acquire) != CheckpointPhase::kIdle) {
@@ -177,13 +197,17 @@ std::vector<std::pair<std::string, ProfileReport>> Pipeline::Impl::ListTierOf(
       // Made from the stored state, which the checkpoint made current: the
       // listing does not load evicted users back into memory.
       ProfileReport r;
-      if (with_profiles) r = ProfileReport{state::MakeProfile(id, user, today, options.config), t};
+      if (with_profiles) {
+        r = ProfileReport{state::MakeProfile(id, user, today, options.config), t, Status::Ok()};
+      }
       members.emplace_back(id, std::move(r));
     }
     return members.size() < limit;
   });
-  if (!s.ok())
+  if (!s.ok()) {
     LogAt(LogLevel::kError, "shard %u: tier listing failed: %s", w->id, s.ToString().c_str());
+    *error = s;
+  }
   return members;
 }
 

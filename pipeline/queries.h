@@ -12,17 +12,17 @@
 #ifndef TIERSTREAM_PIPELINE_QUERIES_H_
 #define TIERSTREAM_PIPELINE_QUERIES_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
+#include "common/status.h"
 #include "common/time.h"
 #include "state/kpis.h"
 #include "state/profile.h"
@@ -30,9 +30,12 @@
 namespace tierstream::pipeline {
 
 // A user's profile, evaluated as of T when her shard answered.
+// Not ok: she exists but her state could not be read back from the store
+// (the profile is empty) — not the same answer as an unknown user.
 struct ProfileReport {
   state::Profile profile;
   int64_t as_of = kNoTs;
+  Status status;
 };
 
 // The KPIs summed over every shard, as of T (kNoTs before the first event).
@@ -48,6 +51,7 @@ struct TierPage {
   // user_ids (read from the store as its shard's checkpoint left it).
   std::vector<ProfileReport> profiles;
   bool more = false;  // members follow the last one of this page
+  Status status;      // not ok: a shard's members could not be read (the page is partial)
 };
 
 // Operational figures (GET /healthz), summed over every shard.
@@ -94,18 +98,18 @@ typename internal::QueryAnswer<Query>::type Await(Target& target, Query query, A
   using Answer = typename internal::QueryAnswer<Query>::type;
   // Shared with the callback: the worker may still hold it after the wait ends.
   struct Slot {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Answer> answer;
+    Mutex mu;
+    CondVar cv{&mu};
+    std::optional<Answer> answer ABSL_GUARDED_BY(mu);
   };
   auto slot = std::make_shared<Slot>();
   (target.*query)(std::forward<Args>(args)..., [slot](Answer a) {
-    std::lock_guard<std::mutex> lock(slot->mu);
+    MutexLock lock(&slot->mu);
     slot->answer.emplace(std::move(a));
-    slot->cv.notify_one();
+    slot->cv.Signal();
   });
-  std::unique_lock<std::mutex> lock(slot->mu);
-  slot->cv.wait(lock, [&] { return slot->answer.has_value(); });
+  MutexLock lock(&slot->mu);
+  while (!slot->answer.has_value()) slot->cv.Wait();
   return std::move(*slot->answer);
 }
 

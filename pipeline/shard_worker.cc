@@ -263,7 +263,7 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
     s = Checkpoint(w);
     if (!s.ok()) {
       LogAt(LogLevel::kError, "shard %u: final checkpoint failed: %s", w->id, s.ToString().c_str());
-      std::lock_guard<std::mutex> lock(error_mu);
+      MutexLock lock(&error_mu);
       if (first_worker_error.ok()) first_worker_error = s;
     }
   } else if (store_failing || w->spill_phase.load(std::memory_order_acquire) != SpillPhase::kIdle) {

@@ -149,6 +149,10 @@ void HttpApi::Users(pipeline::Pipeline* pipeline, std::string_view id,
   }
   pipeline->GetUser(std::move(user_id), [executor, reply = std::move(reply)](
                                             std::optional<pipeline::ProfileReport> p) mutable {
+    if (p && !p->status.ok()) {
+      return ReplyLater(executor, std::move(reply),
+                        api::Json(503, ErrorBody("store read failed: " + p->status.ToString())));
+    }
     ReplyLater(
         executor, std::move(reply),
         p ? api::Json(200, RenderProfileJson(*p)) : api::Json(404, ErrorBody("unknown user")));
@@ -204,6 +208,11 @@ void HttpApi::Tiers(pipeline::Pipeline* pipeline, std::string_view tier_name,
   pipeline->ListTierPage(
       *tier, std::move(after), limit, false /*with_profiles*/,
       [executor, reply = std::move(reply), tier = *tier](pipeline::TierPage page) mutable {
+        if (!page.status.ok()) {
+          return ReplyLater(
+              executor, std::move(reply),
+              api::Json(503, ErrorBody("store read failed: " + page.status.ToString())));
+        }
         ReplyLater(executor, std::move(reply), api::Json(200, RenderTierPageJson(tier, page)));
       });
 }

@@ -49,7 +49,7 @@ TEST(WireJson, TierPageNamesTheNextAfterOnlyWhenMoreFollow) {
   AppendTierPageNdjson(page, false, &lines);
   EXPECT_EQ(lines, "{\"user_id\":\"a\"}\n{\"user_id\":\"b\"}\n");
   page.user_ids = {"u\"1"};
-  page.profiles = {pipeline::ProfileReport{SomeProfile(), 7}};
+  page.profiles = {pipeline::ProfileReport{SomeProfile(), 7, Status::Ok()}};
   lines.clear();
   AppendTierPageNdjson(page, true, &lines);
   EXPECT_EQ(lines, server::RenderProfileJson(SomeProfile(), 7) + "\n");

@@ -17,9 +17,8 @@
 //
 // Ownership: owned by its ShardState; the IdRunSource outlives it.
 // Thread safety: confined — the shard's worker owns it. TakeNewSeen hands
-// out a value the caller owns; what the legacy DrainNewSeen and
-// FreezeIdsForSpill hand out may be read on another thread until
-// CheckpointDone / SpillDone (see there).
+// out a value the caller owns; what FreezeIdsForSpill hands out may be read
+// on another thread until SpillDone (see there).
 #ifndef TIERSTREAM_STATE_DEDUP_INDEX_H_
 #define TIERSTREAM_STATE_DEDUP_INDEX_H_
 
@@ -111,12 +110,6 @@ class DedupIndex {
   // wall-clock time (their blobs' NewSeenIds::EncodeByDay): they are
   // forgotten here; CheckpointDone(ok, taken) takes them back on failure.
   NewSeenIds TakeNewSeen();
-  // Legacy, to be replaced by TakeNewSeen (pipeline.cc still calls it): the
-  // same ids, kept here and lent until CheckpointDone(ok).
-  const std::vector<std::pair<Hash128, int32_t>>& DrainNewSeen() {
-    legacy_draining_ = TakeNewSeen();
-    return legacy_draining_.ids();
-  }
   const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t covers_sub,
                                                                  uint64_t* run_no,
                                                                  int64_t* max_wall_ms);
@@ -144,8 +137,6 @@ class DedupIndex {
   // Forgets what the checkpoint took, or (!ok) takes it back to persist
   // again: `taken` is what TakeNewSeen gave it.
   void CheckpointDone(bool ok, NewSeenIds taken);
-  // Legacy (with DrainNewSeen): the ids it lent.
-  void CheckpointDone(bool ok) { CheckpointDone(ok, std::exchange(legacy_draining_, {})); }
 
   // Recovery: a seen blob (seen_codec.h) of arrival day `day`.
   Status LoadSeen(int32_t day, std::string_view blob);
@@ -175,7 +166,6 @@ class DedupIndex {
   int32_t expire_today_ = kNoDay;
   int64_t expire_wall_s_ = INT64_MIN;
   std::vector<std::pair<Hash128, int32_t>> new_seen_;
-  NewSeenIds legacy_draining_;  // lent by DrainNewSeen
   // Spilled ids.
   size_t memory_id_limit_ = SIZE_MAX;
   std::vector<IdRun> runs_;

@@ -1,7 +1,5 @@
-// A user's profile as of a day, and its JSON rendering.
+// A user's profile as of a day.
 #include "state/profile.h"
-
-#include "common/json_writer.h"
 
 namespace tierstream::state {
 
@@ -24,35 +22,6 @@ Profile MakeProfile(std::string_view user_id, const UserState& s, int32_t today,
   out.referrals = s.referrals;
   // Evaluated now, so a profile is exact even while a sweep is in progress.
   out.tier = EvaluateTier(s, w, today, config.utc_offset_ms, config.rules);
-  return out;
-}
-
-std::string RenderProfileJson(const Profile& p, int64_t as_of) {
-  std::string out;
-  out.reserve(384);
-  JsonWriter w(&out);
-  w.BeginObject();
-  w.Key("user_id").String(p.user_id);
-  w.Key("as_of").Int(as_of);
-  w.Key("member").Bool(p.member);
-  w.Key("joined_at").Int(p.joined_at);
-  w.Key("last_active");
-  if (p.last_active == kNoTs) {
-    w.Null();
-  } else {
-    w.Int(p.last_active);
-  }
-  w.Key("interactions_7d").Int(p.interactions_7d);
-  w.Key("interactions_30d").Int(p.interactions_30d);
-  w.Key("orders_total").Int(p.orders_total);
-  w.Key("orders_30d").Int(p.orders_30d);
-  w.Key("repeat_orders").Int(p.repeat_orders);
-  w.Key("spend_30d").Yuan(p.spend_30d_fen);
-  w.Key("spend_total").Yuan(p.spend_total_fen);
-  w.Key("points").Int(p.points);
-  w.Key("referrals").Int(p.referrals);
-  w.Key("tier").String(TierName(p.tier));
-  w.EndObject();
   return out;
 }
 

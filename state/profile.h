@@ -1,5 +1,6 @@
-// Profile: a user's profile as of T (SPEC §3), computed from her state, and
-// its JSON. Plain value; the functions are pure and thread-safe.
+// Profile: a user's profile as of T (SPEC §3), computed from her state
+// (server/wire_json renders it). Plain value; the functions are pure and
+// thread-safe.
 #ifndef TIERSTREAM_STATE_PROFILE_H_
 #define TIERSTREAM_STATE_PROFILE_H_
 
@@ -23,7 +24,6 @@ struct Profile {
   int64_t repeat_orders = 0, spend_30d_fen = 0, spend_total_fen = 0, points = 0, referrals = 0;
   Tier tier = Tier::kNone;
 };
-std::string RenderProfileJson(const Profile& p, int64_t as_of);
 // The profile of the user `user_id` whose state is `s`, as of day `today`
 // under `config`: what GetProfile answers for her, also for a state read
 // straight from the store.

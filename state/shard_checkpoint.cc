@@ -89,11 +89,6 @@ void ShardState::CheckpointDone(bool ok, NewSeenIds taken) {
   dedup_.CheckpointDone(ok, std::move(taken));
 }
 
-void ShardState::CheckpointDone(bool ok) {
-  if (!checkpoint_.Done(users_, ok)) ok = false;
-  dedup_.CheckpointDone(ok);
-}
-
 void ShardState::EncodeMeta(uint64_t log_seq, std::string* out) const {
   ShardMetaHeader header;
   header.shard_id = shard_id_;

@@ -219,12 +219,6 @@ class ShardState {
   // them on any thread (NewSeenIds::EncodeByDay, one blob per day), and
   // hands them back with CheckpointDone(ok, taken).
   NewSeenIds TakeNewSeen() { return dedup_.TakeNewSeen(); }
-  // Legacy, to be replaced by TakeNewSeen (pipeline.cc still calls these):
-  // when the newest id of each arrival day was recorded (the seen blobs of a
-  // checkpoint: their ids were recorded no later), and the new ids as
-  // (hash, day) pairs, lent until CheckpointDone(ok).
-  std::vector<std::pair<int32_t, int64_t>> BucketWalls() const { return dedup_.BucketWalls(); }
-  const std::vector<std::pair<Hash128, int32_t>>& DrainNewSeen() { return dedup_.DrainNewSeen(); }
   // Spilling runs beside checkpoints, not inside them (a bulk load would
   // otherwise write every dirty user once per spill). FreezeIdsForSpill
   // freezes every in-memory id for run *run_no and returns them; the map
@@ -268,18 +262,10 @@ class ShardState {
   }
   // `taken`: what TakeNewSeen gave this checkpoint (kept again if !ok).
   void CheckpointDone(bool ok, NewSeenIds taken);
-  // Legacy, with DrainNewSeen.
-  void CheckpointDone(bool ok);
   // Shard-level aggregates and counters, swept day and max ts, plus the
   // caller's log position.
   void EncodeMeta(uint64_t log_seq, std::string* out) const;
   Status DecodeMeta(std::string_view in, uint64_t* log_seq);
-  // Legacy, to be replaced by NewSeenIds::EncodeByDay: the seen-blob codec
-  // (seen_codec.h), one blob per arrival day.
-  static void BeginSeenBlob(int64_t wall_ms, std::string* out) {
-    state::BeginSeenBlob(wall_ms, out);
-  }
-  static void AppendSeenId(const Hash128& h, std::string* out) { state::AppendSeenId(h, out); }
   // Recovery: makes a persisted user resident, or (resident = false) only
   // registers her pending tier check (by hash) so that the sweep reloads her.
   // REQUIRES: the UserSource finds every persisted user by hash.

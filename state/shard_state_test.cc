@@ -197,8 +197,8 @@ TEST_F(ShardStateTest, PersistedIdsKeepTheirWallClock) {
   const int32_t day = DayOf(kDayStart, Config{}.utc_offset_ms);
   Hash128 h = HashId128("kept", 0);
   std::string blob;
-  ShardState::BeginSeenBlob(wall, &blob);
-  ShardState::AppendSeenId(h, &blob);
+  BeginSeenBlob(wall, &blob);
+  AppendSeenId(h, &blob);
   ShardState reloaded(0, Config{});
   reloaded.SetWallClock(wall + kMsPerDay);
   ASSERT_TRUE(reloaded.LoadSeen(day, blob).ok());
@@ -210,7 +210,7 @@ TEST_F(ShardStateTest, PersistedIdsKeepTheirWallClock) {
   EXPECT_LT(reloaded.oldest_kept_day(), day + 30);  // the new one is kept from day 30
   // Blobs written before wall-clock horizons (bare hashes) still load.
   std::string bare;
-  ShardState::AppendSeenId(HashId128("bare", 0), &bare);
+  AppendSeenId(HashId128("bare", 0), &bare);
   ShardState old(0, Config{});
   ASSERT_TRUE(old.LoadSeen(day, bare).ok());
   EXPECT_FALSE(old.MarkSeen("bare", 0, kDayStart, day));
@@ -221,8 +221,8 @@ TEST_F(ShardStateTest, PersistedIdsKeepTheirWallClock) {
 // forgotten-through day of the next shard meta, which a restart refuses.
 TEST(ShardStateIds, PersistedIdsOfImpossibleDaysAreCorruption) {
   std::string blob;
-  ShardState::BeginSeenBlob(1'800'000'000'000, &blob);
-  ShardState::AppendSeenId(HashId128("x", 0), &blob);
+  BeginSeenBlob(1'800'000'000'000, &blob);
+  AppendSeenId(HashId128("x", 0), &blob);
   ShardState shard(0, Config{});
   EXPECT_EQ(shard.LoadSeen(-5, blob).ToString(), "seen ids: day -5 out of range");
   EXPECT_EQ(shard.seen_count(), 0u);
@@ -293,14 +293,15 @@ class FakeRuns : public IdRunSource {
       run.EncodeDescriptor(&descriptor);
       shard->SpillDone(true, &run, descriptor);
     }
-    shard->DrainNewSeen();
+    NewSeenIds taken = shard->TakeNewSeen();
+    (void)taken.EncodeByDay();  // the committer's seen blobs
     shard->DrainUnconfirmedRuns(
         [&](const ShardState::UnconfirmedRun& r) { descriptors[r.run_no] = r.descriptor; });
     shard->DrainExpiredRuns([&](uint64_t run_no) {
       std::erase_if(blocks, [&](const auto& kv) { return kv.first.first == run_no; });
       descriptors.erase(run_no);
     });
-    shard->CheckpointDone(true);
+    shard->CheckpointDone(true, std::move(taken));
   }
   bool fail = false;
   std::map<std::pair<uint64_t, uint32_t>, std::string> blocks;
@@ -399,8 +400,8 @@ TEST(ShardStateIds, AFailedSpillGivesEveryIdBackRememberedAndToPersist) {
   shard.SetWallClock(wall);
   for (int i = 0; i < 50; ++i)
     ASSERT_TRUE(shard.MarkSeen("f" + std::to_string(i), 0, kDayStart, day));
-  shard.DrainNewSeen();  // as if checkpointed: persisted in seen blobs
-  shard.CheckpointDone(true);
+  NewSeenIds persisted = shard.TakeNewSeen();  // as if checkpointed: in seen blobs
+  shard.CheckpointDone(true, std::move(persisted));
   ASSERT_TRUE(shard.WantsSpill());
   uint64_t run_no = 0;
   int64_t wall_ms = 0;
@@ -418,11 +419,12 @@ TEST(ShardStateIds, AFailedSpillGivesEveryIdBackRememberedAndToPersist) {
     ASSERT_FALSE(shard.MarkSeen("f" + std::to_string(i), 0, kDayStart, day + 40)) << i;
   }
   size_t given_back = 0;
-  for (const auto& [h, d] : shard.DrainNewSeen()) {
+  NewSeenIds taken = shard.TakeNewSeen();
+  for (const auto& [h, d] : taken.ids()) {
     given_back += d >= shard.oldest_kept_day() ? 1 : 0;
   }
   EXPECT_EQ(given_back, 51u);  // the 50 frozen ones and "late", all to be persisted
-  shard.CheckpointDone(true);
+  shard.CheckpointDone(true, std::move(taken));
 }
 
 TEST(ShardStateIds, AFailedBlockReadIsReported) {
@@ -497,7 +499,7 @@ TEST(ShardStateEvicted, AFailedReloadIsAnErrorNotABlankUser) {
   shard.DrainDirty([&](std::string_view id, std::string_view bytes) {
     store.users[std::string(id)] = std::string(bytes);
   });
-  shard.CheckpointDone(true);
+  shard.CheckpointDone(true, NewSeenIds{});
   ASSERT_EQ(shard.EvictClean(0), 1u);  // two turns of the clock: bits cleared, then out
   ASSERT_EQ(shard.resident_users(), 0u);
 
@@ -532,7 +534,7 @@ TEST(ShardStateEvicted, PreparingANewUserReadsTheStoreOnce) {
   shard.DrainDirty([&](std::string_view id, std::string_view bytes) {
     store.users[std::string(id)] = std::string(bytes);
   });
-  shard.CheckpointDone(true);
+  shard.CheckpointDone(true, NewSeenIds{});
   shard.EvictClean(0);
   shard.EvictClean(0);
   ASSERT_EQ(shard.resident_users(), 0u);
@@ -560,7 +562,7 @@ TEST(ShardStateEvicted, AFailedSweepKeepsItsChecks) {
   shard.DrainDirty([&](std::string_view id, std::string_view bytes) {
     store.users[std::string(id)] = std::string(bytes);
   });
-  shard.CheckpointDone(true);
+  shard.CheckpointDone(true, NewSeenIds{});
   shard.EvictClean(0);
   shard.EvictClean(0);
   ASSERT_EQ(shard.resident_users(), 0u);
@@ -611,7 +613,7 @@ void EvictAndReload(bool warm, bool colliding) {
   shard.DrainDirty([&](std::string_view id, std::string_view bytes) {
     store.users[std::string(id)] = std::string(bytes);
   });
-  shard.CheckpointDone(true);
+  shard.CheckpointDone(true, NewSeenIds{});
   shard.EvictClean(30);
   ASSERT_LE(shard.resident_users(), 30u);
   // Colliding: ids of 5, 6 and 7 characters make three hash values.
@@ -707,7 +709,7 @@ void Persist(ShardState* shard, FakeUsers* store) {
     store->users[std::string(id)] = std::string(bytes);
   });
   ASSERT_TRUE(shard->SnapshotStep(SIZE_MAX));
-  shard->CheckpointDone(true);
+  shard->CheckpointDone(true, NewSeenIds{});
 }
 
 // Regression (issue 10): checks of evicted users were kept by id, twice
@@ -867,7 +869,7 @@ TEST(ShardStateEvicted, UsersAreIndexedOnceByTheCheckpointThatFirstPersistsThem)
         [](std::string_view, std::string_view) {},
         [&](uint64_t hash, std::string_view id) { indexed[std::string(id)] = hash; });
     EXPECT_TRUE(shard.SnapshotStep(SIZE_MAX));
-    shard.CheckpointDone(ok);
+    shard.CheckpointDone(ok, NewSeenIds{});
   };
   checkpoint(false);
   EXPECT_EQ(indexed.size(), 2u);
@@ -911,7 +913,7 @@ TEST_F(ShardStateTest, SnapshotInSlicesIsExactAsOfItsBeginning) {
     ASSERT_TRUE(DecodeUserState(bytes, &s).ok()) << id;
     EXPECT_EQ(s.orders_total, 0u) << id;  // as of the snapshot's beginning
   }
-  shard_.CheckpointDone(true);
+  shard_.CheckpointDone(true, NewSeenIds{});
   EXPECT_EQ(shard_.dirty_count(), 50u);  // the orders are the next checkpoint's
   got.clear();
   shard_.DrainDirty([&](std::string_view id, std::string_view bytes) {
@@ -924,7 +926,7 @@ TEST_F(ShardStateTest, SnapshotInSlicesIsExactAsOfItsBeginning) {
     EXPECT_EQ(s.orders_total, 1u) << id;
   }
   // A failed write hands every user back, changed since or not.
-  shard_.CheckpointDone(false);
+  shard_.CheckpointDone(false, NewSeenIds{});
   EXPECT_EQ(shard_.dirty_count(), 50u);
 }
 

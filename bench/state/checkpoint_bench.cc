@@ -90,7 +90,7 @@ Status Checkpoint(ShardState* shard, Store* store, uint64_t log_seq, int64_t* by
   shard->EncodeMeta(log_seq, &meta);
   cp.PutMeta("shard/0", meta);
   Status s = store->Commit(&cp, false /*sync*/);
-  shard->CheckpointDone(s.ok());
+  shard->CheckpointDone(s.ok(), NewSeenIds{});
   return s;
 }
 
