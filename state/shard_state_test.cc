@@ -473,10 +473,18 @@ class FakeUsers : public UserSource {
   bool fail = false;  // every read fails, as a store that lost its files would
 };
 
+// An Event borrows its strings: the ids of these tests live as long as the
+// test binary (a view of the by-value parameters dangled once Message
+// returned; ASan's stack-use-after-scope).
+std::string_view Keep(std::string s) {
+  static std::deque<std::string> kept;
+  return kept.emplace_back(std::move(s));
+}
+
 Event Message(std::string id, std::string user, int64_t ts) {
   Event e;
-  e.event_id = std::move(id);
-  e.user_id = std::move(user);
+  e.event_id = Keep(std::move(id));
+  e.user_id = Keep(std::move(user));
   e.type = EventType::kMessage;
   e.ts_ms = ts;
   return e;
