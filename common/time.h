@@ -25,6 +25,11 @@ inline int32_t DayOf(int64_t ts_ms, int64_t offset_ms) {
   return static_cast<int32_t>(d);
 }
 
+// The first ms of `day` (the inverse of DayOf at a day's start).
+inline int64_t DayStartMs(int32_t day, int64_t offset_ms) {
+  return int64_t{day} * kMsPerDay - offset_ms;
+}
+
 inline bool TsInRange(int64_t ts_ms) { return ts_ms >= kMinTsMs && ts_ms < kMaxTsMs; }
 
 // Parses an RFC 3339 date-time ("2026-11-24T08:00:00+08:00", "...Z", an

@@ -43,28 +43,39 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   state::LogBlockReader reader(in);
-  ingest::Event e;
-  std::vector<ingest::Event> events;
+  state::LogRecord r;
+  std::vector<state::LogRecord> records;
   std::string rebuilt;
-  state::BeginLogBlock(&rebuilt);
-  while (reader.Next(&e)) {
-    events.push_back(e);
-    state::AppendEventRecord(e, &rebuilt);
+  const int64_t t_ms = reader.ok() ? reader.t_ms() : INT64_MIN;  // a bad header: none
+  state::BeginLogBlock(&rebuilt, t_ms);
+  while (reader.Next(&r)) {
+    records.push_back(r);
+    if (r.kind == state::LogRecord::Kind::kEvent) {
+      state::AppendEventRecord(r.event, &rebuilt);
+    } else {
+      state::AppendTimeChangeRecord(r.user_id, r.day, &rebuilt);
+    }
   }
   state::SetLogBlockCounts(reader.counts(), &rebuilt);
   state::LogBlockReader again(rebuilt);
   if (again.counts().duplicates != reader.counts().duplicates ||
       again.counts().rejected != reader.counts().rejected ||
-      again.counts().beyond_horizon != reader.counts().beyond_horizon) {
+      again.counts().beyond_horizon != reader.counts().beyond_horizon || again.t_ms() != t_ms) {
     std::abort();
   }
-  for (const ingest::Event& want : events) {
-    if (!again.Next(&e) || e.type != want.type || e.ts_ms != want.ts_ms ||
-        e.amount_fen != want.amount_fen || e.event_id != want.event_id ||
-        e.user_id != want.user_id || e.referrer_id != want.referrer_id) {
+  for (const state::LogRecord& want : records) {
+    if (!again.Next(&r) || r.kind != want.kind) std::abort();
+    if (r.kind == state::LogRecord::Kind::kTimeChange) {
+      if (r.user_id != want.user_id || r.day != want.day) std::abort();
+      continue;
+    }
+    const ingest::Event& e = r.event;
+    const ingest::Event& w = want.event;
+    if (e.type != w.type || e.ts_ms != w.ts_ms || e.amount_fen != w.amount_fen ||
+        e.event_id != w.event_id || e.user_id != w.user_id || e.referrer_id != w.referrer_id) {
       std::abort();
     }
   }
-  if (again.Next(&e) || !again.ok()) std::abort();
+  if (again.Next(&r) || !again.ok()) std::abort();
   return 0;
 }

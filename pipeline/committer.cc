@@ -90,7 +90,9 @@ bool Pipeline::Impl::FinishCheckpoint(Worker* w, bool wait, Status* status) {
 
 Status Pipeline::Impl::Checkpoint(Worker* w) {
   FinishSpill(w, true /*wait*/);  // no checkpoint while a spill is written (see Housekeep)
-  Status s;
+  // A checkpoint covers only changes the feed holds (its meta counts them).
+  Status s = FlushChanges(w);
+  if (!s.ok()) return s;
   if (FinishCheckpoint(w, true, &s) && !s.ok()) {
     LogAt(LogLevel::kError, "shard %u: checkpoint failed (will retry): %s", w->id,
           s.ToString().c_str());
@@ -157,6 +159,7 @@ void Pipeline::Impl::RunCommitter() {
     }
     if (!got) {
       TendStore();
+      TendChangeRetention();
       continue;
     }
     Worker* w = job.w;

@@ -67,6 +67,19 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
         std::max<size_t>(1024, options.dedup_memory_bytes / kBytesPerMemoryId / shards));
     impl->workers.back()->state.set_warm_memory(options.warm_memory_bytes / shards);
   }
+  impl->rules_text = pins->rules;
+  if (options.config.changes.enabled && options.write_log) {
+    uint64_t last = 0, trimmed = 0;
+    Status s = impl->store->GetChangeBounds(&last, &trimmed);
+    if (!s.ok()) return s;
+    impl->feed = std::make_unique<ChangeFeed>(last);
+    impl->changes_trimmed.store(trimmed);
+    for (auto& w : impl->workers) {
+      s = impl->store->GetChangePosition(w->id, &w->feed_position);
+      if (!s.ok()) return s;
+      w->state.set_record_changes(true);
+    }
+  }
   Impl* committer_impl = impl.get();
   impl->committer = std::thread([committer_impl] { committer_impl->RunCommitter(); });
   Status s = impl->Recover();

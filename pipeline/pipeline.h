@@ -143,6 +143,27 @@ class Pipeline {
   // The operational figures of /healthz.
   void GetStats(std::function<void(PipelineStats)> done);
 
+  // ---- the change feed (docs: README "Tier changes")
+  // Whether tier changes are recorded: config.changes.enabled, with
+  // write_log (time changes are journaled, so that a restart makes the same
+  // ones again; an offline replay records none).
+  bool change_log() const;
+  // Up to `limit` changes matching `filter` after cursor `after`, as far as
+  // they are durable; kChangesFromOldest: from the oldest retained. Reads
+  // the store on the calling thread (a bounded scan).
+  static constexpr uint64_t kChangesFromOldest = UINT64_MAX;
+  ChangePage ReadChanges(uint64_t after, size_t limit, const ChangeFilter& filter);
+  // The cursor of the newest durable change ("after=end" resumes there).
+  uint64_t ChangesEnd() const;
+  // Calls fn() once (on a worker thread; it must not block) as soon as a
+  // change after `after` is durable, at once if one is. Returns a token for
+  // CancelChangesWait, 0 if fn ran already.
+  uint64_t OnChangesAfter(uint64_t after, std::function<void()> fn);
+  // False if the callback ran or is running.
+  bool CancelChangesWait(uint64_t token);
+  // Changes in the feed now (bytes, approximate) for /metrics.
+  uint64_t ChangesBytes() const;
+
   // T: the largest accepted ts, or kNoTs.
   int64_t watermark() const;
 

@@ -6,6 +6,8 @@
 //   committer.cc     checkpoints and id spills: snapshot on the worker, commit
 //                    and log trim on the committer thread
 //   failed_store.cc  a failed store: workers park, the committer brings it back
+//   change_log.cc    the workers' side of the change feed: writing changes,
+//                    republishing them after a crash, retention, reading
 //   recovery.cc      Open's reload of the checkpoints and replay of the journal
 //   queries.cc       typed fan-out/gather of profiles, KPIs, tier pages, stats
 //   pipeline.cc      Open/Close and the small public accessors
@@ -38,6 +40,7 @@
 #include "common/log.h"
 #include "common/mutex.h"
 #include "common/time.h"
+#include "pipeline/change_feed.h"
 #include "pipeline/disk_watermark.h"
 #include "pipeline/pipeline.h"
 #include "state/id_run.h"
@@ -200,6 +203,16 @@ struct Pipeline::Impl {
     std::vector<const ingest::Event*> events;  // the group's events, in order
     std::vector<Hash128> hashes;               // ... and their duplicate-index keys
     std::vector<uint64_t> user_hashes;
+    // Tier changes taken from the state and not yet in the feed: claimed
+    // under cursors from changes_first on (0: not yet claimed) and, for the
+    // time changes among them, a log block at changes_log_seq. A write that
+    // failed is retried with the same cursors and block.
+    std::vector<state::TierChange> changes;
+    uint64_t changes_first = 0;
+    std::string changes_block;
+    uint64_t changes_log_seq = 0;
+    std::vector<std::string> changes_values;
+    uint64_t feed_position = 0;  // shard_seq of the last change in the feed
   };
 
   explicit Impl(const PipelineOptions& o) : options(o), disk(o.data_dir, o.min_free_bytes) {}
@@ -239,6 +252,11 @@ struct Pipeline::Impl {
   moodycamel::BlockingConcurrentQueue<CommitJob> commits;
   std::thread committer;
   bool rules_changed = false;  // re-evaluate every user's tier during recovery
+  std::string rules_text;      // the rules, as a change caused by them names them
+  // The change feed (null when the change log is off).
+  std::unique_ptr<ChangeFeed> feed;
+  std::atomic<uint64_t> changes_trimmed{0};  // retention: the feed starts after it
+  Clock::time_point next_retention = Clock::now();
   bool closed = false;
   Mutex error_mu;
   Status first_worker_error ABSL_GUARDED_BY(error_mu);
@@ -314,10 +332,22 @@ struct Pipeline::Impl {
   // (Store::Recover) with every worker parked, retrying with backoff.
   void TendStore();
 
+  // ---- change_log.cc
+  // Writes the changes the state made since the last call (and any whose
+  // write failed before) to the feed; time changes go into the shard's log
+  // in the same write. On error they stay, and so must every later group's
+  // events (the caller refuses them).
+  Status FlushChanges(Worker* w);
+  // Recovery: the changes replay made again, less those the feed holds.
+  Status RepublishReplayed(Worker* w);
+  // On the committer, now and then: drops changes past retention.
+  void TendChangeRetention();
+
   // ---- recovery.cc
   Status Recover();
   Status Retier();
-  void ApplyLogged(Worker* w, const ingest::Event& e);
+  // Applies a journaled event as of `t_ms`, the T it was applied at live.
+  void ApplyLogged(Worker* w, const ingest::Event& e, int64_t t_ms);
 
   // ---- queries.cc
   // Sends one query of `kind` to every worker; the last answer completes `g`.
@@ -329,7 +359,11 @@ struct Pipeline::Impl {
   // (the state is consistent between any two events). While the worker is
   // parked (`stats_only`: the store is being reopened) only the figures of
   // /healthz are, which read nothing from it; the others wait.
-  void AnswerQueries(Worker* w, bool mid_group = false, bool stats_only = false);
+  // While `applying` (events of the group are being applied) KPIs wait too:
+  // their sweep would put time changes between the group's own, which the
+  // journal could not replay in that order.
+  void AnswerQueries(Worker* w, bool mid_group = false, bool stats_only = false,
+                     bool applying = false);
   // (user_id, profile when `with_profiles`) of at most `limit` members of
   // `tier` after `after`, in id order, as of day `today` and T `t`; *error
   // set if the store could not be read (the members are then partial).

@@ -61,7 +61,7 @@ void Pipeline::Impl::Broadcast(Query::Kind kind, const std::shared_ptr<Query::Ga
   }
 }
 
-void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
+void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only, bool applying) {
   Query* q;
   for (;;) {
     if (!mid_group && !stats_only && !w->deferred.empty()) {
@@ -71,6 +71,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only) {
       break;
     }
     if ((mid_group && q->kind == Query::Kind::kListTier) ||
+        (applying && q->kind == Query::Kind::kKpis) ||
         (stats_only && q->kind != Query::Kind::kStats)) {
       w->deferred.push_back(q);
       continue;

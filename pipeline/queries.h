@@ -26,6 +26,7 @@
 #include "common/time.h"
 #include "state/kpis.h"
 #include "state/profile.h"
+#include "state/tier_change.h"
 
 namespace tierstream::pipeline {
 
@@ -112,6 +113,26 @@ typename internal::QueryAnswer<Query>::type Await(Target& target, Query query, A
   while (!slot->answer.has_value()) slot->cv.Wait();
   return std::move(*slot->answer);
 }
+
+// Which changes a feed reader wants: bit i of `to` for TierName(Tier(i)),
+// and of `from` as well, with bit kNone for a first tier.
+struct ChangeFilter {
+  uint32_t to = ~0u;
+  uint32_t from = ~0u;
+  bool Matches(const state::TierChange& c) const {
+    return ((to >> static_cast<int>(c.to)) & 1u) != 0 &&
+           ((from >> static_cast<int>(c.from)) & 1u) != 0;
+  }
+};
+
+// A page of the change feed.
+struct ChangePage {
+  Status status;        // not ok: the store could not be read
+  bool gone = false;    // `after` is older than retention (HTTP 410): resume after `oldest`
+  uint64_t oldest = 0;  // the feed starts after this cursor
+  std::vector<std::pair<uint64_t, state::TierChange>> changes;  // (cursor, change), in order
+  uint64_t next = 0;                                            // resume after this cursor
+};
 
 }  // namespace tierstream::pipeline
 

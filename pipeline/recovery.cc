@@ -19,7 +19,7 @@ namespace tierstream::pipeline {
 using ingest::Event;
 using ingest::EventType;
 
-void Pipeline::Impl::ApplyLogged(Worker* w, const Event& e) {
+void Pipeline::Impl::ApplyLogged(Worker* w, const Event& e, int64_t t_ms) {
   // Every logged event was accepted when it was logged, after the
   // checkpoint: it is applied whatever the loaded ids say (an id that had
   // expired in memory may still sit in a seen blob the next checkpoint would
@@ -27,7 +27,8 @@ void Pipeline::Impl::ApplyLogged(Worker* w, const Event& e) {
   const bool credit = e.type == EventType::kReferralCredit;
   (void)w->state.MarkSeen(e.event_id, credit ? kCreditSeed : kEventSeed, e.ts_ms, Today());
   AtomicMax(&watermark, e.ts_ms);
-  w->state.Apply(e, Today());
+  // As of the T it was applied at live (blocks before version 3: the final T).
+  w->state.Apply(e, t_ms == kNoTs ? Today() : DayOf(t_ms, options.config.utc_offset_ms), t_ms);
   ++recovery.log_events_replayed;
 }
 
@@ -125,8 +126,14 @@ Status Pipeline::Impl::Recover() {
           state::LogBlockReader reader(block);
           const state::LogBlockCounts& c = reader.counts();
           w->state.CountIngest(c.duplicates, c.rejected, c.beyond_horizon);
-          Event e;
-          while (reader.Next(&e)) ApplyLogged(w.get(), e);
+          state::LogRecord r;
+          while (reader.Next(&r)) {
+            if (r.kind == state::LogRecord::Kind::kEvent) {
+              ApplyLogged(w.get(), r.event, reader.t_ms());
+            } else if (Status t = w->state.ReplayTimeChange(r.user_id, r.day); !t.ok()) {
+              return t;
+            }
+          }
           Status id_status = w->state.TakeIdError();
           if (!id_status.ok()) return id_status;
           Status user_status = w->state.TakeUserError();
@@ -139,18 +146,23 @@ Status Pipeline::Impl::Recover() {
           return Status::Ok();
         });
     if (!s.ok()) return s;
-  }
-  if (rules_changed) {
-    Status s = Retier();
+    s = RepublishReplayed(w.get());
     if (!s.ok()) return s;
   }
   const int32_t today = Today();
   for (auto& w : workers) {
     if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);
-    if (recovery.log_events_replayed > 0 || w->log_seq != w->checkpoint_seq) {
-      Status s = Checkpoint(w.get());
+    if (recovery.log_events_replayed > 0 || w->log_seq != w->checkpoint_seq ||
+        w->state.has_changes() || rules_changed) {
+      Status s = Checkpoint(w.get());  // flushes the sweep's changes first
       if (!s.ok()) return s;
     }
+  }
+  // New rules re-tier users from that checkpoint: a crash meanwhile starts
+  // over from it and makes the same changes (the feed skips those it holds).
+  if (rules_changed) {
+    Status s = Retier();
+    if (!s.ok()) return s;
   }
 #if defined(__GLIBC__)
   // Recovery's transient memory (RocksDB's replay of its WAL into memtables,
@@ -168,8 +180,12 @@ Status Pipeline::Impl::Recover() {
 Status Pipeline::Impl::Retier() {
   uint64_t changed = 0;
   for (auto& w : workers) {
+    w->state.SetRulesCause(rules_text, watermark.load());
     changed += w->state.RetierResident();
     state::Store::Checkpoint cp(store.get());
+    // The resident users it changed, in the same write as the others.
+    w->state.DrainDirty(
+        [&](std::string_view id, std::string_view bytes) { cp.PutUser(w->id, id, bytes); });
     std::string updated;
     Status s = store->ScanUsers(w->id, "", [&](std::string_view id, std::string_view bytes) {
       if (w->state.RetierEvicted(id, bytes, &updated)) {
@@ -179,11 +195,16 @@ Status Pipeline::Impl::Retier() {
       return true;
     });
     if (!s.ok()) return s;
+    // The changes before the users: a crash between makes them again, and
+    // the feed knows it holds them.
+    s = FlushChanges(w.get());
+    if (!s.ok()) return s;
     std::string meta;
     w->state.EncodeMeta(w->checkpoint_seq, &meta);
     cp.PutMeta(ShardMetaKey(w->id), meta);
     cp.PutMeta(UserIndexStampKey(w->id), UserIndexStamp(meta));
     s = store->Commit(&cp, true /*sync*/);
+    w->state.CheckpointDone(s.ok(), w->state.TakeNewSeen());
     if (!s.ok()) return s;
   }
   LogAt(LogLevel::kInfo, "tier rules changed: re-evaluated every user, %llu changed tier",

@@ -59,8 +59,6 @@ void Pipeline::Impl::Run(Worker* w) {
 void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   using internal::BatchAccess;
   state::ShardState& st = w->state;
-  w->block.clear();
-  state::BeginLogBlock(&w->block);
   w->accepted.clear();
   int64_t group_max_ts = kNoTs;
   size_t accepted_count = 0;
@@ -106,10 +104,12 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     if (!credit && st.BeyondHorizon(e.ts_ms)) ++counts.beyond_horizon;
     ++accepted_count;
     group_max_ts = std::max(group_max_ts, e.ts_ms);
-    if (options.write_log) state::AppendEventRecord(e, &w->block);
   }
   // 2. Make them durable before anything is applied or acknowledged. If
   // the duplicate check or the log write failed, nothing of the group counts.
+  // The block records T as the group is applied (replay applies it as of
+  // the same T), and follows the time changes made before it.
+  const int64_t t_apply = std::max(watermark.load(std::memory_order_acquire), group_max_ts);
   bool ok = true;
   Status s = st.TakeIdError();
   if (!s.ok()) {
@@ -118,8 +118,16 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   } else if (s = PrepareUsers(w); !s.ok()) {
     LogAt(LogLevel::kError, "shard %u: an evicted user could not be read back, batch refused: %s",
           w->id, s.ToString().c_str());
+  } else if (s = FlushChanges(w); !s.ok()) {
+    LogAt(LogLevel::kError, "shard %u: writing tier changes failed, batch refused: %s", w->id,
+          s.ToString().c_str());
   } else if (options.write_log &&
              (accepted_count > 0 || counts.duplicates > 0 || counts.rejected > 0)) {
+    w->block.clear();
+    state::BeginLogBlock(&w->block, t_apply);
+    for (size_t j = 0; j < count; ++j) {
+      if (w->accepted[j]) state::AppendEventRecord(*w->events[j], &w->block);
+    }
     state::SetLogBlockCounts(counts, &w->block);
     s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
     if (s.ok()) {
@@ -149,7 +157,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     st.CountIngest(0, counts.rejected, counts.beyond_horizon);  // duplicates: below, per batch
     if (counts.beyond_horizon > 0) WarnBeyondHorizon(w, counts.beyond_horizon);
     if (group_max_ts != kNoTs) AtomicMax(&watermark, group_max_ts);
-    const int32_t today = Today();
+    const int32_t today = t_apply == kNoTs ? kNoDay : DayOf(t_apply, options.config.utc_offset_ms);
     // Users' states are fetched ahead in three stages (see ShardState).
     auto prefetch = [&](size_t j, int stage) {
       if (j >= count || !w->accepted[j]) return;
@@ -174,9 +182,11 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
         prefetch(k + 8, 1);
         prefetch(k + 4, 2);
         // Queries do not wait for a whole group (up to 64k events).
-        if ((k & 1023) == 1023 && w->queries.size_approx() > 0) AnswerQueries(w, true);
+        if ((k & 1023) == 1023 && w->queries.size_approx() > 0) {
+          AnswerQueries(w, true, false, true /*applying*/);
+        }
         if (w->accepted[k++]) {
-          st.Apply(e, today);
+          st.Apply(e, today, t_apply);
           acc += credit ? 0 : 1;
         } else if (!credit) {
           st.CountDuplicate();
@@ -185,6 +195,12 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
       }
       BatchAccess::accepted(batches[i]).fetch_add(acc, std::memory_order_relaxed);
       BatchAccess::duplicates(batches[i]).fetch_add(dup, std::memory_order_relaxed);
+    }
+    // The changes the group made: served once durable. A failed write keeps
+    // them for the next (the group's events are durable already).
+    if (Status c = FlushChanges(w); !c.ok()) {
+      LogAt(LogLevel::kError, "shard %u: writing tier changes failed (will retry): %s", w->id,
+            c.ToString().c_str());
     }
   }
   for (size_t i = 0; i < n; ++i) CompletePart(batches[i]);
@@ -210,6 +226,13 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   if (today != kNoDay) {
     // A final checkpoint finishes the sweep: the next start begins as of T.
     w->state.Sweep(today, force_checkpoint ? SIZE_MAX : options.sweep_slice);
+  }
+  // Time changes (and those of queries' sweeps) are written before anything
+  // else: a checkpoint covers only changes the feed holds.
+  Status flushed = FlushChanges(w);
+  if (!flushed.ok()) {
+    LogAt(LogLevel::kError, "shard %u: writing tier changes failed (will retry): %s", w->id,
+          flushed.ToString().c_str());
   }
   // Event ids expire by this shard's own newest event, not the global T:
   // other shards may run ahead, and a re-sent event must not lose its id
@@ -266,7 +289,8 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
       MutexLock lock(&error_mu);
       if (first_worker_error.ok()) first_worker_error = s;
     }
-  } else if (store_failing || w->spill_phase.load(std::memory_order_acquire) != SpillPhase::kIdle) {
+  } else if (store_failing || !flushed.ok() ||
+             w->spill_phase.load(std::memory_order_acquire) != SpillPhase::kIdle) {
     // A checkpoint waits for the store to recover (it would fail), and for
     // the spill in flight: the ids frozen for it are
     // in no seen blob and no committed run, so a checkpoint (and the log trim

@@ -104,6 +104,14 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
     });
     return;
   }
+  if (path == "/v1/changes" || path == "/v1/changes/stream") {
+    if (!get) return reply(MethodNotAllowed("GET"));
+    if (!pipeline->change_log()) {
+      return reply(api::Json(404, ErrorBody("the change log is off (config: changes.enabled)")));
+    }
+    if (path == "/v1/changes") return api::GetChanges(pipeline, query, executor, std::move(reply));
+    return api::StreamChanges(pipeline, query, request.last_event_id, executor, std::move(reply));
+  }
   if (path.substr(0, kUsers.size()) == kUsers) {
     if (!get) return reply(MethodNotAllowed("GET"));
     return Users(pipeline, path.substr(kUsers.size()), executor, std::move(reply));

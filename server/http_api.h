@@ -44,6 +44,8 @@ struct Request {
   // Called once the body is no longer read (its memory may go then), at the
   // latest before `reply`. May be empty.
   std::function<void()> release_body;
+  // The Last-Event-ID header (an EventSource resuming), empty if none.
+  std::string_view last_event_id;
 };
 
 // Pieces of a streamed body. Confined to its connection's thread.
@@ -75,7 +77,7 @@ class Executor {
   // Runs `fn` soon on the connection's thread.
   virtual void Post(std::function<void()> fn) = 0;
   // Runs `fn` on the connection's thread after `delay`, unless the
-  // connection is closed first. One at a time.
+  // connection is closed first. Several may be pending.
   virtual void PostAfter(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
 };
 
@@ -119,6 +121,13 @@ Response Json(int status, std::string body);
 // POST /v1/events: submits the body and answers its summary.
 void PostEvents(pipeline::Pipeline* pipeline, const Request& request,
                 std::shared_ptr<Executor> executor, std::function<void(Response)> reply);
+// GET /v1/changes: a page of the change feed, long-polled with wait_ms.
+void GetChanges(pipeline::Pipeline* pipeline, std::string_view query,
+                std::shared_ptr<Executor> executor, std::function<void(Response)> reply);
+// GET /v1/changes/stream: the change feed as Server-Sent Events.
+void StreamChanges(pipeline::Pipeline* pipeline, std::string_view query,
+                   std::string_view last_event_id, std::shared_ptr<Executor> executor,
+                   std::function<void(Response)> reply);
 // The NDJSON body of a streamed tier listing.
 std::shared_ptr<BodyStream> TierListing(pipeline::Pipeline* pipeline, state::Tier tier,
                                         std::string after, bool profiles, size_t page_size,

@@ -76,9 +76,11 @@ void HttpSession::Post(std::function<void()> fn) {
 }
 
 void HttpSession::PostAfter(std::chrono::milliseconds delay, std::function<void()> fn) {
-  timer_.expires_after(delay);
-  timer_.async_wait([self = shared_from_this(), fn = std::move(fn)](beast::error_code ec) {
-    if (ec) return self->Close();
+  // A timer of its own: several may be pending (a long poll's deadline
+  // outlives its answer when a change came first).
+  auto timer = std::make_shared<net::steady_timer>(stream_.get_executor(), delay);
+  timer->async_wait([self = shared_from_this(), timer, fn = std::move(fn)](beast::error_code ec) {
+    if (ec || !self->stream_.socket().is_open()) return;
     fn();
   });
 }
@@ -258,6 +260,7 @@ void HttpSession::Dispatch() {
   request.method = View(request_.method_string());
   request.target = View(request_.target());
   request.body = &request_.body().bytes;
+  request.last_event_id = View(request_["Last-Event-ID"]);
   // The API is done with the body: it, and its share of the budget, go.
   request.release_body = [weak = weak_from_this()] {
     if (auto self = weak.lock()) self->request_.body() = {};

@@ -115,6 +115,60 @@ std::string RenderTierPageJson(state::Tier tier, const pipeline::TierPage& page)
   return body;
 }
 
+namespace {
+void WriteChange(JsonWriter& jw, uint64_t cursor, const state::TierChange& c) {
+  jw.BeginObject().Key("cursor").String(std::to_string(cursor));
+  jw.Key("user_id").String(c.user_id).Key("seq").Int(c.seq).Key("from");
+  if (c.from == state::Tier::kNone) {
+    jw.Null();
+  } else {
+    jw.String(state::TierName(c.from));
+  }
+  jw.Key("to").String(state::TierName(c.to)).Key("at").Int(c.at_ms).Key("cause").BeginObject();
+  switch (c.cause) {
+    case state::ChangeCause::kEvent:
+      jw.Key("event_id").String(c.cause_ref);
+      break;
+    case state::ChangeCause::kTime:
+      jw.Key("time").Bool(true);
+      break;
+    case state::ChangeCause::kRules:
+      jw.Key("rules").String(c.cause_ref);
+      break;
+  }
+  jw.EndObject().EndObject();
+}
+}  // namespace
+
+std::string RenderChangeJson(uint64_t cursor, const state::TierChange& c) {
+  std::string body;
+  JsonWriter jw(&body);
+  WriteChange(jw, cursor, c);
+  return body;
+}
+
+std::string RenderChangesJson(const pipeline::ChangePage& page) {
+  std::string body;
+  JsonWriter jw(&body);
+  jw.BeginObject().Key("changes").BeginArray();
+  for (const auto& [cursor, change] : page.changes) WriteChange(jw, cursor, change);
+  jw.EndArray().Key("next").String(std::to_string(page.next)).EndObject();
+  return body;
+}
+
+std::string RenderChangesGoneJson(uint64_t after, uint64_t oldest) {
+  std::string body;
+  JsonWriter jw(&body);
+  jw.BeginObject()
+      .Key("error")
+      .String("cursor " + std::to_string(after) +
+              " is older than the change feed's retention; resume after \"oldest\"")
+      .Key("oldest")
+      .String(std::to_string(oldest))
+      .EndObject();
+  return body;
+}
+
 void AppendTierPageNdjson(const pipeline::TierPage& page, bool profiles, std::string* out) {
   for (size_t i = 0; i < page.user_ids.size(); ++i) {
     if (profiles) {

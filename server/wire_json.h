@@ -16,6 +16,7 @@
 #include "pipeline/queries.h"
 #include "state/kpis.h"
 #include "state/profile.h"
+#include "state/tier_change.h"
 #include "state/user_state.h"
 
 namespace tierstream::server {
@@ -42,6 +43,15 @@ std::string RenderTierPageJson(state::Tier tier, const pipeline::TierPage& page)
 // The same page as NDJSON lines appended to `out`: each member's profile
 // when `profiles` (the page was asked with them), else {"user_id":...}.
 void AppendTierPageNdjson(const pipeline::TierPage& page, bool profiles, std::string* out);
+
+// One change of the feed: {"cursor","user_id","seq","from","to","at","cause"}
+// (from null for her first tier; cause {"event_id":...}, {"time":true} or
+// {"rules":...}). Cursors render as decimal strings (opaque to clients).
+std::string RenderChangeJson(uint64_t cursor, const state::TierChange& c);
+// GET /v1/changes: {"changes":[...],"next":"<cursor>"}.
+std::string RenderChangesJson(const pipeline::ChangePage& page);
+// 410 for a cursor past retention: {"error":...,"oldest":"<cursor>"}.
+std::string RenderChangesGoneJson(uint64_t after, uint64_t oldest);
 
 // GET /healthz: {"status":..., "reasons":[...] (when any), "as_of":...,
 // and the pipeline's figures}. `stats` null: the pipeline is still

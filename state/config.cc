@@ -42,6 +42,33 @@ Result<Config> ParseConfig(std::string_view json) {
             "config: max_future_ms: must be an integer number of ms in 0..100 years (0: off)");
       }
       config.max_future_ms = ms;
+    } else if (key == "changes") {
+      simdjson::dom::object changes;
+      if (value.get(changes)) return Status::InvalidArgument("config: changes: must be an object");
+      for (auto [ckey, cvalue] : changes) {
+        const std::string field = "config: changes." + std::string(ckey);
+        if (ckey == "enabled") {
+          bool on;
+          if (cvalue.get(on)) return Status::InvalidArgument(field + ": must be true or false");
+          config.changes.enabled = on;
+          continue;
+        }
+        int64_t v;
+        if (cvalue.get(v) || v < 0 || v > 1'000'000) {
+          return Status::InvalidArgument(field + ": must be an integer in 0..1000000");
+        }
+        if (ckey == "retain_days") {
+          config.changes.retain_days = static_cast<int32_t>(v);
+        } else if (ckey == "retain_hours") {
+          config.changes.retain_wall_ms = v * 3'600'000;
+        } else if (ckey == "max_mb") {
+          if (v < 1) return Status::InvalidArgument(field + ": must be at least 1");
+          config.changes.max_bytes = static_cast<uint64_t>(v) << 20;
+        } else {
+          return Status::InvalidArgument("config: changes: unknown key '" + std::string(ckey) +
+                                         "'");
+        }
+      }
     } else if (key == "tiers") {
       simdjson::dom::object tiers;
       if (value.get(tiers)) return Status::InvalidArgument("config: tiers: must be an object");

@@ -19,6 +19,17 @@ struct TierRules {
   int64_t active_interactions_7d = 3;     // interactions_7d >= 3
 };
 
+// The change feed's retention: a change is kept while it is within
+// retain_days of event time behind T, or less than retain_wall_ms old by the
+// wall clock (a backfill races T forward; its consumers still get it all) —
+// and, whatever its age, only while the feed fits in max_bytes.
+struct ChangeLogConfig {
+  bool enabled = true;
+  int32_t retain_days = 30;
+  int64_t retain_wall_ms = 24 * 3'600'000;
+  uint64_t max_bytes = 1ull << 30;
+};
+
 struct Config {
   int64_t utc_offset_ms = 8 * 3'600'000;  // +08:00
   TierRules rules;
@@ -29,13 +40,15 @@ struct Config {
   // rejected (one mistyped year must not move T); 0 turns the guard off,
   // for simulations of the future.
   int64_t max_future_ms = 86'400'000;
+  ChangeLogConfig changes;
 };
 
 // Reads a JSON config file:
 //   {"tz": "+08:00",
 //    "tiers": {"high_value_spend": 500, "high_value_repeat_orders": 3,
 //              "new_days": 30, "active_interactions_7d": 3},
-//    "dedup_horizon_days": 8, "max_future_ms": 86400000}
+//    "dedup_horizon_days": 8, "max_future_ms": 86400000,
+//    "changes": {"enabled": true, "retain_days": 30, "retain_hours": 24, "max_mb": 1024}}
 // Every key is optional; unknown keys are an error (a typo must not be silently ignored).
 Result<Config> LoadConfigFile(const std::string& path);
 Result<Config> ParseConfig(std::string_view json);

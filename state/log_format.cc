@@ -31,11 +31,30 @@ bool HasReferrer(EventType t) { return t == EventType::kJoin || t == EventType::
 
 namespace {
 constexpr size_t kCountsBytes = 3 * 8;  // fixed width: filled in after the records
+constexpr size_t kTBytes = 8;           // version 3: T, fixed width
+// A record tag beyond every event type: a time change.
+constexpr uint8_t kTimeChangeTag = 0x7F;
+
+void PutFixed64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+uint64_t GetFixed64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+  return v;
+}
 }  // namespace
 
-void BeginLogBlock(std::string* out) {
+void BeginLogBlock(std::string* out, int64_t t_ms) {
   out->push_back(kLogBlockVersion);
   out->append(kCountsBytes, '\0');
+  PutFixed64(out, static_cast<uint64_t>(t_ms));
+}
+
+void AppendTimeChangeRecord(std::string_view user_id, int32_t day, std::string* out) {
+  out->push_back(static_cast<char>(kTimeChangeTag));
+  PutVarintSigned(out, day);
+  PutString(out, user_id);
 }
 
 void SetLogBlockCounts(const LogBlockCounts& counts, std::string* block) {
@@ -58,22 +77,51 @@ LogBlockReader::LogBlockReader(std::string_view block) : rest_(block) {
   const char version = rest_.empty() ? 0 : rest_.front();
   if (version == 1) {
     rest_.remove_prefix(1);
-  } else if (version == kLogBlockVersion && rest_.size() >= 1 + kCountsBytes) {
-    const auto* p = reinterpret_cast<const unsigned char*>(rest_.data() + 1);
+  } else if ((version == 2 && rest_.size() >= 1 + kCountsBytes) ||
+             (version == 3 && rest_.size() >= 1 + kCountsBytes + kTBytes)) {
+    const char* p = rest_.data() + 1;
     for (uint64_t* v : {&counts_.duplicates, &counts_.rejected, &counts_.beyond_horizon}) {
-      *v = 0;
-      for (int i = 0; i < 8; ++i) *v |= uint64_t{*p++} << (8 * i);
+      *v = GetFixed64(p);
+      p += 8;
     }
     rest_.remove_prefix(1 + kCountsBytes);
+    if (version == 3) {
+      t_ms_ = static_cast<int64_t>(GetFixed64(p));
+      rest_.remove_prefix(kTBytes);
+      if (t_ms_ != INT64_MIN && !TsInRange(t_ms_)) ok_ = false;
+    }
   } else {
     ok_ = false;
   }
 }
 
 bool LogBlockReader::Next(ingest::Event* e) {
+  LogRecord r;
+  while (Next(&r)) {
+    if (r.kind == LogRecord::Kind::kEvent) {
+      *e = r.event;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool LogBlockReader::Next(LogRecord* r) {
   if (!ok_ || rest_.empty()) return false;
   auto tag = static_cast<uint8_t>(rest_.front());
   rest_.remove_prefix(1);
+  if (tag == kTimeChangeTag) {
+    int64_t day;
+    r->kind = LogRecord::Kind::kTimeChange;
+    if (!GetVarintSigned(&rest_, &day) || day < INT32_MIN / 2 || day > INT32_MAX / 2 ||
+        !GetString(&rest_, &r->user_id) || r->user_id.empty()) {
+      return ok_ = false;
+    }
+    r->day = static_cast<int32_t>(day);
+    return true;
+  }
+  r->kind = LogRecord::Kind::kEvent;
+  ingest::Event* e = &r->event;
   uint8_t type = tag & 0x7F;
   if (type > static_cast<uint8_t>(EventType::kReferralCredit)) return ok_ = false;
   *e = ingest::Event{};

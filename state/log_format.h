@@ -2,6 +2,11 @@
 // durable log, compact, versioned per block, decoded without copies (decoded
 // strings point into the block). The journal (Store::AppendLog) stores these
 // blocks; recovery replays them.
+//
+// Replay must give the same tier changes in the same order as the live run
+// did (the change feed relies on it), so a block records everything that
+// decided them: T as the group was applied, and the tier changes the sweep
+// made (time changes) between groups, each as its own record.
 // Thread safety: pure functions are thread-safe; a LogBlockReader is confined.
 #ifndef TIERSTREAM_STATE_LOG_FORMAT_H_
 #define TIERSTREAM_STATE_LOG_FORMAT_H_
@@ -16,8 +21,9 @@ namespace tierstream::state {
 
 // Version 2 blocks open with the counts of what the group took besides its
 // events, so that every counter survives a crash with the events it came
-// with; version 1 blocks (events only) are still read.
-inline constexpr char kLogBlockVersion = 2;
+// with; version 3 adds T (the group's events were applied as of it) and
+// time-change records. Versions 1 (events only) and 2 are still read.
+inline constexpr char kLogBlockVersion = 3;
 
 // What a logged group counted besides its accepted events.
 struct LogBlockCounts {
@@ -26,11 +32,22 @@ struct LogBlockCounts {
   uint64_t beyond_horizon = 0;  // accepted events older than the duplicate horizon
 };
 
-// Starts a block: the version byte and room for its counts.
-void BeginLogBlock(std::string* out);
+// Starts a block: the version byte, room for its counts, and `t_ms`, T as
+// its events are applied (kNoTs: none, a block of time changes only).
+void BeginLogBlock(std::string* out, int64_t t_ms = INT64_MIN);
 // Fills in the counts of a block begun with BeginLogBlock.
 void SetLogBlockCounts(const LogBlockCounts& counts, std::string* block);
 void AppendEventRecord(const ingest::Event& e, std::string* out);
+// A change of `user_id`'s tier that the sweep made as T crossed into `day`.
+void AppendTimeChangeRecord(std::string_view user_id, int32_t day, std::string* out);
+
+// One record of a block: an event, or a time change (user_id and day).
+struct LogRecord {
+  enum class Kind { kEvent, kTimeChange } kind = Kind::kEvent;
+  ingest::Event event;
+  std::string_view user_id;  // kTimeChange
+  int32_t day = 0;           // kTimeChange
+};
 
 // Iterates the records of one block.
 class LogBlockReader {
@@ -38,12 +55,17 @@ class LogBlockReader {
   explicit LogBlockReader(std::string_view block);
   bool ok() const { return ok_; }  // false once a record fails to decode
   const LogBlockCounts& counts() const { return counts_; }
+  // T as the block's events were applied; kNoTs in blocks before version 3.
+  int64_t t_ms() const { return t_ms_; }
   // Decodes the next record; false at the end or on corruption (see ok()).
+  bool Next(LogRecord* r);
+  // The next event, passing over time changes.
   bool Next(ingest::Event* e);
 
  private:
   std::string_view rest_;
   LogBlockCounts counts_;
+  int64_t t_ms_ = INT64_MIN;
   bool ok_ = true;
 };
 

@@ -9,7 +9,7 @@
 namespace tierstream::state {
 
 namespace {
-constexpr uint8_t kMetaVersion = 2;
+constexpr uint8_t kMetaVersion = 3;
 }  // namespace
 
 DayHist::DayHist() : cells_(static_cast<size_t>(kLastCellDay - kFirstCellDay + 1), 0) {}
@@ -92,6 +92,7 @@ void EncodeShardMeta(const ShardMetaHeader& header, const ShardAggregates& agg, 
         &agg.gmv_fen, &agg.refunds_fen, &agg.referred_joins}) {
     h->Encode(out);
   }
+  PutVarint64(out, header.change_seq);
 }
 
 Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggregates* agg) {
@@ -99,7 +100,7 @@ Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggreg
     return Status::Corruption(std::string("shard meta: ") + what);
   };
   const uint8_t version = in.empty() ? 0 : static_cast<uint8_t>(in[0]);
-  if (version != 1 && version != kMetaVersion) return bad("unknown version");
+  if (version < 1 || version > kMetaVersion) return bad("unknown version");
   in.remove_prefix(1);
   uint64_t shard;
   int64_t swept, v1_rejected = 0;
@@ -142,6 +143,8 @@ Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggreg
         &agg->gmv_fen, &agg->refunds_fen, &agg->referred_joins}) {
     if (!h->Decode(&in)) return bad("histogram");
   }
+  header->change_seq = 0;
+  if (version >= 3 && !GetVarint64(&in, &header->change_seq)) return bad("change count");
   if (!in.empty()) return bad("trailing bytes");
   return Status::Ok();
 }

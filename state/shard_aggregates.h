@@ -101,12 +101,15 @@ struct ShardMetaHeader {
   // metas did not keep it: `forgotten_known` is then false.
   int32_t forgotten_through_day = kNoDay;
   bool forgotten_known = true;
+  // The shard's tier changes so far (TierChange::shard_seq of the last one;
+  // versions 1 and 2 did not keep it: 0).
+  uint64_t change_seq = 0;
 };
 
 // The shard meta: a version byte, the header, the counters, the tier
 // histogram and the day histograms. Version 1 (still read) kept the
 // process-wide rejected count in shard 0's header and no bookkeeping of
-// duplicates beyond the horizon.
+// duplicates beyond the horizon; version 2 (still read) no change count.
 void EncodeShardMeta(const ShardMetaHeader& header, const ShardAggregates& agg, std::string* out);
 // REQUIRES: header->shard_id is the shard expected; the others are outputs.
 Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggregates* agg);

@@ -99,6 +99,7 @@ void ShardState::EncodeMeta(uint64_t log_seq, std::string* out) const {
   const int32_t swept = timers_.swept_day();
   header.swept_day = timers_.DayInProgress() && swept != kNoDay ? swept - 1 : swept;
   header.forgotten_through_day = dedup_.forgotten_through_day();
+  header.change_seq = change_seq_;
   EncodeShardMeta(header, agg_, out);
 }
 
@@ -109,6 +110,7 @@ Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq) {
   if (!s.ok()) return s;
   *log_seq = header.log_seq;
   max_ts_ = header.max_ts;
+  change_seq_ = header.change_seq;
   timers_.set_swept_day(header.swept_day);
   if (header.forgotten_known) {
     dedup_.set_forgotten_through_day(header.forgotten_through_day);
@@ -157,6 +159,7 @@ void ShardState::RebuildTimers() {
 uint64_t ShardState::RetierResident() {
   if (timers_.swept_day() == kNoDay) return 0;
   uint64_t changed = 0;
+  cause_ = Cause{ChangeCause::kRules, rules_cause_, rules_at_ms_};
   for (uint32_t i = 0; i < users_.slot_count(); ++i) {
     if (users_.slot(i).id.empty()) continue;
     const Tier before = users_.slot(i).state.tier;
@@ -176,7 +179,12 @@ bool ShardState::RetierEvicted(std::string_view user_id, std::string_view encode
       EvaluateTier(s, ComputeWindows(s, day), day, config_.utc_offset_ms, config_.rules);
   if (tier == s.tier) return false;
   agg_.MoveTier(s.tier, tier);
+  const Tier from = s.tier;
   s.tier = tier;
+  if (record_changes_) {
+    cause_ = Cause{ChangeCause::kRules, rules_cause_, rules_at_ms_};
+    RecordChange(user_id, &s, from);
+  }
   updated->clear();
   EncodeUserState(s, updated);
   return true;

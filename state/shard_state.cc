@@ -64,14 +64,45 @@ void ShardState::Reconcile(uint32_t slot, int32_t today) {
       EvaluateTier(s, ComputeWindows(s, today), today, config_.utc_offset_ms, config_.rules);
   if (tier != s.tier) {
     agg_.MoveTier(s.tier, tier);
+    const Tier from = s.tier;
     s.tier = tier;
     checkpoint_.MarkDirty(users_, slot);
+    if (record_changes_) {
+      if (cause_.kind == ChangeCause::kTime)
+        cause_.at_ms = DayStartMs(today, config_.utc_offset_ms);
+      RecordChange(users_.slot(slot).id, &s, from);
+    }
   }
   Schedule(slot, NextCheck(s, today));
 }
 
-void ShardState::Apply(const Event& e, int32_t today) {
+void ShardState::RecordChange(std::string_view user_id, UserState* s, Tier from) {
+  TierChange& c = changes_.emplace_back();
+  c.shard_seq = ++change_seq_;
+  c.user_id.assign(user_id);
+  c.seq = ++s->changes;
+  c.from = from;
+  c.to = s->tier;
+  c.at_ms = cause_.at_ms;
+  c.cause = cause_.kind;
+  c.cause_ref.assign(cause_.ref);
+}
+
+Status ShardState::ReplayTimeChange(std::string_view user_id, int32_t day) {
+  Status error;
+  const uint32_t slot = Find(user_id, false, &error);
+  if (slot == UserTable::kAbsent) {
+    if (!error.ok()) return error;
+    return Status::Corruption("journaled time change of unknown user " + std::string(user_id));
+  }
+  cause_ = Cause{ChangeCause::kTime, {}, 0};
+  Reconcile(slot, day);
+  return Status::Ok();
+}
+
+void ShardState::Apply(const Event& e, int32_t today, int64_t t_ms) {
   if (max_ts_ == kNoTs || e.ts_ms > max_ts_) max_ts_ = e.ts_ms;
+  cause_ = Cause{ChangeCause::kEvent, e.event_id, t_ms == kNoTs ? max_ts_ : t_ms};
   // Nothing can be due before the first event.
   if (timers_.swept_day() == kNoDay) timers_.set_swept_day(today);
   Status error;
@@ -113,6 +144,7 @@ void ShardState::Apply(const Event& e, int32_t today) {
 }
 
 bool ShardState::Sweep(int32_t today, size_t budget) {
+  cause_ = Cause{ChangeCause::kTime, {}, 0};  // at: the start of the day swept
   if (timers_.swept_day() == kNoDay) {
     timers_.set_swept_day(today);
     return true;

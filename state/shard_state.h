@@ -45,6 +45,7 @@
 #include "state/seen_codec.h"
 #include "state/shard_aggregates.h"
 #include "state/shard_checkpoint.h"
+#include "state/tier_change.h"
 #include "state/tier_timers.h"
 #include "state/user_state.h"
 #include "state/user_table.h"
@@ -138,10 +139,11 @@ class ShardState {
     return PrepareUserSlow(user_id);
   }
   // Applies an accepted event (own or referral credit). `today` = day(T),
-  // with T already covering this event. If her user was evicted and cannot
-  // be read back (no PrepareUser before), the event is not applied and the
-  // error is kept for TakeUserError().
-  void Apply(const ingest::Event& e, int32_t today);
+  // with T already covering this event; `t_ms` is T itself (the time a tier
+  // change it causes took effect; kNoTs: the shard's newest ts). If her user
+  // was evicted and cannot be read back (no PrepareUser before), the event is
+  // not applied and the error is kept for TakeUserError().
+  void Apply(const ingest::Event& e, int32_t today, int64_t t_ms = kNoTs);
   // The first reload that failed in Apply, GetProfile or Sweep since the
   // last call (a failed sweep keeps its checks and returns false).
   Status TakeUserError() { return std::exchange(user_error_, Status::Ok()); }
@@ -155,6 +157,30 @@ class ShardState {
   // freed up to `budget` ids per call. Returns true when nothing is left to
   // free; call it again (with the same or a later day) until then.
   bool ExpireSeen(int32_t today, size_t budget = SIZE_MAX) { return dedup_.Expire(today, budget); }
+
+  // ---- tier changes (the change feed)
+  // While on, every change of a user's tier — by an event (Apply), by time
+  // (Sweep, ReplayTimeChange) or by new rules (Retier*) — is numbered (the
+  // shard's shard_seq, her seq) and kept until TakeChanges().
+  void set_record_changes(bool on) { record_changes_ = on; }
+  bool record_changes() const { return record_changes_; }
+  // Appends the changes kept since the last call to *out, in order.
+  void TakeChanges(std::vector<TierChange>* out) {
+    out->insert(out->end(), std::make_move_iterator(changes_.begin()),
+                std::make_move_iterator(changes_.end()));
+    changes_.clear();
+  }
+  bool has_changes() const { return !changes_.empty(); }
+  // The shard_seq of the last change (persisted with the meta).
+  uint64_t change_seq() const { return change_seq_; }
+  // Recovery: re-does a change the sweep made (a journaled time change):
+  // re-evaluates `user_id` at `day`, which gives the same change again.
+  Status ReplayTimeChange(std::string_view user_id, int32_t day);
+  // The cause Retier* give their changes: the new rules, in effect at T.
+  void SetRulesCause(std::string rules, int64_t t_ms) {
+    rules_cause_ = std::move(rules);
+    rules_at_ms_ = t_ms;
+  }
 
   // ---- queries (REQUIRES: Sweep(today) completed for tier-based answers)
   // Not const: an evicted user is read back through the UserSource (false,
@@ -289,8 +315,16 @@ class ShardState {
   void KeepUserError(const Status& s) {
     if (user_error_.ok() && !s.ok()) user_error_ = s;
   }
-  // Re-evaluates the tier at `today`, updates the histogram, reschedules.
+  // Re-evaluates the tier at `today`, updates the histogram, reschedules;
+  // a change is kept (record_changes_) with the cause in cause_.
   void Reconcile(uint32_t slot, int32_t today);
+  // Numbers and keeps a change of `s` (her tier already moved from `from`).
+  void RecordChange(std::string_view user_id, UserState* s, Tier from);
+  struct Cause {
+    ChangeCause kind = ChangeCause::kTime;
+    std::string_view ref;  // the event id being applied, or the rules
+    int64_t at_ms = 0;
+  };
   void Schedule(uint32_t slot, int32_t day) {
     UserSlot& s = users_.slot(slot);
     if (day == s.state.next_check_day) return;
@@ -314,6 +348,12 @@ class ShardState {
   absl::flat_hash_set<std::string> prepared_absent_;
   Status user_error_;
   std::vector<std::string> sweep_ids_;  // scratch: the users of due hashes
+  bool record_changes_ = false;
+  uint64_t change_seq_ = 0;
+  Cause cause_;
+  std::vector<TierChange> changes_;
+  std::string rules_cause_;
+  int64_t rules_at_ms_ = 0;
 };
 
 }  // namespace tierstream::state

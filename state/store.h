@@ -17,6 +17,12 @@
 // The journal, a second database in DIR/journal, holds the event log:
 //   key shard(4B BE) | seq(8B BE) -> a block of encoded events that was made
 //   durable before it was acknowledged (write-ahead of state).
+// The journal's "changes" family holds the change feed:
+//   key 'c' | cursor(8B BE) -> an encoded TierChange (tier_change.h)
+//   key 'p' | shard(4B BE)  -> the shard_seq of the shard's last change written
+//   key 't'                 -> the cursor the feed was trimmed through (retention)
+// A shard's time changes go into the log in the same write as their feed
+// records (AppendChanges), so that replay makes them again.
 // A Checkpoint gathers dirty users, shard meta (with the log position it
 // covers) and new seen ids into one atomic WriteBatch; the log it covers is
 // trimmed afterwards (what is left below the position is never replayed).
@@ -86,6 +92,27 @@ class Store {
   // Calls fn(seq, block) for each log block of `shard` with seq > after, in order.
   Status ScanLog(uint32_t shard, uint64_t after,
                  const std::function<Status(uint64_t, std::string_view)>& fn);
+
+  // ---- the change feed
+  // In one atomic write: `block` (unless empty) as the log block `log_seq`
+  // of `shard`, the encoded changes `values` under the cursors first_cursor,
+  // first_cursor + 1, ..., and `shard_seq` as the shard's position.
+  Status AppendChanges(uint32_t shard, uint64_t log_seq, std::string_view block,
+                       uint64_t first_cursor, const std::vector<std::string>& values,
+                       uint64_t shard_seq, bool sync);
+  // The shard_seq of the shard's last change in the feed (0: none).
+  Status GetChangePosition(uint32_t shard, uint64_t* shard_seq);
+  // The largest cursor written (0: none) and the cursor the feed was
+  // trimmed through (0: never).
+  Status GetChangeBounds(uint64_t* last, uint64_t* trimmed);
+  // Calls fn(cursor, encoded) for the changes with after < cursor < before,
+  // in order, until fn returns false.
+  Status ScanChanges(uint64_t after, uint64_t before,
+                     const std::function<bool(uint64_t, std::string_view)>& fn);
+  // Deletes the changes through `cursor` and records it as trimmed.
+  Status TrimChanges(uint64_t cursor);
+  // Approximate bytes of the feed on disk and in memtables.
+  uint64_t ChangesBytes();
 
   Status GetMeta(std::string_view key, std::string* value, bool* found);
   Status PutMeta(std::string_view key, std::string_view value, bool sync);

@@ -48,6 +48,21 @@ inline std::string LogKey(uint32_t shard, uint64_t seq) {
   return k;
 }
 
+// The change feed (journal database, family "changes").
+inline constexpr char kChangeRecordPrefix = 'c';
+inline constexpr char kChangePositionPrefix = 'p';
+inline constexpr char kChangesTrimmedKey[] = "t";
+inline std::string ChangeKey(uint64_t cursor) {
+  std::string k(1, kChangeRecordPrefix);
+  PutBe64(&k, cursor);
+  return k;
+}
+inline std::string ChangePositionKey(uint32_t shard) {
+  std::string k(1, kChangePositionPrefix);
+  PutBe32(&k, shard);
+  return k;
+}
+
 // Days are biased so that the big-endian keys sort like the signed days.
 inline uint32_t BiasDay(int32_t day) { return static_cast<uint32_t>(day) ^ 0x80000000u; }
 inline int32_t UnbiasDay(uint32_t v) { return static_cast<int32_t>(v ^ 0x80000000u); }
@@ -122,6 +137,9 @@ struct Store::Rep {
   // acknowledged appends must never queue behind a checkpoint's big write
   // batch in one write group.
   std::unique_ptr<rocksdb::DB> journal;
+  // The journal's families: the log (default) and the change feed.
+  std::vector<rocksdb::ColumnFamilyHandle*> journal_handles;
+  rocksdb::ColumnFamilyHandle* changes = nullptr;
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
@@ -152,8 +170,16 @@ struct Store::Rep {
   }
   rocksdb::Status OpenJournal() {
     rocksdb::DB* opened = nullptr;
-    rocksdb::Status s = rocksdb::DB::Open(journal_options, dir + "/journal", &opened);
-    if (s.ok()) journal.reset(opened);
+    rocksdb::DBOptions db_opts(journal_options);
+    db_opts.create_missing_column_families = true;  // "changes" is new in older data dirs
+    const rocksdb::ColumnFamilyOptions cf_opts(journal_options);
+    const std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+        {rocksdb::kDefaultColumnFamilyName, cf_opts}, {"changes", cf_opts}};
+    rocksdb::Status s =
+        rocksdb::DB::Open(db_opts, dir + "/journal", cfs, &journal_handles, &opened);
+    if (!s.ok()) return s;
+    journal.reset(opened);
+    changes = journal_handles[1];
     return s;
   }
   void CloseState() {
@@ -165,6 +191,9 @@ struct Store::Rep {
   }
   void CloseJournal() {
     if (!journal) return;
+    for (auto* h : journal_handles) journal->DestroyColumnFamilyHandle(h);
+    journal_handles.clear();
+    changes = nullptr;
     (void)journal->Close();
     journal.reset();
   }

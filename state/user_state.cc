@@ -183,6 +183,7 @@ enum : uint64_t {
   kHasOwn = 1 << 3,
   kHasRef = 1 << 4,
   kHasActive = 1 << 5,
+  kHasChanges = 1 << 6,  // a change count follows the buckets
 };
 
 // Timestamps are stored as offsets from 2000-01-01, which keeps varints short.
@@ -205,6 +206,7 @@ void EncodeUserState(const UserState& s, std::string* out) {
   if (s.first_own_ts != kNoTs) flags |= kHasOwn;
   if (s.first_ref_ts != kNoTs) flags |= kHasRef;
   if (s.last_active != kNoTs) flags |= kHasActive;
+  if (s.changes != 0) flags |= kHasChanges;
   PutVarint64(out, flags);
   if (flags & kHasMembership) PutTs(out, s.membership_ts);
   if (flags & kHasJoin) PutTs(out, s.first_join_ts);
@@ -225,6 +227,7 @@ void EncodeUserState(const UserState& s, std::string* out) {
     PutVarint64(out, b.orders);
     PutVarintSigned(out, b.spend_fen);
   }
+  if (flags & kHasChanges) PutVarint64(out, s.changes);
 }
 
 Status DecodeUserState(std::string_view in, UserState* s) {
@@ -269,6 +272,11 @@ Status DecodeUserState(std::string_view in, UserState* s) {
     b.interactions = static_cast<uint32_t>(inter);
     b.orders = static_cast<uint32_t>(ord);
     b.spend_fen = spend;
+  }
+  if (flags & kHasChanges) {
+    uint64_t changes;
+    if (!GetVarint64(&in, &changes) || changes > UINT32_MAX) return bad("changes");
+    s->changes = static_cast<uint32_t>(changes);
   }
   if (!in.empty()) return bad("trailing bytes");
   return Status::Ok();

@@ -48,6 +48,7 @@ struct UserState {
   int64_t points = 0;
   uint32_t orders_total = 0;
   uint32_t referrals = 0;
+  uint32_t changes = 0;             // her tier changes so far (the change feed's seq)
   int32_t next_check_day = kNoDay;  // scheduled re-evaluation (not persisted)
   std::vector<DayBucket> buckets;   // ascending days within the 30-day window
 

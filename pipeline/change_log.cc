@@ -1,0 +1,176 @@
+// The workers' side of the change feed: each worker writes the tier changes
+// its state made (time changes into its log in the same write, so that
+// replay makes them again), recovery republishes the changes replay made
+// that the feed does not hold yet, retention trims the oldest, and readers
+// page through what is durable.
+//
+// Exactly once across crashes: the journal replays to the same changes in
+// the same order (blocks carry T; time changes are journaled), and each
+// shard's position in the feed (the shard_seq of its last change written)
+// is written with its changes, so recovery republishes exactly those after
+// it. A checkpoint counts only changes the feed holds (Checkpoint flushes).
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pipeline/pipeline_impl.h"
+#include "state/log_format.h"
+
+namespace tierstream::pipeline {
+
+Status Pipeline::Impl::FlushChanges(Worker* w) {
+  if (!feed) return Status::Ok();
+  for (;;) {
+    if (w->changes.empty()) {
+      if (!w->state.has_changes()) return Status::Ok();
+      w->state.TakeChanges(&w->changes);
+    }
+    if (w->changes_first == 0) {
+      // Claim the cursors and build the write once: a retry repeats it.
+      const int64_t now = WallNow();
+      w->changes_values.clear();
+      w->changes_block.clear();
+      bool any_time = false;
+      for (state::TierChange& c : w->changes) {
+        c.written_ms = now;
+        state::EncodeTierChange(c, &w->changes_values.emplace_back());
+        if (c.cause != state::ChangeCause::kTime) continue;
+        if (!any_time) state::BeginLogBlock(&w->changes_block);
+        any_time = true;
+        state::AppendTimeChangeRecord(c.user_id, DayOf(c.at_ms, options.config.utc_offset_ms),
+                                      &w->changes_block);
+      }
+      w->changes_log_seq = w->log_seq + 1;
+      w->changes_first = feed->Claim(w->changes.size());
+    }
+    Status s = store->AppendChanges(w->id, w->changes_log_seq, w->changes_block, w->changes_first,
+                                    w->changes_values, w->changes.back().shard_seq, options.fsync);
+    if (!s.ok()) return s;
+    if (!w->changes_block.empty()) w->log_seq = w->changes_log_seq;
+    w->feed_position = w->changes.back().shard_seq;
+    const uint64_t first = w->changes_first;
+    w->changes.clear();
+    w->changes_first = 0;
+    feed->Release(first);
+  }
+}
+
+Status Pipeline::Impl::RepublishReplayed(Worker* w) {
+  if (!feed) return Status::Ok();
+  std::vector<state::TierChange> replayed;
+  w->state.TakeChanges(&replayed);
+  // Those the feed holds were written before the crash, under the same
+  // shard_seq (replay is deterministic); the rest are new to it.
+  auto fresh = std::find_if(replayed.begin(), replayed.end(), [&](const state::TierChange& c) {
+    return c.shard_seq > w->feed_position;
+  });
+  w->changes.assign(std::make_move_iterator(fresh), std::make_move_iterator(replayed.end()));
+  if (w->changes.empty()) return Status::Ok();
+  // Journaled already: the feed records alone.
+  const int64_t now = WallNow();
+  w->changes_values.clear();
+  w->changes_block.clear();
+  for (state::TierChange& c : w->changes) {
+    c.written_ms = now;
+    state::EncodeTierChange(c, &w->changes_values.emplace_back());
+  }
+  w->changes_log_seq = w->log_seq + 1;
+  w->changes_first = feed->Claim(w->changes.size());
+  return FlushChanges(w);
+}
+
+void Pipeline::Impl::TendChangeRetention() {
+  if (!feed || store->failing() || Clock::now() < next_retention) return;
+  next_retention = Clock::now() + std::chrono::seconds(10);
+  const state::ChangeLogConfig& retain = options.config.changes;
+  const int64_t t = watermark.load(std::memory_order_acquire);
+  const int64_t event_cutoff =
+      t == kNoTs ? INT64_MIN : t - int64_t{retain.retain_days} * kMsPerDay;
+  const int64_t wall_cutoff = WallNow() - retain.retain_wall_ms;
+  const uint64_t end = feed->visible_end();
+  const uint64_t from = changes_trimmed.load();
+  // Over the byte budget, the oldest tenth goes whatever its age.
+  uint64_t forced = from;
+  if (store->ChangesBytes() > retain.max_bytes) forced = from + (end - from) / 10;
+  uint64_t trim = from;
+  state::TierChange c;
+  Status read = store->ScanChanges(from, end, [&](uint64_t cursor, std::string_view v) {
+    if (cursor > forced) {
+      if (!state::DecodeTierChange(v, &c).ok()) return false;
+      if (c.at_ms >= event_cutoff || c.written_ms >= wall_cutoff) return false;
+    }
+    trim = cursor;
+    return true;
+  });
+  if (!read.ok() || trim == from) return;
+  Status s = store->TrimChanges(trim);
+  if (!s.ok()) {
+    LogAt(LogLevel::kError, "change feed: trimming through %llu failed: %s",
+          static_cast<unsigned long long>(trim), s.ToString().c_str());
+    return;
+  }
+  changes_trimmed.store(trim);
+}
+
+// ---- reading
+
+bool Pipeline::change_log() const { return impl_->feed != nullptr; }
+
+uint64_t Pipeline::ChangesEnd() const {
+  return impl_->feed ? impl_->feed->visible_end() - 1 : 0;
+}
+
+uint64_t Pipeline::ChangesBytes() const {
+  return impl_->feed ? impl_->store->ChangesBytes() : 0;
+}
+
+uint64_t Pipeline::OnChangesAfter(uint64_t after, std::function<void()> fn) {
+  if (!impl_->feed) return 0;  // nothing ever comes: the caller's deadline answers
+  return impl_->feed->OnAdvance(after, std::move(fn));
+}
+
+bool Pipeline::CancelChangesWait(uint64_t token) {
+  return impl_->feed && token != 0 && impl_->feed->Cancel(token);
+}
+
+ChangePage Pipeline::ReadChanges(uint64_t after, size_t limit, const ChangeFilter& filter) {
+  ChangePage page;
+  page.oldest = impl_->changes_trimmed.load();
+  if (after == kChangesFromOldest) after = page.oldest;
+  page.next = after;
+  if (!impl_->feed) return page;
+  if (after < page.oldest) {
+    page.gone = true;
+    return page;
+  }
+  const uint64_t end = impl_->feed->visible_end();
+  // Non-matching changes are passed over, within a bound per call (the
+  // scan runs on the caller's thread): `next` then says how far it got.
+  size_t scanned = 0;
+  const size_t max_scanned = std::max<size_t>(limit * 16, 16384);
+  bool complete = true;
+  state::TierChange c;
+  Status decoded;
+  page.status = impl_->store->ScanChanges(after, end, [&](uint64_t cursor, std::string_view v) {
+    if (page.changes.size() >= limit || scanned >= max_scanned) {
+      complete = false;
+      return false;
+    }
+    ++scanned;
+    decoded = state::DecodeTierChange(v, &c);
+    if (!decoded.ok()) {
+      complete = false;
+      return false;
+    }
+    page.next = cursor;
+    if (filter.Matches(c)) page.changes.emplace_back(cursor, c);
+    return true;
+  });
+  if (page.status.ok()) page.status = decoded;
+  // Everything up to the visible end was read: resume there (past holes).
+  if (page.status.ok() && complete) page.next = std::max(page.next, end - 1);
+  return page;
+}
+
+}  // namespace tierstream::pipeline
