@@ -85,8 +85,7 @@ void Pipeline::Impl::TendChangeRetention() {
   next_retention = Clock::now() + std::chrono::seconds(10);
   const state::ChangeLogConfig& retain = options.config.changes;
   const int64_t t = watermark.load(std::memory_order_acquire);
-  const int64_t event_cutoff =
-      t == kNoTs ? INT64_MIN : t - int64_t{retain.retain_days} * kMsPerDay;
+  const int64_t event_cutoff = t == kNoTs ? INT64_MIN : t - int64_t{retain.retain_days} * kMsPerDay;
   const int64_t wall_cutoff = WallNow() - retain.retain_wall_ms;
   const uint64_t end = feed->visible_end();
   const uint64_t from = changes_trimmed.load();
@@ -117,13 +116,9 @@ void Pipeline::Impl::TendChangeRetention() {
 
 bool Pipeline::change_log() const { return impl_->feed != nullptr; }
 
-uint64_t Pipeline::ChangesEnd() const {
-  return impl_->feed ? impl_->feed->visible_end() - 1 : 0;
-}
+uint64_t Pipeline::ChangesEnd() const { return impl_->feed ? impl_->feed->visible_end() - 1 : 0; }
 
-uint64_t Pipeline::ChangesBytes() const {
-  return impl_->feed ? impl_->store->ChangesBytes() : 0;
-}
+uint64_t Pipeline::ChangesBytes() const { return impl_->feed ? impl_->store->ChangesBytes() : 0; }
 
 uint64_t Pipeline::OnChangesAfter(uint64_t after, std::function<void()> fn) {
   if (!impl_->feed) return 0;  // nothing ever comes: the caller's deadline answers

@@ -151,7 +151,8 @@ class LongPoll : public std::enable_shared_from_this<LongPoll> {
       executor_->PostAfter(std::chrono::milliseconds(q_.wait_ms), [self] {
         if (self->done_) return;
         self->timed_out_ = true;
-        if (self->token_ == 0 || self->pipeline_->CancelChangesWait(self->token_)) self->Read(false);
+        if (self->token_ == 0 || self->pipeline_->CancelChangesWait(self->token_))
+          self->Read(false);
       });
     }
   }
@@ -198,9 +199,9 @@ class ChangeStream : public BodyStream, public std::enable_shared_from_this<Chan
     pipeline::ChangePage page = pipeline_->ReadChanges(q_.after, kStreamPage, q_.filter);
     if (page.gone || !page.status.ok()) {
       ended_ = true;
-      const std::string data = page.gone ? RenderChangesGoneJson(q_.after, page.oldest)
-                                         : ErrorBody("change feed read failed: " +
-                                                     page.status.ToString());
+      const std::string data =
+          page.gone ? RenderChangesGoneJson(q_.after, page.oldest)
+                    : ErrorBody("change feed read failed: " + page.status.ToString());
       return Deliver("event: error\ndata: " + data + "\n\n");
     }
     q_.after = page.next;
@@ -250,8 +251,8 @@ class ChangeStream : public BodyStream, public std::enable_shared_from_this<Chan
   pipeline::Pipeline* const pipeline_;
   FeedQuery q_;
   std::shared_ptr<Executor> executor_;
-  std::function<void(std::string)> piece_;  // the session's ask, while it waits
-  uint64_t generation_ = 0;                 // of the current ask
+  std::function<void(std::string)> piece_;       // the session's ask, while it waits
+  uint64_t generation_ = 0;                      // of the current ask
   std::chrono::steady_clock::time_point asked_;  // when the current ask came
   uint64_t token_ = 0;
   bool timer_pending_ = false;

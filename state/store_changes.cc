@@ -43,8 +43,8 @@ Status Store::AppendChanges(uint32_t shard, uint64_t log_seq, std::string_view b
 
 Status Store::GetChangePosition(uint32_t shard, uint64_t* shard_seq) {
   std::string v;
-  rocksdb::Status s = rep_->journal->Get(rocksdb::ReadOptions(), rep_->changes,
-                                         ChangePositionKey(shard), &v);
+  rocksdb::Status s =
+      rep_->journal->Get(rocksdb::ReadOptions(), rep_->changes, ChangePositionKey(shard), &v);
   *shard_seq = 0;
   if (s.IsNotFound()) return Status::Ok();
   if (s.ok() && v.size() != 8) return Status::Corruption("change feed: bad shard position");

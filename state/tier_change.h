@@ -29,13 +29,13 @@ enum class ChangeCause : uint8_t {
 struct TierChange {
   uint64_t shard_seq = 0;
   std::string user_id;
-  uint32_t seq = 0;          // her changes so far, this one included
-  Tier from = Tier::kNone;   // kNone: her first tier
+  uint32_t seq = 0;         // her changes so far, this one included
+  Tier from = Tier::kNone;  // kNone: her first tier
   Tier to = Tier::kNone;
-  int64_t at_ms = 0;         // T when it took effect
+  int64_t at_ms = 0;  // T when it took effect
   ChangeCause cause = ChangeCause::kEvent;
-  std::string cause_ref;     // the event id (kEvent) or the rules (kRules)
-  int64_t written_ms = 0;    // wall clock when the feed wrote it (retention)
+  std::string cause_ref;   // the event id (kEvent) or the rules (kRules)
+  int64_t written_ms = 0;  // wall clock when the feed wrote it (retention)
 };
 
 // Value encoding: a version byte, then varints and length-prefixed strings.

@@ -5,6 +5,12 @@
 // batch evaluation of the event set: nothing acknowledged lost, nothing
 // counted twice.
 //
+// Meanwhile two consumers follow the change feed, one by long poll and one
+// by Server-Sent Events, each resuming from its last cursor after every
+// kill: in the end each has seen every tier change exactly once (no cursor
+// twice, no per-user seq missing or repeated, each `from` the previous
+// `to`), both saw the same feed, and every user's last `to` is her tier.
+//
 // CRASH_LOOP_KILLS (default 5) and CRASH_LOOP_SEED set the run;
 // scripts/crash-loop runs the long version (50 kills).
 #include <gtest/gtest.h>
@@ -18,6 +24,7 @@
 #include <random>
 #include <thread>
 
+#include "tests/feed_consumer.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
 #include "tools/client.h"
@@ -38,7 +45,9 @@ void RunCrashLoop(const std::vector<std::string>& extra) {
   const auto seed = static_cast<uint64_t>(EnvInt("CRASH_LOOP_SEED", 1));
   tools::GenOptions g;
   g.users = 3000;
-  g.days = 6;  // re-sends stay inside the duplicate horizon
+  // Long enough for tiers to change by time alone (new ends on day 30,
+  // dormant after 7 quiet days); re-sends stay within the wall-clock horizon.
+  g.days = 40;
   g.events = 40000 + static_cast<uint64_t>(kills) * 8000;
   g.seed = seed;
   g.invalid_rate = 0.002;
@@ -127,6 +136,9 @@ void RunCrashLoop(const std::vector<std::string>& extra) {
     }
   };
 
+  const std::string http = server.http();
+  testing::FeedConsumer polling(testing::FeedConsumer::Mode::kLongPoll, [http] { return http; });
+  testing::FeedConsumer streaming(testing::FeedConsumer::Mode::kStream, [http] { return http; });
   std::vector<std::thread> senders;
   for (int i = 0; i < 4; ++i) senders.emplace_back(sender, i);
   std::vector<double> restart_seconds;
@@ -154,6 +166,44 @@ void RunCrashLoop(const std::vector<std::string>& extra) {
             static_cast<uint64_t>(ref.kpis.events_duplicate));
   EXPECT_GE(testing::Field(k->body, "events_rejected"),
             static_cast<uint64_t>(ref.kpis.events_rejected));
+  // The feed, as both consumers saw it: complete once they reach its end
+  // (the KPIs above swept every shard as of T; its time changes are written
+  // between groups, within milliseconds).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto end = tools::HttpRequest(server.http(), "GET", "/v1/changes?after=end");
+  ASSERT_TRUE(end.ok());
+  const size_t next_at = end->body.find("\"next\":\"");
+  ASSERT_NE(next_at, std::string::npos) << end->body;
+  const uint64_t end_cursor = std::stoull(end->body.substr(next_at + 8));
+  EXPECT_TRUE(polling.WaitFor(end_cursor, 60)) << "long poll at " << polling.last_cursor();
+  EXPECT_TRUE(streaming.WaitFor(end_cursor, 60)) << "stream at " << streaming.last_cursor();
+  polling.Stop();
+  streaming.Stop();
+  const auto polled = polling.changes();
+  const auto streamed = streaming.changes();
+  const testing::FeedReport report = testing::CheckFeed(polled);
+  for (const auto& e : report.errors) ADD_FAILURE() << "long poll: " << e;
+  for (const auto& e : testing::CheckFeed(streamed).errors) ADD_FAILURE() << "stream: " << e;
+  ASSERT_EQ(polled.size(), streamed.size());
+  for (size_t i = 0; i < polled.size(); ++i) {
+    ASSERT_EQ(polled[i].cursor, streamed[i].cursor) << i;
+    ASSERT_EQ(polled[i].user_id + polled[i].to, streamed[i].user_id + streamed[i].to) << i;
+  }
+  size_t tier_differences = 0;
+  for (const auto& [user, profile] : ref.profiles) {
+    auto it = report.last_to.find(user);
+    if (it == report.last_to.end() || it->second != profile.tier) {
+      if (++tier_differences <= 3) {
+        ADD_FAILURE() << user << ": last change to '"
+                      << (it == report.last_to.end() ? "(none)" : it->second) << "', tier '"
+                      << profile.tier << "'";
+      }
+    }
+  }
+  EXPECT_EQ(report.last_to.size(), ref.profiles.size());
+  EXPECT_EQ(tier_differences, 0u);
+  EXPECT_GT(report.time_changes, 0u) << "the stream made no change by time alone";
+
   server.Kill();
   ASSERT_TRUE(server.Start());
   auto again = tools::HttpRequest(server.http(), "GET", "/v1/kpis");
@@ -178,9 +228,14 @@ void RunCrashLoop(const std::vector<std::string>& extra) {
   std::printf(
       "crash loop: %d kills, %zu lines in %zu batches, %zu sends (%zu failed, %zu re-sends of "
       "acknowledged batches), %zu profile differences, %zu KPI differences; recovery: at most "
-      "%llu logged events replayed in %.3f s, restart to ready at most %.3f s\n",
+      "%llu logged events replayed in %.3f s, restart to ready at most %.3f s\n"
+      "change feed: %zu changes (%zu by time) to %zu users; the long-poll consumer "
+      "reconnected %llu times, the stream consumer %llu times\n",
       kills, lines.size(), batches.size(), sends, failures, resends, bad, kd.size(),
-      static_cast<unsigned long long>(max_replayed), max_recovery, max_restart);
+      static_cast<unsigned long long>(max_replayed), max_recovery, max_restart, polled.size(),
+      report.time_changes, report.last_to.size(),
+      static_cast<unsigned long long>(polling.reconnects()),
+      static_cast<unsigned long long>(streaming.reconnects()));
 }
 
 TEST(CrashLoop, EveryAcknowledgedEventSurvivesRandomKills) { RunCrashLoop({}); }
