@@ -29,6 +29,7 @@
 #include "pipeline/file_source.h"
 #include "pipeline/pipeline.h"
 #include "server/server.h"
+#include "server/webhooks.h"
 #include "server/wire_json.h"
 #include "state/store.h"
 #include "tools/client.h"
@@ -161,6 +162,17 @@ int RunServe(const ServeArgs& args) {
           address->c_str());
     }
   }
+  // Secrets are read now: a webhook that cannot sign fails the start.
+  std::unique_ptr<server::Webhooks> webhooks;
+  if (!options->config.webhooks.empty()) {
+    auto created = server::Webhooks::Create(options->config.webhooks);
+    if (!created.ok()) {
+      Log(LogLevel::kError, "tierstream: %s", created.status().ToString().c_str());
+      return 2;
+    }
+    webhooks = std::move(created).value();
+    server_options.webhook_stats = [hooks = webhooks.get()] { return hooks->Stats(); };
+  }
   // Connections and RocksDB's files share the open-file limit: a burst of
   // connections must never leave RocksDB without a descriptor for its next
   // file (it then refuses every write until the database is reopened).
@@ -175,6 +187,7 @@ int RunServe(const ServeArgs& args) {
   fd_input.max_connections_given = args.max_connections_given;
   fd_input.probe_connections = kMaxProbeConnections;
   fd_input.store_fds = state::kStoreMaxFds;
+  fd_input.webhooks = static_cast<int>(options->config.webhooks.size());
   auto fds = PlanFds(fd_input);
   if (!fds.ok()) {
     Log(LogLevel::kError, "tierstream: %s", fds.status().ToString().c_str());
@@ -223,6 +236,18 @@ int RunServe(const ServeArgs& args) {
       static_cast<unsigned long long>(recovered.users_loaded),
       static_cast<unsigned long long>(recovered.log_events_replayed), recovered.seconds,
       pipeline->shards());
+  if (webhooks != nullptr) {
+    // Before the API serves: their figures in /healthz are real from the start.
+    s = webhooks->Start(pipeline.get());
+    if (!s.ok()) {
+      Log(LogLevel::kError, "tierstream: %s", s.ToString().c_str());
+      webhooks->Stop();
+      server.Stop();
+      io.join();
+      (void)pipeline->Close();
+      return 1;
+    }
+  }
   s = server.AttachPipeline(pipeline.get());
   if (s.ok()) {
     if (!args.server.tcp_address.empty()) {
@@ -235,6 +260,9 @@ int RunServe(const ServeArgs& args) {
   }
   io.join();
   const bool attach_failed = !s.ok() && s.code() != StatusCode::kUnavailable;
+  // Before the pipeline closes: a batch in flight is sent again after the
+  // next start.
+  if (webhooks != nullptr) webhooks->Stop();
   s = pipeline->Close();
   if (!s.ok()) {
     Log(LogLevel::kError, "tierstream: shutdown checkpoint failed: %s", s.ToString().c_str());

@@ -120,6 +120,21 @@ uint64_t Pipeline::ChangesEnd() const { return impl_->feed ? impl_->feed->visibl
 
 uint64_t Pipeline::ChangesBytes() const { return impl_->feed ? impl_->store->ChangesBytes() : 0; }
 
+namespace {
+// In the state database's meta, beside "shards", "tz", "shard/<i>", ...
+std::string ConsumerKey(std::string_view name) { return "consumer/" + std::string(name); }
+}  // namespace
+
+Status Pipeline::GetConsumerState(std::string_view name, std::string* value, bool* found) {
+  if (impl_->store->failing()) return Status::Unavailable("the store is recovering");
+  return impl_->store->GetMeta(ConsumerKey(name), value, found);
+}
+
+Status Pipeline::PutConsumerState(std::string_view name, std::string_view value) {
+  if (impl_->store->failing()) return Status::Unavailable("the store is recovering");
+  return impl_->store->PutMeta(ConsumerKey(name), value, impl_->options.fsync);
+}
+
 uint64_t Pipeline::OnChangesAfter(uint64_t after, std::function<void()> fn) {
   if (!impl_->feed) return 0;  // nothing ever comes: the caller's deadline answers
   return impl_->feed->OnAdvance(after, std::move(fn));

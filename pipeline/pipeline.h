@@ -28,6 +28,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -163,6 +164,12 @@ class Pipeline {
   bool CancelChangesWait(uint64_t token);
   // Changes in the feed now (bytes, approximate) for /metrics.
   uint64_t ChangesBytes() const;
+  // What a consumer of the feed that the server runs itself (a webhook)
+  // keeps of its position: a small value under `name`, in the state
+  // database (written without fsync unless --fsync: it survives kill -9).
+  // Unavailable while the store is failing (it may be reopened meanwhile).
+  Status GetConsumerState(std::string_view name, std::string* value, bool* found);
+  Status PutConsumerState(std::string_view name, std::string_view value);
 
   // T: the largest accepted ts, or kNoTs.
   int64_t watermark() const;

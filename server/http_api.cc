@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <optional>
+#include <utility>
 
 #include "common/json_writer.h"
 #include "server/url.h"
@@ -67,8 +68,11 @@ Response Json(int status, std::string body) {
 }
 }  // namespace api
 
-HttpApi::HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page)
-    : pipeline_(pipeline), tier_export_page_(std::max<size_t>(tier_export_page, 1)) {}
+HttpApi::HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page,
+                 WebhookStatsFn webhook_stats)
+    : pipeline_(pipeline),
+      tier_export_page_(std::max<size_t>(tier_export_page, 1)),
+      webhook_stats_(std::move(webhook_stats)) {}
 
 bool HttpApi::TakesBody(std::string_view target) { return PathOf(target) == "/v1/events"; }
 
@@ -138,11 +142,13 @@ void HttpApi::Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executo
     return reply(api::Json(200, RenderHealthJson("starting", reasons, kNoTs, nullptr)));
   }
   const int64_t t = pipeline->watermark();
-  pipeline->GetStats([executor, reply = std::move(reply), t,
-                      reasons = std::move(reasons)](pipeline::PipelineStats stats) mutable {
+  std::vector<WebhookStats> webhooks;
+  if (webhook_stats_) webhooks = webhook_stats_();
+  pipeline->GetStats([executor, reply = std::move(reply), t, reasons = std::move(reasons),
+                      webhooks = std::move(webhooks)](pipeline::PipelineStats stats) mutable {
     const char* status = reasons.empty() ? "ok" : "degraded";
     ReplyLater(executor, std::move(reply),
-               api::Json(200, RenderHealthJson(status, reasons, t, &stats)));
+               api::Json(200, RenderHealthJson(status, reasons, t, &stats, &webhooks)));
   });
 }
 

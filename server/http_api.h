@@ -31,6 +31,7 @@
 
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
+#include "server/webhook_stats.h"
 #include "server/wire_json.h"
 
 namespace tierstream::server {
@@ -86,8 +87,10 @@ class HttpApi {
   // `pipeline` (not owned) points to the pipeline, null while it is being
   // opened (recovery): then /healthz says "starting", /readyz 503
   // "recovering", and everything else is 503. `tier_export_page`: members
-  // per page of a streamed tier listing.
-  HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page);
+  // per page of a streamed tier listing. `webhook_stats` (may be empty):
+  // the webhooks' figures for /healthz once the pipeline is open.
+  HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page,
+          WebhookStatsFn webhook_stats = {});
   HttpApi(const HttpApi&) = delete;
   HttpApi& operator=(const HttpApi&) = delete;
 
@@ -112,6 +115,7 @@ class HttpApi {
 
   const std::atomic<pipeline::Pipeline*>* pipeline_;
   const size_t tier_export_page_;
+  const WebhookStatsFn webhook_stats_;
 };
 
 // Internal to the API's .cc files: the answers they share.
