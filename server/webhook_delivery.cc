@@ -110,7 +110,8 @@ Status WebhookDelivery::Load() {
   }
   if (pending_.empty()) return Status::Ok();  // retention took it all meanwhile
   MakeBatch();
-  Log(LogLevel::kInfo, "tierstream: webhook %s sends again the batch %llu-%llu it had not delivered",
+  Log(LogLevel::kInfo,
+      "tierstream: webhook %s sends again the batch %llu-%llu it had not delivered",
       spec_.id.c_str(), U(batch_->first), U(batch_->last));
   return Status::Ok();
 }
@@ -237,7 +238,8 @@ void WebhookDelivery::OnAnswer(const WebhookPost::Outcome& outcome) {
   }
   NoteError(outcome.status != 0 ? "HTTP " + std::to_string(outcome.status) : outcome.error, true);
   ++attempts_;
-  const auto cap = std::min(kMaxBackoff, kFirstBackoff * (int64_t{1} << std::min(attempts_ - 1, 20)));
+  const auto cap =
+      std::min(kMaxBackoff, kFirstBackoff * (int64_t{1} << std::min(attempts_ - 1, 20)));
   std::uniform_int_distribution<int64_t> jitter(0, cap.count());
   Pause(std::chrono::milliseconds(jitter(*rng_)));
 }
@@ -261,8 +263,8 @@ void WebhookDelivery::NoteError(const std::string& what, bool failed_post) {
   if (failed_post) {
     Log(LogLevel::kWarning,
         "tierstream: webhook %s (%s): batch %llu-%llu failed (%s), %llu in a row; retrying",
-        spec_.id.c_str(), spec_.config.url.c_str(), U(batch_->first), U(batch_->last),
-        what.c_str(), U(failures));
+        spec_.id.c_str(), spec_.config.url.c_str(), U(batch_->first), U(batch_->last), what.c_str(),
+        U(failures));
   } else {
     Log(LogLevel::kError, "tierstream: webhook %s: %s; retrying", spec_.id.c_str(), what.c_str());
   }
@@ -330,8 +332,8 @@ void WebhookDelivery::AdvanceIdle(Clock::time_point now) {
 
 Status WebhookDelivery::Save(uint64_t position, uint64_t sealed_last) {
   last_save_ = Clock::now();
-  RETURN_IF_ERROR(pipeline_->PutConsumerState("webhook/" + spec_.id,
-                                               EncodeState(position, sealed_last)));
+  RETURN_IF_ERROR(
+      pipeline_->PutConsumerState("webhook/" + spec_.id, EncodeState(position, sealed_last)));
   saved_ = position;
   return Status::Ok();
 }

@@ -112,8 +112,8 @@ class WebhookDelivery {
   uint64_t scanned_ = 0;   // the feed is read through this cursor
   std::vector<Change> pending_;
   Clock::time_point first_pending_;  // when the first pending change was written
-  std::optional<Batch> batch_;  // sealed: sent until a 2xx answers
-  int attempts_ = 0;            // failed POSTs of batch_
+  std::optional<Batch> batch_;       // sealed: sent until a 2xx answers
+  int attempts_ = 0;                 // failed POSTs of batch_
   bool sending_ = false;
   bool paused_ = false;
   bool flush_armed_ = false;

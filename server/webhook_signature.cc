@@ -13,8 +13,8 @@ std::string HmacSha256Hex(std::string_view key, std::string_view message) {
   unsigned int mac_len = 0;
   // An empty message's data pointer may be null; OpenSSL wants a buffer.
   static const unsigned char kNothing = 0;
-  const auto* data = message.empty() ? &kNothing
-                                     : reinterpret_cast<const unsigned char*>(message.data());
+  const auto* data =
+      message.empty() ? &kNothing : reinterpret_cast<const unsigned char*>(message.data());
   if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), data, message.size(), mac,
            &mac_len) == nullptr) {
     std::abort();  // only on allocation failure inside OpenSSL

@@ -66,8 +66,7 @@ std::string Webhooks::Id(const state::WebhookConfig& hook) {
   return hex;
 }
 
-Result<std::unique_ptr<Webhooks>> Webhooks::Create(
-    const std::vector<state::WebhookConfig>& hooks) {
+Result<std::unique_ptr<Webhooks>> Webhooks::Create(const std::vector<state::WebhookConfig>& hooks) {
   auto impl = std::make_unique<Impl>();
   for (size_t i = 0; i < hooks.size(); ++i) {
     WebhookDelivery::Spec spec;
@@ -91,8 +90,8 @@ Status Webhooks::Start(pipeline::Pipeline* pipeline) {
       auto d = std::make_unique<WebhookDelivery>(impl_->ioc, pipeline, spec, &impl_->rng);
       Status s = d->Load();
       if (!s.ok()) {
-        return Status(s.code(), "webhook " + spec.id + " (" + spec.config.url + "): " +
-                                    std::string(s.message()));
+        return Status(s.code(), "webhook " + spec.id + " (" + spec.config.url +
+                                    "): " + std::string(s.message()));
       }
       started.push_back(d.get());
       impl_->deliveries.push_back(std::move(d));

@@ -130,9 +130,8 @@ void WebhookReceiver::Serve(int fd) {
       value.erase(0, value.find_first_not_of(' '));
       req.headers[Lower(line.substr(0, colon))] = value;
     }
-    const size_t length = req.headers.count("content-length") != 0
-                              ? std::stoul(req.headers["content-length"])
-                              : 0;
+    const size_t length =
+        req.headers.count("content-length") != 0 ? std::stoul(req.headers["content-length"]) : 0;
     while (in.size() < length) {
       if (!fill()) return;
     }

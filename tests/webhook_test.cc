@@ -79,9 +79,10 @@ std::string WriteConfig(const std::string& dir, const std::string& hooks) {
 
 std::string Hook(const std::string& dir, uint16_t port, int max_batch, const std::string& extra,
                  int timeout_ms = 1000) {
-  return R"({"url":"http://127.0.0.1:)" + std::to_string(port) + R"(/hooks/tiers","secret_file":")" +
-         dir + R"(/secret","max_batch":)" + std::to_string(max_batch) +
-         R"(,"max_delay_ms":100,"timeout_ms":)" + std::to_string(timeout_ms) + extra + "}";
+  return R"({"url":"http://127.0.0.1:)" + std::to_string(port) +
+         R"(/hooks/tiers","secret_file":")" + dir + R"(/secret","max_batch":)" +
+         std::to_string(max_batch) + R"(,"max_delay_ms":100,"timeout_ms":)" +
+         std::to_string(timeout_ms) + extra + "}";
 }
 
 // A webhook's figures in /healthz (the `index`th of its "webhooks" array).
@@ -122,8 +123,8 @@ std::map<uint64_t, std::string> ReadFeed(const std::string& http, uint64_t after
   std::map<uint64_t, std::string> out;
   simdjson::dom::parser parser;
   for (;;) {
-    auto r = tools::HttpRequest(http, "GET",
-                                "/v1/changes?limit=1000&after=" + std::to_string(after));
+    auto r =
+        tools::HttpRequest(http, "GET", "/v1/changes?limit=1000&after=" + std::to_string(after));
     EXPECT_TRUE(r.ok() && r->status == 200);
     if (!r.ok() || r->status != 200) return out;
     simdjson::dom::element doc;
@@ -181,8 +182,10 @@ Delivered Check(const std::vector<WebhookReceiver::Request>& requests, const std
       return it == r.headers.end() ? std::string() : it->second;
     };
     const std::string key = header("idempotency-key");
-    if (r.method != "POST" || r.target != "/hooks/tiers") error("request " + r.method + " " + r.target);
-    if (header("content-type") != "application/json") error("content-type " + header("content-type"));
+    if (r.method != "POST" || r.target != "/hooks/tiers")
+      error("request " + r.method + " " + r.target);
+    if (header("content-type") != "application/json")
+      error("content-type " + header("content-type"));
     if (header("x-tierstream-webhook") != id) error("webhook id " + header("x-tierstream-webhook"));
     if (header("x-tierstream-signature") != "sha256=" + Hmac(kSecret, r.body)) {
       error("bad signature on " + key);
@@ -225,7 +228,8 @@ TEST(Webhooks, EveryChangeIsDeliveredSignedAcrossKillsAndFailuresAndRepeatsOnlyA
   constexpr int kMaxBatch = 100;
   testing::TempDir dir;
   WebhookReceiver receiver({.fail_rate = 0.33, .hang_rate = 0.06, .hang_ms = 1600, .seed = 7});
-  const std::string config = WriteConfig(dir.path(), Hook(dir.path(), receiver.port(), kMaxBatch, ""));
+  const std::string config =
+      WriteConfig(dir.path(), Hook(dir.path(), receiver.port(), kMaxBatch, ""));
   testing::ServerProcess server(dir.path() + "/data",
                                 {"--config", config, "--checkpoint-interval-ms", "50"},
                                 dir.path() + "/server.log");
@@ -304,7 +308,8 @@ TEST(Webhooks, EveryChangeIsDeliveredSignedAcrossKillsAndFailuresAndRepeatsOnlyA
     if (it == d.changes.end()) {
       if (++missing <= 3) ADD_FAILURE() << "change " << cursor << " never answered 200: " << json;
     } else if (it->second != json) {
-      if (++different <= 3) ADD_FAILURE() << "change " << cursor << ": " << it->second << " vs " << json;
+      if (++different <= 3)
+        ADD_FAILURE() << "change " << cursor << ": " << it->second << " vs " << json;
     }
   }
   EXPECT_EQ(missing, 0u);
@@ -439,7 +444,8 @@ TEST(Webhooks, ANewWebhookStartsAtTheFeedsEndAndAKnownOneResumesWhereItWas) {
     const bool dormant = json.find(R"("to":"dormant")") != std::string::npos;
     if (cursor > end_before_b && dormant) {
       ++b_dormant;
-      if (db.changes.count(cursor) == 0 && ++b_missing <= 3) ADD_FAILURE() << "B never got " << json;
+      if (db.changes.count(cursor) == 0 && ++b_missing <= 3)
+        ADD_FAILURE() << "B never got " << json;
     }
   }
   EXPECT_EQ(a_missing, 0u);
