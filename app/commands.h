@@ -71,6 +71,15 @@ int RunSend(const std::vector<std::string>& files, const ClientArgs& client);
 int RunUser(const std::string& user_id, const ClientArgs& client);
 int RunKpis(const ClientArgs& client);
 
+struct ChangesArgs {
+  std::string after;  // "" (from the oldest retained), a cursor, or "end"
+  bool follow = false;
+  std::string to;    // comma-separated tiers
+  std::string from;  // comma-separated tiers, "null" for a first tier
+};
+// The change feed as NDJSON on stdout (app/changes_command.cc).
+int RunChanges(const ChangesArgs& args, const ClientArgs& client);
+
 }  // namespace tierstream::app
 
 #endif  // TIERSTREAM_APP_COMMANDS_H_

@@ -199,6 +199,21 @@ int main(int argc, char** argv) {
   kpis_cmd->add_option("--http", client.http_address, "Server HTTP address")->capture_default_str();
   kpis_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
 
+  ChangesArgs changes;
+  auto* changes_cmd = app.add_subcommand(
+      "changes", "Print the tier changes of a server as NDJSON (its change feed)");
+  changes_cmd->add_option("--after", changes.after,
+                          "Start after this cursor (a change's \"cursor\"), or \"end\" for only "
+                          "what comes next; default: the oldest retained");
+  changes_cmd->add_flag("--follow", changes.follow,
+                        "Keep waiting for new changes (resumes by itself after a server restart)");
+  changes_cmd->add_option("--to", changes.to, "Only changes to these tiers (comma-separated)");
+  changes_cmd->add_option("--from", changes.from,
+                          "Only changes from these tiers (comma-separated; null: a first tier)");
+  changes_cmd->add_option("--http", client.http_address, "Server HTTP address")
+      ->capture_default_str();
+  changes_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
+
   // CLI11 would answer a misspelt command with "A subcommand is required":
   // name it and list the commands instead.
   if (argc > 1 && argv[1][0] != '-') {
@@ -230,6 +245,7 @@ int main(int argc, char** argv) {
   if (*send_cmd) return RunSend(send_files, client);
   if (*user_cmd) return RunUser(user_id, client);
   if (*kpis_cmd) return RunKpis(client);
+  if (*changes_cmd) return RunChanges(changes, client);
   if (*load_cmd) return tools::RunLoad(load);
   return 2;
 }

@@ -35,7 +35,8 @@ Status Pipeline::Impl::FlushChanges(Worker* w) {
       for (state::TierChange& c : w->changes) {
         c.written_ms = now;
         state::EncodeTierChange(c, &w->changes_values.emplace_back());
-        if (c.cause != state::ChangeCause::kTime) continue;
+        // Without a journal (an offline replay) there is nothing to replay.
+        if (c.cause != state::ChangeCause::kTime || !options.write_log) continue;
         if (!any_time) state::BeginLogBlock(&w->changes_block);
         any_time = true;
         state::AppendTimeChangeRecord(c.user_id, DayOf(c.at_ms, options.config.utc_offset_ms),
@@ -82,7 +83,7 @@ Status Pipeline::Impl::RepublishReplayed(Worker* w) {
 
 void Pipeline::Impl::TendChangeRetention() {
   if (!feed || store->failing() || Clock::now() < next_retention) return;
-  next_retention = Clock::now() + std::chrono::seconds(10);
+  next_retention = Clock::now() + std::chrono::milliseconds(options.retention_interval_ms);
   const state::ChangeLogConfig& retain = options.config.changes;
   const int64_t t = watermark.load(std::memory_order_acquire);
   const int64_t event_cutoff = t == kNoTs ? INT64_MIN : t - int64_t{retain.retain_days} * kMsPerDay;

@@ -68,7 +68,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     impl->workers.back()->state.set_warm_memory(options.warm_memory_bytes / shards);
   }
   impl->rules_text = pins->rules;
-  if (options.config.changes.enabled && options.write_log) {
+  if (options.config.changes.enabled) {
     uint64_t last = 0, trimmed = 0;
     Status s = impl->store->GetChangeBounds(&last, &trimmed);
     if (!s.ok()) return s;

@@ -76,6 +76,8 @@ struct PipelineOptions {
   // system has less free space than this: RocksDB must never meet a full disk.
   uint64_t min_free_bytes = 256ull << 20;
   bool log_to_stderr = true;
+  // How often the change feed's retention is applied (config.changes).
+  int retention_interval_ms = 10'000;
   // The wall clock, in ms since the epoch (empty: the system clock). Tests
   // inject theirs: it decides the future guard and the duplicate horizon.
   std::function<int64_t()> wall_clock;
@@ -144,9 +146,10 @@ class Pipeline {
   void GetStats(std::function<void(PipelineStats)> done);
 
   // ---- the change feed (docs: README "Tier changes")
-  // Whether tier changes are recorded: config.changes.enabled, with
-  // write_log (time changes are journaled, so that a restart makes the same
-  // ones again; an offline replay records none).
+  // Whether tier changes are recorded (config.changes.enabled). With
+  // write_log the changes time makes are journaled, so that a restart makes
+  // the same ones again; an offline replay records its changes too (it is
+  // not resumed after a crash, but run again on a fresh data dir).
   bool change_log() const;
   // Up to `limit` changes matching `filter` after cursor `after`, as far as
   // they are durable; kChangesFromOldest: from the oldest retained. Reads

@@ -44,8 +44,7 @@ bool FeedConsumer::WaitFor(uint64_t cursor, int timeout_seconds) const {
 void FeedConsumer::Run() {
   while (!stop_.load()) {
     const std::string address = address_();
-    const bool ok =
-        mode_ == Mode::kLongPoll ? LongPollOnce(address) : StreamOnce(address);
+    const bool ok = mode_ == Mode::kLongPoll ? LongPollOnce(address) : StreamOnce(address);
     if (!ok && !stop_.load()) {
       ++reconnects_;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -91,8 +90,8 @@ bool FeedConsumer::Take(const std::string& json) {
 
 bool FeedConsumer::LongPollOnce(const std::string& address) {
   auto res = tools::HttpRequest(
-      address, "GET", "/v1/changes?limit=500&wait_ms=500&after=" + std::to_string(last_.load()),
-      {}, 5);
+      address, "GET", "/v1/changes?limit=500&wait_ms=500&after=" + std::to_string(last_.load()), {},
+      5);
   if (!res.ok() || res->status != 200) return false;
   simdjson::dom::parser parser;
   simdjson::dom::element page;
