@@ -116,6 +116,10 @@ class HttpApi {
 namespace api {
 // A JSON answer with the Server header, as every routed answer has.
 Response Json(int status, std::string body);
+// Why a query's answer carries `failure` (a profile, KPIs or a tier page):
+// "store read failed: ..." (retry), or a failed part of the pipeline, which
+// says so itself (the server is shutting down).
+std::string QueryFailure(const Status& failure);
 // POST /v1/events: submits the body and answers its summary.
 void PostEvents(pipeline::Pipeline* pipeline, const Request& request,
                 std::shared_ptr<Executor> executor, std::function<void(Response)> reply);
