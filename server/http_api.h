@@ -53,6 +53,11 @@ class BodyStream {
   // Asks for the next piece; `piece` runs once, on the connection's thread,
   // with its bytes: empty when the body is complete. One call at a time.
   virtual void Next(std::function<void(std::string piece)> piece) = 0;
+  // True once the body ended in an error (its last piece said which): the
+  // session then ends the response without completing it (HTTP/1.1: no
+  // terminating chunk) and closes the connection, so that a client cannot
+  // take what it got for the whole body.
+  virtual bool failed() const { return false; }
 };
 
 struct Response {
