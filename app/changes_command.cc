@@ -52,8 +52,7 @@ int RunChanges(const ChangesArgs& args, const ClientArgs& client) {
     simdjson::dom::element page;
     simdjson::dom::array changes;
     std::string_view next;
-    if (parser.parse(r->body).get(page) || page["changes"].get(changes) ||
-        page["next"].get(next)) {
+    if (parser.parse(r->body).get(page) || page["changes"].get(changes) || page["next"].get(next)) {
       Log(LogLevel::kError, "tierstream: changes: unexpected answer: %s", r->body.c_str());
       return 1;
     }

@@ -211,6 +211,16 @@ int RunServe(const ServeArgs& args) {
         server.http_port());
   }
   std::thread io([&server] { server.Run(); });
+  // A failed part of the pipeline (an exception escaped a shard worker or the
+  // committer) shuts the server down as a failed io thread does: it stops
+  // accepting, connections answer what they took (ingest is refused by
+  // then), and serve exits 1; a restart recovers every acknowledged event.
+  std::atomic<bool> pipeline_failed{false};
+  options->on_failure = [&server, &pipeline_failed](const Status& failure) {
+    Log(LogLevel::kError, "tierstream: %s; shutting down", failure.ToString().c_str());
+    pipeline_failed.store(true);
+    server.Stop();
+  };
   std::unique_ptr<pipeline::Pipeline> pipeline = OpenPipeline(*options);
   if (pipeline == nullptr) {
     server.Stop();
@@ -236,6 +246,13 @@ int RunServe(const ServeArgs& args) {
   io.join();
   const bool attach_failed = !s.ok() && s.code() != StatusCode::kUnavailable;
   s = pipeline->Close();
+  if (pipeline_failed.load()) {
+    Log(LogLevel::kError,
+        "tierstream: exiting after a failed pipeline part (%s); a restart recovers every "
+        "acknowledged event",
+        s.ToString().c_str());
+    return 1;
+  }
   if (!s.ok()) {
     Log(LogLevel::kError, "tierstream: shutdown checkpoint failed: %s", s.ToString().c_str());
     return 1;

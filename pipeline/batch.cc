@@ -75,7 +75,8 @@ void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutc
     parts += v.empty() ? 0 : 1;
     weight += v.size();
   }
-  if (weight > 0 && (impl_->disk.Low() || impl_->store->failing())) {
+  if (impl_->failed.load(std::memory_order_acquire) ||
+      (weight > 0 && (impl_->disk.Low() || impl_->store->failing()))) {
     // Nothing of it is taken (rejections included): the sender re-sends later.
     BatchAccess::failed(b).store(true);
     b->rejected = 0;
@@ -122,6 +123,7 @@ void Pipeline::Impl::FinishBatch(Batch* b) {
 }
 
 std::string Pipeline::Impl::RefusalMessage() const {
+  if (failed.load(std::memory_order_acquire)) return Failure().ToString() + "; restart the server";
   if (disk.Low()) return "disk space is below the watermark; ingest resumes when space returns";
   const std::string failure = store->failure();
   if (failure.empty()) return "the store could not make the batch durable";

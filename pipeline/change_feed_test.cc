@@ -1,5 +1,7 @@
 // The change feed through the pipeline: changes by event and by time with
 // their causes and exact times, the per-user chain, a restart, retention.
+#include "pipeline/change_feed.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -14,7 +16,6 @@
 #include "common/time.h"
 #include "ingest/decoder.h"
 #include "pipeline/batch.h"
-#include "pipeline/change_feed.h"
 #include "pipeline/pipeline.h"
 #include "tests/test_util.h"
 
@@ -104,7 +105,8 @@ TEST(ChangeFeed, TimeOnlyTransitionsComeWithCauseTimeAtTheStartOfTheirDay) {
   // The sweep runs between groups: let it reach c before her own events do
   // (an event of hers first would re-evaluate her itself, cause: event).
   ASSERT_EQ(ChangesOf(*p, "c", 2).size(), 2u);
-  Send(*p, {Line("c2", "message", "c", At(kDay0 + 31, 9)), Line("c3", "message", "c", At(kDay0 + 31, 10)),
+  Send(*p, {Line("c2", "message", "c", At(kDay0 + 31, 9)),
+            Line("c3", "message", "c", At(kDay0 + 31, 10)),
             Line("c4", "message", "c", At(kDay0 + 31, 11))});
   Send(*p, {Line("z3", "message", "z", At(kDay0 + 37, 23))});
   Send(*p, {Line("z4", "message", "z", At(kDay0 + 38, 0))});  // day 38: c's messages leave
@@ -201,7 +203,8 @@ TEST(ChangeFeed, RetentionTrimsTheOldestAndOlderCursorsAreGone) {
   state::ChangeLogConfig keep;
   keep.retain_days = 5;
   keep.retain_wall_ms = 3'600'000;  // an hour
-  auto p = Open(dir.path(), 10, [&] { return wall.load(); }, keep);
+  auto p = Open(
+      dir.path(), 10, [&] { return wall.load(); }, keep);
   Send(*p, {Line("a1", "join", "a", At(kDay0, 10))});
   Send(*p, {Line("b1", "join", "b", At(kDay0 + 2, 10))});
   const uint64_t a_cursor = p->ReadChanges(0, 1, ChangeFilter{}).changes.at(0).first;

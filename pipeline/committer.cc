@@ -3,7 +3,7 @@
 // by day, commits the snapshot in one WriteBatch and trims the journal it
 // covers (or writes a spilled id run's blocks); the worker then takes the
 // outcome. Between its jobs the committer tends a failed store
-// (failed_store.cc).
+// (failed_store.cc). A failed committer fails its jobs (failed_part.cc).
 #include <memory>
 #include <string>
 #include <utility>
@@ -142,6 +142,7 @@ void Pipeline::Impl::WriteSpill(Worker* w) {
   // The blocks alone: until a checkpoint writes the descriptor they are
   // unreferenced (and deleted by recovery if none does).
   w->spill_status = store->Commit(&blocks, options.fsync);
+  in_hand = CommitJob{};  // its outcome is given
   w->spill_phase.store(SpillPhase::kWritten, std::memory_order_release);
   w->spill_phase.notify_all();
   w->queue.enqueue(Task{nullptr});  // wakes the worker to take it
@@ -163,6 +164,10 @@ void Pipeline::Impl::RunCommitter() {
       continue;
     }
     Worker* w = job.w;
+    in_hand = job;  // should the committer fail, its failed_part.cc gives the outcome
+    if (options.test_fault_hook) {
+      options.test_fault_hook(job.spill ? "committer.spill" : "committer.checkpoint", w->id);
+    }
     if (job.spill) {
       WriteSpill(w);
       TendStore();
@@ -179,6 +184,7 @@ void Pipeline::Impl::RunCommitter() {
       if (!trimmed.ok())
         LogAt(LogLevel::kError, "shard %u: log trim failed: %s", w->id, trimmed.ToString().c_str());
     }
+    in_hand = CommitJob{};
     w->cp_phase.store(CheckpointPhase::kCommitted, std::memory_order_release);
     w->cp_phase.notify_all();
     w->queue.enqueue(Task{nullptr});  // wakes the worker to finish it

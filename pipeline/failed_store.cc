@@ -40,7 +40,9 @@ void Pipeline::Impl::TendStore() {
     LogAt(LogLevel::kError, "the store failed (%s); ingest is refused until it recovers",
           store->failure().c_str());
   }
-  if (stopping.load() || !workers_running.load()) {
+  // After a failed part the store waits for the restart: a failed worker
+  // would never park.
+  if (stopping.load() || !workers_running.load() || failed.load()) {
     if (pause_requested.load()) release();  // Close() or Open() owns the workers now
     return;
   }
@@ -101,6 +103,9 @@ void Pipeline::Impl::TendStore() {
 
 std::vector<std::string> Pipeline::IngestRefusals() const {
   std::vector<std::string> reasons;
+  if (impl_->failed.load(std::memory_order_acquire)) {
+    reasons.push_back(impl_->Failure().ToString() + "; restart the server");
+  }
   if (impl_->disk.Low()) reasons.emplace_back("disk space is below the watermark");
   if (impl_->store->failing()) {
     reasons.emplace_back("a durable write failed (" + impl_->store->failure() +

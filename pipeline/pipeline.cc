@@ -81,7 +81,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     }
   }
   Impl* committer_impl = impl.get();
-  impl->committer = std::thread([committer_impl] { committer_impl->RunCommitter(); });
+  impl->committer = std::thread([committer_impl] { committer_impl->CommitterMain(); });
   Status s = impl->Recover();
   if (!s.ok()) return s;
   s = RecordRules(impl->store.get(), *pins);
@@ -91,7 +91,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   Impl* raw = impl.get();
   for (auto& w : impl->workers) {
     Impl::Worker* wp = w.get();
-    w->thread = std::thread([raw, wp] { raw->Run(wp); });
+    w->thread = std::thread([raw, wp] { raw->WorkerMain(wp); });
   }
   impl->workers_running.store(true);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));

@@ -28,6 +28,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -81,6 +82,20 @@ struct PipelineOptions {
   // The wall clock, in ms since the epoch (empty: the system clock). Tests
   // inject theirs: it decides the future guard and the duplicate horizon.
   std::function<int64_t()> wall_clock;
+  // Called once when a part of the pipeline failed — an exception escaped a
+  // shard worker or the committer (the Status names the part and what it
+  // said) — on the failing thread, so it must not block (serve stops the
+  // server from it). The pipeline goes on answering meanwhile: ingest is
+  // refused (IngestRefusals says why), queries the failed part would have
+  // answered carry the failure, and Close() returns it; a restart recovers
+  // every acknowledged event.
+  std::function<void(const Status& failure)> on_failure;
+  // For tests only (as RocksDB's TEST_SYNC_POINT): called on the pipeline's
+  // threads at named points, so that a test can throw there: "worker.group"
+  // (a shard worker, before it processes a group of batches),
+  // "committer.checkpoint" and "committer.spill" (the committer, before it
+  // handles a job of `shard`). Empty in production.
+  std::function<void(std::string_view where, uint32_t shard)> test_fault_hook;
 };
 
 struct RecoveryStats {
@@ -118,7 +133,9 @@ class Pipeline {
   // ...); ingest resumes once the store recovers"); empty when it is not.
   // A failed write refuses ingest until the store has recovered, which the
   // pipeline does by itself (DB::Resume(), or reopening the database with
-  // the workers paused between groups), retrying with backoff.
+  // the workers paused between groups), retrying with backoff. A failed
+  // part of the pipeline (on_failure) refuses it until a restart ("a
+  // pipeline part failed: shard 1 worker failed: ...; restart the server").
   // Thread-safe and cheap: for /healthz and /readyz.
   std::vector<std::string> IngestRefusals() const;
   // False while the events in flight exceed the bound: producers should wait.
@@ -128,7 +145,10 @@ class Pipeline {
 
   // Queries (typed answers: pipeline/queries.h; Await blocks on one),
   // answered on a worker thread after every batch that completed before the
-  // call. `done` runs once, on a worker thread, and must not block.
+  // call. `done` runs once, on a worker thread, and must not block. After a
+  // part of the pipeline failed (on_failure), every query is still
+  // answered: those a failed shard had to answer carry the failure in
+  // their status (the stats leave its figures out).
   //
   // The profile of `user_id`; nullopt if she is unknown (or no event has
   // been accepted yet).
@@ -170,7 +190,10 @@ class Pipeline {
   // T: the largest accepted ts, or kNoTs.
   int64_t watermark() const;
 
-  // Drains the queues, checkpoints every shard and closes the store.
+  // Drains the queues, checkpoints every shard and closes the store. Not ok
+  // if a final checkpoint failed, or a part of the pipeline failed (the
+  // first such failure; its shard is then not checkpointed: a restart
+  // replays its log).
   Status Close();
 
  private:

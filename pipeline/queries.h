@@ -32,7 +32,9 @@ namespace tierstream::pipeline {
 
 // A user's profile, evaluated as of T when her shard answered.
 // Not ok: she exists but her state could not be read back from the store
-// (the profile is empty) — not the same answer as an unknown user.
+// (the profile is empty) — not the same answer as an unknown user — or her
+// shard failed (kInternal: whether she exists is not known; see
+// PipelineOptions::on_failure).
 struct ProfileReport {
   state::Profile profile;
   int64_t as_of = kNoTs;
@@ -43,6 +45,7 @@ struct ProfileReport {
 struct KpiReport {
   state::KpiPartial kpis;
   int64_t as_of = kNoTs;
+  Status status;  // not ok: a shard failed and could not add its share (the sums are partial)
 };
 
 // One page of a tier's members, in user-id order (Pipeline::ListTierPage).
@@ -52,10 +55,13 @@ struct TierPage {
   // user_ids (read from the store as its shard's checkpoint left it).
   std::vector<ProfileReport> profiles;
   bool more = false;  // members follow the last one of this page
-  Status status;      // not ok: a shard's members could not be read (the page is partial)
+  // Not ok: a shard's members could not be read, or its shard failed (the
+  // page is partial).
+  Status status;
 };
 
-// Operational figures (GET /healthz), summed over every shard.
+// Operational figures (GET /healthz), summed over every shard (but a
+// failed one: see PipelineOptions::on_failure).
 struct PipelineStats {
   uint64_t shards = 0;
   uint64_t resident_users = 0;

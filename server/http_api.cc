@@ -65,6 +65,11 @@ Response Json(int status, std::string body) {
   res.body = std::move(body);
   return res;
 }
+
+std::string QueryFailure(const Status& failure) {
+  if (failure.code() == StatusCode::kInternal) return failure.ToString();
+  return "store read failed: " + failure.ToString();
+}
 }  // namespace api
 
 HttpApi::HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page)
@@ -100,7 +105,9 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
   if (path == "/v1/kpis") {
     if (!get) return reply(MethodNotAllowed("GET"));
     pipeline->GetKpis([executor, reply = std::move(reply)](pipeline::KpiReport kpis) mutable {
-      ReplyLater(executor, std::move(reply), api::Json(200, RenderKpisJson(kpis)));
+      ReplyLater(executor, std::move(reply),
+                 kpis.status.ok() ? api::Json(200, RenderKpisJson(kpis))
+                                  : api::Json(503, ErrorBody(api::QueryFailure(kpis.status))));
     });
     return;
   }
@@ -159,7 +166,7 @@ void HttpApi::Users(pipeline::Pipeline* pipeline, std::string_view id,
                                             std::optional<pipeline::ProfileReport> p) mutable {
     if (p && !p->status.ok()) {
       return ReplyLater(executor, std::move(reply),
-                        api::Json(503, ErrorBody("store read failed: " + p->status.ToString())));
+                        api::Json(503, ErrorBody(api::QueryFailure(p->status))));
     }
     ReplyLater(
         executor, std::move(reply),
@@ -217,9 +224,8 @@ void HttpApi::Tiers(pipeline::Pipeline* pipeline, std::string_view tier_name,
       *tier, std::move(after), limit, false /*with_profiles*/,
       [executor, reply = std::move(reply), tier = *tier](pipeline::TierPage page) mutable {
         if (!page.status.ok()) {
-          return ReplyLater(
-              executor, std::move(reply),
-              api::Json(503, ErrorBody("store read failed: " + page.status.ToString())));
+          return ReplyLater(executor, std::move(reply),
+                            api::Json(503, ErrorBody(api::QueryFailure(page.status))));
         }
         ReplyLater(executor, std::move(reply), api::Json(200, RenderTierPageJson(tier, page)));
       });

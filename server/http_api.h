@@ -55,6 +55,11 @@ class BodyStream {
   // Asks for the next piece; `piece` runs once, on the connection's thread,
   // with its bytes: empty when the body is complete. One call at a time.
   virtual void Next(std::function<void(std::string piece)> piece) = 0;
+  // True once the body ended in an error (its last piece said which): the
+  // session then ends the response without completing it (HTTP/1.1: no
+  // terminating chunk) and closes the connection, so that a client cannot
+  // take what it got for the whole body.
+  virtual bool failed() const { return false; }
 };
 
 struct Response {
@@ -118,6 +123,10 @@ class HttpApi {
 namespace api {
 // A JSON answer with the Server header, as every routed answer has.
 Response Json(int status, std::string body);
+// Why a query's answer carries `failure` (a profile, KPIs or a tier page):
+// "store read failed: ..." (retry), or a failed part of the pipeline, which
+// says so itself (the server is shutting down).
+std::string QueryFailure(const Status& failure);
 // POST /v1/events: submits the body and answers its summary.
 void PostEvents(pipeline::Pipeline* pipeline, const Request& request,
                 std::shared_ptr<Executor> executor, std::function<void(Response)> reply);

@@ -7,8 +7,11 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 
+#include "common/hash.h"
 #include "tests/test_util.h"
 
 namespace tierstream::server {
@@ -50,12 +53,15 @@ class TestExecutor : public Executor {
   std::deque<std::function<void()>> work_;
 };
 
-std::unique_ptr<pipeline::Pipeline> OpenAt(const std::string& dir) {
+// `fault_hook`: PipelineOptions::test_fault_hook.
+std::unique_ptr<pipeline::Pipeline> OpenAt(
+    const std::string& dir, std::function<void(std::string_view, uint32_t)> fault_hook = nullptr) {
   pipeline::PipelineOptions o;
   o.data_dir = dir;
   o.shards = 2;
   o.log_to_stderr = false;
   o.min_free_bytes = 0;
+  o.test_fault_hook = std::move(fault_hook);
   auto p = pipeline::Pipeline::Open(o);
   EXPECT_TRUE(p.ok()) << p.status().ToString();
   return std::move(p).value();
@@ -105,6 +111,7 @@ class HttpApiTest : public ::testing::Test {
         if (!end) pieces.push_back(std::move(*piece));
       }
       pieces_ = pieces.size();
+      stream_failed_ = answer->stream->failed();
       for (const auto& p : pieces) answer->body += p;
       answer->stream.reset();
     }
@@ -127,7 +134,8 @@ class HttpApiTest : public ::testing::Test {
   std::unique_ptr<pipeline::Pipeline> pipeline_;
   std::atomic<pipeline::Pipeline*> pointer_{nullptr};
   HttpApi api_{&pointer_, /*tier_export_page=*/2};
-  size_t pieces_ = 0;  // of the last streamed answer
+  size_t pieces_ = 0;           // of the last streamed answer
+  bool stream_failed_ = false;  // ... and whether it ended in an error
 };
 
 TEST_F(HttpApiTest, UnknownPathsAre404) {
@@ -263,8 +271,67 @@ TEST_F(HttpApiTest, TierListingsPageAndStream) {
   r = Call("GET", "/v1/tiers/new/users?format=ndjson&after=m1&fields=profile");
   EXPECT_EQ(testing::SplitLines(r.body).size(), 2u) << r.body;
   EXPECT_EQ(r.body.rfind("{", 0), 0u);
+  EXPECT_FALSE(stream_failed_);
   r = Call("GET", "/v1/tiers/dormant/users?format=ndjson");
   EXPECT_EQ(r.body, "");  // no member: an empty body, ended at once
+}
+
+// A shard whose worker failed (an exception escaped it) answers every query
+// with the failure: GET /v1/users/{id} on it (a ProfileReport with a failed
+// status: its 503 had no test), the KPIs and a tier page are 503 naming it,
+// and a streamed listing ends with an error line and is left incomplete (it
+// used to end silently, as if the tier were complete). The other shard's
+// users are still served.
+TEST_F(HttpApiTest, AFailedShardAnswers503AndCutsAStreamedListingShort) {
+  pointer_.store(nullptr);
+  ASSERT_TRUE(pipeline_->Close().ok());
+  auto armed = std::make_shared<std::atomic<bool>>(false);
+  pipeline_ = OpenAt(dir_.path(), [armed](std::string_view where, uint32_t shard) {
+    if (armed->load() && where == "worker.group" && shard == 1) {
+      throw std::runtime_error("injected fault");
+    }
+  });
+  pointer_.store(pipeline_.get());
+  auto user_of_shard = [](uint32_t shard) {
+    for (int i = 0;; ++i) {
+      std::string id = "m" + std::to_string(i);
+      if (ShardOf(id, 2) == shard) return id;
+    }
+  };
+  const std::string healthy = user_of_shard(0), failing = user_of_shard(1);
+  Ingest(Join(healthy, 1) + Join(failing, 2), 2);
+  armed->store(true);
+  Response r = Call("POST", "/v1/events", Join(failing, 3));
+  EXPECT_EQ(r.status, 503) << r.body;
+  const std::string failure = "a pipeline part failed: shard 1 worker failed: injected fault";
+  EXPECT_NE(r.body.find(failure), std::string::npos) << r.body;
+
+  r = Call("GET", "/v1/users/" + healthy);
+  EXPECT_EQ(r.status, 200) << r.body;
+  r = Call("GET", "/v1/users/" + failing);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"error":")" + failure + "\"}");
+  r = Call("GET", "/v1/kpis");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"error":")" + failure + "\"}");
+  r = Call("GET", "/v1/tiers/new/users?limit=10");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"error":")" + failure + "\"}");
+  r = Call("GET", "/v1/tiers/new/users?format=ndjson");
+  EXPECT_EQ(r.status, 200);  // sent before the first page was read
+  EXPECT_EQ(r.body, R"({"error":")" + failure + "\"}\n");
+  EXPECT_TRUE(stream_failed_) << "the session must not end the body as complete";
+
+  r = Call("GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.rfind(R"({"status":"degraded","reasons":[")" + failure, 0), 0u) << r.body;
+  r = Call("GET", "/readyz");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find(failure + "; restart the server"), std::string::npos) << r.body;
+
+  pointer_.store(nullptr);
+  EXPECT_FALSE(pipeline_->Close().ok());
+  pipeline_.reset();
 }
 
 }  // namespace
