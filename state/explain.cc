@@ -101,7 +101,8 @@ void DescribeChange(const UserState& s, Tier old_tier, const Config& config, Nex
         change->because = std::string(one ? "her interaction of " : "her interactions of ") +
                           FormatDay(change->event_day) + leave +
                           " the 7-day window: " + std::to_string(w.interactions_7d) +
-                          " remain, fewer than " + std::to_string(r.active_interactions_7d);
+                          (w.interactions_7d == 1 ? " remains" : " remain") + ", fewer than " +
+                          std::to_string(r.active_interactions_7d);
       }
       return;
     }

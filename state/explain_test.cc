@@ -154,6 +154,17 @@ TEST_F(ExplainTest, ActiveBecomesRegularWhenAnInteractionLeaves) {
   EXPECT_EQ(x.next_change->because,
             "her interaction of 2025-11-19 leaves the 7-day window: 2 remain, fewer than 3");
   ExpectExact(x);
+
+  // One left in the window.
+  UserState one;
+  Apply(&one, EventType::kJoin, At(60));
+  Apply(&one, EventType::kMessage, At(5));
+  Apply(&one, EventType::kMessage, At(5));
+  Apply(&one, EventType::kMessage, At(1));
+  const Explanation y = Explain(one, kToday, config_);
+  ASSERT_TRUE(y.next_change.has_value());
+  EXPECT_EQ(y.next_change->because,
+            "her interactions of 2025-11-19 leave the 7-day window: 1 remains, fewer than 3");
 }
 
 TEST_F(ExplainTest, KeepsLookingPastWindowEdgesThatChangeNothing) {
