@@ -624,11 +624,13 @@ int RunSend(const std::vector<std::string>& files, const ClientArgs& client) {
   return rc;
 }
 
-int RunUser(const std::string& user_id, const ClientArgs& client) {
+namespace {
+
+// GETs `target` and prints the answer's body; exit 0 on 200.
+int PrintGet(const ClientArgs& client, const std::string& target) {
   std::string token;
   if (!LoadClientToken(client, &token)) return 2;
-  auto r = tools::HttpRequest(client.http_address, "GET", "/v1/users/" + tools::UrlEncode(user_id),
-                              {}, 30, token);
+  auto r = tools::HttpRequest(client.http_address, "GET", target, {}, 30, token);
   if (!r.ok()) {
     Log(LogLevel::kError, "tierstream: %s", r.status().ToString().c_str());
     return 1;
@@ -637,16 +639,16 @@ int RunUser(const std::string& user_id, const ClientArgs& client) {
   return r->status == 200 ? 0 : 1;
 }
 
-int RunKpis(const ClientArgs& client) {
-  std::string token;
-  if (!LoadClientToken(client, &token)) return 2;
-  auto r = tools::HttpRequest(client.http_address, "GET", "/v1/kpis", {}, 30, token);
-  if (!r.ok()) {
-    Log(LogLevel::kError, "tierstream: %s", r.status().ToString().c_str());
-    return 1;
-  }
-  std::printf("%s\n", r->body.c_str());
-  return r->status == 200 ? 0 : 1;
+}  // namespace
+
+int RunUser(const std::string& user_id, const ClientArgs& client) {
+  return PrintGet(client, "/v1/users/" + tools::UrlEncode(user_id));
 }
+
+int RunExplain(const std::string& user_id, const ClientArgs& client) {
+  return PrintGet(client, "/v1/users/" + tools::UrlEncode(user_id) + "/explain");
+}
+
+int RunKpis(const ClientArgs& client) { return PrintGet(client, "/v1/kpis"); }
 
 }  // namespace tierstream::app

@@ -69,6 +69,8 @@ inline constexpr int kSendSomeRejected = 2;  // the server rejected some lines (
 // line on stdout; on a terminal, progress from the server's acks on stderr.
 int RunSend(const std::vector<std::string>& files, const ClientArgs& client);
 int RunUser(const std::string& user_id, const ClientArgs& client);
+// Prints GET /v1/users/{id}/explain; exit 1 unless the server answers 200.
+int RunExplain(const std::string& user_id, const ClientArgs& client);
 int RunKpis(const ClientArgs& client);
 
 struct ChangesArgs {

@@ -195,6 +195,14 @@ int main(int argc, char** argv) {
   user_cmd->add_option("--http", client.http_address, "Server HTTP address")->capture_default_str();
   user_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
 
+  auto* explain_cmd = app.add_subcommand(
+      "explain",
+      "Print why a member has her tier, when it changes next, and what she lacks for the others");
+  explain_cmd->add_option("id", user_id, "user_id")->required();
+  explain_cmd->add_option("--http", client.http_address, "Server HTTP address")
+      ->capture_default_str();
+  explain_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
+
   auto* kpis_cmd = app.add_subcommand("kpis", "Print the community KPIs");
   kpis_cmd->add_option("--http", client.http_address, "Server HTTP address")->capture_default_str();
   kpis_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
@@ -244,6 +252,7 @@ int main(int argc, char** argv) {
   if (*gen_cmd) return RunGen(gen);
   if (*send_cmd) return RunSend(send_files, client);
   if (*user_cmd) return RunUser(user_id, client);
+  if (*explain_cmd) return RunExplain(user_id, client);
   if (*kpis_cmd) return RunKpis(client);
   if (*changes_cmd) return RunChanges(changes, client);
   if (*load_cmd) return tools::RunLoad(load);

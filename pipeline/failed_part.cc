@@ -113,6 +113,13 @@ void Pipeline::Impl::RefuseQuery(std::unique_ptr<Query> q) {
     q->user_done(std::move(r));
     return;
   }
+  if (q->kind == Query::Kind::kExplain) {
+    ExplainReport r;
+    r.as_of = watermark.load(std::memory_order_acquire);
+    r.status = failed_part;
+    q->explain_done(std::move(r));
+    return;
+  }
   // A gathered query: the shard's share is the failure (the stats leave it out).
   Query::Gather& g = *q->gather;
   if (q->kind != Query::Kind::kStats) {

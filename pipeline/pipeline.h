@@ -153,6 +153,9 @@ class Pipeline {
   // The profile of `user_id`; nullopt if she is unknown (or no event has
   // been accepted yet).
   void GetUser(std::string user_id, std::function<void(std::optional<ProfileReport>)> done);
+  // Her tier explained as of T (GET /v1/users/{id}/explain); nullopt as
+  // GetUser.
+  void ExplainUser(std::string user_id, std::function<void(std::optional<ExplainReport>)> done);
   // The KPIs, with every tier exact as of T.
   void GetKpis(std::function<void(KpiReport)> done);
   // The members of `tier` after the id `after` ("": from the first), at

@@ -92,10 +92,11 @@ class BatchAccess {
 
 // A query on its way to a worker (queries.cc).
 struct Query {
-  enum class Kind { kUser, kKpis, kListTier, kStats } kind;
-  // kUser
+  enum class Kind { kUser, kExplain, kKpis, kListTier, kStats } kind;
+  // kUser, kExplain
   std::string user_id;
   std::function<void(std::optional<ProfileReport>)> user_done;
+  std::function<void(std::optional<ExplainReport>)> explain_done;
   // The others: shared across shards, the last one answers. What the
   // shards add up is guarded by mu; the rest is set before the broadcast.
   struct Gather {

@@ -27,6 +27,17 @@ void Pipeline::GetUser(std::string user_id,
   w.queue.enqueue(Task{nullptr});
 }
 
+void Pipeline::ExplainUser(std::string user_id,
+                           std::function<void(std::optional<ExplainReport>)> done) {
+  auto* q = new Query{};
+  q->kind = Query::Kind::kExplain;
+  q->explain_done = std::move(done);
+  auto& w = *impl_->workers[ShardOf(user_id, shards())];
+  q->user_id = std::move(user_id);
+  w.queries.enqueue(q);
+  w.queue.enqueue(Task{nullptr});
+}
+
 void Pipeline::GetKpis(std::function<void(KpiReport)> done) {
   auto g = std::make_shared<Query::Gather>();
   g->kpis_done = std::move(done);
@@ -97,6 +108,25 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only, b
         q->user_done(std::move(answer));
         break;
       }
+      case Query::Kind::kExplain: {
+        ExplainReport r;
+        r.as_of = t;
+        // Read as GetProfile reads her (evicted: back from the store) and
+        // evaluated now, so it is exact even while a sweep is in progress.
+        const state::UserState* s = today == kNoDay ? nullptr : w->state.GetUserState(q->user_id);
+        const std::unique_ptr<Query> owned = std::move(w->answering);  // answered below
+        if (s != nullptr) {
+          r.user_id = std::move(q->user_id);
+          r.explanation = state::Explain(*s, today, options.config);
+          q->explain_done(std::move(r));
+        } else if (Status read = w->state.TakeUserError(); !read.ok()) {
+          r.status = std::move(read);
+          q->explain_done(std::move(r));
+        } else {
+          q->explain_done(std::nullopt);
+        }
+        break;
+      }
       case Query::Kind::kStats: {
         auto& g = *q->gather;
         {
@@ -149,6 +179,7 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only, b
 void Pipeline::Impl::FinishGather(Query::Kind kind, Query::Gather* g) {
   switch (kind) {
     case Query::Kind::kUser:
+    case Query::Kind::kExplain:
       break;  // not gathered
     case Query::Kind::kStats: {
       PipelineStats stats;

@@ -24,6 +24,7 @@
 #include "common/mutex.h"
 #include "common/status.h"
 #include "common/time.h"
+#include "state/explain.h"
 #include "state/kpis.h"
 #include "state/profile.h"
 #include "state/tier_change.h"
@@ -37,6 +38,16 @@ namespace tierstream::pipeline {
 // PipelineOptions::on_failure).
 struct ProfileReport {
   state::Profile profile;
+  int64_t as_of = kNoTs;
+  Status status;
+};
+
+// Why a user has her tier, when it changes next with no event of hers, and
+// what she lacks for the others (state/explain.h), as of T when her shard
+// answered. Not ok: as ProfileReport (the explanation is empty).
+struct ExplainReport {
+  std::string user_id;
+  state::Explanation explanation;
   int64_t as_of = kNoTs;
   Status status;
 };

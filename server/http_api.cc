@@ -13,6 +13,7 @@ namespace tierstream::server {
 namespace {
 
 constexpr std::string_view kUsers = "/v1/users/";
+constexpr std::string_view kExplain = "/explain";  // after the user id
 constexpr std::string_view kTiers = "/v1/tiers/";
 
 std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
@@ -26,6 +27,22 @@ Response MethodNotAllowed(const char* allow) {
 }
 
 Response BadRequest(std::string_view message) { return api::Json(400, ErrorBody(message)); }
+
+// Percent-decodes the user id of a /v1/users/ path into *user_id; the 400
+// to answer when it is not one.
+std::optional<Response> DecodeUserId(std::string_view raw, std::string* user_id) {
+  if (!PercentDecode(raw, user_id)) return BadRequest("user_id: malformed percent-encoding");
+  if (user_id->empty() || user_id->size() > 128) {
+    return BadRequest("user_id: must be 1..128 bytes");
+  }
+  return std::nullopt;
+}
+
+// 503 for a query a shard could not answer: its store read failed, or the
+// shard itself did (a pipeline part failed).
+Response StoreReadFailed(const Status& status) {
+  return api::Json(503, ErrorBody(api::QueryFailure(status)));
+}
 
 // Answers from a pipeline worker thread: hops onto the connection's thread.
 void ReplyLater(const std::shared_ptr<Executor>& executor, std::function<void(Response)> reply,
@@ -121,7 +138,13 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
   }
   if (path.substr(0, kUsers.size()) == kUsers) {
     if (!get) return reply(MethodNotAllowed("GET"));
-    return Users(pipeline, path.substr(kUsers.size()), executor, std::move(reply));
+    const std::string_view rest = path.substr(kUsers.size());
+    // An id holding "/" is percent-encoded ("%2F"): a raw "/explain" ends it.
+    if (rest.ends_with(kExplain)) {
+      return Explain(pipeline, rest.substr(0, rest.size() - kExplain.size()), executor,
+                     std::move(reply));
+    }
+    return Users(pipeline, rest, executor, std::move(reply));
   }
   if (path.substr(0, kTiers.size()) == kTiers) {
     std::string_view rest = path.substr(kTiers.size());
@@ -156,21 +179,32 @@ void HttpApi::Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executo
 void HttpApi::Users(pipeline::Pipeline* pipeline, std::string_view id,
                     const std::shared_ptr<Executor>& executor, Reply reply) {
   std::string user_id;
-  if (!PercentDecode(id, &user_id)) {
-    return reply(BadRequest("user_id: malformed percent-encoding"));
-  }
-  if (user_id.empty() || user_id.size() > 128) {
-    return reply(BadRequest("user_id: must be 1..128 bytes"));
-  }
+  if (auto bad = DecodeUserId(id, &user_id)) return reply(std::move(*bad));
   pipeline->GetUser(std::move(user_id), [executor, reply = std::move(reply)](
                                             std::optional<pipeline::ProfileReport> p) mutable {
     if (p && !p->status.ok()) {
-      return ReplyLater(executor, std::move(reply),
-                        api::Json(503, ErrorBody(api::QueryFailure(p->status))));
+      return ReplyLater(executor, std::move(reply), StoreReadFailed(p->status));
     }
     ReplyLater(
         executor, std::move(reply),
         p ? api::Json(200, RenderProfileJson(*p)) : api::Json(404, ErrorBody("unknown user")));
+  });
+}
+
+// Answered like GET /v1/users/{id}: 404 unknown, 503 when her state cannot
+// be read back.
+void HttpApi::Explain(pipeline::Pipeline* pipeline, std::string_view id,
+                      const std::shared_ptr<Executor>& executor, Reply reply) {
+  std::string user_id;
+  if (auto bad = DecodeUserId(id, &user_id)) return reply(std::move(*bad));
+  pipeline->ExplainUser(std::move(user_id), [executor, reply = std::move(reply)](
+                                                std::optional<pipeline::ExplainReport> x) mutable {
+    if (x && !x->status.ok()) {
+      return ReplyLater(executor, std::move(reply), StoreReadFailed(x->status));
+    }
+    ReplyLater(
+        executor, std::move(reply),
+        x ? api::Json(200, RenderExplainJson(*x)) : api::Json(404, ErrorBody("unknown user")));
   });
 }
 

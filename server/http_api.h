@@ -112,6 +112,8 @@ class HttpApi {
   void Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor, Reply reply);
   void Users(pipeline::Pipeline* pipeline, std::string_view id,
              const std::shared_ptr<Executor>& executor, Reply reply);
+  void Explain(pipeline::Pipeline* pipeline, std::string_view id,
+               const std::shared_ptr<Executor>& executor, Reply reply);
   void Tiers(pipeline::Pipeline* pipeline, std::string_view tier_name, std::string_view query,
              const std::shared_ptr<Executor>& executor, Reply reply);
 

@@ -237,6 +237,74 @@ TEST_F(HttpApiTest, UsersAreFoundByPercentDecodedId) {
   EXPECT_EQ(r.body, R"({"error":"user_id: malformed percent-encoding"})");
 }
 
+TEST_F(HttpApiTest, ExplainAnswersHerRulesNextChangeAndWhatSheLacks) {
+  // Joined 2025-11-24 (+08:00), one message, one order of 123.50: new.
+  Ingest(
+      Join("a", 1) +
+          R"({"event_id":"m1","type":"message","user_id":"a","ts":1763971201000})"
+          "\n"
+          R"({"event_id":"o1","type":"order","user_id":"a","ts":1763971202000,"order_id":"o1","amount":123.5})"
+          "\n",
+      3);
+  Response r = Call("GET", "/v1/users/a/explain");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(Header(r, "Server"), "tierstream");
+  EXPECT_EQ(
+      r.body,
+      R"({"user_id":"a","as_of":1763971202000,"tier":"new","rules":[)"
+      R"({"tier":"left","holds":false,"values":{"member":true},"thresholds":{"member":false}},)"
+      R"({"tier":"high_value","holds":false,"values":{"spend_30d":123.50,"repeat_orders":0},)"
+      R"("thresholds":{"spend_30d":500.00,"repeat_orders":3}},)"
+      R"({"tier":"new","holds":true,"values":{"joined_at":1763971200000,"days_since_joined":0},)"
+      R"("thresholds":{"days_since_joined":30}},)"
+      R"({"tier":"active","holds":false,"values":{"interactions_7d":1},"thresholds":{"interactions_7d":3}},)"
+      R"({"tier":"dormant","holds":false,"values":{"interactions_7d":1},"thresholds":{"interactions_7d":0}},)"
+      R"({"tier":"regular","holds":true,"values":{},"thresholds":{}}],)"
+      // Day 30 after 2025-11-24 starts at 2025-12-24T00:00+08:00; her
+      // message has left the 7-day window by then.
+      R"("next_change":{"at":1766505600000,"tier":"dormant","because":"30 days since she joined on 2025-11-24"},)"
+      R"("to_reach":{"high_value":{"join":false,"spend_30d":376.50,"orders":3}}})");
+  // The same tier as her profile.
+  EXPECT_NE(Call("GET", "/v1/users/a").body.find(R"("tier":"new")"), std::string::npos);
+
+  // A left member: no change by time; a join brings her back.
+  Ingest(R"({"event_id":"l1","type":"leave","user_id":"a","ts":1763971203000})"
+         "\n",
+         1);
+  r = Call("GET", "/v1/users/a/explain");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("tier":"left")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("next_change":null)"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("new":{"join":true,"by":1766505599999})"), std::string::npos) << r.body;
+}
+
+TEST_F(HttpApiTest, ExplainIsRoutedLikeTheProfile) {
+  Ingest(Join("u/1", 1) + Join("explain", 2), 2);
+  Response r = Call("GET", "/v1/users/u%2F1/explain");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.rfind(R"({"user_id":"u/1","as_of":1763971200000,"tier":"new",)", 0), 0u)
+      << r.body;
+  r = Call("GET", "/v1/users/explain");  // the profile of the user "explain"
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("member":true)"), std::string::npos) << r.body;
+  r = Call("GET", "/v1/users/explain/explain");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("rules":[)"), std::string::npos) << r.body;
+  r = Call("GET", "/v1/users/nobody/explain");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body, R"({"error":"unknown user"})");
+  r = Call("GET", "/v1/users//explain");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error":"user_id: must be 1..128 bytes"})");
+  r = Call("GET", "/v1/users/a%G0/explain");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error":"user_id: malformed percent-encoding"})");
+  r = Call("POST", "/v1/users/u%2F1/explain");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(Header(r, "Allow"), "GET");
+}
+
 TEST_F(HttpApiTest, KpisCountTheIngestedMembers) {
   Ingest(Join("a", 1) + Join("b", 2) + Join("c", 3), 3);
   Response r = Call("GET", "/v1/kpis");

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "pipeline/queries.h"
+#include "state/explain.h"
 #include "state/kpis.h"
 #include "state/profile.h"
 #include "state/tier_change.h"
@@ -29,6 +30,12 @@ std::string RenderProfileJson(const state::Profile& p, int64_t as_of);
 inline std::string RenderProfileJson(const pipeline::ProfileReport& r) {
   return server::RenderProfileJson(r.profile, r.as_of);
 }
+
+// GET /v1/users/{id}/explain: {"user_id", "as_of", "tier", "rules": [{"tier",
+// "holds", "values": {...}, "thresholds": {...}}...], "next_change": {"at",
+// "tier", "because"} or null, "to_reach": {tier: {"join", and per tier
+// "spend_30d", "orders", "interactions_7d", "by"}}}; money in yuan.
+std::string RenderExplainJson(const pipeline::ExplainReport& r);
 
 // GET /v1/kpis; `as_of` is T (kNoTs renders as null).
 std::string RenderKpisJson(const state::KpiPartial& k, int64_t as_of);

@@ -240,4 +240,14 @@ bool ShardState::GetProfile(std::string_view user_id, int32_t today, Profile* ou
   return true;
 }
 
+const UserState* ShardState::GetUserState(std::string_view user_id) {
+  Status error;
+  const uint32_t i = Find(user_id, false, &error);
+  if (i == UserTable::kAbsent) {
+    KeepUserError(error);
+    return nullptr;
+  }
+  return &users_.slot(i).state;
+}
+
 }  // namespace tierstream::state
