@@ -122,7 +122,10 @@ uint64_t Pipeline::ChangesEnd() const {
 }
 
 uint64_t Pipeline::ChangesBytes() const {
-  return impl_->feed ? impl_->store->ChangesBytes() : 0;
+  // The committer's sample: the store is not the caller's to read while
+  // the committer may be reopening it.
+  MutexLock lock(&impl_->figures_mu);
+  return impl_->changes_bytes;
 }
 
 uint64_t Pipeline::OnChangesAfter(uint64_t after, std::function<void()> fn) {
