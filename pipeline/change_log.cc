@@ -10,6 +10,7 @@
 // is written with its changes, so recovery republishes exactly those after
 // it. A checkpoint counts only changes the feed holds (Checkpoint flushes).
 #include <algorithm>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -119,7 +120,12 @@ bool Pipeline::change_log() const { return impl_->feed != nullptr; }
 
 uint64_t Pipeline::ChangesEnd() const { return impl_->feed ? impl_->feed->visible_end() - 1 : 0; }
 
-uint64_t Pipeline::ChangesBytes() const { return impl_->feed ? impl_->store->ChangesBytes() : 0; }
+uint64_t Pipeline::ChangesBytes() const {
+  // The committer's sample: the store is not the caller's to read while
+  // the committer may be reopening it.
+  MutexLock lock(&impl_->figures_mu);
+  return impl_->changes_bytes;
+}
 
 uint64_t Pipeline::OnChangesAfter(uint64_t after, std::function<void()> fn) {
   if (!impl_->feed) return 0;  // nothing ever comes: the caller's deadline answers
@@ -141,6 +147,11 @@ ChangePage Pipeline::ReadChanges(uint64_t after, size_t limit, const ChangeFilte
     return page;
   }
   const uint64_t end = impl_->feed->visible_end();
+  std::shared_lock<std::shared_mutex> reading(impl_->store_readers_mu);
+  if (impl_->store->failing()) {
+    page.status = Status::Unavailable("the store is recovering from a failed write");
+    return page;
+  }
   // Non-matching changes are passed over, within a bound per call (the
   // scan runs on the caller's thread): `next` then says how far it got.
   size_t scanned = 0;

@@ -50,7 +50,7 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   w->cp_log_seq = w->log_seq;
   w->cp_logged = w->logged_since_checkpoint;
   w->cp_phase.store(CheckpointPhase::kSnapshotting, std::memory_order_release);
-  w->last_checkpoint = Clock::now();
+  w->last_checkpoint = w->cp_started = Clock::now();
   ContinueSnapshot(w, options.snapshot_slice);
 }
 
@@ -161,6 +161,7 @@ void Pipeline::Impl::RunCommitter() {
     if (!got) {
       TendStore();
       TendChangeRetention();
+      SampleStoreFigures();
       continue;
     }
     Worker* w = job.w;
@@ -171,6 +172,7 @@ void Pipeline::Impl::RunCommitter() {
     if (job.spill) {
       WriteSpill(w);
       TendStore();
+      SampleStoreFigures();
       continue;
     }
     // New ids go into one blob per day (read only here until the worker
@@ -178,7 +180,14 @@ void Pipeline::Impl::RunCommitter() {
     for (const state::SeenDayBlob& b : w->cp_new_seen.EncodeByDay()) {
       w->cp->PutSeen(w->id, b.day, w->seen_sub.fetch_add(1, std::memory_order_acq_rel) + 1, b.blob);
     }
+    const size_t bytes = w->cp->ApproximateBytes();
     w->cp_status = store->Commit(w->cp.get(), options.fsync);
+    if (w->cp_status.ok()) {
+      checkpoint_seconds.Observe(Clock::now() - w->cp_started);
+      last_checkpoint_bytes.store(bytes, std::memory_order_relaxed);
+    } else {
+      checkpoint_failures.fetch_add(1, std::memory_order_relaxed);
+    }
     if (w->cp_status.ok() && w->cp_log_seq > 0) {
       Status trimmed = store->TrimLog(w->id, w->cp_log_seq);
       if (!trimmed.ok())
@@ -189,7 +198,19 @@ void Pipeline::Impl::RunCommitter() {
     w->cp_phase.notify_all();
     w->queue.enqueue(Task{nullptr});  // wakes the worker to finish it
     TendStore();
+    SampleStoreFigures();
   }
+}
+
+void Pipeline::Impl::SampleStoreFigures() {
+  const auto now = Clock::now();
+  if (now < next_store_sample) return;
+  next_store_sample = now + std::chrono::seconds(1);
+  state::StoreFigures figures = store->Figures();
+  const uint64_t feed_bytes = feed ? store->ChangesBytes() : 0;
+  MutexLock lock(&figures_mu);
+  store_figures = figures;
+  changes_bytes = feed_bytes;
 }
 
 void Pipeline::Impl::StopCommitter() {

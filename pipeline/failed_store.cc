@@ -4,6 +4,7 @@
 // between groups — with backoff.
 #include <chrono>
 #include <cstdlib>
+#include <shared_mutex>
 #include <thread>
 
 #include "common/fd_limit.h"
@@ -73,7 +74,12 @@ void Pipeline::Impl::TendStore() {
   ++r.attempts;
   bool reopened = false, unusable = false;
   const auto recover_start = Clock::now();
-  Status s = store->Recover(&reopened, &unusable);
+  Status s;
+  {
+    // No feed reader (an HTTP thread) may be in the store meanwhile.
+    std::unique_lock<std::shared_mutex> readers(store_readers_mu);
+    s = store->Recover(&reopened, &unusable);
+  }
   const double recover_secs = std::chrono::duration<double>(Clock::now() - recover_start).count();
   if (unusable) {
     ::tierstream::Log(LogLevel::kError,

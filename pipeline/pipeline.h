@@ -187,7 +187,9 @@ class Pipeline {
   uint64_t OnChangesAfter(uint64_t after, std::function<void()> fn);
   // False if the callback ran or is running.
   bool CancelChangesWait(uint64_t token);
-  // Changes in the feed now (bytes, approximate) for /metrics.
+  // Changes in the feed (bytes, approximate), as the committer last
+  // sampled them (at most about a second before); 0 when the log is off.
+  // Also in GetStats (PipelineStats::changes_bytes).
   uint64_t ChangesBytes() const;
 
   // T: the largest accepted ts, or kNoTs.

@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <thread>
@@ -39,6 +40,7 @@
 #include <vector>
 
 #include "common/hash.h"
+#include "common/latency_histogram.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "common/time.h"
@@ -206,6 +208,7 @@ struct Pipeline::Impl {
     std::atomic<SpillPhase> spill_phase{SpillPhase::kIdle};
     uint64_t cp_log_seq = 0;
     uint64_t cp_logged = 0;
+    Clock::time_point cp_started;  // when its snapshot began (its duration, for /metrics)
     Status cp_status;
     std::atomic<CheckpointPhase> cp_phase{CheckpointPhase::kIdle};
     // Scratch reused across groups.
@@ -268,11 +271,25 @@ struct Pipeline::Impl {
   CommitJob in_hand;
   bool rules_changed = false;  // re-evaluate every user's tier during recovery
   std::string rules_text;      // the rules, as a change caused by them names them
+  // Held shared by the feed's readers (ReadChanges, on HTTP threads) and
+  // exclusively while the committer reopens the store (TendStore).
+  std::shared_mutex store_readers_mu;
   // The change feed (null when the change log is off).
   std::unique_ptr<ChangeFeed> feed;
   std::atomic<uint64_t> changes_trimmed{0};  // retention: the feed starts after it
   Clock::time_point next_retention = Clock::now();
   bool closed = false;
+  // Figures for /metrics (GetStats). Checkpoints are timed and sized by
+  // the committer as it commits them; RocksDB's figures are sampled by it
+  // too, between jobs, at most once a second (SampleStoreFigures): the
+  // committer is the one thread that may call the store while it recovers.
+  LatencyHistogram checkpoint_seconds{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  std::atomic<uint64_t> checkpoint_failures{0};
+  std::atomic<uint64_t> last_checkpoint_bytes{0};
+  Clock::time_point next_store_sample;  // the committer's
+  mutable Mutex figures_mu;
+  state::StoreFigures store_figures ABSL_GUARDED_BY(figures_mu);
+  uint64_t changes_bytes ABSL_GUARDED_BY(figures_mu) = 0;
   // A part of the pipeline failed (an exception escaped a worker or the
   // committer): ingest is refused until a restart, and `part_failure` says why.
   std::atomic<bool> failed{false};
@@ -343,6 +360,10 @@ struct Pipeline::Impl {
   bool FinishSpill(Worker* w, bool wait);
   void RunCommitter();
   void StopCommitter();
+  // On the committer: samples RocksDB's figures once `next_store_sample`
+  // has passed (a few microseconds; stale by at most a second, or by a long
+  // commit).
+  void SampleStoreFigures();
 
   // ---- failed_store.cc
   // Waits, at the top of the worker's loop, while the committer recovers the

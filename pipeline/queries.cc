@@ -190,7 +190,17 @@ void Pipeline::Impl::FinishGather(Query::Kind kind, Query::Gather* g) {
       stats.shards = workers.size();
       stats.max_resident_users = ResidentLimit() * workers.size();
       stats.events_in_flight = inflight.load();
-      g->stats_done(stats);
+      stats.checkpoint_seconds = checkpoint_seconds.Snapshot();
+      stats.checkpoint_failures = checkpoint_failures.load(std::memory_order_relaxed);
+      stats.last_checkpoint_bytes = last_checkpoint_bytes.load(std::memory_order_relaxed);
+      stats.disk_free_bytes = disk.FreeBytes();
+      stats.min_free_bytes = disk.min_free_bytes();
+      {
+        MutexLock lock(&figures_mu);
+        stats.store = store_figures;
+        stats.changes_bytes = changes_bytes;
+      }
+      g->stats_done(std::move(stats));
       break;
     }
     case Query::Kind::kKpis: {

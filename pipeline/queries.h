@@ -21,12 +21,14 @@
 #include <utility>
 #include <vector>
 
+#include "common/latency_histogram.h"
 #include "common/mutex.h"
 #include "common/status.h"
 #include "common/time.h"
 #include "state/explain.h"
 #include "state/kpis.h"
 #include "state/profile.h"
+#include "state/store.h"
 #include "state/tier_change.h"
 
 namespace tierstream::pipeline {
@@ -87,6 +89,21 @@ struct PipelineStats {
   uint64_t id_runs = 0;
   uint64_t events_beyond_horizon = 0;  // accepted though older than the duplicate horizon
   int64_t events_in_flight = 0;        // submitted, not yet completed
+
+  // For GET /metrics (not in /healthz):
+  // Committed checkpoints, every shard's, from the start of a snapshot to
+  // its commit; commits that failed; the write batch of the latest one.
+  HistogramSnapshot checkpoint_seconds;
+  uint64_t checkpoint_failures = 0;
+  uint64_t last_checkpoint_bytes = 0;
+  // The data dir's file system: free bytes (sampled at most 50 ms before)
+  // and the watermark under which ingest is refused.
+  uint64_t disk_free_bytes = 0;
+  uint64_t min_free_bytes = 0;
+  // RocksDB's figures and the change feed's bytes, sampled by the
+  // committer at most a second before (or a long commit before).
+  state::StoreFigures store;
+  uint64_t changes_bytes = 0;
 };
 
 namespace internal {

@@ -1,8 +1,10 @@
 // Routes the HTTP API's requests to the pipeline and renders its answers.
 #include "server/http_api.h"
 
+#include <atomic>
 #include <charconv>
 #include <optional>
+#include <utility>
 
 #include "common/json_writer.h"
 #include "server/url.h"
@@ -117,7 +119,12 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
     return reply(api::Json(503, ErrorBody("starting: recovery in progress")));
   if (path == "/v1/events") {
     if (request.method != "POST") return reply(MethodNotAllowed("POST"));
-    return api::PostEvents(pipeline, request, std::move(executor), std::move(reply));
+    return api::PostEvents(pipeline, request, &ingest_metrics_.http, std::move(executor),
+                           std::move(reply));
+  }
+  if (path == "/metrics") {
+    if (!get) return reply(MethodNotAllowed("GET"));
+    return Metrics(pipeline, executor, std::move(reply));
   }
   if (path == "/v1/kpis") {
     if (!get) return reply(MethodNotAllowed("GET"));
@@ -173,6 +180,45 @@ void HttpApi::Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executo
     const char* status = reasons.empty() ? "ok" : "degraded";
     ReplyLater(executor, std::move(reply),
                api::Json(200, RenderHealthJson(status, reasons, t, &stats)));
+  });
+}
+
+// One GetStats and one GetKpis, asked at once; the later answer renders
+// the exposition on the connection's thread. Both are aggregates (KPIs are
+// sums of day cells), so a scrape costs the same at any user count.
+void HttpApi::Metrics(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor,
+                      Reply reply) {
+  struct Scrape {
+    std::atomic<int> pending{2};
+    MetricsInput input;  // stats and kpis: each written by one answer
+    std::shared_ptr<Executor> executor;
+    Reply reply;
+  };
+  auto scrape = std::make_shared<Scrape>();
+  scrape->input.ingest = &ingest_metrics_;
+  scrape->input.recovery = pipeline->recovery();
+  scrape->input.ready = pipeline->IngestRefusals().empty();
+  scrape->input.change_log = pipeline->change_log();
+  scrape->input.changes_end = pipeline->ChangesEnd();
+  scrape->executor = executor;
+  scrape->reply = std::move(reply);
+  // The last answer (acq_rel: it sees the other's write) hands over.
+  auto answered = [webhooks = webhook_figures_](const std::shared_ptr<Scrape>& s) {
+    if (s->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (webhooks) s->input.webhooks = webhooks();
+    s->executor->Post([s] {
+      Response res = api::Json(200, RenderMetrics(s->input));
+      res.content_type = kMetricsContentType;
+      std::exchange(s->reply, nullptr)(std::move(res));
+    });
+  };
+  pipeline->GetStats([scrape, answered](pipeline::PipelineStats stats) {
+    scrape->input.stats = std::move(stats);
+    answered(scrape);
+  });
+  pipeline->GetKpis([scrape, answered](pipeline::KpiReport kpis) {
+    scrape->input.kpis = std::move(kpis);
+    answered(scrape);
   });
 }
 

@@ -31,6 +31,8 @@
 
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
+#include "server/ingest_metrics.h"
+#include "server/metrics.h"
 #include "server/wire_json.h"
 
 namespace tierstream::server {
@@ -107,6 +109,17 @@ class HttpApi {
   void Handle(const Request& request, std::shared_ptr<Executor> executor,
               std::function<void(Response)> reply);
 
+  // What the ingest sessions count for /metrics: HTTP bodies here, TCP
+  // connections by their sessions (server/tcp_ingest_session.cc).
+  IngestMetrics& ingest_metrics() { return ingest_metrics_; }
+
+  // The hook for the webhook dispatcher (see WebhookFigures): `figures` is
+  // called once per scrape, on a pipeline worker thread (it must not
+  // block), and its entries are exposed. Set it once, before serving.
+  void SetWebhookFigures(std::function<std::vector<WebhookFigures>()> figures) {
+    webhook_figures_ = std::move(figures);
+  }
+
  private:
   using Reply = std::function<void(Response)>;
   void Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor, Reply reply);
@@ -116,9 +129,13 @@ class HttpApi {
                const std::shared_ptr<Executor>& executor, Reply reply);
   void Tiers(pipeline::Pipeline* pipeline, std::string_view tier_name, std::string_view query,
              const std::shared_ptr<Executor>& executor, Reply reply);
+  void Metrics(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor,
+               Reply reply);
 
   const std::atomic<pipeline::Pipeline*>* pipeline_;
   const size_t tier_export_page_;
+  IngestMetrics ingest_metrics_;
+  std::function<std::vector<WebhookFigures>()> webhook_figures_;
 };
 
 // Internal to the API's .cc files: the answers they share.
@@ -129,8 +146,9 @@ Response Json(int status, std::string body);
 // "store read failed: ..." (retry), or a failed part of the pipeline, which
 // says so itself (the server is shutting down).
 std::string QueryFailure(const Status& failure);
-// POST /v1/events: submits the body and answers its summary.
-void PostEvents(pipeline::Pipeline* pipeline, const Request& request,
+// POST /v1/events: submits the body and answers its summary; `counters`
+// (may be null) counts its batches.
+void PostEvents(pipeline::Pipeline* pipeline, const Request& request, IngestCounters* counters,
                 std::shared_ptr<Executor> executor, std::function<void(Response)> reply);
 // GET /v1/changes: a page of the change feed, long-polled with wait_ms.
 void GetChanges(pipeline::Pipeline* pipeline, std::string_view query,

@@ -312,6 +312,41 @@ TEST_F(HttpApiTest, KpisCountTheIngestedMembers) {
   EXPECT_NE(r.body.find(R"("members":3)"), std::string::npos) << r.body;
 }
 
+TEST_F(HttpApiTest, MetricsCountWhatWasIngested) {
+  Ingest(Join("a", 1) + Join("b", 2) + Join("c", 3), 3);
+  Response r = Call("POST", "/v1/events", "not json\n" + Join("a", 1));  // a re-send
+  ASSERT_EQ(r.status, 200) << r.body;
+  r = Call("GET", "/metrics");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(r.content_type.rfind("text/plain; version=0.0.4", 0), 0u);
+  for (const char* line : {
+           R"(tierstream_ingest_events_total{source="http",outcome="accepted"} 3)",
+           R"(tierstream_ingest_events_total{source="http",outcome="duplicate"} 1)",
+           R"(tierstream_ingest_events_total{source="http",outcome="rejected"} 1)",
+           R"(tierstream_ingest_events_total{source="tcp",outcome="accepted"} 0)",
+           R"(tierstream_ingest_rejections_total{source="http",reason="invalid_json"} 1)",
+           R"(tierstream_ingest_ack_latency_seconds_count{source="http"} 2)",
+           R"(tierstream_members 3)",
+           R"(tierstream_tier_users{tier="new"} 3)",
+           R"(tierstream_shards 2)",
+           R"(tierstream_ready 1)",
+       }) {
+    EXPECT_NE(r.body.find("\n" + std::string(line) + "\n"), std::string::npos) << line;
+  }
+  // The process's counter agrees with the pipeline's durable one.
+  Response k = Call("GET", "/v1/kpis");
+  EXPECT_NE(k.body.find(R"("events_accepted":3,)"), std::string::npos) << k.body;
+
+  r = Call("POST", "/metrics");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(Header(r, "Allow"), "GET");
+  pointer_.store(nullptr);  // recovering
+  r = Call("GET", "/metrics");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"error":"starting: recovery in progress"})");
+}
+
 TEST_F(HttpApiTest, BadIngestBodiesAreCountedOrRefused) {
   Response r = Call("POST", "/v1/events", "not json\n" + Join("a", 1));
   EXPECT_EQ(r.status, 200) << r.body;
