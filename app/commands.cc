@@ -224,6 +224,16 @@ int RunServe(const ServeArgs& args) {
         server.http_port());
   }
   std::thread io([&server] { server.Run(); });
+  // A failed part of the pipeline (an exception escaped a shard worker or the
+  // committer) shuts the server down as a failed io thread does: it stops
+  // accepting, connections answer what they took (ingest is refused by
+  // then), and serve exits 1; a restart recovers every acknowledged event.
+  std::atomic<bool> pipeline_failed{false};
+  options->on_failure = [&server, &pipeline_failed](const Status& failure) {
+    Log(LogLevel::kError, "tierstream: %s; shutting down", failure.ToString().c_str());
+    pipeline_failed.store(true);
+    server.Stop();
+  };
   std::unique_ptr<pipeline::Pipeline> pipeline = OpenPipeline(*options);
   if (pipeline == nullptr) {
     server.Stop();
@@ -264,6 +274,13 @@ int RunServe(const ServeArgs& args) {
   // next start.
   if (webhooks != nullptr) webhooks->Stop();
   s = pipeline->Close();
+  if (pipeline_failed.load()) {
+    Log(LogLevel::kError,
+        "tierstream: exiting after a failed pipeline part (%s); a restart recovers every "
+        "acknowledged event",
+        s.ToString().c_str());
+    return 1;
+  }
   if (!s.ok()) {
     Log(LogLevel::kError, "tierstream: shutdown checkpoint failed: %s", s.ToString().c_str());
     return 1;
@@ -635,11 +652,13 @@ int RunSend(const std::vector<std::string>& files, const ClientArgs& client) {
   return rc;
 }
 
-int RunUser(const std::string& user_id, const ClientArgs& client) {
+namespace {
+
+// GETs `target` and prints the answer's body; exit 0 on 200.
+int PrintGet(const ClientArgs& client, const std::string& target) {
   std::string token;
   if (!LoadClientToken(client, &token)) return 2;
-  auto r = tools::HttpRequest(client.http_address, "GET", "/v1/users/" + tools::UrlEncode(user_id),
-                              {}, 30, token);
+  auto r = tools::HttpRequest(client.http_address, "GET", target, {}, 30, token);
   if (!r.ok()) {
     Log(LogLevel::kError, "tierstream: %s", r.status().ToString().c_str());
     return 1;
@@ -648,16 +667,16 @@ int RunUser(const std::string& user_id, const ClientArgs& client) {
   return r->status == 200 ? 0 : 1;
 }
 
-int RunKpis(const ClientArgs& client) {
-  std::string token;
-  if (!LoadClientToken(client, &token)) return 2;
-  auto r = tools::HttpRequest(client.http_address, "GET", "/v1/kpis", {}, 30, token);
-  if (!r.ok()) {
-    Log(LogLevel::kError, "tierstream: %s", r.status().ToString().c_str());
-    return 1;
-  }
-  std::printf("%s\n", r->body.c_str());
-  return r->status == 200 ? 0 : 1;
+}  // namespace
+
+int RunUser(const std::string& user_id, const ClientArgs& client) {
+  return PrintGet(client, "/v1/users/" + tools::UrlEncode(user_id));
 }
+
+int RunExplain(const std::string& user_id, const ClientArgs& client) {
+  return PrintGet(client, "/v1/users/" + tools::UrlEncode(user_id) + "/explain");
+}
+
+int RunKpis(const ClientArgs& client) { return PrintGet(client, "/v1/kpis"); }
 
 }  // namespace tierstream::app

@@ -69,7 +69,18 @@ inline constexpr int kSendSomeRejected = 2;  // the server rejected some lines (
 // line on stdout; on a terminal, progress from the server's acks on stderr.
 int RunSend(const std::vector<std::string>& files, const ClientArgs& client);
 int RunUser(const std::string& user_id, const ClientArgs& client);
+// Prints GET /v1/users/{id}/explain; exit 1 unless the server answers 200.
+int RunExplain(const std::string& user_id, const ClientArgs& client);
 int RunKpis(const ClientArgs& client);
+
+struct ChangesArgs {
+  std::string after;  // "" (from the oldest retained), a cursor, or "end"
+  bool follow = false;
+  std::string to;    // comma-separated tiers
+  std::string from;  // comma-separated tiers, "null" for a first tier
+};
+// The change feed as NDJSON on stdout (app/changes_command.cc).
+int RunChanges(const ChangesArgs& args, const ClientArgs& client);
 
 }  // namespace tierstream::app
 

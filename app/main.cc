@@ -195,9 +195,32 @@ int main(int argc, char** argv) {
   user_cmd->add_option("--http", client.http_address, "Server HTTP address")->capture_default_str();
   user_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
 
+  auto* explain_cmd = app.add_subcommand(
+      "explain",
+      "Print why a member has her tier, when it changes next, and what she lacks for the others");
+  explain_cmd->add_option("id", user_id, "user_id")->required();
+  explain_cmd->add_option("--http", client.http_address, "Server HTTP address")
+      ->capture_default_str();
+  explain_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
+
   auto* kpis_cmd = app.add_subcommand("kpis", "Print the community KPIs");
   kpis_cmd->add_option("--http", client.http_address, "Server HTTP address")->capture_default_str();
   kpis_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
+
+  ChangesArgs changes;
+  auto* changes_cmd = app.add_subcommand(
+      "changes", "Print the tier changes of a server as NDJSON (its change feed)");
+  changes_cmd->add_option("--after", changes.after,
+                          "Start after this cursor (a change's \"cursor\"), or \"end\" for only "
+                          "what comes next; default: the oldest retained");
+  changes_cmd->add_flag("--follow", changes.follow,
+                        "Keep waiting for new changes (resumes by itself after a server restart)");
+  changes_cmd->add_option("--to", changes.to, "Only changes to these tiers (comma-separated)");
+  changes_cmd->add_option("--from", changes.from,
+                          "Only changes from these tiers (comma-separated; null: a first tier)");
+  changes_cmd->add_option("--http", client.http_address, "Server HTTP address")
+      ->capture_default_str();
+  changes_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
 
   // CLI11 would answer a misspelt command with "A subcommand is required":
   // name it and list the commands instead.
@@ -229,7 +252,9 @@ int main(int argc, char** argv) {
   if (*gen_cmd) return RunGen(gen);
   if (*send_cmd) return RunSend(send_files, client);
   if (*user_cmd) return RunUser(user_id, client);
+  if (*explain_cmd) return RunExplain(user_id, client);
   if (*kpis_cmd) return RunKpis(client);
+  if (*changes_cmd) return RunChanges(changes, client);
   if (*load_cmd) return tools::RunLoad(load);
   return 2;
 }

@@ -33,6 +33,7 @@ enum class StatusCode : unsigned char {
   kUnavailable,  // temporarily refused (disk watermark, overload)
   kCorruption,   // persisted bytes do not decode
   kFailedPrecondition,
+  kInternal,  // a part of the program failed (an exception escaped a thread): restart it
 };
 
 class [[nodiscard]] Status {
@@ -57,6 +58,7 @@ class [[nodiscard]] Status {
   static Status FailedPrecondition(std::string_view m) {
     return {StatusCode::kFailedPrecondition, m};
   }
+  static Status Internal(std::string_view m) { return {StatusCode::kInternal, m}; }
 
   bool ok() const { return rep_ == nullptr; }
   StatusCode code() const { return rep_ ? rep_->code : StatusCode::kOk; }

@@ -41,6 +41,10 @@ std::optional<int64_t> ParseRfc3339(std::string_view text);
 std::optional<int64_t> ParseUtcOffset(std::string_view text);
 std::string FormatUtcOffset(int64_t offset_ms);
 
+// The calendar date of a day number, "2025-11-24" (proleptic Gregorian; the
+// day is already in its offset).
+std::string FormatDay(int32_t day);
+
 }  // namespace tierstream
 
 #endif  // TIERSTREAM_COMMON_TIME_H_

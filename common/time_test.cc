@@ -47,5 +47,19 @@ TEST(ParseUtcOffset, ParsesAndFormats) {
   EXPECT_EQ(FormatUtcOffset(-(5 * 60 + 30) * 60'000), "-05:30");
 }
 
+TEST(FormatDay, GivesTheCalendarDateOfADayNumber) {
+  EXPECT_EQ(FormatDay(0), "1970-01-01");
+  EXPECT_EQ(FormatDay(-1), "1969-12-31");
+  EXPECT_EQ(FormatDay(DayOf(1763913600000, kPlus8)), "2025-11-24");  // local midnight
+  EXPECT_EQ(FormatDay(DayOf(*ParseRfc3339("2024-02-29T23:59:59+08:00"), kPlus8)), "2024-02-29");
+  EXPECT_EQ(FormatDay(DayOf(*ParseRfc3339("2099-12-31T00:00:00Z"), 0)), "2099-12-31");
+  // Every day of 2000..2100 round-trips through the parser.
+  for (int32_t day = DayOf(kMinTsMs, 0); day < DayOf(kMaxTsMs, 0); ++day) {
+    const auto ts = ParseRfc3339(FormatDay(day) + "T00:00:00Z");
+    ASSERT_TRUE(ts.has_value()) << day;
+    ASSERT_EQ(DayOf(*ts, 0), day) << FormatDay(day);
+  }
+}
+
 }  // namespace
 }  // namespace tierstream

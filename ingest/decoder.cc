@@ -346,6 +346,46 @@ struct Decoder::Impl {
   }
 };
 
+const char* RejectReasonName(RejectReason r) {
+  switch (r) {
+    case RejectReason::kInvalidJson:
+      return "invalid_json";
+    case RejectReason::kTooLong:
+      return "too_long";
+    case RejectReason::kMissingField:
+      return "missing_field";
+    case RejectReason::kDuplicateField:
+      return "duplicate_field";
+    case RejectReason::kFutureTs:
+      return "future_ts";
+    case RejectReason::kBadField:
+      return "bad_field";
+    case RejectReason::kOther:
+      break;
+  }
+  return "other";
+}
+
+RejectReason ClassifyReject(std::string_view reason) {
+  // The reasons are the ones written above (DecodeLine, DecodeObject,
+  // ReadId) and by the line framers: keep the two in step
+  // (DecoderTest.EveryReasonHasItsClass).
+  auto starts = [reason](std::string_view prefix) {
+    return reason.substr(0, prefix.size()) == prefix;
+  };
+  if (starts("invalid JSON") || starts("not a JSON object")) return RejectReason::kInvalidJson;
+  if (starts("line exceeds") || starts("element exceeds")) return RejectReason::kTooLong;
+  if (starts("duplicate field")) return RejectReason::kDuplicateField;
+  if (starts("ts: more than")) return RejectReason::kFutureTs;
+  const size_t colon = reason.find(": ");
+  if (colon != std::string_view::npos && colon > 0 && reason.find(' ') > colon) {
+    const std::string_view rest = reason.substr(colon + 2);
+    if (rest.substr(0, 7) == "missing") return RejectReason::kMissingField;
+    if (rest.substr(0, 4) == "must") return RejectReason::kBadField;
+  }
+  return RejectReason::kOther;
+}
+
 Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
 Decoder::~Decoder() = default;
 

@@ -38,6 +38,25 @@ struct TsLimit {
   int64_t ahead_ms = 0;           // the margin past the wall clock, for the reason
 };
 
+// The class of a rejection reason, for counting rejections by cause
+// (GET /metrics): a small fixed set, where the reasons themselves name
+// fields and values. kOther is for a reason this decoder does not give.
+enum class RejectReason : uint8_t {
+  kInvalidJson,     // "invalid JSON: ...", "not a JSON object"
+  kTooLong,         // "line exceeds 1 MiB", "element exceeds 1 MiB"
+  kMissingField,    // "<field>: missing..."
+  kDuplicateField,  // "duplicate field '<field>'"
+  kFutureTs,        // "ts: more than ... in the future"
+  kBadField,        // "<field>: must ..." (a wrong type or range)
+  kOther,
+};
+inline constexpr size_t kRejectReasonCount = 7;
+// "invalid_json", "too_long", "missing_field", "duplicate_field",
+// "future_ts", "bad_field", "other".
+const char* RejectReasonName(RejectReason r);
+// The class of `reason`, as OnReject is given it. A few prefix compares.
+RejectReason ClassifyReject(std::string_view reason);
+
 // Where decoded events go. The decoder calls exactly one of these per
 // non-blank line, in line order.
 class DecodeSink {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -126,6 +127,56 @@ TEST_F(DecoderTest, EveryRejectionNamesItsField) {
   EXPECT_EQ(Reason(R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000} {})")
                 .rfind("invalid JSON: ", 0),
             0u);
+}
+
+// The metrics count rejections by the class of their reason: every reason
+// the decoder gives must fall in a class of its own, none in "other".
+TEST_F(DecoderTest, EveryReasonHasItsClass) {
+  const std::string head = R"({"event_id":"e","type":"order","user_id":"u","ts":1763971200000,)";
+  const std::pair<std::string, RejectReason> cases[] = {
+      {"{not json", RejectReason::kInvalidJson},
+      {"[1,2]", RejectReason::kInvalidJson},
+      {R"({"event_id":"e","type":"message","user_id":"u","ts":1} x)", RejectReason::kInvalidJson},
+      {"{\"event_id\":\"e\xff\"}", RejectReason::kInvalidJson},
+      {R"({"type":"message","user_id":"u","ts":1763971200000})", RejectReason::kMissingField},
+      {head + R"("amount":1})", RejectReason::kMissingField},
+      {head + R"("order_id":"o"})", RejectReason::kMissingField},
+      {R"({"event_id":"e","type":"message","user_id":"u","user_id":"v"})",
+       RejectReason::kDuplicateField},
+      {R"({"event_id":"","type":"message","user_id":"u","ts":1763971200000})",
+       RejectReason::kBadField},
+      {R"({"event_id":"e","type":"poke","user_id":"u","ts":1763971200000})",
+       RejectReason::kBadField},
+      {R"({"event_id":"e","type":"message","user_id":"u","ts":"yesterday"})",
+       RejectReason::kBadField},
+      {R"({"event_id":"e","type":"message","user_id":"u","ts":12})", RejectReason::kBadField},
+      {R"({"event_id":"e","type":"message","user_id":"u","ts":1763971200000,"group_id":1})",
+       RejectReason::kBadField},
+      {head + R"("order_id":7,"amount":1})", RejectReason::kBadField},
+      {head + R"("order_id":"o","amount":-5})", RejectReason::kBadField},
+      {head + R"("order_id":"o","amount":"12"})", RejectReason::kBadField},
+      {head + R"("order_id":"o","amount":1,"channel":"web"})", RejectReason::kBadField},
+      {R"({"event_id":"e","type":"join","user_id":"u","ts":1763971200000,"referrer_id":""})",
+       RejectReason::kBadField},
+  };
+  for (const auto& [line, want] : cases) {
+    const std::string reason = Reason(line);
+    ASSERT_NE(reason, "") << line;
+    EXPECT_EQ(RejectReasonName(ClassifyReject(reason)), std::string(RejectReasonName(want)))
+        << reason;
+  }
+  EXPECT_EQ(ClassifyReject("line exceeds 1 MiB"), RejectReason::kTooLong);
+  EXPECT_EQ(ClassifyReject("element exceeds 1 MiB"), RejectReason::kTooLong);
+  EXPECT_EQ(ClassifyReject("ts: more than 1 day in the future"), RejectReason::kFutureTs);
+  EXPECT_EQ(ClassifyReject("something else: entirely"), RejectReason::kOther);
+  EXPECT_EQ(ClassifyReject(""), RejectReason::kOther);
+  EXPECT_STREQ(RejectReasonName(RejectReason::kOther), "other");
+  // The names are the label values: distinct, one per class.
+  std::set<std::string> names;
+  for (size_t i = 0; i < kRejectReasonCount; ++i) {
+    names.insert(RejectReasonName(static_cast<RejectReason>(i)));
+  }
+  EXPECT_EQ(names.size(), kRejectReasonCount);
 }
 
 TEST_F(DecoderTest, RejectsBrokenJsonInIgnoredFields) {

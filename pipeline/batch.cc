@@ -45,6 +45,7 @@ void BatchBuilder::OnEvent(const Event& event) {
 
 void BatchBuilder::OnReject(uint64_t line, std::string_view reason, std::string_view raw) {
   ++batch_->rejected;
+  ++batch_->rejected_by_reason[static_cast<size_t>(ingest::ClassifyReject(reason))];
   if (batch_->errors.size() < kMaxErrorsListed) {
     batch_->errors.push_back(ingest::LineError{line, std::string(reason)});
   }
@@ -75,10 +76,12 @@ void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutc
     parts += v.empty() ? 0 : 1;
     weight += v.size();
   }
-  if (weight > 0 && (impl_->disk.Low() || impl_->store->failing())) {
+  if (impl_->failed.load(std::memory_order_acquire) ||
+      (weight > 0 && (impl_->disk.Low() || impl_->store->failing()))) {
     // Nothing of it is taken (rejections included): the sender re-sends later.
     BatchAccess::failed(b).store(true);
     b->rejected = 0;
+    b->rejected_by_reason = {};
     b->errors.clear();
     BatchAccess::pending(b).store(1);
     impl_->CompletePart(b);
@@ -113,6 +116,7 @@ void Pipeline::Impl::FinishBatch(Batch* b) {
   outcome.accepted = BatchAccess::accepted(b).load();
   outcome.duplicates = BatchAccess::duplicates(b).load();
   outcome.rejected = b->rejected;
+  outcome.rejected_by_reason = b->rejected_by_reason;
   outcome.errors = std::move(b->errors);
   if (BatchAccess::failed(b).load()) outcome.status = Status::Unavailable(RefusalMessage());
   inflight.fetch_sub(static_cast<int64_t>(BatchAccess::weight(b)), std::memory_order_acq_rel);
@@ -122,6 +126,7 @@ void Pipeline::Impl::FinishBatch(Batch* b) {
 }
 
 std::string Pipeline::Impl::RefusalMessage() const {
+  if (failed.load(std::memory_order_acquire)) return Failure().ToString() + "; restart the server";
   if (disk.Low()) return "disk space is below the watermark; ingest resumes when space returns";
   const std::string failure = store->failure();
   if (failure.empty()) return "the store could not make the batch durable";

@@ -12,6 +12,7 @@
 #ifndef TIERSTREAM_PIPELINE_BATCH_H_
 #define TIERSTREAM_PIPELINE_BATCH_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -33,6 +34,8 @@ struct BatchOutcome {
   uint64_t accepted = 0;
   uint64_t duplicates = 0;
   uint64_t rejected = 0;
+  // `rejected` by the class of each line's reason (ingest::ClassifyReject).
+  std::array<uint64_t, ingest::kRejectReasonCount> rejected_by_reason{};
   std::vector<ingest::LineError> errors;  // at most kMaxErrorsListed
   Status status;  // not OK: some events could not be made durable (none of those applied)
 };
@@ -50,6 +53,7 @@ class Batch {
   std::vector<std::vector<ingest::Event>> per_shard;
   uint64_t events = 0;  // own events (credits excluded)
   uint64_t rejected = 0;
+  std::array<uint64_t, ingest::kRejectReasonCount> rejected_by_reason{};  // sums to `rejected`
   std::vector<ingest::LineError> errors;
   // Events dated later are rejected (the future guard; set by NewBatch).
   ingest::TsLimit ts_limit;

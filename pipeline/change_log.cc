@@ -10,6 +10,7 @@
 // is written with its changes, so recovery republishes exactly those after
 // it. A checkpoint counts only changes the feed holds (Checkpoint flushes).
 #include <algorithm>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,7 +36,8 @@ Status Pipeline::Impl::FlushChanges(Worker* w) {
       for (state::TierChange& c : w->changes) {
         c.written_ms = now;
         state::EncodeTierChange(c, &w->changes_values.emplace_back());
-        if (c.cause != state::ChangeCause::kTime) continue;
+        // Without a journal (an offline replay) there is nothing to replay.
+        if (c.cause != state::ChangeCause::kTime || !options.write_log) continue;
         if (!any_time) state::BeginLogBlock(&w->changes_block);
         any_time = true;
         state::AppendTimeChangeRecord(c.user_id, DayOf(c.at_ms, options.config.utc_offset_ms),
@@ -82,7 +84,7 @@ Status Pipeline::Impl::RepublishReplayed(Worker* w) {
 
 void Pipeline::Impl::TendChangeRetention() {
   if (!feed || store->failing() || Clock::now() < next_retention) return;
-  next_retention = Clock::now() + std::chrono::seconds(10);
+  next_retention = Clock::now() + std::chrono::milliseconds(options.retention_interval_ms);
   const state::ChangeLogConfig& retain = options.config.changes;
   const int64_t t = watermark.load(std::memory_order_acquire);
   const int64_t event_cutoff = t == kNoTs ? INT64_MIN : t - int64_t{retain.retain_days} * kMsPerDay;
@@ -118,19 +120,28 @@ bool Pipeline::change_log() const { return impl_->feed != nullptr; }
 
 uint64_t Pipeline::ChangesEnd() const { return impl_->feed ? impl_->feed->visible_end() - 1 : 0; }
 
-uint64_t Pipeline::ChangesBytes() const { return impl_->feed ? impl_->store->ChangesBytes() : 0; }
+uint64_t Pipeline::ChangesBytes() const {
+  // The committer's sample: the store is not the caller's to read while
+  // the committer may be reopening it.
+  MutexLock lock(&impl_->figures_mu);
+  return impl_->changes_bytes;
+}
 
 namespace {
 // In the state database's meta, beside "shards", "tz", "shard/<i>", ...
 std::string ConsumerKey(std::string_view name) { return "consumer/" + std::string(name); }
 }  // namespace
 
+// Under the readers' lock, like ReadChanges: the committer never reopens
+// the store under a consumer's read or write.
 Status Pipeline::GetConsumerState(std::string_view name, std::string* value, bool* found) {
+  std::shared_lock<std::shared_mutex> reading(impl_->store_readers_mu);
   if (impl_->store->failing()) return Status::Unavailable("the store is recovering");
   return impl_->store->GetMeta(ConsumerKey(name), value, found);
 }
 
 Status Pipeline::PutConsumerState(std::string_view name, std::string_view value) {
+  std::shared_lock<std::shared_mutex> reading(impl_->store_readers_mu);
   if (impl_->store->failing()) return Status::Unavailable("the store is recovering");
   return impl_->store->PutMeta(ConsumerKey(name), value, impl_->options.fsync);
 }
@@ -155,6 +166,11 @@ ChangePage Pipeline::ReadChanges(uint64_t after, size_t limit, const ChangeFilte
     return page;
   }
   const uint64_t end = impl_->feed->visible_end();
+  std::shared_lock<std::shared_mutex> reading(impl_->store_readers_mu);
+  if (impl_->store->failing()) {
+    page.status = Status::Unavailable("the store is recovering from a failed write");
+    return page;
+  }
   // Non-matching changes are passed over, within a bound per call (the
   // scan runs on the caller's thread): `next` then says how far it got.
   size_t scanned = 0;

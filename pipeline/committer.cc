@@ -3,7 +3,7 @@
 // by day, commits the snapshot in one WriteBatch and trims the journal it
 // covers (or writes a spilled id run's blocks); the worker then takes the
 // outcome. Between its jobs the committer tends a failed store
-// (failed_store.cc).
+// (failed_store.cc). A failed committer fails its jobs (failed_part.cc).
 #include <memory>
 #include <string>
 #include <utility>
@@ -50,7 +50,7 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   w->cp_log_seq = w->log_seq;
   w->cp_logged = w->logged_since_checkpoint;
   w->cp_phase.store(CheckpointPhase::kSnapshotting, std::memory_order_release);
-  w->last_checkpoint = Clock::now();
+  w->last_checkpoint = w->cp_started = Clock::now();
   ContinueSnapshot(w, options.snapshot_slice);
 }
 
@@ -142,6 +142,7 @@ void Pipeline::Impl::WriteSpill(Worker* w) {
   // The blocks alone: until a checkpoint writes the descriptor they are
   // unreferenced (and deleted by recovery if none does).
   w->spill_status = store->Commit(&blocks, options.fsync);
+  in_hand = CommitJob{};  // its outcome is given
   w->spill_phase.store(SpillPhase::kWritten, std::memory_order_release);
   w->spill_phase.notify_all();
   w->queue.enqueue(Task{nullptr});  // wakes the worker to take it
@@ -160,12 +161,18 @@ void Pipeline::Impl::RunCommitter() {
     if (!got) {
       TendStore();
       TendChangeRetention();
+      SampleStoreFigures();
       continue;
     }
     Worker* w = job.w;
+    in_hand = job;  // should the committer fail, its failed_part.cc gives the outcome
+    if (options.test_fault_hook) {
+      options.test_fault_hook(job.spill ? "committer.spill" : "committer.checkpoint", w->id);
+    }
     if (job.spill) {
       WriteSpill(w);
       TendStore();
+      SampleStoreFigures();
       continue;
     }
     // New ids go into one blob per day (read only here until the worker
@@ -173,17 +180,37 @@ void Pipeline::Impl::RunCommitter() {
     for (const state::SeenDayBlob& b : w->cp_new_seen.EncodeByDay()) {
       w->cp->PutSeen(w->id, b.day, w->seen_sub.fetch_add(1, std::memory_order_acq_rel) + 1, b.blob);
     }
+    const size_t bytes = w->cp->ApproximateBytes();
     w->cp_status = store->Commit(w->cp.get(), options.fsync);
+    if (w->cp_status.ok()) {
+      checkpoint_seconds.Observe(Clock::now() - w->cp_started);
+      last_checkpoint_bytes.store(bytes, std::memory_order_relaxed);
+    } else {
+      checkpoint_failures.fetch_add(1, std::memory_order_relaxed);
+    }
     if (w->cp_status.ok() && w->cp_log_seq > 0) {
       Status trimmed = store->TrimLog(w->id, w->cp_log_seq);
       if (!trimmed.ok())
         LogAt(LogLevel::kError, "shard %u: log trim failed: %s", w->id, trimmed.ToString().c_str());
     }
+    in_hand = CommitJob{};
     w->cp_phase.store(CheckpointPhase::kCommitted, std::memory_order_release);
     w->cp_phase.notify_all();
     w->queue.enqueue(Task{nullptr});  // wakes the worker to finish it
     TendStore();
+    SampleStoreFigures();
   }
+}
+
+void Pipeline::Impl::SampleStoreFigures() {
+  const auto now = Clock::now();
+  if (now < next_store_sample) return;
+  next_store_sample = now + std::chrono::seconds(1);
+  state::StoreFigures figures = store->Figures();
+  const uint64_t feed_bytes = feed ? store->ChangesBytes() : 0;
+  MutexLock lock(&figures_mu);
+  store_figures = figures;
+  changes_bytes = feed_bytes;
 }
 
 void Pipeline::Impl::StopCommitter() {

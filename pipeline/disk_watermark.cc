@@ -14,6 +14,7 @@ void DiskWatermark::Sample(int64_t now_ms) const {
   // a transient error, or taking it on a full disk.
   if (::statvfs(dir_.c_str(), &fs) != 0) return;
   const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  free_bytes_.store(free_bytes, std::memory_order_relaxed);
   const bool low = free_bytes < min_free_bytes_;
   if (low != low_.load()) {
     Log(low ? LogLevel::kWarning : LogLevel::kInfo, "tierstream: %s: %llu bytes free; ingest %s",

@@ -28,6 +28,13 @@ class DiskWatermark {
     if (now - checked_ms_.load(std::memory_order_relaxed) >= kSampleMs) Sample(now);
     return low_.load(std::memory_order_relaxed);
   }
+  // Free bytes (for an unprivileged user) as of the last sample, sampling
+  // again if it is stale; 0 before a sample succeeded.
+  uint64_t FreeBytes() const {
+    (void)Low();
+    return free_bytes_.load(std::memory_order_relaxed);
+  }
+  uint64_t min_free_bytes() const { return min_free_bytes_; }
 
  private:
   static constexpr int64_t kSampleMs = 50;
@@ -37,6 +44,7 @@ class DiskWatermark {
   const uint64_t min_free_bytes_;
   mutable std::atomic<int64_t> checked_ms_{INT64_MIN / 2};
   mutable std::atomic<bool> low_{false};
+  mutable std::atomic<uint64_t> free_bytes_{0};
 };
 
 }  // namespace tierstream::pipeline

@@ -4,6 +4,7 @@
 // between groups — with backoff.
 #include <chrono>
 #include <cstdlib>
+#include <shared_mutex>
 #include <thread>
 
 #include "common/fd_limit.h"
@@ -40,7 +41,9 @@ void Pipeline::Impl::TendStore() {
     LogAt(LogLevel::kError, "the store failed (%s); ingest is refused until it recovers",
           store->failure().c_str());
   }
-  if (stopping.load() || !workers_running.load()) {
+  // After a failed part the store waits for the restart: a failed worker
+  // would never park.
+  if (stopping.load() || !workers_running.load() || failed.load()) {
     if (pause_requested.load()) release();  // Close() or Open() owns the workers now
     return;
   }
@@ -71,7 +74,12 @@ void Pipeline::Impl::TendStore() {
   ++r.attempts;
   bool reopened = false, unusable = false;
   const auto recover_start = Clock::now();
-  Status s = store->Recover(&reopened, &unusable);
+  Status s;
+  {
+    // No feed reader (an HTTP thread) may be in the store meanwhile.
+    std::unique_lock<std::shared_mutex> readers(store_readers_mu);
+    s = store->Recover(&reopened, &unusable);
+  }
   const double recover_secs = std::chrono::duration<double>(Clock::now() - recover_start).count();
   if (unusable) {
     ::tierstream::Log(LogLevel::kError,
@@ -101,6 +109,9 @@ void Pipeline::Impl::TendStore() {
 
 std::vector<std::string> Pipeline::IngestRefusals() const {
   std::vector<std::string> reasons;
+  if (impl_->failed.load(std::memory_order_acquire)) {
+    reasons.push_back(impl_->Failure().ToString() + "; restart the server");
+  }
   if (impl_->disk.Low()) reasons.emplace_back("disk space is below the watermark");
   if (impl_->store->failing()) {
     reasons.emplace_back("a durable write failed (" + impl_->store->failure() +

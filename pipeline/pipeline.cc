@@ -68,7 +68,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     impl->workers.back()->state.set_warm_memory(options.warm_memory_bytes / shards);
   }
   impl->rules_text = pins->rules;
-  if (options.config.changes.enabled && options.write_log) {
+  if (options.config.changes.enabled) {
     uint64_t last = 0, trimmed = 0;
     Status s = impl->store->GetChangeBounds(&last, &trimmed);
     if (!s.ok()) return s;
@@ -81,7 +81,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     }
   }
   Impl* committer_impl = impl.get();
-  impl->committer = std::thread([committer_impl] { committer_impl->RunCommitter(); });
+  impl->committer = std::thread([committer_impl] { committer_impl->CommitterMain(); });
   Status s = impl->Recover();
   if (!s.ok()) return s;
   s = RecordRules(impl->store.get(), *pins);
@@ -91,7 +91,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   Impl* raw = impl.get();
   for (auto& w : impl->workers) {
     Impl::Worker* wp = w.get();
-    w->thread = std::thread([raw, wp] { raw->Run(wp); });
+    w->thread = std::thread([raw, wp] { raw->WorkerMain(wp); });
   }
   impl->workers_running.store(true);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));

@@ -77,9 +77,25 @@ struct PipelineOptions {
   // system has less free space than this: RocksDB must never meet a full disk.
   uint64_t min_free_bytes = 256ull << 20;
   bool log_to_stderr = true;
+  // How often the change feed's retention is applied (config.changes).
+  int retention_interval_ms = 10'000;
   // The wall clock, in ms since the epoch (empty: the system clock). Tests
   // inject theirs: it decides the future guard and the duplicate horizon.
   std::function<int64_t()> wall_clock;
+  // Called once when a part of the pipeline failed — an exception escaped a
+  // shard worker or the committer (the Status names the part and what it
+  // said) — on the failing thread, so it must not block (serve stops the
+  // server from it). The pipeline goes on answering meanwhile: ingest is
+  // refused (IngestRefusals says why), queries the failed part would have
+  // answered carry the failure, and Close() returns it; a restart recovers
+  // every acknowledged event.
+  std::function<void(const Status& failure)> on_failure;
+  // For tests only (as RocksDB's TEST_SYNC_POINT): called on the pipeline's
+  // threads at named points, so that a test can throw there: "worker.group"
+  // (a shard worker, before it processes a group of batches),
+  // "committer.checkpoint" and "committer.spill" (the committer, before it
+  // handles a job of `shard`). Empty in production.
+  std::function<void(std::string_view where, uint32_t shard)> test_fault_hook;
 };
 
 struct RecoveryStats {
@@ -117,7 +133,9 @@ class Pipeline {
   // ...); ingest resumes once the store recovers"); empty when it is not.
   // A failed write refuses ingest until the store has recovered, which the
   // pipeline does by itself (DB::Resume(), or reopening the database with
-  // the workers paused between groups), retrying with backoff.
+  // the workers paused between groups), retrying with backoff. A failed
+  // part of the pipeline (on_failure) refuses it until a restart ("a
+  // pipeline part failed: shard 1 worker failed: ...; restart the server").
   // Thread-safe and cheap: for /healthz and /readyz.
   std::vector<std::string> IngestRefusals() const;
   // False while the events in flight exceed the bound: producers should wait.
@@ -127,11 +145,17 @@ class Pipeline {
 
   // Queries (typed answers: pipeline/queries.h; Await blocks on one),
   // answered on a worker thread after every batch that completed before the
-  // call. `done` runs once, on a worker thread, and must not block.
+  // call. `done` runs once, on a worker thread, and must not block. After a
+  // part of the pipeline failed (on_failure), every query is still
+  // answered: those a failed shard had to answer carry the failure in
+  // their status (the stats leave its figures out).
   //
   // The profile of `user_id`; nullopt if she is unknown (or no event has
   // been accepted yet).
   void GetUser(std::string user_id, std::function<void(std::optional<ProfileReport>)> done);
+  // Her tier explained as of T (GET /v1/users/{id}/explain); nullopt as
+  // GetUser.
+  void ExplainUser(std::string user_id, std::function<void(std::optional<ExplainReport>)> done);
   // The KPIs, with every tier exact as of T.
   void GetKpis(std::function<void(KpiReport)> done);
   // The members of `tier` after the id `after` ("": from the first), at
@@ -145,9 +169,10 @@ class Pipeline {
   void GetStats(std::function<void(PipelineStats)> done);
 
   // ---- the change feed (docs: README "Tier changes")
-  // Whether tier changes are recorded: config.changes.enabled, with
-  // write_log (time changes are journaled, so that a restart makes the same
-  // ones again; an offline replay records none).
+  // Whether tier changes are recorded (config.changes.enabled). With
+  // write_log the changes time makes are journaled, so that a restart makes
+  // the same ones again; an offline replay records its changes too (it is
+  // not resumed after a crash, but run again on a fresh data dir).
   bool change_log() const;
   // Up to `limit` changes matching `filter` after cursor `after`, as far as
   // they are durable; kChangesFromOldest: from the oldest retained. Reads
@@ -162,19 +187,24 @@ class Pipeline {
   uint64_t OnChangesAfter(uint64_t after, std::function<void()> fn);
   // False if the callback ran or is running.
   bool CancelChangesWait(uint64_t token);
-  // Changes in the feed now (bytes, approximate) for /metrics.
+  // Changes in the feed (bytes, approximate), as the committer last
+  // sampled them (at most about a second before); 0 when the log is off.
+  // Also in GetStats (PipelineStats::changes_bytes).
   uint64_t ChangesBytes() const;
   // What a consumer of the feed that the server runs itself (a webhook)
   // keeps of its position: a small value under `name`, in the state
   // database (written without fsync unless --fsync: it survives kill -9).
-  // Unavailable while the store is failing (it may be reopened meanwhile).
+  // Unavailable while the store is failing (it is reopened meanwhile).
   Status GetConsumerState(std::string_view name, std::string* value, bool* found);
   Status PutConsumerState(std::string_view name, std::string_view value);
 
   // T: the largest accepted ts, or kNoTs.
   int64_t watermark() const;
 
-  // Drains the queues, checkpoints every shard and closes the store.
+  // Drains the queues, checkpoints every shard and closes the store. Not ok
+  // if a final checkpoint failed, or a part of the pipeline failed (the
+  // first such failure; its shard is then not checkpointed: a restart
+  // replays its log).
   Status Close();
 
  private:

@@ -8,6 +8,8 @@
 //   failed_store.cc  a failed store: workers park, the committer brings it back
 //   change_log.cc    the workers' side of the change feed: writing changes,
 //                    republishing them after a crash, retention, reading
+//   failed_part.cc   each thread's entry: a part that failed (an exception
+//                    escaped it) refuses what it is sent until Close
 //   recovery.cc      Open's reload of the checkpoints and replay of the journal
 //   queries.cc       typed fan-out/gather of profiles, KPIs, tier pages, stats
 //   pipeline.cc      Open/Close and the small public accessors
@@ -17,7 +19,7 @@
 // members are confined to its thread, except those of a checkpoint or spill
 // in flight, which pass to the committer and back through cp_phase and
 // spill_phase (release/acquire). Impl's atomics are shared; the rest is set
-// before the threads start.
+// before the threads start, but for what error_mu guards.
 #ifndef TIERSTREAM_PIPELINE_PIPELINE_IMPL_H_
 #define TIERSTREAM_PIPELINE_PIPELINE_IMPL_H_
 
@@ -30,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <thread>
@@ -37,6 +40,7 @@
 #include <vector>
 
 #include "common/hash.h"
+#include "common/latency_histogram.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "common/time.h"
@@ -90,10 +94,11 @@ class BatchAccess {
 
 // A query on its way to a worker (queries.cc).
 struct Query {
-  enum class Kind { kUser, kKpis, kListTier, kStats } kind;
-  // kUser
+  enum class Kind { kUser, kExplain, kKpis, kListTier, kStats } kind;
+  // kUser, kExplain
   std::string user_id;
   std::function<void(std::optional<ProfileReport>)> user_done;
+  std::function<void(std::optional<ExplainReport>)> explain_done;
   // The others: shared across shards, the last one answers. What the
   // shards add up is guarded by mu; the rest is set before the broadcast.
   struct Gather {
@@ -104,7 +109,8 @@ struct Query {
     std::vector<std::pair<std::string, ProfileReport>> members ABSL_GUARDED_BY(mu);
     int64_t as_of ABSL_GUARDED_BY(mu) = kNoTs;
     PipelineStats stats ABSL_GUARDED_BY(mu);
-    Status error ABSL_GUARDED_BY(mu);  // the first shard's failed tier listing
+    // The first shard's failure: a tier listing that failed, a failed shard.
+    Status error ABSL_GUARDED_BY(mu);
     state::Tier tier = state::Tier::kNone;
     size_t limit = 0;
     bool with_profiles = false;
@@ -170,6 +176,14 @@ struct Pipeline::Impl {
     moodycamel::BlockingConcurrentQueue<Task> queue;
     moodycamel::ConcurrentQueue<Query*> queries;
     std::thread thread;
+    // What the worker took and has not completed: the tasks it dequeued
+    // (each nulled once in the group) and the group being processed (each
+    // nulled once completed). A failed worker refuses what is left.
+    std::vector<Task> tasks = std::vector<Task>(kMaxGroupBatches);
+    std::vector<Batch*> group;
+    // The query being answered until this shard has given its share (a
+    // failed worker answers it).
+    std::unique_ptr<Query> answering;
     uint64_t log_seq = 0;         // last block appended to this shard's log
     uint64_t checkpoint_seq = 0;  // last block covered by a checkpoint
     Clock::time_point last_checkpoint = Clock::now();
@@ -194,6 +208,7 @@ struct Pipeline::Impl {
     std::atomic<SpillPhase> spill_phase{SpillPhase::kIdle};
     uint64_t cp_log_seq = 0;
     uint64_t cp_logged = 0;
+    Clock::time_point cp_started;  // when its snapshot began (its duration, for /metrics)
     Status cp_status;
     std::atomic<CheckpointPhase> cp_phase{CheckpointPhase::kIdle};
     // Scratch reused across groups.
@@ -251,15 +266,37 @@ struct Pipeline::Impl {
   };
   moodycamel::BlockingConcurrentQueue<CommitJob> commits;
   std::thread committer;
+  // The job the committer is handling, until its outcome is given (a failed
+  // committer gives it). The committer's alone.
+  CommitJob in_hand;
   bool rules_changed = false;  // re-evaluate every user's tier during recovery
   std::string rules_text;      // the rules, as a change caused by them names them
+  // Held shared by the feed's readers (ReadChanges, on HTTP threads; the
+  // webhooks' Get/PutConsumerState) and exclusively while the committer
+  // reopens the store (TendStore).
+  std::shared_mutex store_readers_mu;
   // The change feed (null when the change log is off).
   std::unique_ptr<ChangeFeed> feed;
   std::atomic<uint64_t> changes_trimmed{0};  // retention: the feed starts after it
   Clock::time_point next_retention = Clock::now();
   bool closed = false;
-  Mutex error_mu;
+  // Figures for /metrics (GetStats). Checkpoints are timed and sized by
+  // the committer as it commits them; RocksDB's figures are sampled by it
+  // too, between jobs, at most once a second (SampleStoreFigures): the
+  // committer is the one thread that may call the store while it recovers.
+  LatencyHistogram checkpoint_seconds{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  std::atomic<uint64_t> checkpoint_failures{0};
+  std::atomic<uint64_t> last_checkpoint_bytes{0};
+  Clock::time_point next_store_sample;  // the committer's
+  mutable Mutex figures_mu;
+  state::StoreFigures store_figures ABSL_GUARDED_BY(figures_mu);
+  uint64_t changes_bytes ABSL_GUARDED_BY(figures_mu) = 0;
+  // A part of the pipeline failed (an exception escaped a worker or the
+  // committer): ingest is refused until a restart, and `part_failure` says why.
+  std::atomic<bool> failed{false};
+  mutable Mutex error_mu;
   Status first_worker_error ABSL_GUARDED_BY(error_mu);
+  Status part_failure ABSL_GUARDED_BY(error_mu);  // the first failed part
 
   // "tierstream: <message>" at `level`, unless options.log_to_stderr is off.
   void LogAt(LogLevel level, const char* fmt, ...) const __attribute__((format(printf, 3, 4)));
@@ -294,6 +331,7 @@ struct Pipeline::Impl {
 
   // ---- shard_worker.cc
   void Run(Worker* w);
+  // Processes and completes batches[0, n), nulling each as it completes it.
   void ProcessGroup(Worker* w, Batch** batches, size_t n);
   // Makes the users of the group's accepted events resident (ShardState::PrepareUser).
   Status PrepareUsers(Worker* w);
@@ -323,6 +361,10 @@ struct Pipeline::Impl {
   bool FinishSpill(Worker* w, bool wait);
   void RunCommitter();
   void StopCommitter();
+  // On the committer: samples RocksDB's figures once `next_store_sample`
+  // has passed (a few microseconds; stale by at most a second, or by a long
+  // commit).
+  void SampleStoreFigures();
 
   // ---- failed_store.cc
   // Waits, at the top of the worker's loop, while the committer recovers the
@@ -342,6 +384,23 @@ struct Pipeline::Impl {
   Status RepublishReplayed(Worker* w);
   // On the committer, now and then: drops changes past retention.
   void TendChangeRetention();
+
+  // ---- failed_part.cc
+  // The entries of the workers' threads and of the committer's: what escapes
+  // Run or RunCommitter is caught and recorded (Fail), and the thread then
+  // refuses what it is sent until Close: batches complete as failed,
+  // queries are answered with the failure, checkpoints and spills as failed.
+  void WorkerMain(Worker* w);
+  void CommitterMain();
+  // Logs that `part` failed with `what`; the first failure becomes
+  // `part_failure` (and first_worker_error, if none yet) and calls on_failure.
+  void Fail(const std::string& part, const std::string& what);
+  // The first failure; ok while no part failed.
+  Status Failure() const;
+  void RefuseUntilClosed(Worker* w);
+  // Answers `q` on behalf of a failed shard: with the failure.
+  void RefuseQuery(std::unique_ptr<Query> q);
+  void RefuseCommits();
 
   // ---- recovery.cc
   Status Recover();
@@ -364,6 +423,8 @@ struct Pipeline::Impl {
   // journal could not replay in that order.
   void AnswerQueries(Worker* w, bool mid_group = false, bool stats_only = false,
                      bool applying = false);
+  // Answers a KPI, tier page or stats query: the last shard's share came.
+  void FinishGather(Query::Kind kind, Query::Gather* g);
   // (user_id, profile when `with_profiles`) of at most `limit` members of
   // `tier` after `after`, in id order, as of day `today` and T `t`; *error
   // set if the store could not be read (the members are then partial).

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <random>
 
 #include "common/hash.h"
@@ -421,6 +424,222 @@ TEST(Pipeline, ReevaluatesEveryTierWhenTheRulesChange) {
       tierstream::testing::DiffKpis(body, tierstream::testing::Evaluate(lines).kpis, true).empty(),
       false)
       << "the new rules must change some tier counts";
+}
+
+// Histories for the explain test: ~300 users over the 60 days up to
+// 2025-11-24 (+08:00), every ts before 23:00 of that day.
+class Histories {
+ public:
+  static constexpr int64_t kDay0 = 1763913600000;  // 2025-11-24T00:00:00+08:00
+  static constexpr int64_t kEnd = kDay0 + 23 * 3'600'000;
+
+  explicit Histories(uint64_t seed) : rng_(seed) {}
+
+  // An event of `user` `days_ago` days before 2025-11-24, at a random time
+  // of that day (before 23:00).
+  void Add(const std::string& type, const std::string& user, int days_ago,
+           const std::string& extra = "") {
+    const int64_t ts =
+        kDay0 - int64_t{days_ago} * kMsPerDay + static_cast<int64_t>(rng_() % (23 * 3'600'000));
+    lines.push_back(R"({"event_id":"h)" + std::to_string(lines.size()) + R"(","type":")" + type +
+                    R"(","user_id":")" + user + R"(","ts":)" + std::to_string(ts) + extra + "}");
+  }
+  void Order(const std::string& user, int days_ago, int64_t fen, const char* type = "order") {
+    char amount[32];
+    std::snprintf(amount, sizeof amount, "%lld.%02lld", static_cast<long long>(fen / 100),
+                  static_cast<long long>(fen % 100));
+    Add(type, user, days_ago,
+        R"(,"order_id":"o)" + std::to_string(lines.size()) + R"(","amount":)" + amount);
+  }
+  void Interactions(const std::string& user, int n, int oldest_days_ago) {
+    static const char* kTypes[] = {"message", "reaction", "checkin", "share"};
+    for (int i = 0; i < n; ++i) Add(kTypes[rng_() % 4], user, Uniform(0, oldest_days_ago));
+  }
+  int Uniform(int lo, int hi) { return lo + static_cast<int>(rng_() % (hi - lo + 1)); }
+
+  std::vector<std::string> lines;
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+// Explain's promise, end to end: with no event of hers, a user still has
+// her tier at T = next_change.at - 1 and has next_change.tier at T = at.
+// 300 users with varied histories; T then moves only by the messages of a
+// "clock" user, through every predicted at - 1 and at in order; at each
+// step every user's profile (GetUser) is checked against her prediction,
+// and a user whose change came is explained again, until no change is left
+// (each has at most a handful: windows empty within 30 days of her last
+// event). Users are evicted (48 resident of ~350): explanations and
+// profiles read them back from the store. At every step the KPIs' tier
+// counts (the sweep's, by timers) must agree with the profiles too.
+TEST(Pipeline, ExplainedTierChangesHappenExactlyAtTheirPredictedTime) {
+  Histories h(2025);
+  std::vector<std::string> users;
+  for (int i = 0; i < 300; ++i) {
+    const std::string u = "u" + std::to_string(i);
+    users.push_back(u);
+    switch (i % 8) {
+      case 0:  // a random mix
+        h.Add("join", u, h.Uniform(0, 60));
+        h.Interactions(u, h.Uniform(0, 8), 12);
+        for (int k = h.Uniform(0, 5); k > 0; --k) h.Order(u, h.Uniform(0, 35), h.Uniform(1, 30000));
+        if (h.Uniform(0, 3) == 0) h.Order(u, h.Uniform(0, 35), h.Uniform(1, 20000), "refund");
+        break;
+      case 1:  // high_value until her orders leave the 30-day window
+        h.Add("join", u, h.Uniform(31, 60));
+        for (int k = h.Uniform(4, 6); k > 0; --k)
+          h.Order(u, h.Uniform(0, 29), h.Uniform(15000, 25000));
+        h.Interactions(u, h.Uniform(0, 4), 9);
+        break;
+      case 2:  // high_value once her refund leaves the 30-day window
+        h.Add("join", u, 60);
+        h.Order(u, h.Uniform(20, 29), h.Uniform(10000, 20000), "refund");
+        for (int k = 0; k < 4; ++k) h.Order(u, h.Uniform(0, 15), 14000);
+        break;
+      case 3:  // new
+        h.Add("join", u, h.Uniform(0, 29));
+        h.Interactions(u, h.Uniform(0, 6), 8);
+        break;
+      case 4:  // left (some came back and left again)
+        h.Add("join", u, h.Uniform(20, 60));
+        h.Interactions(u, h.Uniform(0, 4), 9);
+        if (h.Uniform(0, 1) == 0) {
+          h.Add("leave", u, 19);
+          h.Add("join", u, h.Uniform(10, 18));
+        }
+        h.Add("leave", u, h.Uniform(0, 9));
+        break;
+      case 5:  // no join: joined_at is her first event
+        h.Add("message", u, h.Uniform(0, 50));
+        h.Interactions(u, h.Uniform(0, 5), 10);
+        break;
+      case 6:  // active, then regular, then dormant
+        h.Add("join", u, h.Uniform(30, 60));
+        h.Interactions(u, h.Uniform(3, 9), 6);
+        break;
+      case 7: {  // names a referrer: a profile with no event of her own
+        const std::string r = "r" + std::to_string(i);
+        users.push_back(r);
+        h.Add("join", u, h.Uniform(0, 40), R"(,"referrer_id":")" + r + "\"");
+        h.Interactions(u, h.Uniform(0, 3), 7);
+        break;
+      }
+    }
+  }
+  users.push_back("clock");
+
+  TempDir dir;
+  PipelineOptions o;
+  o.data_dir = dir.path();
+  o.shards = 3;
+  o.max_resident_users = 48;  // 16 a shard
+  o.checkpoint_interval_ms = 20;
+  o.config.max_future_ms = 0;
+  o.log_to_stderr = false;
+  auto opened = Pipeline::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Pipeline& p = **opened;
+  ASSERT_EQ(Feed(p, h.lines, 5).accepted, h.lines.size());
+
+  int64_t t = kNoTs;
+  auto tick = [&](int64_t ts) {
+    if (ts <= t) return;
+    t = ts;
+    const std::string line = R"({"event_id":"clock)" + std::to_string(ts) +
+                             R"(","type":"message","user_id":"clock","ts":)" + std::to_string(ts) +
+                             "}";
+    ASSERT_EQ(Feed(p, {line}, 1).accepted, 1u);
+    ASSERT_EQ(p.watermark(), ts);
+  };
+  tick(Histories::kEnd);
+
+  struct Prediction {
+    state::Tier tier = state::Tier::kNone;
+    std::optional<state::NextChange> next;
+  };
+  std::map<std::string, Prediction> predicted;
+  std::map<state::NextChangeCause, int> causes;
+  int changes = 0, never = 0;
+  auto explain = [&](const std::string& u) {
+    const std::optional<ExplainReport> x = Await(p, &Pipeline::ExplainUser, u);
+    ASSERT_TRUE(x.has_value()) << u;
+    ASSERT_TRUE(x->status.ok()) << x->status.ToString();
+    EXPECT_EQ(x->as_of, t);
+    EXPECT_EQ(x->user_id, u);
+    Prediction& pr = predicted[u];
+    pr.tier = x->explanation.tier;
+    pr.next = x->explanation.next_change;
+    if (pr.next) {
+      EXPECT_GT(pr.next->at, t) << u;
+      ++changes;
+      ++causes[pr.next->cause];
+    } else {
+      ++never;
+    }
+  };
+  auto tier_of = [&](const std::string& u) {
+    const std::optional<ProfileReport> r = Await(p, &Pipeline::GetUser, u);
+    EXPECT_TRUE(r.has_value() && r->status.ok()) << u;
+    return r ? r->profile.tier : state::Tier::kNone;
+  };
+  // Every user as predicted; the sweep's tier counts agree with profiles.
+  auto check_all = [&](const char* when) {
+    std::array<int64_t, state::kTierCount> counts{};
+    for (const std::string& u : users) {
+      const state::Tier tier = tier_of(u);
+      ++counts[static_cast<size_t>(tier)];
+      if (u == "clock") continue;
+      const Prediction& pr = predicted.at(u);
+      if (pr.next && t >= pr.next->at) {
+        ASSERT_EQ(t, pr.next->at) << u << " was not checked at her change";
+        ASSERT_EQ(state::TierName(tier), state::TierName(pr.next->tier))
+            << u << " at " << when << " T=" << t << ": " << pr.next->because;
+      } else {
+        ASSERT_EQ(state::TierName(tier), state::TierName(pr.tier))
+            << u << " at " << when << " T=" << t;
+      }
+    }
+    EXPECT_EQ(Await(p, &Pipeline::GetKpis).kpis.tiers, counts) << when << " T=" << t;
+  };
+
+  for (const std::string& u : users) {
+    if (u != "clock") explain(u);
+  }
+  check_all("start");
+  int steps = 0;
+  for (;;) {
+    int64_t next_at = INT64_MAX;
+    for (const auto& [u, pr] : predicted) {
+      if (pr.next) next_at = std::min(next_at, pr.next->at);
+    }
+    if (next_at == INT64_MAX) break;
+    ASSERT_LT(++steps, 200) << "changes must run out";
+    tick(next_at - 1);
+    check_all("at - 1");
+    tick(next_at);
+    check_all("at");
+    for (const auto& [u, pr] : predicted) {
+      if (pr.next && pr.next->at == next_at) {
+        const state::Tier came = pr.next->tier;
+        explain(u);
+        EXPECT_EQ(predicted.at(u).tier, came) << u;
+      }
+    }
+  }
+  // Not vacuous: many changes, of every kind, and users read back from the
+  // store.
+  EXPECT_GE(steps, 25);
+  EXPECT_GT(changes, 300);
+  EXPECT_EQ(never, static_cast<int>(users.size()) - 1) << "every chain ends";
+  for (auto cause :
+       {state::NextChangeCause::kNewEnds, state::NextChangeCause::kOrdersLeave,
+        state::NextChangeCause::kRefundsLeave, state::NextChangeCause::kInteractionsLeave,
+        state::NextChangeCause::kLastInteractionsLeave}) {
+    EXPECT_GT(causes[cause], 20) << static_cast<int>(cause);
+  }
+  EXPECT_GT(Await(p, &Pipeline::GetStats).reloads, 100u);
+  ASSERT_TRUE(p.Close().ok());
 }
 
 TEST(Pipeline, RefusesToReopenInAnotherTimeZone) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,17 @@ void Pipeline::GetUser(std::string user_id,
   auto* q = new Query{};
   q->kind = Query::Kind::kUser;
   q->user_done = std::move(done);
+  auto& w = *impl_->workers[ShardOf(user_id, shards())];
+  q->user_id = std::move(user_id);
+  w.queries.enqueue(q);
+  w.queue.enqueue(Task{nullptr});
+}
+
+void Pipeline::ExplainUser(std::string user_id,
+                           std::function<void(std::optional<ExplainReport>)> done) {
+  auto* q = new Query{};
+  q->kind = Query::Kind::kExplain;
+  q->explain_done = std::move(done);
   auto& w = *impl_->workers[ShardOf(user_id, shards())];
   q->user_id = std::move(user_id);
   w.queries.enqueue(q);
@@ -76,20 +88,42 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only, b
       w->deferred.push_back(q);
       continue;
     }
-    std::unique_ptr<Query> owned(q);
+    // Should the worker fail before this shard's share is given, its
+    // failed_part.cc answers the query.
+    w->answering.reset(q);
     const int64_t t = watermark.load(std::memory_order_acquire);
     const int32_t today = t == kNoTs ? kNoDay : DayOf(t, options.config.utc_offset_ms);
     switch (q->kind) {
       case Query::Kind::kUser: {
+        std::optional<ProfileReport> answer;
         ProfileReport r;
         r.as_of = t;
         if (today != kNoDay && w->state.GetProfile(q->user_id, today, &r.profile)) {
-          q->user_done(std::move(r));
+          answer = std::move(r);
         } else if (Status read = w->state.TakeUserError(); !read.ok()) {
           r.status = std::move(read);
-          q->user_done(std::move(r));
+          answer = std::move(r);
+        }
+        const std::unique_ptr<Query> owned = std::move(w->answering);
+        q->user_done(std::move(answer));
+        break;
+      }
+      case Query::Kind::kExplain: {
+        ExplainReport r;
+        r.as_of = t;
+        // Read as GetProfile reads her (evicted: back from the store) and
+        // evaluated now, so it is exact even while a sweep is in progress.
+        const state::UserState* s = today == kNoDay ? nullptr : w->state.GetUserState(q->user_id);
+        const std::unique_ptr<Query> owned = std::move(w->answering);  // answered below
+        if (s != nullptr) {
+          r.user_id = std::move(q->user_id);
+          r.explanation = state::Explain(*s, today, options.config);
+          q->explain_done(std::move(r));
+        } else if (Status read = w->state.TakeUserError(); !read.ok()) {
+          r.status = std::move(read);
+          q->explain_done(std::move(r));
         } else {
-          q->user_done(std::nullopt);
+          q->explain_done(std::nullopt);
         }
         break;
       }
@@ -108,17 +142,8 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only, b
           g.stats.id_runs += w->state.id_runs();
           g.stats.events_beyond_horizon += static_cast<uint64_t>(w->state.events_beyond_horizon());
         }
-        if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          PipelineStats stats;
-          {
-            MutexLock lock(&g.mu);
-            stats = g.stats;
-          }
-          stats.shards = workers.size();
-          stats.max_resident_users = ResidentLimit() * workers.size();
-          stats.events_in_flight = inflight.load();
-          g.stats_done(stats);
-        }
+        const std::unique_ptr<Query> owned = std::move(w->answering);
+        if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) FinishGather(q->kind, &g);
         break;
       }
       case Query::Kind::kKpis:
@@ -143,36 +168,70 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only, b
             if (g.error.ok() && !listed.ok()) g.error = listed;
           }
         }
-        if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          if (q->kind == Query::Kind::kKpis) {
-            KpiReport report;
-            {
-              MutexLock lock(&g.mu);
-              report = KpiReport{g.kpis, g.as_of};
-            }
-            g.kpis_done(std::move(report));
-          } else {
-            TierPage page;
-            {
-              MutexLock lock(&g.mu);
-              members = std::move(g.members);
-              page.status = g.error;
-            }
-            // Each shard gave its first limit + 1: the first limit + 1 of
-            // the union are among them.
-            std::sort(members.begin(), members.end(),
-                      [](const auto& a, const auto& b) { return a.first < b.first; });
-            page.more = members.size() > g.limit;
-            if (page.more) members.resize(g.limit);
-            for (auto& [id, profile] : members) {
-              page.user_ids.push_back(std::move(id));
-              if (g.with_profiles) page.profiles.push_back(std::move(profile));
-            }
-            g.page_done(std::move(page));
-          }
-        }
+        const std::unique_ptr<Query> owned = std::move(w->answering);
+        if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) FinishGather(q->kind, &g);
         break;
       }
+    }
+  }
+}
+
+void Pipeline::Impl::FinishGather(Query::Kind kind, Query::Gather* g) {
+  switch (kind) {
+    case Query::Kind::kUser:
+    case Query::Kind::kExplain:
+      break;  // not gathered
+    case Query::Kind::kStats: {
+      PipelineStats stats;
+      {
+        MutexLock lock(&g->mu);
+        stats = g->stats;
+      }
+      stats.shards = workers.size();
+      stats.max_resident_users = ResidentLimit() * workers.size();
+      stats.events_in_flight = inflight.load();
+      stats.checkpoint_seconds = checkpoint_seconds.Snapshot();
+      stats.checkpoint_failures = checkpoint_failures.load(std::memory_order_relaxed);
+      stats.last_checkpoint_bytes = last_checkpoint_bytes.load(std::memory_order_relaxed);
+      stats.disk_free_bytes = disk.FreeBytes();
+      stats.min_free_bytes = disk.min_free_bytes();
+      {
+        MutexLock lock(&figures_mu);
+        stats.store = store_figures;
+        stats.changes_bytes = changes_bytes;
+      }
+      g->stats_done(std::move(stats));
+      break;
+    }
+    case Query::Kind::kKpis: {
+      KpiReport report;
+      {
+        MutexLock lock(&g->mu);
+        report = KpiReport{g->kpis, g->as_of, g->error};
+      }
+      g->kpis_done(std::move(report));
+      break;
+    }
+    case Query::Kind::kListTier: {
+      TierPage page;
+      std::vector<std::pair<std::string, ProfileReport>> members;
+      {
+        MutexLock lock(&g->mu);
+        members = std::move(g->members);
+        page.status = g->error;
+      }
+      // Each shard gave its first limit + 1: the first limit + 1 of the
+      // union are among them.
+      std::sort(members.begin(), members.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      page.more = members.size() > g->limit;
+      if (page.more) members.resize(g->limit);
+      for (auto& [id, profile] : members) {
+        page.user_ids.push_back(std::move(id));
+        if (g->with_profiles) page.profiles.push_back(std::move(profile));
+      }
+      g->page_done(std::move(page));
+      break;
     }
   }
 }
@@ -187,9 +246,16 @@ std::vector<std::pair<std::string, ProfileReport>> Pipeline::Impl::ListTierOf(
   if (w->state.dirty_count() > 0 ||
       w->cp_phase.load(std::memory_order_acquire) != CheckpointPhase::kIdle) {
     Status s = Checkpoint(w);
-    if (!s.ok())
+    if (!s.ok()) {
       LogAt(LogLevel::kError, "shard %u: checkpoint before tier listing failed: %s", w->id,
             s.ToString().c_str());
+      // After a failed part (the committer's, say) no checkpoint will bring
+      // the store up to date: the listing would miss what changed.
+      if (failed.load(std::memory_order_acquire)) {
+        *error = s;
+        return members;
+      }
+    }
   }
   if (with_profiles && today == kNoDay) return members;  // no event yet: no profiles either
   state::UserState user;

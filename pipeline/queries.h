@@ -21,20 +21,35 @@
 #include <utility>
 #include <vector>
 
+#include "common/latency_histogram.h"
 #include "common/mutex.h"
 #include "common/status.h"
 #include "common/time.h"
+#include "state/explain.h"
 #include "state/kpis.h"
 #include "state/profile.h"
+#include "state/store.h"
 #include "state/tier_change.h"
 
 namespace tierstream::pipeline {
 
 // A user's profile, evaluated as of T when her shard answered.
 // Not ok: she exists but her state could not be read back from the store
-// (the profile is empty) — not the same answer as an unknown user.
+// (the profile is empty) — not the same answer as an unknown user — or her
+// shard failed (kInternal: whether she exists is not known; see
+// PipelineOptions::on_failure).
 struct ProfileReport {
   state::Profile profile;
+  int64_t as_of = kNoTs;
+  Status status;
+};
+
+// Why a user has her tier, when it changes next with no event of hers, and
+// what she lacks for the others (state/explain.h), as of T when her shard
+// answered. Not ok: as ProfileReport (the explanation is empty).
+struct ExplainReport {
+  std::string user_id;
+  state::Explanation explanation;
   int64_t as_of = kNoTs;
   Status status;
 };
@@ -43,6 +58,7 @@ struct ProfileReport {
 struct KpiReport {
   state::KpiPartial kpis;
   int64_t as_of = kNoTs;
+  Status status;  // not ok: a shard failed and could not add its share (the sums are partial)
 };
 
 // One page of a tier's members, in user-id order (Pipeline::ListTierPage).
@@ -52,10 +68,13 @@ struct TierPage {
   // user_ids (read from the store as its shard's checkpoint left it).
   std::vector<ProfileReport> profiles;
   bool more = false;  // members follow the last one of this page
-  Status status;      // not ok: a shard's members could not be read (the page is partial)
+  // Not ok: a shard's members could not be read, or its shard failed (the
+  // page is partial).
+  Status status;
 };
 
-// Operational figures (GET /healthz), summed over every shard.
+// Operational figures (GET /healthz), summed over every shard (but a
+// failed one: see PipelineOptions::on_failure).
 struct PipelineStats {
   uint64_t shards = 0;
   uint64_t resident_users = 0;
@@ -70,6 +89,21 @@ struct PipelineStats {
   uint64_t id_runs = 0;
   uint64_t events_beyond_horizon = 0;  // accepted though older than the duplicate horizon
   int64_t events_in_flight = 0;        // submitted, not yet completed
+
+  // For GET /metrics (not in /healthz):
+  // Committed checkpoints, every shard's, from the start of a snapshot to
+  // its commit; commits that failed; the write batch of the latest one.
+  HistogramSnapshot checkpoint_seconds;
+  uint64_t checkpoint_failures = 0;
+  uint64_t last_checkpoint_bytes = 0;
+  // The data dir's file system: free bytes (sampled at most 50 ms before)
+  // and the watermark under which ingest is refused.
+  uint64_t disk_free_bytes = 0;
+  uint64_t min_free_bytes = 0;
+  // RocksDB's figures and the change feed's bytes, sampled by the
+  // committer at most a second before (or a long commit before).
+  state::StoreFigures store;
+  uint64_t changes_bytes = 0;
 };
 
 namespace internal {

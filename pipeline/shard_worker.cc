@@ -16,8 +16,8 @@ using ingest::Event;
 using ingest::EventType;
 
 void Pipeline::Impl::Run(Worker* w) {
-  std::vector<Task> tasks(kMaxGroupBatches);
-  std::vector<Batch*> group;
+  std::vector<Task>& tasks = w->tasks;
+  std::vector<Batch*>& group = w->group;
   group.reserve(kMaxGroupBatches);
   for (;;) {
     if (pause_requested.load(std::memory_order_acquire)) Park(w);
@@ -31,7 +31,7 @@ void Pipeline::Impl::Run(Worker* w) {
     size_t group_events = 0;
     bool stop = false;
     for (size_t i = 0; i < n; ++i) {
-      Batch* b = tasks[i].batch;
+      Batch* b = std::exchange(tasks[i].batch, nullptr);
       if (b == nullptr) {
         stop = stopping.load();
         continue;
@@ -58,6 +58,7 @@ void Pipeline::Impl::Run(Worker* w) {
 
 void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   using internal::BatchAccess;
+  if (options.test_fault_hook) options.test_fault_hook("worker.group", w->id);
   state::ShardState& st = w->state;
   w->accepted.clear();
   int64_t group_max_ts = kNoTs;
@@ -203,7 +204,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
             c.ToString().c_str());
     }
   }
-  for (size_t i = 0; i < n; ++i) CompletePart(batches[i]);
+  for (size_t i = 0; i < n; ++i) CompletePart(std::exchange(batches[i], nullptr));
 }
 
 Status Pipeline::Impl::PrepareUsers(Worker* w) {
@@ -260,16 +261,18 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   // A spill starts between checkpoints (the blobs of one in flight would
   // race the freeze), before the next one may start.
   // A failed store refuses writes until it is recovered: checkpoints and
-  // spills wait (a final checkpoint still tries, and reports).
-  const bool store_failing = store->failing();
-  if (!force_checkpoint && !store_failing && w->state.WantsSpill() &&
+  // spills wait (a final checkpoint still tries, and reports); after a part
+  // of the pipeline failed they wait for the restart, which replays the log
+  // (a failed committer would only fail them).
+  const bool hold_writes = store->failing() || failed.load(std::memory_order_acquire);
+  if (!force_checkpoint && !hold_writes && w->state.WantsSpill() &&
       w->spill_phase.load(std::memory_order_acquire) == SpillPhase::kIdle &&
       w->cp_phase.load(std::memory_order_acquire) == CheckpointPhase::kIdle) {
     StartSpill(w);
   }
   // Users changed since the snapshot cannot be evicted: far over the bound,
   // the worker checkpoints and evicts before it takes more events.
-  if (!store_failing && w->state.resident_users() > ResidentLimit() + ResidentLimit() / 2) {
+  if (!hold_writes && w->state.resident_users() > ResidentLimit() + ResidentLimit() / 2) {
     s = Checkpoint(w);
     if (!s.ok())
       LogAt(LogLevel::kError, "shard %u: checkpoint failed (will retry): %s", w->id,
@@ -289,7 +292,7 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
       MutexLock lock(&error_mu);
       if (first_worker_error.ok()) first_worker_error = s;
     }
-  } else if (store_failing || !flushed.ok() ||
+  } else if (hold_writes || !flushed.ok() ||
              w->spill_phase.load(std::memory_order_acquire) != SpillPhase::kIdle) {
     // A checkpoint waits for the store to recover (it would fail), and for
     // the spill in flight: the ids frozen for it are

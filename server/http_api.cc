@@ -1,6 +1,7 @@
 // Routes the HTTP API's requests to the pipeline and renders its answers.
 #include "server/http_api.h"
 
+#include <atomic>
 #include <charconv>
 #include <optional>
 #include <utility>
@@ -14,6 +15,7 @@ namespace tierstream::server {
 namespace {
 
 constexpr std::string_view kUsers = "/v1/users/";
+constexpr std::string_view kExplain = "/explain";  // after the user id
 constexpr std::string_view kTiers = "/v1/tiers/";
 
 std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
@@ -27,6 +29,22 @@ Response MethodNotAllowed(const char* allow) {
 }
 
 Response BadRequest(std::string_view message) { return api::Json(400, ErrorBody(message)); }
+
+// Percent-decodes the user id of a /v1/users/ path into *user_id; the 400
+// to answer when it is not one.
+std::optional<Response> DecodeUserId(std::string_view raw, std::string* user_id) {
+  if (!PercentDecode(raw, user_id)) return BadRequest("user_id: malformed percent-encoding");
+  if (user_id->empty() || user_id->size() > 128) {
+    return BadRequest("user_id: must be 1..128 bytes");
+  }
+  return std::nullopt;
+}
+
+// 503 for a query a shard could not answer: its store read failed, or the
+// shard itself did (a pipeline part failed).
+Response StoreReadFailed(const Status& status) {
+  return api::Json(503, ErrorBody(api::QueryFailure(status)));
+}
 
 // Answers from a pipeline worker thread: hops onto the connection's thread.
 void ReplyLater(const std::shared_ptr<Executor>& executor, std::function<void(Response)> reply,
@@ -66,13 +84,29 @@ Response Json(int status, std::string body) {
   res.body = std::move(body);
   return res;
 }
+
+std::string QueryFailure(const Status& failure) {
+  if (failure.code() == StatusCode::kInternal) return failure.ToString();
+  return "store read failed: " + failure.ToString();
+}
 }  // namespace api
 
 HttpApi::HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page,
                  WebhookStatsFn webhook_stats)
     : pipeline_(pipeline),
       tier_export_page_(std::max<size_t>(tier_export_page, 1)),
-      webhook_stats_(std::move(webhook_stats)) {}
+      webhook_stats_(std::move(webhook_stats)) {
+  if (!webhook_stats_) return;
+  // /metrics: the same figures, labelled by the webhook's stable id.
+  webhook_figures_ = [stats = webhook_stats_] {
+    std::vector<WebhookFigures> figures;
+    for (const WebhookStats& s : stats()) {
+      figures.push_back(
+          {s.id, s.lag_changes, s.lag_seconds, s.delivered_batches, s.failures_total});
+    }
+    return figures;
+  };
+}
 
 bool HttpApi::TakesBody(std::string_view target) { return PathOf(target) == "/v1/events"; }
 
@@ -99,12 +133,19 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
     return reply(api::Json(503, ErrorBody("starting: recovery in progress")));
   if (path == "/v1/events") {
     if (request.method != "POST") return reply(MethodNotAllowed("POST"));
-    return api::PostEvents(pipeline, request, std::move(executor), std::move(reply));
+    return api::PostEvents(pipeline, request, &ingest_metrics_.http, std::move(executor),
+                           std::move(reply));
+  }
+  if (path == "/metrics") {
+    if (!get) return reply(MethodNotAllowed("GET"));
+    return Metrics(pipeline, executor, std::move(reply));
   }
   if (path == "/v1/kpis") {
     if (!get) return reply(MethodNotAllowed("GET"));
     pipeline->GetKpis([executor, reply = std::move(reply)](pipeline::KpiReport kpis) mutable {
-      ReplyLater(executor, std::move(reply), api::Json(200, RenderKpisJson(kpis)));
+      ReplyLater(executor, std::move(reply),
+                 kpis.status.ok() ? api::Json(200, RenderKpisJson(kpis))
+                                  : api::Json(503, ErrorBody(api::QueryFailure(kpis.status))));
     });
     return;
   }
@@ -118,7 +159,13 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
   }
   if (path.substr(0, kUsers.size()) == kUsers) {
     if (!get) return reply(MethodNotAllowed("GET"));
-    return Users(pipeline, path.substr(kUsers.size()), executor, std::move(reply));
+    const std::string_view rest = path.substr(kUsers.size());
+    // An id holding "/" is percent-encoded ("%2F"): a raw "/explain" ends it.
+    if (rest.ends_with(kExplain)) {
+      return Explain(pipeline, rest.substr(0, rest.size() - kExplain.size()), executor,
+                     std::move(reply));
+    }
+    return Users(pipeline, rest, executor, std::move(reply));
   }
   if (path.substr(0, kTiers.size()) == kTiers) {
     std::string_view rest = path.substr(kTiers.size());
@@ -152,24 +199,74 @@ void HttpApi::Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executo
   });
 }
 
+// One GetStats and one GetKpis, asked at once; the later answer renders
+// the exposition on the connection's thread. Both are aggregates (KPIs are
+// sums of day cells), so a scrape costs the same at any user count.
+void HttpApi::Metrics(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor,
+                      Reply reply) {
+  struct Scrape {
+    std::atomic<int> pending{2};
+    MetricsInput input;  // stats and kpis: each written by one answer
+    std::shared_ptr<Executor> executor;
+    Reply reply;
+  };
+  auto scrape = std::make_shared<Scrape>();
+  scrape->input.ingest = &ingest_metrics_;
+  scrape->input.recovery = pipeline->recovery();
+  scrape->input.ready = pipeline->IngestRefusals().empty();
+  scrape->input.change_log = pipeline->change_log();
+  scrape->input.changes_end = pipeline->ChangesEnd();
+  scrape->executor = executor;
+  scrape->reply = std::move(reply);
+  // The last answer (acq_rel: it sees the other's write) hands over.
+  auto answered = [webhooks = webhook_figures_](const std::shared_ptr<Scrape>& s) {
+    if (s->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (webhooks) s->input.webhooks = webhooks();
+    s->executor->Post([s] {
+      Response res = api::Json(200, RenderMetrics(s->input));
+      res.content_type = kMetricsContentType;
+      std::exchange(s->reply, nullptr)(std::move(res));
+    });
+  };
+  pipeline->GetStats([scrape, answered](pipeline::PipelineStats stats) {
+    scrape->input.stats = std::move(stats);
+    answered(scrape);
+  });
+  pipeline->GetKpis([scrape, answered](pipeline::KpiReport kpis) {
+    scrape->input.kpis = std::move(kpis);
+    answered(scrape);
+  });
+}
+
 void HttpApi::Users(pipeline::Pipeline* pipeline, std::string_view id,
                     const std::shared_ptr<Executor>& executor, Reply reply) {
   std::string user_id;
-  if (!PercentDecode(id, &user_id)) {
-    return reply(BadRequest("user_id: malformed percent-encoding"));
-  }
-  if (user_id.empty() || user_id.size() > 128) {
-    return reply(BadRequest("user_id: must be 1..128 bytes"));
-  }
+  if (auto bad = DecodeUserId(id, &user_id)) return reply(std::move(*bad));
   pipeline->GetUser(std::move(user_id), [executor, reply = std::move(reply)](
                                             std::optional<pipeline::ProfileReport> p) mutable {
     if (p && !p->status.ok()) {
-      return ReplyLater(executor, std::move(reply),
-                        api::Json(503, ErrorBody("store read failed: " + p->status.ToString())));
+      return ReplyLater(executor, std::move(reply), StoreReadFailed(p->status));
     }
     ReplyLater(
         executor, std::move(reply),
         p ? api::Json(200, RenderProfileJson(*p)) : api::Json(404, ErrorBody("unknown user")));
+  });
+}
+
+// Answered like GET /v1/users/{id}: 404 unknown, 503 when her state cannot
+// be read back.
+void HttpApi::Explain(pipeline::Pipeline* pipeline, std::string_view id,
+                      const std::shared_ptr<Executor>& executor, Reply reply) {
+  std::string user_id;
+  if (auto bad = DecodeUserId(id, &user_id)) return reply(std::move(*bad));
+  pipeline->ExplainUser(std::move(user_id), [executor, reply = std::move(reply)](
+                                                std::optional<pipeline::ExplainReport> x) mutable {
+    if (x && !x->status.ok()) {
+      return ReplyLater(executor, std::move(reply), StoreReadFailed(x->status));
+    }
+    ReplyLater(
+        executor, std::move(reply),
+        x ? api::Json(200, RenderExplainJson(*x)) : api::Json(404, ErrorBody("unknown user")));
   });
 }
 
@@ -223,9 +320,8 @@ void HttpApi::Tiers(pipeline::Pipeline* pipeline, std::string_view tier_name,
       *tier, std::move(after), limit, false /*with_profiles*/,
       [executor, reply = std::move(reply), tier = *tier](pipeline::TierPage page) mutable {
         if (!page.status.ok()) {
-          return ReplyLater(
-              executor, std::move(reply),
-              api::Json(503, ErrorBody("store read failed: " + page.status.ToString())));
+          return ReplyLater(executor, std::move(reply),
+                            api::Json(503, ErrorBody(api::QueryFailure(page.status))));
         }
         ReplyLater(executor, std::move(reply), api::Json(200, RenderTierPageJson(tier, page)));
       });

@@ -31,6 +31,8 @@
 
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
+#include "server/ingest_metrics.h"
+#include "server/metrics.h"
 #include "server/webhook_stats.h"
 #include "server/wire_json.h"
 
@@ -56,6 +58,11 @@ class BodyStream {
   // Asks for the next piece; `piece` runs once, on the connection's thread,
   // with its bytes: empty when the body is complete. One call at a time.
   virtual void Next(std::function<void(std::string piece)> piece) = 0;
+  // True once the body ended in an error (its last piece said which): the
+  // session then ends the response without completing it (HTTP/1.1: no
+  // terminating chunk) and closes the connection, so that a client cannot
+  // take what it got for the whole body.
+  virtual bool failed() const { return false; }
 };
 
 struct Response {
@@ -88,7 +95,9 @@ class HttpApi {
   // opened (recovery): then /healthz says "starting", /readyz 503
   // "recovering", and everything else is 503. `tier_export_page`: members
   // per page of a streamed tier listing. `webhook_stats` (may be empty):
-  // the webhooks' figures for /healthz once the pipeline is open.
+  // the webhooks' figures for /healthz once the pipeline is open, and for
+  // /metrics (it sets the WebhookFigures hook: label = the webhook's id,
+  // deliveries = batches answered 2xx).
   HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page,
           WebhookStatsFn webhook_stats = {});
   HttpApi(const HttpApi&) = delete;
@@ -105,25 +114,47 @@ class HttpApi {
   void Handle(const Request& request, std::shared_ptr<Executor> executor,
               std::function<void(Response)> reply);
 
+  // What the ingest sessions count for /metrics: HTTP bodies here, TCP
+  // connections by their sessions (server/tcp_ingest_session.cc).
+  IngestMetrics& ingest_metrics() { return ingest_metrics_; }
+
+  // The hook for the webhook dispatcher (see WebhookFigures): `figures` is
+  // called once per scrape, on a pipeline worker thread (it must not
+  // block), and its entries are exposed. Set it once, before serving.
+  void SetWebhookFigures(std::function<std::vector<WebhookFigures>()> figures) {
+    webhook_figures_ = std::move(figures);
+  }
+
  private:
   using Reply = std::function<void(Response)>;
   void Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor, Reply reply);
   void Users(pipeline::Pipeline* pipeline, std::string_view id,
              const std::shared_ptr<Executor>& executor, Reply reply);
+  void Explain(pipeline::Pipeline* pipeline, std::string_view id,
+               const std::shared_ptr<Executor>& executor, Reply reply);
   void Tiers(pipeline::Pipeline* pipeline, std::string_view tier_name, std::string_view query,
              const std::shared_ptr<Executor>& executor, Reply reply);
+  void Metrics(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor,
+               Reply reply);
 
   const std::atomic<pipeline::Pipeline*>* pipeline_;
   const size_t tier_export_page_;
   const WebhookStatsFn webhook_stats_;
+  IngestMetrics ingest_metrics_;
+  std::function<std::vector<WebhookFigures>()> webhook_figures_;
 };
 
 // Internal to the API's .cc files: the answers they share.
 namespace api {
 // A JSON answer with the Server header, as every routed answer has.
 Response Json(int status, std::string body);
-// POST /v1/events: submits the body and answers its summary.
-void PostEvents(pipeline::Pipeline* pipeline, const Request& request,
+// Why a query's answer carries `failure` (a profile, KPIs or a tier page):
+// "store read failed: ..." (retry), or a failed part of the pipeline, which
+// says so itself (the server is shutting down).
+std::string QueryFailure(const Status& failure);
+// POST /v1/events: submits the body and answers its summary; `counters`
+// (may be null) counts its batches.
+void PostEvents(pipeline::Pipeline* pipeline, const Request& request, IngestCounters* counters,
                 std::shared_ptr<Executor> executor, std::function<void(Response)> reply);
 // GET /v1/changes: a page of the change feed, long-polled with wait_ms.
 void GetChanges(pipeline::Pipeline* pipeline, std::string_view query,

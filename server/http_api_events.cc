@@ -17,9 +17,10 @@ constexpr std::chrono::milliseconds kCapacityPoll{1};
 // confined to the connection's thread.
 class Upload : public std::enable_shared_from_this<Upload> {
  public:
-  Upload(pipeline::Pipeline* pipeline, const Request& request, std::shared_ptr<Executor> executor,
-         std::function<void(Response)> reply)
+  Upload(pipeline::Pipeline* pipeline, const Request& request, IngestCounters* counters,
+         std::shared_ptr<Executor> executor, std::function<void(Response)> reply)
       : pipeline_(pipeline),
+        counters_(counters),
         body_(request.body),
         release_body_(request.release_body),
         executor_(std::move(executor)),
@@ -39,7 +40,7 @@ class Upload : public std::enable_shared_from_this<Upload> {
       return Answer(Json(503, refused.ToJson()));
     }
     static const ingest::PaddedBuffer kEmpty;
-    ingest_ = std::make_shared<IngestSession>(pipeline_, "http");
+    ingest_ = std::make_shared<IngestSession>(pipeline_, "http", counters_);
     Status s = ingest_->BeginWhole(body_ != nullptr ? *body_ : kEmpty);
     if (!s.ok()) {
       ingest_.reset();
@@ -89,6 +90,7 @@ class Upload : public std::enable_shared_from_this<Upload> {
   }
 
   pipeline::Pipeline* const pipeline_;
+  IngestCounters* const counters_;
   const ingest::PaddedBuffer* body_;
   std::function<void()> release_body_;
   std::shared_ptr<Executor> executor_;
@@ -98,9 +100,10 @@ class Upload : public std::enable_shared_from_this<Upload> {
 
 }  // namespace
 
-void PostEvents(pipeline::Pipeline* pipeline, const Request& request,
+void PostEvents(pipeline::Pipeline* pipeline, const Request& request, IngestCounters* counters,
                 std::shared_ptr<Executor> executor, std::function<void(Response)> reply) {
-  std::make_shared<Upload>(pipeline, request, std::move(executor), std::move(reply))->Start();
+  std::make_shared<Upload>(pipeline, request, counters, std::move(executor), std::move(reply))
+      ->Start();
 }
 
 }  // namespace tierstream::server::api

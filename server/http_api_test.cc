@@ -7,8 +7,11 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 
+#include "common/hash.h"
 #include "tests/test_util.h"
 
 namespace tierstream::server {
@@ -50,12 +53,15 @@ class TestExecutor : public Executor {
   std::deque<std::function<void()>> work_;
 };
 
-std::unique_ptr<pipeline::Pipeline> OpenAt(const std::string& dir) {
+// `fault_hook`: PipelineOptions::test_fault_hook.
+std::unique_ptr<pipeline::Pipeline> OpenAt(
+    const std::string& dir, std::function<void(std::string_view, uint32_t)> fault_hook = nullptr) {
   pipeline::PipelineOptions o;
   o.data_dir = dir;
   o.shards = 2;
   o.log_to_stderr = false;
   o.min_free_bytes = 0;
+  o.test_fault_hook = std::move(fault_hook);
   auto p = pipeline::Pipeline::Open(o);
   EXPECT_TRUE(p.ok()) << p.status().ToString();
   return std::move(p).value();
@@ -105,6 +111,7 @@ class HttpApiTest : public ::testing::Test {
         if (!end) pieces.push_back(std::move(*piece));
       }
       pieces_ = pieces.size();
+      stream_failed_ = answer->stream->failed();
       for (const auto& p : pieces) answer->body += p;
       answer->stream.reset();
     }
@@ -127,7 +134,8 @@ class HttpApiTest : public ::testing::Test {
   std::unique_ptr<pipeline::Pipeline> pipeline_;
   std::atomic<pipeline::Pipeline*> pointer_{nullptr};
   HttpApi api_{&pointer_, /*tier_export_page=*/2};
-  size_t pieces_ = 0;  // of the last streamed answer
+  size_t pieces_ = 0;           // of the last streamed answer
+  bool stream_failed_ = false;  // ... and whether it ended in an error
 };
 
 TEST_F(HttpApiTest, UnknownPathsAre404) {
@@ -229,11 +237,114 @@ TEST_F(HttpApiTest, UsersAreFoundByPercentDecodedId) {
   EXPECT_EQ(r.body, R"({"error":"user_id: malformed percent-encoding"})");
 }
 
+TEST_F(HttpApiTest, ExplainAnswersHerRulesNextChangeAndWhatSheLacks) {
+  // Joined 2025-11-24 (+08:00), one message, one order of 123.50: new.
+  Ingest(
+      Join("a", 1) +
+          R"({"event_id":"m1","type":"message","user_id":"a","ts":1763971201000})"
+          "\n"
+          R"({"event_id":"o1","type":"order","user_id":"a","ts":1763971202000,"order_id":"o1","amount":123.5})"
+          "\n",
+      3);
+  Response r = Call("GET", "/v1/users/a/explain");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(Header(r, "Server"), "tierstream");
+  EXPECT_EQ(
+      r.body,
+      R"({"user_id":"a","as_of":1763971202000,"tier":"new","rules":[)"
+      R"({"tier":"left","holds":false,"values":{"member":true},"thresholds":{"member":false}},)"
+      R"({"tier":"high_value","holds":false,"values":{"spend_30d":123.50,"repeat_orders":0},)"
+      R"("thresholds":{"spend_30d":500.00,"repeat_orders":3}},)"
+      R"({"tier":"new","holds":true,"values":{"joined_at":1763971200000,"days_since_joined":0},)"
+      R"("thresholds":{"days_since_joined":30}},)"
+      R"({"tier":"active","holds":false,"values":{"interactions_7d":1},"thresholds":{"interactions_7d":3}},)"
+      R"({"tier":"dormant","holds":false,"values":{"interactions_7d":1},"thresholds":{"interactions_7d":0}},)"
+      R"({"tier":"regular","holds":true,"values":{},"thresholds":{}}],)"
+      // Day 30 after 2025-11-24 starts at 2025-12-24T00:00+08:00; her
+      // message has left the 7-day window by then.
+      R"("next_change":{"at":1766505600000,"tier":"dormant","because":"30 days since she joined on 2025-11-24"},)"
+      R"("to_reach":{"high_value":{"join":false,"spend_30d":376.50,"orders":3}}})");
+  // The same tier as her profile.
+  EXPECT_NE(Call("GET", "/v1/users/a").body.find(R"("tier":"new")"), std::string::npos);
+
+  // A left member: no change by time; a join brings her back.
+  Ingest(R"({"event_id":"l1","type":"leave","user_id":"a","ts":1763971203000})"
+         "\n",
+         1);
+  r = Call("GET", "/v1/users/a/explain");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("tier":"left")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("next_change":null)"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("new":{"join":true,"by":1766505599999})"), std::string::npos) << r.body;
+}
+
+TEST_F(HttpApiTest, ExplainIsRoutedLikeTheProfile) {
+  Ingest(Join("u/1", 1) + Join("explain", 2), 2);
+  Response r = Call("GET", "/v1/users/u%2F1/explain");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.rfind(R"({"user_id":"u/1","as_of":1763971200000,"tier":"new",)", 0), 0u)
+      << r.body;
+  r = Call("GET", "/v1/users/explain");  // the profile of the user "explain"
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("member":true)"), std::string::npos) << r.body;
+  r = Call("GET", "/v1/users/explain/explain");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("rules":[)"), std::string::npos) << r.body;
+  r = Call("GET", "/v1/users/nobody/explain");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body, R"({"error":"unknown user"})");
+  r = Call("GET", "/v1/users//explain");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error":"user_id: must be 1..128 bytes"})");
+  r = Call("GET", "/v1/users/a%G0/explain");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error":"user_id: malformed percent-encoding"})");
+  r = Call("POST", "/v1/users/u%2F1/explain");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(Header(r, "Allow"), "GET");
+}
+
 TEST_F(HttpApiTest, KpisCountTheIngestedMembers) {
   Ingest(Join("a", 1) + Join("b", 2) + Join("c", 3), 3);
   Response r = Call("GET", "/v1/kpis");
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find(R"("members":3)"), std::string::npos) << r.body;
+}
+
+TEST_F(HttpApiTest, MetricsCountWhatWasIngested) {
+  Ingest(Join("a", 1) + Join("b", 2) + Join("c", 3), 3);
+  Response r = Call("POST", "/v1/events", "not json\n" + Join("a", 1));  // a re-send
+  ASSERT_EQ(r.status, 200) << r.body;
+  r = Call("GET", "/metrics");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(r.content_type.rfind("text/plain; version=0.0.4", 0), 0u);
+  for (const char* line : {
+           R"(tierstream_ingest_events_total{source="http",outcome="accepted"} 3)",
+           R"(tierstream_ingest_events_total{source="http",outcome="duplicate"} 1)",
+           R"(tierstream_ingest_events_total{source="http",outcome="rejected"} 1)",
+           R"(tierstream_ingest_events_total{source="tcp",outcome="accepted"} 0)",
+           R"(tierstream_ingest_rejections_total{source="http",reason="invalid_json"} 1)",
+           R"(tierstream_ingest_ack_latency_seconds_count{source="http"} 2)",
+           R"(tierstream_members 3)",
+           R"(tierstream_tier_users{tier="new"} 3)",
+           R"(tierstream_shards 2)",
+           R"(tierstream_ready 1)",
+       }) {
+    EXPECT_NE(r.body.find("\n" + std::string(line) + "\n"), std::string::npos) << line;
+  }
+  // The process's counter agrees with the pipeline's durable one.
+  Response k = Call("GET", "/v1/kpis");
+  EXPECT_NE(k.body.find(R"("events_accepted":3,)"), std::string::npos) << k.body;
+
+  r = Call("POST", "/metrics");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(Header(r, "Allow"), "GET");
+  pointer_.store(nullptr);  // recovering
+  r = Call("GET", "/metrics");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"error":"starting: recovery in progress"})");
 }
 
 TEST_F(HttpApiTest, BadIngestBodiesAreCountedOrRefused) {
@@ -263,8 +374,67 @@ TEST_F(HttpApiTest, TierListingsPageAndStream) {
   r = Call("GET", "/v1/tiers/new/users?format=ndjson&after=m1&fields=profile");
   EXPECT_EQ(testing::SplitLines(r.body).size(), 2u) << r.body;
   EXPECT_EQ(r.body.rfind("{", 0), 0u);
+  EXPECT_FALSE(stream_failed_);
   r = Call("GET", "/v1/tiers/dormant/users?format=ndjson");
   EXPECT_EQ(r.body, "");  // no member: an empty body, ended at once
+}
+
+// A shard whose worker failed (an exception escaped it) answers every query
+// with the failure: GET /v1/users/{id} on it (a ProfileReport with a failed
+// status: its 503 had no test), the KPIs and a tier page are 503 naming it,
+// and a streamed listing ends with an error line and is left incomplete (it
+// used to end silently, as if the tier were complete). The other shard's
+// users are still served.
+TEST_F(HttpApiTest, AFailedShardAnswers503AndCutsAStreamedListingShort) {
+  pointer_.store(nullptr);
+  ASSERT_TRUE(pipeline_->Close().ok());
+  auto armed = std::make_shared<std::atomic<bool>>(false);
+  pipeline_ = OpenAt(dir_.path(), [armed](std::string_view where, uint32_t shard) {
+    if (armed->load() && where == "worker.group" && shard == 1) {
+      throw std::runtime_error("injected fault");
+    }
+  });
+  pointer_.store(pipeline_.get());
+  auto user_of_shard = [](uint32_t shard) {
+    for (int i = 0;; ++i) {
+      std::string id = "m" + std::to_string(i);
+      if (ShardOf(id, 2) == shard) return id;
+    }
+  };
+  const std::string healthy = user_of_shard(0), failing = user_of_shard(1);
+  Ingest(Join(healthy, 1) + Join(failing, 2), 2);
+  armed->store(true);
+  Response r = Call("POST", "/v1/events", Join(failing, 3));
+  EXPECT_EQ(r.status, 503) << r.body;
+  const std::string failure = "a pipeline part failed: shard 1 worker failed: injected fault";
+  EXPECT_NE(r.body.find(failure), std::string::npos) << r.body;
+
+  r = Call("GET", "/v1/users/" + healthy);
+  EXPECT_EQ(r.status, 200) << r.body;
+  r = Call("GET", "/v1/users/" + failing);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"error":")" + failure + "\"}");
+  r = Call("GET", "/v1/kpis");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"error":")" + failure + "\"}");
+  r = Call("GET", "/v1/tiers/new/users?limit=10");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"error":")" + failure + "\"}");
+  r = Call("GET", "/v1/tiers/new/users?format=ndjson");
+  EXPECT_EQ(r.status, 200);  // sent before the first page was read
+  EXPECT_EQ(r.body, R"({"error":")" + failure + "\"}\n");
+  EXPECT_TRUE(stream_failed_) << "the session must not end the body as complete";
+
+  r = Call("GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.rfind(R"({"status":"degraded","reasons":[")" + failure, 0), 0u) << r.body;
+  r = Call("GET", "/readyz");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find(failure + "; restart the server"), std::string::npos) << r.body;
+
+  pointer_.store(nullptr);
+  EXPECT_FALSE(pipeline_->Close().ok());
+  pipeline_.reset();
 }
 
 }  // namespace

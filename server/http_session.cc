@@ -343,6 +343,8 @@ void HttpSession::WritePiece(std::string piece) {
 
 void HttpSession::EndStream() {
   if (!stream_response_.chunked()) return FinishStream(false);  // closing ends the body
+  // A body that ended in an error is left incomplete: no last chunk.
+  if (body_stream_->failed()) return FinishStream(false);
   stream_.expires_after(std::chrono::seconds(server_->options.idle_timeout_seconds));
   net::async_write(stream_, http::make_chunk_last(),
                    [self = shared_from_this()](beast::error_code ec, size_t) {

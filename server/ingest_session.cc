@@ -66,8 +66,9 @@ std::string IngestSummary::ToStreamJson() const {
   return out;
 }
 
-IngestSession::IngestSession(pipeline::Pipeline* pipeline, std::string source)
-    : pipeline_(pipeline), source_(std::move(source)) {}
+IngestSession::IngestSession(pipeline::Pipeline* pipeline, std::string source,
+                             IngestCounters* counters)
+    : pipeline_(pipeline), source_(std::move(source)), counters_(counters) {}
 
 void IngestSession::SubmitDecoded(std::string_view complete_lines) {
   auto batch = pipeline_->NewBatch();
@@ -84,9 +85,10 @@ void IngestSession::Submit(std::unique_ptr<pipeline::Batch> batch) {
     seq = next_span_++;
     spans_.emplace_back().last_line = next_line_ - 1;
   }
-  pipeline_->Submit(std::move(batch), [self = shared_from_this(), seq](pipeline::BatchOutcome o) {
-    self->OnBatchDone(seq, std::move(o));
-  });
+  pipeline_->Submit(
+      std::move(batch),
+      [self = shared_from_this(), seq, submitted = std::chrono::steady_clock::now()](
+          pipeline::BatchOutcome o) { self->OnBatchDone(seq, std::move(o), submitted); });
 }
 
 namespace {
@@ -138,6 +140,7 @@ void IngestSession::Feed(std::string_view bytes) {
         skipping_long_line_ = true;
         auto batch = pipeline_->NewBatch();
         batch->rejected = 1;
+        batch->rejected_by_reason[static_cast<size_t>(ingest::RejectReason::kTooLong)] = 1;
         batch->errors = std::move(outcome.errors);
         Submit(std::move(batch));
         return;
@@ -233,7 +236,9 @@ IngestProgress IngestSession::Progress() {
   return progress_;
 }
 
-void IngestSession::OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome) {
+void IngestSession::OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome,
+                                std::chrono::steady_clock::time_point submitted) {
+  if (counters_ != nullptr) counters_->Count(outcome, std::chrono::steady_clock::now() - submitted);
   std::function<void(IngestSummary)> finish;
   IngestSummary summary;
   bool notify = false;

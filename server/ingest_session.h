@@ -15,6 +15,7 @@
 
 #include <absl/base/thread_annotations.h>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -28,6 +29,7 @@
 #include "common/status.h"
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
+#include "server/ingest_metrics.h"
 
 namespace tierstream::server {
 
@@ -62,7 +64,10 @@ struct IngestSummary {
 
 class IngestSession : public std::enable_shared_from_this<IngestSession> {
  public:
-  IngestSession(pipeline::Pipeline* pipeline, std::string source);
+  // `counters` (may be null) counts the session's batches as they are
+  // answered. REQUIRES: it outlives them, as `pipeline` does.
+  IngestSession(pipeline::Pipeline* pipeline, std::string source,
+                IngestCounters* counters = nullptr);
 
   // Called on a worker thread, without locks held, whenever the durable
   // prefix grew or a refusal ended it. Set before the first Feed.
@@ -100,7 +105,8 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
   };
   void SubmitDecoded(std::string_view complete_lines);
   void Submit(std::unique_ptr<pipeline::Batch> batch);
-  void OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnBatchDone(uint64_t seq, pipeline::BatchOutcome outcome,
+                   std::chrono::steady_clock::time_point submitted) ABSL_LOCKS_EXCLUDED(mu_);
   // Records a batch's outcome and advances the durable prefix; true when the
   // prefix moved and the feeder wants to hear of it.
   bool Complete(uint64_t seq, pipeline::BatchOutcome outcome) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -112,6 +118,7 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
 
   pipeline::Pipeline* pipeline_;
   std::string source_;
+  IngestCounters* const counters_;
   ingest::Decoder decoder_;
   ingest::PaddedBuffer pending_;  // an incomplete last line
   uint64_t next_line_ = 1;

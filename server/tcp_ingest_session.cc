@@ -97,7 +97,7 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
 
   // After authentication (at once without a token): input is taken from now on.
   void StartIngest() {
-    ingest_ = std::make_shared<IngestSession>(pipeline_, "tcp");
+    ingest_ = std::make_shared<IngestSession>(pipeline_, "tcp", &server_->api.ingest_metrics().tcp);
     // A weak reference: the ingest session is ours; it must not keep us.
     ingest_->set_on_progress([weak = weak_from_this(), executor = socket_.get_executor()] {
       auto self = weak.lock();

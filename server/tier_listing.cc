@@ -1,5 +1,6 @@
 // The streamed tier listing (GET /v1/tiers/{tier}/users?format=ndjson):
-// renders a tier's members page by page as NDJSON.
+// renders a tier's members page by page as NDJSON, and ends it with an
+// error line, cut short, when a page cannot be read.
 #include <memory>
 #include <utility>
 
@@ -14,7 +15,10 @@ namespace {
 // asked for at a time, when the session asks for the next piece (after it
 // wrote the last one). Pages are read one after another, not as of one
 // moment: a member who changes tier meanwhile may be listed in both or
-// neither.
+// neither. A page that could not be read (TierPage::status) is not sent, as
+// it may miss a shard's members: the body ends with one
+// {"error":"store read failed: ..."} line instead, and incomplete (see
+// BodyStream::failed); after= the last member received resumes it.
 class TierStream : public BodyStream, public std::enable_shared_from_this<TierStream> {
  public:
   TierStream(pipeline::Pipeline* pipeline, state::Tier tier, std::string after, bool profiles,
@@ -36,10 +40,17 @@ class TierStream : public BodyStream, public std::enable_shared_from_this<TierSt
           });
         });
   }
+  bool failed() const override { return failed_; }
 
  private:
   std::string Render(pipeline::TierPage page) {
     std::string data;
+    if (!page.status.ok()) {
+      data = ErrorBody(QueryFailure(page.status));
+      data += '\n';
+      last_ = failed_ = true;
+      return data;
+    }
     AppendTierPageNdjson(page, profiles_, &data);
     last_ = !page.more;
     if (!page.user_ids.empty()) after_ = std::move(page.user_ids.back());
@@ -52,7 +63,8 @@ class TierStream : public BodyStream, public std::enable_shared_from_this<TierSt
   const bool profiles_;
   const size_t page_size_;
   std::shared_ptr<Executor> executor_;
-  bool last_ = false;  // the page rendered last had no more after it
+  bool last_ = false;    // the page rendered last had no more after it
+  bool failed_ = false;  // ... or could not be read: the body ended with an error line
 };
 
 }  // namespace

@@ -109,6 +109,10 @@ Status WebhookDelivery::Load() {
     scanned_ = std::min(page.next, sealed_last);
   }
   if (pending_.empty()) return Status::Ok();  // retention took it all meanwhile
+  {
+    MutexLock lock(&mu_);
+    stats_.oldest_waiting_ms = pending_.front().second.written_ms;
+  }
   MakeBatch();
   Log(LogLevel::kInfo,
       "tierstream: webhook %s sends again the batch %llu-%llu it had not delivered",
@@ -132,6 +136,11 @@ WebhookStats WebhookDelivery::Stats() const {
   }
   const uint64_t end = pipeline_->ChangesEnd();
   s.lag_changes = end > s.position ? end - s.position : 0;
+  if (s.oldest_waiting_ms != 0) {
+    s.lag_seconds =
+        static_cast<double>(std::max<int64_t>(0, pipeline_->WallClockMs() - s.oldest_waiting_ms)) /
+        1000.0;
+  }
   return s;
 }
 
@@ -161,6 +170,8 @@ void WebhookDelivery::Pump() {
         // read: a webhook catching up does not wait again.
         const int64_t age_ms = std::max<int64_t>(0, pipeline_->WallClockMs() - c.second.written_ms);
         first_pending_ = now - std::chrono::milliseconds(age_ms);
+        MutexLock lock(&mu_);
+        stats_.oldest_waiting_ms = c.second.written_ms;
       }
       pending_.push_back(std::move(c));
     }
@@ -225,6 +236,7 @@ void WebhookDelivery::OnAnswer(const WebhookPost::Outcome& outcome) {
       ++stats_.delivered_batches;
       stats_.delivered_changes += batch_->changes;
       stats_.position = position_;
+      stats_.oldest_waiting_ms = 0;
     }
     if (failed > 0) {
       Log(LogLevel::kInfo, "tierstream: webhook %s delivered %llu-%llu after %llu failures",

@@ -24,6 +24,9 @@ struct WebhookStats {
   // The feed's end minus position: an upper bound of the changes still to
   // deliver (it counts changes the filter drops, and cursor holes).
   uint64_t lag_changes = 0;
+  // Age of the oldest change read and not yet delivered (wall clock since
+  // it was written; 0 while none is waiting).
+  double lag_seconds = 0;
   uint64_t consecutive_failures = 0;  // of the batch being sent now
   uint64_t failures_total = 0;        // failed POSTs since start
   uint64_t delivered_batches = 0;     // answered 2xx since start
@@ -32,6 +35,9 @@ struct WebhookStats {
   // like lag_changes): the receiver was down longer than the feed keeps them.
   uint64_t skipped_changes = 0;
   std::string last_error;  // the last failure since start ("" if none)
+  // When the oldest change waiting (pending or being sent) was written, in
+  // wall-clock ms (0: none); lag_seconds is derived from it.
+  int64_t oldest_waiting_ms = 0;
 };
 
 // Where the HTTP API gets them from (thread-safe; empty: no webhooks).

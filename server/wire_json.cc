@@ -53,6 +53,79 @@ std::string RenderProfileJson(const state::Profile& p, int64_t as_of) {
   return out;
 }
 
+namespace {
+
+void QuantitiesObject(JsonWriter& w, const std::vector<state::Quantity>& qs) {
+  w.BeginObject();
+  for (const state::Quantity& q : qs) {
+    w.Key(q.name);
+    switch (q.unit) {
+      case state::Unit::kFen:
+        w.Yuan(q.value);
+        break;
+      case state::Unit::kBool:
+        w.Bool(q.value != 0);
+        break;
+      case state::Unit::kCount:
+      case state::Unit::kTs:
+        w.Int(q.value);
+        break;
+    }
+  }
+  w.EndObject();
+}
+
+}  // namespace
+
+std::string RenderExplainJson(const pipeline::ExplainReport& r) {
+  const state::Explanation& x = r.explanation;
+  std::string out;
+  out.reserve(1024);
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("user_id").String(r.user_id);
+  w.Key("as_of").Int(r.as_of);
+  w.Key("tier").String(state::TierName(x.tier));
+  w.Key("rules").BeginArray();
+  for (const state::RuleCheck& rule : x.rules) {
+    w.BeginObject();
+    w.Key("tier").String(state::TierName(rule.tier));
+    w.Key("holds").Bool(rule.holds);
+    w.Key("values");
+    QuantitiesObject(w, rule.values);
+    w.Key("thresholds");
+    QuantitiesObject(w, rule.thresholds);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("next_change");
+  if (x.next_change) {
+    w.BeginObject();
+    w.Key("at").Int(x.next_change->at);
+    w.Key("tier").String(state::TierName(x.next_change->tier));
+    w.Key("because").String(x.next_change->because);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
+  w.Key("to_reach").BeginObject();
+  for (const state::Reach& reach : x.to_reach) {
+    w.Key(state::TierName(reach.tier)).BeginObject();
+    w.Key("join").Bool(reach.join);
+    if (reach.spend_30d_fen) w.Key("spend_30d").Yuan(*reach.spend_30d_fen);
+    if (reach.orders) w.Key("orders").Int(*reach.orders);
+    if (reach.interactions_7d) w.Key("interactions_7d").Int(*reach.interactions_7d);
+    if (reach.by) {
+      w.Key("by");
+      IntOrNull(w, *reach.by, kNoTs);
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  w.EndObject();
+  return out;
+}
+
 std::string RenderKpisJson(const state::KpiPartial& k, int64_t as_of) {
   std::string out;
   out.reserve(1024);
@@ -224,6 +297,7 @@ std::string RenderHealthJson(std::string_view status, const std::vector<std::str
       w.BeginObject().Key("id").String(h.id).Key("url").String(h.url);
       w.Key("position").String(std::to_string(h.position));
       w.Key("lag_changes").Int(Signed(h.lag_changes));
+      w.Key("lag_seconds").Double(h.lag_seconds);
       w.Key("consecutive_failures").Int(Signed(h.consecutive_failures));
       w.Key("failures_total").Int(Signed(h.failures_total));
       w.Key("delivered_batches").Int(Signed(h.delivered_batches));

@@ -17,6 +17,7 @@
 
 #include "pipeline/queries.h"
 #include "server/webhook_stats.h"
+#include "state/explain.h"
 #include "state/kpis.h"
 #include "state/profile.h"
 #include "state/tier_change.h"
@@ -32,6 +33,12 @@ std::string RenderProfileJson(const state::Profile& p, int64_t as_of);
 inline std::string RenderProfileJson(const pipeline::ProfileReport& r) {
   return server::RenderProfileJson(r.profile, r.as_of);
 }
+
+// GET /v1/users/{id}/explain: {"user_id", "as_of", "tier", "rules": [{"tier",
+// "holds", "values": {...}, "thresholds": {...}}...], "next_change": {"at",
+// "tier", "because"} or null, "to_reach": {tier: {"join", and per tier
+// "spend_30d", "orders", "interactions_7d", "by"}}}; money in yuan.
+std::string RenderExplainJson(const pipeline::ExplainReport& r);
 
 // GET /v1/kpis; `as_of` is T (kNoTs renders as null).
 std::string RenderKpisJson(const state::KpiPartial& k, int64_t as_of);
@@ -62,7 +69,7 @@ std::string RenderChangesGoneJson(uint64_t after, uint64_t oldest);
 // and the pipeline's figures}. `stats` null: the pipeline is still
 // recovering (status "starting"), and neither as_of nor figures are known.
 // With `webhooks` (not null, not empty), "webhooks":[{"id","url","position"
-// (a cursor, as a string),"lag_changes","consecutive_failures",
+// (a cursor, as a string),"lag_changes","lag_seconds","consecutive_failures",
 // "failures_total","delivered_batches","delivered_changes",
 // "skipped_changes","last_error" (null if none)}] after the figures.
 std::string RenderHealthJson(std::string_view status, const std::vector<std::string>& reasons,

@@ -78,6 +78,7 @@ TEST(WireJson, HealthListsEachWebhooksPositionLagAndLastError) {
   a.url = "http://127.0.0.1:9000/hook";
   a.position = 1234;
   a.lag_changes = 56;
+  a.lag_seconds = 1.5;
   a.consecutive_failures = 2;
   a.failures_total = 7;
   a.delivered_batches = 30;
@@ -91,9 +92,10 @@ TEST(WireJson, HealthListsEachWebhooksPositionLagAndLastError) {
   const std::string tail =
       R"("events_in_flight":0,"webhooks":[)"
       R"({"id":"00a1b2c3d4e5f607","url":"http://127.0.0.1:9000/hook","position":"1234",)"
-      R"("lag_changes":56,"consecutive_failures":2,"failures_total":7,"delivered_batches":30,)"
+      R"("lag_changes":56,"lag_seconds":1.5,"consecutive_failures":2,"failures_total":7,)"
+      R"("delivered_batches":30,)"
       R"("delivered_changes":1200,"skipped_changes":0,"last_error":"HTTP 500"},)"
-      R"({"id":"ffffffffffffffff","url":"http://h/","position":"0","lag_changes":0,)"
+      R"({"id":"ffffffffffffffff","url":"http://h/","position":"0","lag_changes":0,"lag_seconds":0,)"
       R"("consecutive_failures":0,"failures_total":0,"delivered_batches":0,)"
       R"("delivered_changes":0,"skipped_changes":0,"last_error":null}]})";
   ASSERT_GE(json.size(), tail.size());

@@ -150,7 +150,11 @@ bool ShardState::Sweep(int32_t today, size_t budget) {
     return true;
   }
   for (;;) {
-    const int32_t at = std::max(today, timers_.swept_day());
+    // Each due user is re-evaluated as of the day she is due, not T's: when
+    // T jumped days ahead, a tier that changed on the way changes on its own
+    // day (a time change's `at`), and her next check, if it is due by
+    // today too, comes up again later in this sweep.
+    const int32_t at = timers_.work_day();
     while (timers_.HasResidentWork()) {
       if (budget == 0) return false;
       const TimerRef ref = timers_.NextResident();
@@ -234,6 +238,16 @@ bool ShardState::GetProfile(std::string_view user_id, int32_t today, Profile* ou
   }
   *out = MakeProfile(users_.slot(i).id, users_.slot(i).state, today, config_);
   return true;
+}
+
+const UserState* ShardState::GetUserState(std::string_view user_id) {
+  Status error;
+  const uint32_t i = Find(user_id, false, &error);
+  if (i == UserTable::kAbsent) {
+    KeepUserError(error);
+    return nullptr;
+  }
+  return &users_.slot(i).state;
 }
 
 }  // namespace tierstream::state

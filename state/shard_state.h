@@ -186,6 +186,10 @@ class ShardState {
   // Not const: an evicted user is read back through the UserSource (false,
   // and the error kept for TakeUserError(), if she cannot be).
   bool GetProfile(std::string_view user_id, int32_t today, Profile* out);
+  // Her state, read the way GetProfile reads it, for reading only until the
+  // next call on this shard; null if she is unknown or could not be read
+  // back (the error kept for TakeUserError()).
+  const UserState* GetUserState(std::string_view user_id);
   KpiPartial Kpis(int32_t today) const { return agg_.Kpis(today); }
 
   // Residency (REQUIRES for EvictClean: the last checkpoint committed).

@@ -532,6 +532,33 @@ TEST(ShardStateEvicted, AFailedReloadIsAnErrorNotABlankUser) {
   EXPECT_EQ(shard.Kpis(today).events_accepted, 3);
 }
 
+// GetUserState (what an explanation reads) reads an evicted user back as
+// GetProfile does, and keeps the error when it cannot.
+TEST(ShardStateEvicted, GetUserStateReadsAnEvictedUserBackOrKeepsTheError) {
+  FakeUsers store;
+  ShardState shard(0, Config{}, &store);
+  const int32_t today = DayOf(kDayStart, Config{}.utc_offset_ms);
+  for (int k = 0; k < 2; ++k)
+    shard.Apply(Message("g" + std::to_string(k), "carol", kDayStart + k), today);
+  shard.DrainDirty([&](std::string_view id, std::string_view bytes) {
+    store.users[std::string(id)] = std::string(bytes);
+  });
+  shard.CheckpointDone(true, NewSeenIds{});
+  ASSERT_EQ(shard.EvictClean(0), 1u);
+  ASSERT_EQ(shard.resident_users(), 0u);
+
+  store.fail = true;
+  EXPECT_EQ(shard.GetUserState("carol"), nullptr);
+  EXPECT_EQ(shard.TakeUserError().code(), StatusCode::kIoError);
+  store.fail = false;
+  EXPECT_EQ(shard.GetUserState("nobody"), nullptr);
+  EXPECT_TRUE(shard.TakeUserError().ok()) << "unknown is not an error";
+  const UserState* s = shard.GetUserState("carol");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(ComputeWindows(*s, today).interactions_7d, 2);
+  EXPECT_EQ(shard.resident_users(), 1u);
+}
+
 // A user PrepareUser found nowhere is created by the Apply that follows
 // without a second read of the store.
 TEST(ShardStateEvicted, PreparingANewUserReadsTheStoreOnce) {

@@ -74,6 +74,22 @@ inline constexpr int kStoreMaxFds =
 // holds beside its tables, and the tables it loads at open.
 inline constexpr int kStoreReopenFds = 2 * kFilesBesideTables + kStateMaxOpenFiles / 4;
 
+// RocksDB's own figures of one database (GET /metrics). The stall figures
+// count since the database was opened (a reopen by Recover() starts them
+// again).
+struct DbFigures {
+  uint64_t memtable_bytes = 0;            // every family's memtables, active and immutable
+  uint64_t pending_compaction_bytes = 0;  // RocksDB's estimate of what compaction must rewrite
+  uint64_t live_sst_bytes = 0;            // table files of the current version
+  uint64_t write_stall_micros = 0;        // time writers spent delayed or stopped
+  uint64_t write_slowdowns = 0;           // writes delayed, over every family
+  uint64_t write_stops = 0;               // writes stopped, over every family
+};
+struct StoreFigures {
+  DbFigures journal;
+  DbFigures state;
+};
+
 struct StoreOptions {
   bool create_if_missing = true;
   size_t block_cache_bytes = 256u << 20;
@@ -167,6 +183,10 @@ class Store {
   // Deletes the id blocks of runs numbered `run` and up (orphans: blocks
   // written by a spill whose descriptor never committed).
   Status DeleteIdBlocksFrom(uint32_t shard, uint64_t run);
+
+  // RocksDB's figures of both databases (integer properties; a few
+  // microseconds). A figure RocksDB cannot give reads 0.
+  StoreFigures Figures();
 
   // True while a database has failed (a write, or a read of a table file,
   // returned an I/O error) and Recover() has not brought it back. Cheap.

@@ -96,6 +96,44 @@ TEST_F(StoreTest, CheckpointedUsersReadBackPerShardAndSurviveAReopen) {
   EXPECT_EQ(store_->failure(), "");
 }
 
+// Bytes that do not compress (tables are compressed).
+std::string Noise(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  for (char& c : s) {
+    seed = seed * 1664525u + 1013904223u;
+    c = static_cast<char>(seed >> 24);
+  }
+  return s;
+}
+
+// The figures /metrics shows come from each database, not one twice.
+TEST_F(StoreTest, FiguresDescribeEachDatabase) {
+  Open();
+  StoreFigures f = store_->Figures();
+  EXPECT_EQ(f.journal.live_sst_bytes, 0u);
+  EXPECT_EQ(f.state.live_sst_bytes, 0u);
+  EXPECT_EQ(f.state.write_stops + f.journal.write_stops, 0u);
+  const StoreFigures empty = f;
+  ASSERT_TRUE(store_->AppendLog(0, 1, Noise(4000, 1), false).ok());
+  f = store_->Figures();
+  EXPECT_GT(f.journal.memtable_bytes, empty.journal.memtable_bytes + 4000);
+  EXPECT_LT(f.state.memtable_bytes, empty.state.memtable_bytes + 4000);
+  const StoreFigures logged = f;
+  {
+    Store::Checkpoint cp(store_.get());
+    cp.PutUser(0, "alice", Noise(20000, 2));
+    ASSERT_TRUE(store_->Commit(&cp, false).ok());
+  }
+  f = store_->Figures();
+  EXPECT_GT(f.state.memtable_bytes, logged.state.memtable_bytes + 20000);
+  EXPECT_LT(f.journal.memtable_bytes, logged.journal.memtable_bytes + 20000);
+  Open();  // a reopen flushes what its WAL held into tables
+  f = store_->Figures();
+  EXPECT_GT(f.state.live_sst_bytes, 20000u);
+  EXPECT_GT(f.journal.live_sst_bytes, 4000u);
+  EXPECT_LT(f.journal.live_sst_bytes, 20000u);
+}
+
 TEST_F(StoreTest, UsersAreFoundByTheirHashes) {
   Open();
   {

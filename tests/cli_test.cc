@@ -46,7 +46,8 @@ TEST(Cli, NamesAnUnknownCommandAndListsTheCommands) {
   ToolRun r = RunToolCaptured({"frobnicate"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(Contains(r.err, "unknown command 'frobnicate'")) << r.err;
-  for (const char* command : {"serve", "replay", "verify", "gen", "load", "send", "user", "kpis"}) {
+  for (const char* command :
+       {"serve", "replay", "verify", "gen", "load", "send", "user", "explain", "kpis"}) {
     EXPECT_TRUE(Contains(r.err, command)) << command << " not listed in: " << r.err;
   }
   EXPECT_TRUE(r.out.empty()) << r.out;
@@ -189,6 +190,37 @@ TEST(Cli, VerifyAndReplaySayWhenAServerHoldsTheDataDir) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(Contains(r.err, want)) << r.err;
   EXPECT_FALSE(Contains(r.err, "LOCK")) << r.err;
+}
+
+TEST(Cli, ExplainPrintsWhatTheServerExplains) {
+  TempDir dir;
+  const std::string events = dir.path() + "/events.ndjson";
+  WriteFile(events, kEvents);
+  const std::string token = dir.path() + "/token";
+  WriteFile(token, "explain-test-token-0123456789\n");
+  ServerProcess server(dir.path() + "/data", {"--token-file", token});
+  ASSERT_TRUE(server.ready());
+  ASSERT_EQ(
+      RunToolCaptured({"send", events, "--tcp", server.tcp(), "--token-file", token}).exit_code, 0);
+  ToolRun r = RunToolCaptured({"explain", "u1", "--http", server.http(), "--token-file", token});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // Joined today, two orders (417.85): new, and 82.15 and two orders short
+  // of high_value.
+  EXPECT_EQ(r.out.rfind(R"({"user_id":"u1","as_of":1763976000000,"tier":"new","rules":[)", 0), 0u)
+      << r.out;
+  EXPECT_TRUE(
+      Contains(r.out, R"("to_reach":{"high_value":{"join":false,"spend_30d":82.15,"orders":2}})"))
+      << r.out;
+  EXPECT_EQ(r.out.back(), '\n');
+  r = RunToolCaptured({"explain", "nobody", "--http", server.http(), "--token-file", token});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "{\"error\":\"unknown user\"}\n");
+  r = RunToolCaptured({"explain", "u1", "--http", server.http()});  // no token: 401
+  EXPECT_EQ(r.exit_code, 1);
+  r = RunToolCaptured({"explain", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.out, "--http") && Contains(r.out, "--token-file")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "--tcp")) << r.out;
 }
 
 TEST(Cli, ServerLogLinesCarryATimestampAndLevel) {

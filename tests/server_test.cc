@@ -12,11 +12,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <random>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "common/host_port.h"
@@ -46,6 +51,7 @@ class ServerTest : public ::testing::Test {
     po.shards = 3;
     po.log_to_stderr = false;
     po.min_free_bytes = min_free_bytes_;
+    po.test_fault_hook = fault_hook_;
     auto p = pipeline::Pipeline::Open(po);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     pipeline_ = std::move(p).value();
@@ -134,7 +140,8 @@ class ServerTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  uint64_t min_free_bytes_ = 256ull << 20;  // the pipeline's default
+  uint64_t min_free_bytes_ = 256ull << 20;                      // the pipeline's default
+  std::function<void(std::string_view, uint32_t)> fault_hook_;  // PipelineOptions::test_fault_hook
   std::unique_ptr<pipeline::Pipeline> pipeline_;
   std::unique_ptr<server::Server> server_;
   std::thread thread_;
@@ -859,6 +866,38 @@ TEST_F(ServerTest, HealthSaysDegradedAndNotReadyWhileIngestIsRefused) {
   auto ready = Get("/readyz");
   EXPECT_EQ(ready.status, 503);
   EXPECT_EQ(ready.body, R"({"ready":false,"reasons":["disk space is below the watermark"]})");
+}
+
+// A streamed tier listing whose page cannot be read (here: a shard's worker
+// failed, so its share is the failure) ends with an error line and without
+// the last chunk, and the connection closes: the client cannot take it for
+// the whole tier. It used to end silently, as if complete.
+TEST_F(ServerTest, AStreamedListingThatFailsEndsWithoutItsLastChunk) {
+  auto armed = std::make_shared<std::atomic<bool>>(false);
+  fault_hook_ = [armed](std::string_view where, uint32_t) {
+    if (armed->load() && where == "worker.group") throw std::runtime_error("injected fault");
+  };
+  Start();
+  ASSERT_EQ(Post(R"({"event_id":"j1","type":"join","user_id":"a1","ts":1763971200000})"
+                 "\n")
+                .status,
+            200);
+  armed->store(true);
+  EXPECT_EQ(Post(R"({"event_id":"j2","type":"join","user_id":"a2","ts":1763971200000})"
+                 "\n")
+                .status,
+            503);
+  const std::string reply =
+      RawExchange(http_, "GET /v1/tiers/new/users?format=ndjson HTTP/1.1\r\nHost: x\r\n\r\n", true);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Transfer-Encoding: chunked"), std::string::npos) << reply;
+  EXPECT_NE(reply.find(R"({"error":"a pipeline part failed: shard )"), std::string::npos) << reply;
+  EXPECT_EQ(reply.find(R"({"user_id":)"), std::string::npos) << reply;
+  EXPECT_EQ(reply.find("\r\n0\r\n\r\n"), std::string::npos) << "ended as complete: " << reply;
+  server_->Stop();
+  thread_.join();
+  EXPECT_FALSE(pipeline_->Close().ok());
+  server_.reset();
 }
 
 // `serve` binds HTTP before recovery: meanwhile the probes say so and every

@@ -455,6 +455,14 @@ TEST(Webhooks, ANewWebhookStartsAtTheFeedsEndAndAKnownOneResumesWhereItWas) {
     EXPECT_GT(cursor, end_before_b) << "B got a change older than itself";
     EXPECT_NE(json.find(R"("to":"dormant")"), std::string::npos) << "B's filter let " << json;
   }
+  // /metrics has both, by id, caught up.
+  auto metrics = tools::HttpRequest(server.http(), "GET", "/metrics");
+  ASSERT_TRUE(metrics.ok() && metrics->status == 200);
+  EXPECT_NE(metrics->body.find("tierstream_webhook_lag_changes{webhook=\"" + id_a + "\"} 0\n"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("tierstream_webhook_deliveries_total{webhook=\"" + b.id + "\"}"),
+            std::string::npos);
   // SIGTERM while A's POST is held unanswered (its timeout is a minute):
   // serve stops at once, cleanly.
   a_receiver.Hold(true);

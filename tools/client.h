@@ -1,5 +1,5 @@
 // Small blocking clients of a running server, for the CLI (`send`, `user`,
-// `kpis`) and the integration tests. Thread safety: thread-safe (no shared state).
+// `explain`, `kpis`) and the integration tests. Thread safety: thread-safe (no shared state).
 #ifndef TIERSTREAM_TOOLS_CLIENT_H_
 #define TIERSTREAM_TOOLS_CLIENT_H_
 
