@@ -246,9 +246,15 @@ int RunServe(const ServeArgs& args) {
       static_cast<unsigned long long>(recovered.users_loaded),
       static_cast<unsigned long long>(recovered.log_events_replayed), recovered.seconds,
       pipeline->shards());
+  std::atomic<bool> webhooks_failed{false};
   if (webhooks != nullptr) {
     // Before the API serves: their figures in /healthz are real from the start.
-    s = webhooks->Start(pipeline.get());
+    s = webhooks->Start(pipeline.get(), [&server, &webhooks_failed](const Status& failure) {
+      Log(LogLevel::kError, "tierstream: %s; shutting down (a restart resumes every webhook)",
+          failure.ToString().c_str());
+      webhooks_failed.store(true);
+      server.Stop();
+    });
     if (!s.ok()) {
       Log(LogLevel::kError, "tierstream: %s", s.ToString().c_str());
       webhooks->Stop();
@@ -285,7 +291,7 @@ int RunServe(const ServeArgs& args) {
     Log(LogLevel::kError, "tierstream: shutdown checkpoint failed: %s", s.ToString().c_str());
     return 1;
   }
-  if (attach_failed || server.failed()) return 1;
+  if (attach_failed || server.failed() || webhooks_failed.load()) return 1;
   Log(LogLevel::kInfo, "tierstream: state committed, bye");
   return 0;
 }

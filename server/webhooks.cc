@@ -79,7 +79,8 @@ Result<std::unique_ptr<Webhooks>> Webhooks::Create(const std::vector<state::Webh
   return std::unique_ptr<Webhooks>(new Webhooks(std::move(impl)));
 }
 
-Status Webhooks::Start(pipeline::Pipeline* pipeline) {
+Status Webhooks::Start(pipeline::Pipeline* pipeline,
+                       std::function<void(const Status& failure)> on_failure) {
   if (!pipeline->change_log()) {
     return Status::InvalidArgument("webhooks: the change feed is off (config: changes.enabled)");
   }
@@ -98,17 +99,20 @@ Status Webhooks::Start(pipeline::Pipeline* pipeline) {
     }
   }
   for (WebhookDelivery* d : started) net::post(*impl_->ioc, [d] { d->Start(); });
-  impl_->thread = std::thread([ioc = impl_->ioc] {
+  impl_->thread = std::thread([ioc = impl_->ioc, on_failure = std::move(on_failure)] {
     auto work = net::make_work_guard(*ioc);
-    for (;;) {
-      try {
-        ioc->run();
-        return;
-      } catch (const std::exception& e) {
-        // A delivery caught in the middle may stall; its lag shows it.
-        Log(LogLevel::kError, "tierstream: webhooks thread: %s", e.what());
-      }
+    std::string what;
+    // A delivery caught in the middle of a step cannot be trusted to go on;
+    // its saved position can.
+    try {
+      ioc->run();
+      return;
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "unknown exception";
     }
+    if (on_failure) on_failure(Status::Internal("the webhooks' thread failed: " + what));
   });
   Log(LogLevel::kInfo, "tierstream: %zu webhook%s delivering", started.size(),
       started.size() == 1 ? "" : "s");

@@ -15,6 +15,7 @@
 #ifndef TIERSTREAM_SERVER_WEBHOOKS_H_
 #define TIERSTREAM_SERVER_WEBHOOKS_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,9 +41,13 @@ class Webhooks {
   static std::string Id(const state::WebhookConfig& hook);
 
   // Loads each webhook's position (a new one's is the feed's end, saved at
-  // once) and starts delivering. REQUIRES: `pipeline` has the change log
-  // and outlives Stop(); called once.
-  Status Start(pipeline::Pipeline* pipeline);
+  // once) and starts delivering. If an exception escapes a handler of the
+  // webhooks' thread, the thread ends and `on_failure` (may be empty) runs
+  // on it once, with what it said: serve shuts down, and a restart resumes
+  // every webhook from its saved position. REQUIRES: `pipeline` has the
+  // change log and outlives Stop(); called once.
+  Status Start(pipeline::Pipeline* pipeline,
+               std::function<void(const Status& failure)> on_failure = {});
   // Stops delivering, at once: a POST in flight is abandoned (its batch is
   // sent again, the same, after the next Start). Idempotent.
   void Stop();
