@@ -29,6 +29,7 @@
 #include "pipeline/file_source.h"
 #include "pipeline/pipeline.h"
 #include "server/server.h"
+#include "server/webhooks.h"
 #include "server/wire_json.h"
 #include "state/store.h"
 #include "tools/client.h"
@@ -161,6 +162,17 @@ int RunServe(const ServeArgs& args) {
           address->c_str());
     }
   }
+  // Secrets are read now: a webhook that cannot sign fails the start.
+  std::unique_ptr<server::Webhooks> webhooks;
+  if (!options->config.webhooks.empty()) {
+    auto created = server::Webhooks::Create(options->config.webhooks);
+    if (!created.ok()) {
+      Log(LogLevel::kError, "tierstream: %s", created.status().ToString().c_str());
+      return 2;
+    }
+    webhooks = std::move(created).value();
+    server_options.webhook_stats = [hooks = webhooks.get()] { return hooks->Stats(); };
+  }
   // Connections and RocksDB's files share the open-file limit: a burst of
   // connections must never leave RocksDB without a descriptor for its next
   // file (it then refuses every write until the database is reopened).
@@ -175,6 +187,7 @@ int RunServe(const ServeArgs& args) {
   fd_input.max_connections_given = args.max_connections_given;
   fd_input.probe_connections = kMaxProbeConnections;
   fd_input.store_fds = state::kStoreMaxFds;
+  fd_input.webhooks = static_cast<int>(options->config.webhooks.size());
   auto fds = PlanFds(fd_input);
   if (!fds.ok()) {
     Log(LogLevel::kError, "tierstream: %s", fds.status().ToString().c_str());
@@ -233,6 +246,24 @@ int RunServe(const ServeArgs& args) {
       static_cast<unsigned long long>(recovered.users_loaded),
       static_cast<unsigned long long>(recovered.log_events_replayed), recovered.seconds,
       pipeline->shards());
+  std::atomic<bool> webhooks_failed{false};
+  if (webhooks != nullptr) {
+    // Before the API serves: their figures in /healthz are real from the start.
+    s = webhooks->Start(pipeline.get(), [&server, &webhooks_failed](const Status& failure) {
+      Log(LogLevel::kError, "tierstream: %s; shutting down (a restart resumes every webhook)",
+          failure.ToString().c_str());
+      webhooks_failed.store(true);
+      server.Stop();
+    });
+    if (!s.ok()) {
+      Log(LogLevel::kError, "tierstream: %s", s.ToString().c_str());
+      webhooks->Stop();
+      server.Stop();
+      io.join();
+      (void)pipeline->Close();
+      return 1;
+    }
+  }
   s = server.AttachPipeline(pipeline.get());
   if (s.ok()) {
     if (!args.server.tcp_address.empty()) {
@@ -245,6 +276,9 @@ int RunServe(const ServeArgs& args) {
   }
   io.join();
   const bool attach_failed = !s.ok() && s.code() != StatusCode::kUnavailable;
+  // Before the pipeline closes: a batch in flight is sent again after the
+  // next start.
+  if (webhooks != nullptr) webhooks->Stop();
   s = pipeline->Close();
   if (pipeline_failed.load()) {
     Log(LogLevel::kError,
@@ -257,7 +291,7 @@ int RunServe(const ServeArgs& args) {
     Log(LogLevel::kError, "tierstream: shutdown checkpoint failed: %s", s.ToString().c_str());
     return 1;
   }
-  if (attach_failed || server.failed()) return 1;
+  if (attach_failed || server.failed() || webhooks_failed.load()) return 1;
   Log(LogLevel::kInfo, "tierstream: state committed, bye");
   return 0;
 }

@@ -9,9 +9,11 @@ namespace {
 
 // Each io thread's io_context holds an epoll descriptor, an eventfd and a
 // timerfd; besides them: the two listeners, the signal pipe (two), the
-// reject log and a few more.
-uint64_t ServerFds(int io_threads) {
-  return 3 * static_cast<uint64_t>(std::max(io_threads, 1)) + 8;
+// reject log and a few more; and with webhooks, their io_context's three
+// and a connection each.
+uint64_t ServerFds(int io_threads, int webhooks) {
+  const uint64_t hooks = static_cast<uint64_t>(std::max(webhooks, 0));
+  return 3 * static_cast<uint64_t>(std::max(io_threads, 1)) + 8 + (hooks > 0 ? 3 + hooks : 0);
 }
 
 std::string LimitText(uint64_t v) { return v == UINT64_MAX ? "unlimited" : std::to_string(v); }
@@ -32,7 +34,7 @@ std::string FdBudget::Describe(const FdBudgetInput& in) const {
 
 Result<FdBudget> PlanFds(const FdBudgetInput& in) {
   FdBudget b;
-  b.server_fds = ServerFds(in.io_threads);
+  b.server_fds = ServerFds(in.io_threads, in.webhooks);
   const uint64_t fixed = in.open_at_start + b.server_fds + in.store_fds + kFdReserve +
                          static_cast<uint64_t>(std::max(in.probe_connections, 0));
   const uint64_t wanted = static_cast<uint64_t>(std::max(in.max_connections, 0));

@@ -37,12 +37,13 @@ struct FdBudgetInput {
   bool max_connections_given = false;  // on the command line, not the default
   int probe_connections = 0;           // the HTTP connections beyond max_connections
   uint64_t store_fds = 0;              // what the store may hold (state::kStoreMaxFds)
+  int webhooks = 0;                    // each holds a connection to its receiver
 };
 
 struct FdBudget {
   int max_connections = 0;  // what serve accepts: the input's, or lowered to fit
   bool lowered = false;
-  uint64_t server_fds = 0;  // listeners, io_contexts, signals, the reject log
+  uint64_t server_fds = 0;  // listeners, io_contexts, signals, the reject log, webhooks
   uint64_t needed = 0;      // every part, at the input's max_connections
   // How the limit is shared out: "1024 connections + 16 health probes + ...".
   std::string Describe(const FdBudgetInput& in) const;

@@ -33,6 +33,14 @@ TEST(FdBudget, EveryPartFitsInTheLimit) {
             "1024 connections + 16 health probes + 256 for RocksDB + 18 for the server + 64 spare");
 }
 
+TEST(FdBudget, WebhooksTakeTheirIoContextAndAConnectionEach) {
+  FdBudgetInput in = Input(524288, 1024, false);
+  in.webhooks = 2;
+  auto b = PlanFds(in);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->server_fds, 14u + 3 + 2);
+}
+
 TEST(FdBudget, ADefaultThatDoesNotFitIsLoweredToWhatDoes) {
   auto b = PlanFds(Input(1024, 1024, false));
   ASSERT_TRUE(b.ok()) << b.status().ToString();

@@ -127,6 +127,25 @@ uint64_t Pipeline::ChangesBytes() const {
   return impl_->changes_bytes;
 }
 
+namespace {
+// In the state database's meta, beside "shards", "tz", "shard/<i>", ...
+std::string ConsumerKey(std::string_view name) { return "consumer/" + std::string(name); }
+}  // namespace
+
+// Under the readers' lock, like ReadChanges: the committer never reopens
+// the store under a consumer's read or write.
+Status Pipeline::GetConsumerState(std::string_view name, std::string* value, bool* found) {
+  std::shared_lock<std::shared_mutex> reading(impl_->store_readers_mu);
+  if (impl_->store->failing()) return Status::Unavailable("the store is recovering");
+  return impl_->store->GetMeta(ConsumerKey(name), value, found);
+}
+
+Status Pipeline::PutConsumerState(std::string_view name, std::string_view value) {
+  std::shared_lock<std::shared_mutex> reading(impl_->store_readers_mu);
+  if (impl_->store->failing()) return Status::Unavailable("the store is recovering");
+  return impl_->store->PutMeta(ConsumerKey(name), value, impl_->options.fsync);
+}
+
 uint64_t Pipeline::OnChangesAfter(uint64_t after, std::function<void()> fn) {
   if (!impl_->feed) return 0;  // nothing ever comes: the caller's deadline answers
   return impl_->feed->OnAdvance(after, std::move(fn));

@@ -191,6 +191,12 @@ class Pipeline {
   // sampled them (at most about a second before); 0 when the log is off.
   // Also in GetStats (PipelineStats::changes_bytes).
   uint64_t ChangesBytes() const;
+  // What a consumer of the feed that the server runs itself (a webhook)
+  // keeps of its position: a small value under `name`, in the state
+  // database (written without fsync unless --fsync: it survives kill -9).
+  // Unavailable while the store is failing (it is reopened meanwhile).
+  Status GetConsumerState(std::string_view name, std::string* value, bool* found);
+  Status PutConsumerState(std::string_view name, std::string_view value);
 
   // T: the largest accepted ts, or kNoTs.
   int64_t watermark() const;

@@ -271,8 +271,9 @@ struct Pipeline::Impl {
   CommitJob in_hand;
   bool rules_changed = false;  // re-evaluate every user's tier during recovery
   std::string rules_text;      // the rules, as a change caused by them names them
-  // Held shared by the feed's readers (ReadChanges, on HTTP threads) and
-  // exclusively while the committer reopens the store (TendStore).
+  // Held shared by the feed's readers (ReadChanges, on HTTP threads; the
+  // webhooks' Get/PutConsumerState) and exclusively while the committer
+  // reopens the store (TendStore).
   std::shared_mutex store_readers_mu;
   // The change feed (null when the change log is off).
   std::unique_ptr<ChangeFeed> feed;

@@ -91,8 +91,22 @@ std::string QueryFailure(const Status& failure) {
 }
 }  // namespace api
 
-HttpApi::HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page)
-    : pipeline_(pipeline), tier_export_page_(std::max<size_t>(tier_export_page, 1)) {}
+HttpApi::HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page,
+                 WebhookStatsFn webhook_stats)
+    : pipeline_(pipeline),
+      tier_export_page_(std::max<size_t>(tier_export_page, 1)),
+      webhook_stats_(std::move(webhook_stats)) {
+  if (!webhook_stats_) return;
+  // /metrics: the same figures, labelled by the webhook's stable id.
+  webhook_figures_ = [stats = webhook_stats_] {
+    std::vector<WebhookFigures> figures;
+    for (const WebhookStats& s : stats()) {
+      figures.push_back(
+          {s.id, s.lag_changes, s.lag_seconds, s.delivered_batches, s.failures_total});
+    }
+    return figures;
+  };
+}
 
 bool HttpApi::TakesBody(std::string_view target) { return PathOf(target) == "/v1/events"; }
 
@@ -175,11 +189,13 @@ void HttpApi::Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executo
     return reply(api::Json(200, RenderHealthJson("starting", reasons, kNoTs, nullptr)));
   }
   const int64_t t = pipeline->watermark();
-  pipeline->GetStats([executor, reply = std::move(reply), t,
-                      reasons = std::move(reasons)](pipeline::PipelineStats stats) mutable {
+  std::vector<WebhookStats> webhooks;
+  if (webhook_stats_) webhooks = webhook_stats_();
+  pipeline->GetStats([executor, reply = std::move(reply), t, reasons = std::move(reasons),
+                      webhooks = std::move(webhooks)](pipeline::PipelineStats stats) mutable {
     const char* status = reasons.empty() ? "ok" : "degraded";
     ReplyLater(executor, std::move(reply),
-               api::Json(200, RenderHealthJson(status, reasons, t, &stats)));
+               api::Json(200, RenderHealthJson(status, reasons, t, &stats, &webhooks)));
   });
 }
 

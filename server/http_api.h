@@ -33,6 +33,7 @@
 #include "pipeline/pipeline.h"
 #include "server/ingest_metrics.h"
 #include "server/metrics.h"
+#include "server/webhook_stats.h"
 #include "server/wire_json.h"
 
 namespace tierstream::server {
@@ -93,8 +94,12 @@ class HttpApi {
   // `pipeline` (not owned) points to the pipeline, null while it is being
   // opened (recovery): then /healthz says "starting", /readyz 503
   // "recovering", and everything else is 503. `tier_export_page`: members
-  // per page of a streamed tier listing.
-  HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page);
+  // per page of a streamed tier listing. `webhook_stats` (may be empty):
+  // the webhooks' figures for /healthz once the pipeline is open, and for
+  // /metrics (it sets the WebhookFigures hook: label = the webhook's id,
+  // deliveries = batches answered 2xx).
+  HttpApi(const std::atomic<pipeline::Pipeline*>* pipeline, size_t tier_export_page,
+          WebhookStatsFn webhook_stats = {});
   HttpApi(const HttpApi&) = delete;
   HttpApi& operator=(const HttpApi&) = delete;
 
@@ -134,6 +139,7 @@ class HttpApi {
 
   const std::atomic<pipeline::Pipeline*>* pipeline_;
   const size_t tier_export_page_;
+  const WebhookStatsFn webhook_stats_;
   IngestMetrics ingest_metrics_;
   std::function<std::vector<WebhookFigures>()> webhook_figures_;
 };

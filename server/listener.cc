@@ -38,7 +38,7 @@ Server::Impl::Impl(pipeline::Pipeline* p, ServerOptions o)
     : pipeline(p),
       options(std::move(o)),
       admission(options.max_connections, options.max_unauthenticated, options.token),
-      api(&pipeline, options.tier_export_page),
+      api(&pipeline, options.tier_export_page, options.webhook_stats),
       lanes(MakeLanes(options.io_threads)),
       ioc(lanes[0]->ioc),
       http_acceptor(ioc),

@@ -17,6 +17,7 @@
 
 #include "common/status.h"
 #include "pipeline/pipeline.h"
+#include "server/webhook_stats.h"
 
 namespace tierstream::server {
 
@@ -62,6 +63,10 @@ struct ServerOptions {
   // (a TCP producer its summary, an HTTP request its answer) before the
   // server closes them anyway.
   int shutdown_grace_seconds = 5;
+  // The webhooks' figures for /healthz (empty: no webhooks). Called on io
+  // threads once the pipeline is attached; must stay callable until the
+  // server is destroyed.
+  WebhookStatsFn webhook_stats;
 };
 
 class Server {

@@ -229,6 +229,15 @@ std::string RenderChangesJson(const pipeline::ChangePage& page) {
   return body;
 }
 
+std::string RenderChangeBatchJson(std::span<const std::pair<uint64_t, state::TierChange>> changes) {
+  std::string body;
+  JsonWriter jw(&body);
+  jw.BeginObject().Key("changes").BeginArray();
+  for (const auto& [cursor, change] : changes) WriteChange(jw, cursor, change);
+  jw.EndArray().EndObject();
+  return body;
+}
+
 std::string RenderChangesGoneJson(uint64_t after, uint64_t oldest) {
   std::string body;
   JsonWriter jw(&body);
@@ -254,7 +263,8 @@ void AppendTierPageNdjson(const pipeline::TierPage& page, bool profiles, std::st
 }
 
 std::string RenderHealthJson(std::string_view status, const std::vector<std::string>& reasons,
-                             int64_t as_of, const pipeline::PipelineStats* stats) {
+                             int64_t as_of, const pipeline::PipelineStats* stats,
+                             const std::vector<WebhookStats>* webhooks) {
   std::string body;
   JsonWriter w(&body);
   w.BeginObject().Key("status").String(status);
@@ -280,6 +290,28 @@ std::string RenderHealthJson(std::string_view status, const std::vector<std::str
     w.Key("event_id_runs").Int(Signed(s.id_runs));
     w.Key("events_beyond_horizon").Int(Signed(s.events_beyond_horizon));
     w.Key("events_in_flight").Int(s.events_in_flight);
+  }
+  if (webhooks != nullptr && !webhooks->empty()) {
+    w.Key("webhooks").BeginArray();
+    for (const WebhookStats& h : *webhooks) {
+      w.BeginObject().Key("id").String(h.id).Key("url").String(h.url);
+      w.Key("position").String(std::to_string(h.position));
+      w.Key("lag_changes").Int(Signed(h.lag_changes));
+      w.Key("lag_seconds").Double(h.lag_seconds);
+      w.Key("consecutive_failures").Int(Signed(h.consecutive_failures));
+      w.Key("failures_total").Int(Signed(h.failures_total));
+      w.Key("delivered_batches").Int(Signed(h.delivered_batches));
+      w.Key("delivered_changes").Int(Signed(h.delivered_changes));
+      w.Key("skipped_changes").Int(Signed(h.skipped_changes));
+      w.Key("last_error");
+      if (h.last_error.empty()) {
+        w.Null();
+      } else {
+        w.String(h.last_error);
+      }
+      w.EndObject();
+    }
+    w.EndArray();
   }
   w.EndObject();
   return body;

@@ -9,11 +9,14 @@
 #define TIERSTREAM_SERVER_WIRE_JSON_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pipeline/queries.h"
+#include "server/webhook_stats.h"
 #include "state/explain.h"
 #include "state/kpis.h"
 #include "state/profile.h"
@@ -57,14 +60,21 @@ void AppendTierPageNdjson(const pipeline::TierPage& page, bool profiles, std::st
 std::string RenderChangeJson(uint64_t cursor, const state::TierChange& c);
 // GET /v1/changes: {"changes":[...],"next":"<cursor>"}.
 std::string RenderChangesJson(const pipeline::ChangePage& page);
+// A webhook's batch: {"changes":[...]}, each change as RenderChangeJson.
+std::string RenderChangeBatchJson(std::span<const std::pair<uint64_t, state::TierChange>> changes);
 // 410 for a cursor past retention: {"error":...,"oldest":"<cursor>"}.
 std::string RenderChangesGoneJson(uint64_t after, uint64_t oldest);
 
 // GET /healthz: {"status":..., "reasons":[...] (when any), "as_of":...,
 // and the pipeline's figures}. `stats` null: the pipeline is still
 // recovering (status "starting"), and neither as_of nor figures are known.
+// With `webhooks` (not null, not empty), "webhooks":[{"id","url","position"
+// (a cursor, as a string),"lag_changes","lag_seconds","consecutive_failures",
+// "failures_total","delivered_batches","delivered_changes",
+// "skipped_changes","last_error" (null if none)}] after the figures.
 std::string RenderHealthJson(std::string_view status, const std::vector<std::string>& reasons,
-                             int64_t as_of, const pipeline::PipelineStats* stats);
+                             int64_t as_of, const pipeline::PipelineStats* stats,
+                             const std::vector<WebhookStats>* webhooks = nullptr);
 
 }  // namespace tierstream::server
 

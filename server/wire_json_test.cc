@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tierstream::server {
@@ -68,6 +69,53 @@ TEST(WireJson, HealthHasFiguresOnlyOnceThePipelineIsOpen) {
             R"("warm_reloads":0,"dirty_users":0,"remembered_event_ids":0,)"
             R"("spilled_event_ids":0,"event_id_runs":0,"events_beyond_horizon":0,)"
             R"("events_in_flight":3})");
+}
+
+TEST(WireJson, HealthListsEachWebhooksPositionLagAndLastError) {
+  pipeline::PipelineStats stats;
+  WebhookStats a;
+  a.id = "00a1b2c3d4e5f607";
+  a.url = "http://127.0.0.1:9000/hook";
+  a.position = 1234;
+  a.lag_changes = 56;
+  a.lag_seconds = 1.5;
+  a.consecutive_failures = 2;
+  a.failures_total = 7;
+  a.delivered_batches = 30;
+  a.delivered_changes = 1200;
+  a.last_error = "HTTP 500";
+  WebhookStats b;
+  b.id = "ffffffffffffffff";
+  b.url = "http://h/";
+  const std::vector<WebhookStats> hooks = {a, b};
+  const std::string json = RenderHealthJson("ok", {}, kNoTs, &stats, &hooks);
+  const std::string tail =
+      R"("events_in_flight":0,"webhooks":[)"
+      R"({"id":"00a1b2c3d4e5f607","url":"http://127.0.0.1:9000/hook","position":"1234",)"
+      R"("lag_changes":56,"lag_seconds":1.5,"consecutive_failures":2,"failures_total":7,)"
+      R"("delivered_batches":30,)"
+      R"("delivered_changes":1200,"skipped_changes":0,"last_error":"HTTP 500"},)"
+      R"({"id":"ffffffffffffffff","url":"http://h/","position":"0","lag_changes":0,"lag_seconds":0,)"
+      R"("consecutive_failures":0,"failures_total":0,"delivered_batches":0,)"
+      R"("delivered_changes":0,"skipped_changes":0,"last_error":null}]})";
+  ASSERT_GE(json.size(), tail.size());
+  EXPECT_EQ(json.substr(json.size() - tail.size()), tail);
+  // No webhooks configured: no key.
+  const std::vector<WebhookStats> none;
+  EXPECT_EQ(RenderHealthJson("ok", {}, kNoTs, &stats, &none).find("webhooks"), std::string::npos);
+}
+
+TEST(WireJson, ABatchIsTheChangesAsTheFeedRendersThem) {
+  state::TierChange c;
+  c.user_id = "u1";
+  c.seq = 2;
+  c.from = state::Tier::kActive;
+  c.to = state::Tier::kDormant;
+  c.at_ms = 1000;
+  c.cause = state::ChangeCause::kTime;
+  const std::vector<std::pair<uint64_t, state::TierChange>> changes = {{7, c}, {9, c}};
+  EXPECT_EQ(RenderChangeBatchJson(changes),
+            R"({"changes":[)" + RenderChangeJson(7, c) + "," + RenderChangeJson(9, c) + "]}");
 }
 
 TEST(WireJson, ErrorIsOneEscapedMessage) {

@@ -6,7 +6,8 @@
 //            "tz" -> the UTC offset days are cut by, "rules" -> the tier
 //            rules last applied, "shard/<i>" -> ShardState meta (with its
 //            log position), "user_index/<i>" -> the stamp saying shard i's
-//            user index is complete;
+//            user index is complete, "consumer/<name>" -> the position of a
+//            feed consumer the server runs (a webhook: server/webhooks.h);
 //            user index: key 0x01 | shard(4B BE) | hash(8B BE) | user_id -> ""
 //            (the users of a hash: pending tier checks of evicted users are
 //            kept by hash; older binaries never read these keys)
