@@ -230,6 +230,106 @@ TEST(ChangeFeed, RetentionTrimsTheOldestAndOlderCursorsAreGone) {
   EXPECT_TRUE(has_b);
 }
 
+std::string Order(const std::string& id, const std::string& user, int64_t ts, int yuan) {
+  return "{\"event_id\":\"" + id + "\",\"type\":\"order\",\"user_id\":\"" + user +
+         "\",\"ts\":" + std::to_string(ts) + ",\"order_id\":\"" + id +
+         "\",\"amount\":" + std::to_string(yuan) + "}";
+}
+
+std::unique_ptr<Pipeline> OpenWithRules(const std::string& dir, int64_t high_value_spend_fen) {
+  PipelineOptions o;
+  o.data_dir = dir;
+  o.shards = 2;
+  o.log_to_stderr = false;
+  o.config.max_future_ms = 0;
+  o.config.rules.high_value_spend_fen = high_value_spend_fen;
+  auto p = Pipeline::Open(o);
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  return std::move(p).value();
+}
+
+// Every change in the feed, per user, in feed order.
+std::map<std::string, std::vector<state::TierChange>> AllChanges(Pipeline& p) {
+  std::map<std::string, std::vector<state::TierChange>> out;
+  for (auto& [cursor, c] : p.ReadChanges(0, 100000, ChangeFilter{}).changes) {
+    out[c.user_id].push_back(c);
+  }
+  return out;
+}
+
+TEST(ChangeFeed, NewRulesAtStartUpChangeTiersWithCauseRulesAndKeepEveryChain) {
+  TempDir dir;
+  const int64_t last_ts = At(kDay0 + 40, 13);
+  {
+    auto p = OpenWithRules(dir.path(), 50'000);
+    // h: four orders of 100 yuan on day 40 (spend 400, 3 repeat orders):
+    // short of high_value's 500. g: two orders, never high_value. n: joins
+    // on day 39, new under any rules.
+    Send(*p, {Line("h0", "join", "h", At(kDay0, 10)), Line("g0", "join", "g", At(kDay0, 10))});
+    Send(*p, {Line("n0", "join", "n", At(kDay0 + 39, 10))});
+    Send(*p,
+         {Order("h1", "h", At(kDay0 + 40, 10), 100), Order("h2", "h", At(kDay0 + 40, 11), 100),
+          Order("h3", "h", At(kDay0 + 40, 12), 100), Order("h4", "h", last_ts, 100),
+          Order("g1", "g", At(kDay0 + 40, 10), 100), Order("g2", "g", At(kDay0 + 40, 11), 100)});
+    (void)Await(*p, &Pipeline::GetKpis);
+    ASSERT_TRUE(p->Close().ok());
+  }
+  uint64_t end_before = 0;
+  std::map<std::string, std::vector<state::TierChange>> before;
+  {
+    auto p = OpenWithRules(dir.path(), 50'000);  // the same rules: nothing changes
+    before = AllChanges(*p);
+    end_before = p->ChangesEnd();
+    ASSERT_EQ(before.at("h").back().to, state::Tier::kDormant);
+    ASSERT_TRUE(p->Close().ok());
+  }
+  {
+    // high_value from 300 yuan: h becomes high_value, by the new rules, at T.
+    auto p = OpenWithRules(dir.path(), 30'000);
+    const auto after = AllChanges(*p);
+    const auto& h = after.at("h");
+    ASSERT_EQ(h.size(), before.at("h").size() + 1);
+    const state::TierChange& c = h.back();
+    EXPECT_EQ(c.from, state::Tier::kDormant);
+    EXPECT_EQ(c.to, state::Tier::kHighValue);
+    EXPECT_EQ(c.cause, state::ChangeCause::kRules);
+    EXPECT_EQ(c.cause_ref, "30000/3/30/3");
+    EXPECT_EQ(c.at_ms, last_ts);
+    EXPECT_EQ(c.seq, h.size());
+    EXPECT_EQ(after.at("g").size(), before.at("g").size());
+    EXPECT_EQ(after.at("n").size(), before.at("n").size());
+    const auto profile = Await(*p, &Pipeline::GetUser, std::string("h"));
+    ASSERT_TRUE(profile.has_value());
+    EXPECT_EQ(profile->profile.tier, state::Tier::kHighValue);
+    ASSERT_TRUE(p->Close().ok());
+  }
+  {
+    // The same new rules again: nothing more. Then the old ones: back.
+    auto p = OpenWithRules(dir.path(), 30'000);
+    EXPECT_EQ(AllChanges(*p).at("h").size(), before.at("h").size() + 1);
+    ASSERT_TRUE(p->Close().ok());
+  }
+  auto p = OpenWithRules(dir.path(), 50'000);
+  const auto all = AllChanges(*p);
+  const auto& h = all.at("h");
+  ASSERT_EQ(h.size(), before.at("h").size() + 2);
+  EXPECT_EQ(h.back().to, state::Tier::kDormant);
+  EXPECT_EQ(h.back().cause, state::ChangeCause::kRules);
+  EXPECT_EQ(h.back().cause_ref, "50000/3/30/3");
+  EXPECT_GT(p->ChangesEnd(), end_before);
+  // Every chain: numbered 1, 2, 3, ..., each from the previous to, starting
+  // from no tier, ending at her tier.
+  for (const auto& [user, changes] : all) {
+    for (size_t i = 0; i < changes.size(); ++i) {
+      EXPECT_EQ(changes[i].seq, i + 1) << user;
+      EXPECT_EQ(changes[i].from, i == 0 ? state::Tier::kNone : changes[i - 1].to) << user << i;
+    }
+    const auto profile = Await(*p, &Pipeline::GetUser, user);
+    ASSERT_TRUE(profile.has_value()) << user;
+    EXPECT_EQ(profile->profile.tier, changes.back().to) << user;
+  }
+}
+
 TEST(ChangeFeedCursors, VisibleOnlyUpToTheOldestClaimInFlight) {
   ChangeFeed feed(10);
   EXPECT_EQ(feed.visible_end(), 11u);
