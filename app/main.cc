@@ -173,6 +173,8 @@ int main(int argc, char** argv) {
                    "GET /v1/users/{id} and /v1/kpis per second while loading")
       ->capture_default_str();
   load_cmd->add_flag("--ordered", load.ordered, "One connection, chunks in file order");
+  load_cmd->add_flag("--follow-changes", load.follow_changes,
+                     "Long-poll GET /v1/changes meanwhile; time changes from their event's ack");
 
   ClientArgs client;
   std::vector<std::string> send_files;

@@ -20,11 +20,11 @@
 
 namespace tierstream::pipeline {
 
-Status Pipeline::Impl::FlushChanges(Worker* w) {
-  if (!feed) return Status::Ok();
-  for (;;) {
+Status Pipeline::Impl::FlushChanges(Worker* w, std::string_view events_block) {
+  bool events_written = events_block.empty();
+  while (feed) {
     if (w->changes.empty()) {
-      if (!w->state.has_changes()) return Status::Ok();
+      if (!w->state.has_changes()) break;
       w->state.TakeChanges(&w->changes);
     }
     if (w->changes_first == 0) {
@@ -46,16 +46,37 @@ Status Pipeline::Impl::FlushChanges(Worker* w) {
       w->changes_log_seq = w->log_seq + 1;
       w->changes_first = feed->Claim(w->changes.size());
     }
-    Status s = store->AppendChanges(w->id, w->changes_log_seq, w->changes_block, w->changes_first,
-                                    w->changes_values, w->changes.back().shard_seq, options.fsync);
+    // The group's events go with the last of the changes made before them
+    // (a retry of a failed write goes first, alone, if the state made more
+    // since), after their time changes.
+    const bool with_events = !events_written && !w->state.has_changes();
+    const uint64_t events_seq = (w->changes_block.empty() ? w->log_seq : w->changes_log_seq) + 1;
+    Status s = store->AppendChanges(
+        w->id, {w->changes_log_seq, w->changes_block},
+        with_events ? state::Store::LogAppend{events_seq, events_block} : state::Store::LogAppend{},
+        w->changes_first, w->changes_values, w->changes.back().shard_seq, options.fsync);
     if (!s.ok()) return s;
     if (!w->changes_block.empty()) w->log_seq = w->changes_log_seq;
+    if (with_events) {
+      w->log_seq = events_seq;
+      events_written = true;
+    }
     w->feed_position = w->changes.back().shard_seq;
     const uint64_t first = w->changes_first;
     w->changes.clear();
     w->changes_first = 0;
     feed->Release(first);
   }
+  if (events_written) return Status::Ok();
+  Status s = store->AppendLog(w->id, w->log_seq + 1, events_block, options.fsync);
+  if (s.ok()) ++w->log_seq;
+  return s;
+}
+
+bool Pipeline::Impl::ChangesDue(Worker* w) const {
+  // Under load the next group's log write carries them (no write of their
+  // own); an idle worker writes them at once, so that they are served.
+  return feed && (w->state.pending_changes() >= kChangesPerWrite || w->queue.size_approx() == 0);
 }
 
 Status Pipeline::Impl::RepublishReplayed(Worker* w) {
@@ -105,13 +126,14 @@ void Pipeline::Impl::TendChangeRetention() {
     return true;
   });
   if (!read.ok() || trim == from) return;
-  Status s = store->TrimChanges(trim);
+  uint64_t trimmed = 0;
+  Status s = store->TrimChanges(trim, &trimmed);
   if (!s.ok()) {
     LogAt(LogLevel::kError, "change feed: trimming through %llu failed: %s",
           static_cast<unsigned long long>(trim), s.ToString().c_str());
     return;
   }
-  changes_trimmed.store(trim);
+  if (trimmed > from) changes_trimmed.store(trimmed);
 }
 
 // ---- reading

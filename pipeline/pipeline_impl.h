@@ -347,7 +347,8 @@ struct Pipeline::Impl {
   // thread; FinishCheckpoint (on the worker) applies the outcome once
   // committed — true if there was one to finish, false if none is in flight
   // or (wait = false) it is still being snapshot or committed. Checkpoint
-  // does all three and waits.
+  // does all three and waits. StartCheckpoint's caller has written the
+  // state's tier changes (FlushChanges): the meta counts them.
   void StartCheckpoint(Worker* w);
   void ContinueSnapshot(Worker* w, size_t budget);
   bool FinishCheckpoint(Worker* w, bool wait, Status* status);
@@ -377,9 +378,15 @@ struct Pipeline::Impl {
   // ---- change_log.cc
   // Writes the changes the state made since the last call (and any whose
   // write failed before) to the feed; time changes go into the shard's log
-  // in the same write. On error they stay, and so must every later group's
-  // events (the caller refuses them).
-  Status FlushChanges(Worker* w);
+  // in the same write, and so does `events_block` when given: the group's
+  // log block, after them (appended alone when there are none). On error
+  // the changes stay, and the block is not written (the caller refuses its
+  // events).
+  Status FlushChanges(Worker* w, std::string_view events_block = {});
+  // Whether the changes the state holds should be written now rather than
+  // with the next group's log block: the worker is idle, or they are many.
+  bool ChangesDue(Worker* w) const;
+  static constexpr size_t kChangesPerWrite = 16384;
   // Recovery: the changes replay made again, less those the feed holds.
   Status RepublishReplayed(Worker* w);
   // On the committer, now and then: drops changes past retention.

@@ -119,9 +119,6 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   } else if (s = PrepareUsers(w); !s.ok()) {
     LogAt(LogLevel::kError, "shard %u: an evicted user could not be read back, batch refused: %s",
           w->id, s.ToString().c_str());
-  } else if (s = FlushChanges(w); !s.ok()) {
-    LogAt(LogLevel::kError, "shard %u: writing tier changes failed, batch refused: %s", w->id,
-          s.ToString().c_str());
   } else if (options.write_log &&
              (accepted_count > 0 || counts.duplicates > 0 || counts.rejected > 0)) {
     w->block.clear();
@@ -130,9 +127,10 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
       if (w->accepted[j]) state::AppendEventRecord(*w->events[j], &w->block);
     }
     state::SetLogBlockCounts(counts, &w->block);
-    s = store->AppendLog(w->id, w->log_seq + 1, w->block, options.fsync);
+    // In one write with the tier changes made before the group (the last
+    // group's, the sweep's): their time changes precede it in the log.
+    s = FlushChanges(w, w->block);
     if (s.ok()) {
-      ++w->log_seq;
       w->logged_since_checkpoint += accepted_count;
     } else {
       LogAt(LogLevel::kError, "shard %u: log write failed, batch refused: %s", w->id,
@@ -197,14 +195,18 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
       BatchAccess::accepted(batches[i]).fetch_add(acc, std::memory_order_relaxed);
       BatchAccess::duplicates(batches[i]).fetch_add(dup, std::memory_order_relaxed);
     }
-    // The changes the group made: served once durable. A failed write keeps
-    // them for the next (the group's events are durable already).
+  }
+  for (size_t i = 0; i < n; ++i) CompletePart(std::exchange(batches[i], nullptr));
+  // The changes the group made are served once durable: written now if the
+  // worker has nothing more to do, else with the next group's log block.
+  // They need not be before the acks: the group's events are durable, and
+  // replay would make them again. A failed write keeps them for the next.
+  if (ok && ChangesDue(w)) {
     if (Status c = FlushChanges(w); !c.ok()) {
       LogAt(LogLevel::kError, "shard %u: writing tier changes failed (will retry): %s", w->id,
             c.ToString().c_str());
     }
   }
-  for (size_t i = 0; i < n; ++i) CompletePart(std::exchange(batches[i], nullptr));
 }
 
 Status Pipeline::Impl::PrepareUsers(Worker* w) {
@@ -228,9 +230,10 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
     // A final checkpoint finishes the sweep: the next start begins as of T.
     w->state.Sweep(today, force_checkpoint ? SIZE_MAX : options.sweep_slice);
   }
-  // Time changes (and those of queries' sweeps) are written before anything
-  // else: a checkpoint covers only changes the feed holds.
-  Status flushed = FlushChanges(w);
+  // Time changes (and those of queries' sweeps) are written now when due
+  // (else with the next group's log block); a checkpoint covers only
+  // changes the feed holds, so one starts only after they are written.
+  Status flushed = force_checkpoint || ChangesDue(w) ? FlushChanges(w) : Status::Ok();
   if (!flushed.ok()) {
     LogAt(LogLevel::kError, "shard %u: writing tier changes failed (will retry): %s", w->id,
           flushed.ToString().c_str());
@@ -301,7 +304,12 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   } else if (over_memory || w->state.dirty_count() >= options.checkpoint_dirty_users ||
              w->logged_since_checkpoint >= options.checkpoint_log_events ||
              (options.write_log && due_by_time && has_work)) {
-    StartCheckpoint(w);
+    if (flushed = FlushChanges(w); flushed.ok()) {
+      StartCheckpoint(w);
+    } else {
+      LogAt(LogLevel::kError, "shard %u: writing tier changes failed (will retry): %s", w->id,
+            flushed.ToString().c_str());
+    }
   }
 }
 

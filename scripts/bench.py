@@ -105,11 +105,12 @@ class Server:
         self.log.close()
 
 
-def on_fresh_server(data, fn):
-    """Runs fn(server) against a server on an empty data dir `data`, which is
-    removed afterwards; returns fn's result and the server's peak RSS (bytes)."""
+def on_fresh_server(data, fn, *extra):
+    """Runs fn(server) against a server on an empty data dir `data` (started
+    with `extra` arguments), which is removed afterwards; returns fn's result
+    and the server's peak RSS (bytes)."""
     shutil.rmtree(data, ignore_errors=True)
-    srv = Server(data)
+    srv = Server(data, *extra)
     try:
         result = fn(srv)
         rss = srv.peak_rss()
@@ -146,6 +147,56 @@ def idle_queries(server, users, n_users=2000, n_kpis=200):
     c.close()
     return {"user_p50_ms": pct(u_ms, .5), "user_p99_ms": pct(u_ms, .99),
             "kpis_p50_ms": pct(k_ms, .5), "kpis_p99_ms": pct(k_ms, .99)}
+
+
+def timed_gets(server, target, n):
+    """n GETs of `target` on one keep-alive connection: latencies (ms) and the last body's size."""
+    host, port = server.http.split(":")
+    c = http.client.HTTPConnection(host, int(port), timeout=60)
+    ms, size = [], 0
+    for _ in range(n):
+        t0 = time.perf_counter()
+        c.request("GET", target)
+        r = c.getresponse()
+        body = r.read()
+        ms.append((time.perf_counter() - t0) * 1000)
+        assert r.status == 200, r.status
+        size = len(body)
+    c.close()
+    return ms, size
+
+
+def sse_rate(server, limit_s=120):
+    """Reads the change feed from its oldest change over Server-Sent Events
+    until the last change there is now; returns changes/s, how many, bytes."""
+    status, body = server.get("/v1/changes?after=end")
+    assert status == 200, body
+    last = json.loads(body)["next"]  # the newest change's cursor
+    end_marker = f"\nid: {last}\n".encode()
+    host, port = server.http.split(":")
+    c = http.client.HTTPConnection(host, int(port), timeout=60)
+    t0 = time.perf_counter()
+    c.request("GET", "/v1/changes/stream")
+    r = c.getresponse()
+    assert r.status == 200, r.status
+    n, total, tail = 0, 0, b""
+    while time.perf_counter() - t0 < limit_s:
+        chunk = r.read1(1 << 20)
+        if not chunk:
+            break
+        total += len(chunk)
+        n += chunk.count(b"event: change\n")
+        if end_marker in tail + chunk:
+            break
+        tail = chunk[-64:]
+    seconds = time.perf_counter() - t0
+    c.close()
+    return {"changes_per_s": n / seconds, "changes": n, "bytes": total, "seconds": seconds}
+
+
+def median(values):
+    s = sorted(values)
+    return s[len(s) // 2]
 
 
 def head_lines(src, dst, n):
@@ -228,6 +279,13 @@ def main():
                 break
     R["queries_at_rest"] = idle_queries(srv, sample)
     R["queries_at_rest"]["users"] = users_total
+    log("/metrics scrape")
+    ms, size = timed_gets(srv, "/metrics", 50)
+    R["metrics_scrape"] = {"users": users_total, "p50_ms": pct(ms, .5), "p99_ms": pct(ms, .99),
+                           "max_ms": max(ms), "bytes": size}
+    if "sse" not in skip:
+        log("SSE delivery of the replay's change feed")
+        R["sse"] = sse_rate(srv)
     srv.stop()
 
     # --- memory per resident user: RSS at 2x users minus RSS at 1x ------------
@@ -263,6 +321,42 @@ def main():
                     "ack_p99_ms": out["ack_ms"]["p99"], "peak_rss_mb": rss / 1048576,
                     "failed_chunks": out["failed_chunks"]}
         tcp_rate = out["events_per_s"]
+
+    # --- the change log's cost: on vs off, alternated, medians ---------------
+    if "changelog" not in skip:
+        off_config = W("changes-off.json")
+        with open(off_config, "w") as f:
+            json.dump({"changes": {"enabled": False}}, f)
+        rep = {"on": [], "off": []}
+        tcp = {"on": [], "off": []}
+        for i in range(3):
+            for mode in ("on", "off"):
+                extra = [] if mode == "on" else ["--config", off_config]
+                log(f"change log {mode}: replay, tcp ({i + 1}/3)")
+                d = W("changelog-data")
+                shutil.rmtree(d, ignore_errors=True)
+                rep[mode].append(run_json([TS, "replay", "--data", d, *extra, main_file])["events_per_second"])
+                shutil.rmtree(d, ignore_errors=True)
+                out, _ = on_fresh_server(W("changelog-tcp-data"), lambda srv: run_json(
+                    [TS, "load", live_file, "--tcp", srv.tcp, "--connections", "4", "--chunk-events", "20000"]),
+                    *extra)
+                tcp[mode].append(out["events_per_s"])
+        R["changelog_cost"] = {
+            "replay_on": median(rep["on"]), "replay_off": median(rep["off"]),
+            "replay_runs": rep, "tcp_on": median(tcp["on"]), "tcp_off": median(tcp["off"]), "tcp_runs": tcp,
+            "replay_cost": 1 - median(rep["on"]) / median(rep["off"]),
+            "tcp_cost": 1 - median(tcp["on"]) / median(tcp["off"])}
+
+    # --- change latency: ack of the causing event -> long-poll consumer ------
+    if "change_latency" not in skip and tcp_rate:
+        log("change latency at 50% load")
+        out, _ = on_fresh_server(W("latency-data"), lambda srv: run_json(
+            [TS, "load", live_file, "--tcp", srv.tcp, "--http", srv.http, "--connections", "4",
+             "--chunk-events", "5000", "--rate", str(int(tcp_rate * 0.5)), "--follow-changes"]))
+        d = out["change_after_ack_ms"]
+        R["change_latency"] = {"ingest_events_per_s": out["events_per_s"], "changes_read": out["changes_read"],
+                               "timed": d["n"], "p50_ms": d["p50"], "p99_ms": d["p99"], "max_ms": d["max"],
+                               "read_before_ack": out["changes_read_before_ack"]}
 
     # --- http ----------------------------------------------------------------
     if "http" not in skip:
@@ -331,7 +425,7 @@ def main():
         def midnight(srv):
             out = run_json([TS, "load", f, "--tcp", srv.tcp, "--ordered", "--chunk-events", "2000"])
             return out, json.loads(srv.get("/v1/kpis")[1])["tiers"]
-        (out, tiers), _ = on_fresh_server(W("midnight-data"), midnight)
+        (out, tiers), _ = on_fresh_server(W("midnight-data"), midnight)  # change log on
         assert tiers["new"] == 0, tiers  # every member left `new` at midnight
         R["midnight"] = {"users_crossing": args.midnight_users, "max_ack_gap_ms": out["max_ack_gap_ms"],
                          "ack_p50_ms": out["ack_ms"]["p50"], "ack_max_ms": out["ack_ms"]["max"],
@@ -394,6 +488,22 @@ def print_table(results):
         r = R["queries_at_rest"]
         row(f"GET kpis at {r['users'] / 1e6:.1f}M users (idle)", f"p50 {r['kpis_p50_ms']:.2f} ms, p99 {r['kpis_p99_ms']:.2f} ms", "<= 5 ms", "")
         row("GET user (idle)", f"p50 {r['user_p50_ms']:.2f} ms, p99 {r['user_p99_ms']:.2f} ms", "", "")
+    if "metrics_scrape" in R:
+        r = R["metrics_scrape"]
+        row(f"GET /metrics at {r['users'] / 1e6:.1f}M users", f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms ({r['bytes'] / 1e3:.0f} kB)", "", "")
+    if "changelog_cost" in R:
+        r = R["changelog_cost"]
+        row("replay, change log on vs off (median of 3)",
+            f"{r['replay_on'] / 1e6:.2f}M vs {r['replay_off'] / 1e6:.2f}M ev/s", "<= 10% cost", f"{r['replay_cost'] * 100:+.1f}% cost")
+        row("tcp ingest, change log on vs off (median of 3)",
+            f"{r['tcp_on'] / 1e6:.2f}M vs {r['tcp_off'] / 1e6:.2f}M ev/s", "<= 10% cost", f"{r['tcp_cost'] * 100:+.1f}% cost")
+    if "change_latency" in R:
+        r = R["change_latency"]
+        row("change: ack -> long-poll consumer, 50% load",
+            f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms ({r['timed']} timed)", "p99 <= 50 ms", "")
+    if "sse" in R:
+        r = R["sse"]
+        row("SSE delivery of a stored feed", f"{r['changes_per_s'] / 1e3:.0f}k changes/s ({r['changes'] / 1e6:.2f}M)", "", "")
     if "memory" in R:
         r = R["memory"]
         lo, hi = sorted(r["rss_mb_at"], key=int)
@@ -409,7 +519,7 @@ def print_table(results):
             ">= 0.5x 1M-user run", f"{r['vs_1m_users']:.2f}x")
     if "midnight" in R:
         r = R["midnight"]
-        row(f"midnight: {r['users_crossing'] / 1e6:g}M users leave `new`", f"longest ack gap {r['max_ack_gap_ms']:.0f} ms",
+        row(f"midnight: {r['users_crossing'] / 1e6:g}M users leave `new` (change log on)", f"longest ack gap {r['max_ack_gap_ms']:.0f} ms",
             "<= 50 ms", "")
     w = [max(len(r[i]) for r in rows + [("scenario", "measured", "target", "ratio")]) for i in range(4)]
     print("| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(("scenario", "measured", "target", "ratio"))) + " |")

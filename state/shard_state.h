@@ -171,6 +171,7 @@ class ShardState {
     changes_.clear();
   }
   bool has_changes() const { return !changes_.empty(); }
+  size_t pending_changes() const { return changes_.size(); }
   // The shard_seq of the last change (persisted with the meta).
   uint64_t change_seq() const { return change_seq_; }
   // Recovery: re-does a change the sweep made (a journaled time change):

@@ -19,7 +19,8 @@
 //   key shard(4B BE) | seq(8B BE) -> a block of encoded events that was made
 //   durable before it was acknowledged (write-ahead of state).
 // The journal's "changes" family holds the change feed:
-//   key 'c' | cursor(8B BE) -> an encoded TierChange (tier_change.h)
+//   key 'c' | cursor(8B BE) -> a record of up to 512 encoded TierChanges
+//            (tier_change.h) of one write, with consecutive cursors from this one
 //   key 'p' | shard(4B BE)  -> the shard_seq of the shard's last change written
 //   key 't'                 -> the cursor the feed was trimmed through (retention)
 // A shard's time changes go into the log in the same write as their feed
@@ -111,10 +112,16 @@ class Store {
                  const std::function<Status(uint64_t, std::string_view)>& fn);
 
   // ---- the change feed
-  // In one atomic write: `block` (unless empty) as the log block `log_seq`
-  // of `shard`, the encoded changes `values` under the cursors first_cursor,
-  // first_cursor + 1, ..., and `shard_seq` as the shard's position.
-  Status AppendChanges(uint32_t shard, uint64_t log_seq, std::string_view block,
+  // A block of a shard's log to write with changes (none when empty).
+  struct LogAppend {
+    uint64_t seq = 0;
+    std::string_view block;
+  };
+  // In one atomic write: `time_block`, then `events_block` (the group the
+  // changes came before), as blocks of `shard`'s log, the encoded changes
+  // `values` under the cursors first_cursor, first_cursor + 1, ..., and
+  // `shard_seq` as the shard's position.
+  Status AppendChanges(uint32_t shard, LogAppend time_block, LogAppend events_block,
                        uint64_t first_cursor, const std::vector<std::string>& values,
                        uint64_t shard_seq, bool sync);
   // The shard_seq of the shard's last change in the feed (0: none).
@@ -126,8 +133,10 @@ class Store {
   // in order, until fn returns false.
   Status ScanChanges(uint64_t after, uint64_t before,
                      const std::function<bool(uint64_t, std::string_view)>& fn);
-  // Deletes the changes through `cursor` and records it as trimmed.
-  Status TrimChanges(uint64_t cursor);
+  // Deletes the changes through `cursor`, or fewer: the records wholly at or
+  // before it (a record holds up to 512 changes of one write). Sets
+  // *trimmed to the last cursor deleted (0: none) and records it.
+  Status TrimChanges(uint64_t cursor, uint64_t* trimmed);
   // Approximate bytes of the feed on disk and in memtables.
   uint64_t ChangesBytes();
 

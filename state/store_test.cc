@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -293,6 +294,117 @@ TEST_F(StoreTest, APreJournalLogWithEventsRefusesTheOpen) {
   auto opened = Store::Open(dir_, StoreOptions{});
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.status().code(), StatusCode::kFailedPrecondition);
+}
+
+// The feed's changes are opaque to the store: "change <cursor>" will do.
+std::vector<std::string> Changes(uint64_t first, size_t n) {
+  std::vector<std::string> out;
+  for (uint64_t c = first; c < first + n; ++c) out.push_back("change " + std::to_string(c));
+  return out;
+}
+
+TEST_F(StoreTest, ChangesScanFromAnyCursorAcrossRecordsAndTrimWholeRecords) {
+  Open();
+  // 1200 changes in one write (records of 512, 512, 176), then 3 more;
+  // a hole at 1204 (a cursor claimed by a write that never happened).
+  ASSERT_TRUE(store_->AppendChanges(0, {}, {}, 1, Changes(1, 1200), 1200, false).ok());
+  ASSERT_TRUE(store_->AppendChanges(1, {}, {}, 1201, Changes(1201, 3), 3, false).ok());
+  ASSERT_TRUE(store_->AppendChanges(0, {}, {}, 1205, Changes(1205, 2), 1202, false).ok());
+  auto scan = [&](uint64_t after, uint64_t before, size_t max = SIZE_MAX) {
+    std::vector<uint64_t> cursors;
+    EXPECT_TRUE(store_
+                    ->ScanChanges(after, before,
+                                  [&](uint64_t cursor, std::string_view v) {
+                                    EXPECT_EQ(v, "change " + std::to_string(cursor));
+                                    cursors.push_back(cursor);
+                                    return cursors.size() < max;
+                                  })
+                    .ok());
+    return cursors;
+  };
+  auto all = scan(0, UINT64_MAX);
+  ASSERT_EQ(all.size(), 1205u);
+  EXPECT_EQ(all.front(), 1u);
+  EXPECT_EQ(all[1199], 1200u);
+  EXPECT_EQ(all[1202], 1203u);
+  EXPECT_EQ(all[1203], 1205u);  // past the hole
+  // From inside a record, across a record's end, bounded above.
+  auto mid = scan(700, 1030);
+  ASSERT_EQ(mid.size(), 329u);
+  EXPECT_EQ(mid.front(), 701u);
+  EXPECT_EQ(mid.back(), 1029u);
+  EXPECT_EQ(scan(511, 514), std::vector<uint64_t>({512, 513}));
+  EXPECT_EQ(scan(1203, UINT64_MAX), std::vector<uint64_t>({1205, 1206}));
+  EXPECT_EQ(scan(1206, UINT64_MAX), std::vector<uint64_t>{});
+  EXPECT_EQ(scan(100, UINT64_MAX, 3), std::vector<uint64_t>({101, 102, 103}));
+  uint64_t last = 0, trimmed = 0, shard_seq = 0;
+  ASSERT_TRUE(store_->GetChangeBounds(&last, &trimmed).ok());
+  EXPECT_EQ(last, 1206u);
+  EXPECT_EQ(trimmed, 0u);
+  ASSERT_TRUE(store_->GetChangePosition(0, &shard_seq).ok());
+  EXPECT_EQ(shard_seq, 1202u);
+
+  // Trimming through 1100 deletes the two whole records before it, not the
+  // one that holds 1100.
+  uint64_t through = 0;
+  ASSERT_TRUE(store_->TrimChanges(1100, &through).ok());
+  EXPECT_EQ(through, 1024u);
+  all = scan(0, UINT64_MAX);
+  ASSERT_FALSE(all.empty());
+  EXPECT_EQ(all.front(), 1025u);
+  ASSERT_TRUE(store_->TrimChanges(1000, &through).ok());  // nothing more ends by 1000
+  EXPECT_EQ(through, 0u);
+  Open();  // the bounds survive a reopen
+  ASSERT_TRUE(store_->GetChangeBounds(&last, &trimmed).ok());
+  EXPECT_EQ(last, 1206u);
+  EXPECT_EQ(trimmed, 1024u);
+  ASSERT_TRUE(store_->TrimChanges(5000, &through).ok());
+  EXPECT_EQ(through, 1206u);
+  EXPECT_TRUE(scan(0, UINT64_MAX).empty());
+  ASSERT_TRUE(store_->GetChangeBounds(&last, &trimmed).ok());
+  EXPECT_EQ(last, 1206u);  // the trim point: cursors go on after it
+}
+
+TEST_F(StoreTest, ChangesWrittenOnePerKeyStillRead) {
+  Open();
+  ASSERT_TRUE(store_->AppendChanges(0, {}, {}, 1, Changes(1, 2), 2, false).ok());
+  store_.reset();
+  {
+    // The feed's first format: a key per change, the encoded change as value.
+    const std::string journal = dir_ + "/journal";
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), journal, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const auto& n : names) families.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), journal, families, &handles, &db).ok());
+    const auto it = std::find(names.begin(), names.end(), "changes");
+    ASSERT_NE(it, names.end());
+    rocksdb::ColumnFamilyHandle* changes = handles[it - names.begin()];
+    for (uint64_t c : {3, 4}) {
+      std::string key(1, 'c');
+      for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(c >> shift));
+      ASSERT_TRUE(
+          db->Put(rocksdb::WriteOptions(), changes, key, "change " + std::to_string(c)).ok());
+    }
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    delete db;  // RocksDB's own factory hands out a bare pointer
+  }
+  Open();
+  std::vector<uint64_t> cursors;
+  ASSERT_TRUE(store_
+                  ->ScanChanges(1, UINT64_MAX,
+                                [&](uint64_t cursor, std::string_view v) {
+                                  EXPECT_EQ(v, "change " + std::to_string(cursor));
+                                  cursors.push_back(cursor);
+                                  return true;
+                                })
+                  .ok());
+  EXPECT_EQ(cursors, std::vector<uint64_t>({2, 3, 4}));
+  uint64_t last = 0, trimmed = 0;
+  ASSERT_TRUE(store_->GetChangeBounds(&last, &trimmed).ok());
+  EXPECT_EQ(last, 4u);
 }
 
 }  // namespace
