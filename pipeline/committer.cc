@@ -130,7 +130,9 @@ bool Pipeline::Impl::FinishSpill(Worker* w, bool wait) {
 
 void Pipeline::Impl::WriteSpill(Worker* w) {
   // The frozen map is only read here and by the worker's lookups.
-  std::vector<std::pair<Hash128, int32_t>> entries(w->spill->begin(), w->spill->end());
+  std::vector<std::pair<Hash128, int32_t>> entries;
+  entries.reserve(w->spill->size());
+  w->spill->ForEach([&](const Hash128& h, int32_t day) { entries.emplace_back(h, day); });
   state::Store::Checkpoint blocks(store.get(), entries.size() * (state::kIdRunEntryBytes + 8));
   w->spill_run =
       state::IdRun::Build(w->spill_run_no, &entries, [&](uint32_t block, std::string_view bytes) {

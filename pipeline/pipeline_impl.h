@@ -199,7 +199,7 @@ struct Pipeline::Impl {
     // The event ids being spilled into a run, beside checkpoints: the
     // committer builds the run off the worker and writes its blocks; the
     // next checkpoint writes its descriptor.
-    const absl::flat_hash_map<Hash128, int32_t>* spill = nullptr;
+    const SmoothMap<Hash128, int32_t>* spill = nullptr;
     uint64_t spill_run_no = 0;
     int64_t spill_wall_ms = 0;  // when the newest spilled id was recorded
     state::IdRun spill_run;

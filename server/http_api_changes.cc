@@ -15,7 +15,7 @@ namespace tierstream::server::api {
 namespace {
 
 constexpr size_t kDefaultLimit = 100;
-constexpr size_t kMaxLimit = 1000;
+constexpr size_t kMaxLimit = 10000;
 constexpr int64_t kMaxWaitMs = 60'000;
 constexpr size_t kStreamPage = 500;
 constexpr std::chrono::seconds kHeartbeat{15};

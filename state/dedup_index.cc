@@ -27,12 +27,11 @@ bool DedupIndex::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_d
   int32_t day = std::max(DayOf(std::max(ts_ms, max_ts), utc_offset_ms_), arrival_day);
   // An expired id may still be in a map (expiry runs in slices, a frozen map
   // is never pruned): it counts as absent.
-  auto seen = seen_.find(h);
-  if (seen != seen_.end() && seen->second >= oldest_kept_day_) return false;
+  int32_t* seen = seen_.Find(h);
+  if (seen != nullptr && *seen >= oldest_kept_day_) return false;
   if (!spilling_.empty()) {
-    auto frozen = spilling_.find(h);
-    if (frozen != spilling_.end() &&
-        (frozen->second >= oldest_kept_day_ || Young(spilling_wall_ms_))) {
+    const int32_t* frozen = spilling_.Find(h);
+    if (frozen != nullptr && (*frozen >= oldest_kept_day_ || Young(spilling_wall_ms_))) {
       return false;
     }
   }
@@ -49,10 +48,10 @@ bool DedupIndex::MarkSeenHash(const Hash128& h, int64_t ts_ms, int32_t arrival_d
     }
     if (found && (found_day >= oldest_kept_day_ || Young(run.max_wall_ms()))) return false;
   }
-  if (seen != seen_.end()) {
-    seen->second = day;  // its entry in the old day's list is now stale
+  if (seen != nullptr) {
+    *seen = day;  // its entry in the old day's list is now stale
   } else {
-    seen_.emplace(h, day);
+    seen_.TryEmplace(h, day);
   }
   RecordInBucket(day, h, now_ms_);
   new_seen_.emplace_back(h, day);
@@ -68,16 +67,15 @@ void DedupIndex::RecordInBucket(int32_t day, const Hash128& h, int64_t wall_ms) 
   bucket.newest_wall_ms = std::max(bucket.newest_wall_ms, wall_ms);
 }
 
-const absl::flat_hash_map<Hash128, int32_t>& DedupIndex::FreezeIdsForSpill(uint64_t covers_sub,
-                                                                           uint64_t* run_no,
-                                                                           int64_t* max_wall_ms) {
+const SmoothMap<Hash128, int32_t>& DedupIndex::FreezeIdsForSpill(uint64_t covers_sub,
+                                                                 uint64_t* run_no,
+                                                                 int64_t* max_wall_ms) {
   *run_no = next_run_no_;
   has_pending_run_ = true;
   // Ids new since the checkpoint need no seen blob: the run holds them (and
   // gives them back, to be persisted, if it cannot be written).
   new_seen_.clear();
   spilling_ = std::move(seen_);
-  seen_ = {};
   spilling_wall_ms_ = 0;
   spilling_covers_sub_ = covers_sub;
   spilling_first_day_ = seen_by_day_.empty() ? 0 : seen_by_day_.begin()->first;
@@ -90,7 +88,7 @@ const absl::flat_hash_map<Hash128, int32_t>& DedupIndex::FreezeIdsForSpill(uint6
   *max_wall_ms = spilling_wall_ms_;
   // The map starts over at the size it will reach, instead of rehashing its
   // way there again.
-  if (memory_id_limit_ != SIZE_MAX) seen_.reserve(memory_id_limit_ + 1);
+  if (memory_id_limit_ != SIZE_MAX) seen_.Reserve(memory_id_limit_ + 1);
   return spilling_;
 }
 
@@ -137,8 +135,8 @@ bool DedupIndex::Expire(int32_t today, size_t budget) {
   while (!expiring_.empty() && done < budget) {
     auto& [day, ids] = expiring_.back();
     for (; !ids.empty() && done < budget; ++done) {
-      auto s = seen_.find(ids.back());
-      if (s != seen_.end() && s->second == day) seen_.erase(s);
+      const int32_t* s = seen_.Find(ids.back());
+      if (s != nullptr && *s == day) seen_.Erase(ids.back());
       ids.pop_back();
     }
     if (ids.empty()) expiring_.pop_back();
@@ -164,9 +162,9 @@ Status DedupIndex::LoadSeen(int32_t day, std::string_view blob) {
   const int64_t wall_ms = view->wall_ms().value_or(now_ms_);
   for (size_t i = 0; i < view->size(); ++i) {
     const Hash128 h = view->id(i);
-    auto [it, fresh] = seen_.try_emplace(h, day);
-    if (!fresh && it->second >= day) continue;
-    it->second = day;  // an id re-seen after it expired is kept from its later day
+    auto [kept, fresh] = seen_.TryEmplace(h, day);
+    if (!fresh && *kept >= day) continue;
+    *kept = day;  // an id re-seen after it expired is kept from its later day
     RecordInBucket(day, h, wall_ms);
   }
   return Status::Ok();
@@ -203,17 +201,17 @@ void DedupIndex::SpillDone(bool ok, IdRun* run, std::string descriptor) {
     // earlier than it (remembered longer, never shorter), and all are
     // persisted again by the next checkpoint (their old blobs may go with
     // their days).
-    for (const auto& [h, stored_day] : spilling_) {
-      if (stored_day < oldest_kept_day_ && !Young(spilling_wall_ms_)) continue;  // expired anyway
+    spilling_.ForEach([&](const Hash128& h, int32_t stored_day) {
+      if (stored_day < oldest_kept_day_ && !Young(spilling_wall_ms_)) return;  // expired anyway
       const int32_t day = std::max(stored_day, oldest_kept_day_);
-      auto [it, fresh] = seen_.try_emplace(h, day);
-      if (!fresh && it->second >= oldest_kept_day_) continue;  // re-seen since the freeze
-      it->second = day;
+      auto [kept, fresh] = seen_.TryEmplace(h, day);
+      if (!fresh && *kept >= oldest_kept_day_) return;  // re-seen since the freeze
+      *kept = day;
       RecordInBucket(day, h, spilling_wall_ms_);
       new_seen_.emplace_back(h, day);
-    }
+    });
   }
-  spilling_ = {};
+  spilling_.Clear();
   has_pending_run_ = false;
 }
 

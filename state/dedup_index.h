@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "common/hash.h"
+#include "common/smooth_map.h"
 #include "common/status.h"
 #include "common/time.h"
 #include "state/id_run.h"
@@ -68,7 +69,7 @@ class DedupIndex {
   Status TakeIdError() { return std::exchange(id_error_, Status::Ok()); }
   void Unmark(const Hash128& h) {
     // The day buckets and new_seen_ keep a stale entry; both are filtered by seen_.
-    seen_.erase(h);
+    seen_.Erase(h);
   }
   size_t NewSeenMark() const { return new_seen_.size(); }
   void TruncateNewSeen(size_t mark) { new_seen_.resize(std::min(mark, new_seen_.size())); }
@@ -82,9 +83,9 @@ class DedupIndex {
   // Recovery: from the shard meta.
   void set_forgotten_through_day(int32_t day) { forgotten_through_day_ = day; }
   void Prefetch(const Hash128& h) const {
-    seen_.prefetch(h);
+    seen_.Prefetch(h);
     // A fresh id is looked up in the frozen map and every run's filter too.
-    if (!spilling_.empty()) spilling_.prefetch(h);
+    if (!spilling_.empty()) spilling_.Prefetch(h);
     for (const IdRun& run : runs_) run.Prefetch(h);
   }
   // See ShardState::ExpireSeen.
@@ -110,9 +111,8 @@ class DedupIndex {
   // wall-clock time (their blobs' NewSeenIds::EncodeByDay): they are
   // forgotten here; CheckpointDone(ok, taken) takes them back on failure.
   NewSeenIds TakeNewSeen();
-  const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t covers_sub,
-                                                                 uint64_t* run_no,
-                                                                 int64_t* max_wall_ms);
+  const SmoothMap<Hash128, int32_t>& FreezeIdsForSpill(uint64_t covers_sub, uint64_t* run_no,
+                                                       int64_t* max_wall_ms);
   void SpillDone(bool ok, IdRun* run, std::string descriptor);
   bool spilling() const { return has_pending_run_; }
   uint64_t next_run_no() const { return next_run_no_; }
@@ -152,7 +152,7 @@ class DedupIndex {
   const int32_t horizon_days_;
   IdRunSource* const runs_source_;
   int64_t now_ms_ = 0;
-  absl::flat_hash_map<Hash128, int32_t> seen_;  // event id hash -> arrival day
+  SmoothMap<Hash128, int32_t> seen_;  // event id hash -> arrival day
   // The ids of each arrival day and when the newest of them was recorded
   // (stale entries, whose id moved to a later day or was unmarked, are
   // filtered by seen_ on expiry).
@@ -176,8 +176,8 @@ class DedupIndex {
   uint64_t spilling_covers_sub_ = 0;
   std::vector<UnconfirmedRun> unconfirmed_runs_;
   std::vector<UnconfirmedRun> confirming_runs_;
-  absl::flat_hash_map<Hash128, int32_t> spilling_;  // frozen for the run being written
-  int64_t spilling_wall_ms_ = 0;                    // ... and when its newest id came
+  SmoothMap<Hash128, int32_t> spilling_;  // frozen for the run being written
+  int64_t spilling_wall_ms_ = 0;          // ... and when its newest id came
   std::vector<uint64_t> expired_runs_;
   std::vector<uint64_t> draining_runs_;
   int32_t oldest_kept_day_ = INT32_MIN;  // ids of earlier days have expired

@@ -268,9 +268,8 @@ class ShardState {
   // REQUIRES: no checkpoint in flight (its blobs would race covers_sub), and
   // none may start until SpillDone: the frozen ids new since the last
   // checkpoint are in no seen blob until the run's descriptor commits.
-  const absl::flat_hash_map<Hash128, int32_t>& FreezeIdsForSpill(uint64_t covers_sub,
-                                                                 uint64_t* run_no,
-                                                                 int64_t* max_wall_ms) {
+  const SmoothMap<Hash128, int32_t>& FreezeIdsForSpill(uint64_t covers_sub, uint64_t* run_no,
+                                                       int64_t* max_wall_ms) {
     return dedup_.FreezeIdsForSpill(covers_sub, run_no, max_wall_ms);
   }
   void SpillDone(bool ok, IdRun* run, std::string descriptor) {

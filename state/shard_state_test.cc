@@ -284,7 +284,8 @@ class FakeRuns : public IdRunSource {
       uint64_t run_no = 0;
       int64_t wall_ms = 0;
       const auto& frozen = shard->FreezeIdsForSpill(0, &run_no, &wall_ms);
-      std::vector<std::pair<Hash128, int32_t>> entries(frozen.begin(), frozen.end());
+      std::vector<std::pair<Hash128, int32_t>> entries;
+      frozen.ForEach([&](const Hash128& h, int32_t day) { entries.emplace_back(h, day); });
       IdRun run = IdRun::Build(run_no, &entries, [&](uint32_t b, std::string_view bytes) {
         blocks[{run_no, b}] = std::string(bytes);
       });

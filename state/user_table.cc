@@ -12,14 +12,15 @@ absl::string_view Key(std::string_view s) { return absl::string_view(s.data(), s
 
 void UserTable::IndexInsert(uint32_t slot) {
   const std::string& id = slots_[slot].id;
-  if (!index_.try_emplace(user_hash_(id), slot).second) collided_.emplace(Key(id), slot);
+  if (!index_.TryEmplace(user_hash_(id), slot).second) collided_.emplace(Key(id), slot);
 }
 
 void UserTable::IndexErase(uint32_t slot) {
   const std::string& id = slots_[slot].id;
-  auto it = index_.find(user_hash_(id));
-  if (it != index_.end() && it->second == slot) {
-    index_.erase(it);
+  const uint64_t hash = user_hash_(id);
+  const uint32_t* indexed = index_.Find(hash);
+  if (indexed != nullptr && *indexed == slot) {
+    index_.Erase(hash);
   } else {
     collided_.erase(Key(id));
   }

@@ -29,6 +29,7 @@
 
 #include "common/chunked_vector.h"
 #include "common/hash.h"
+#include "common/smooth_map.h"
 #include "common/status.h"
 #include "state/tier_timers.h"
 #include "state/user_state.h"
@@ -80,8 +81,8 @@ class UserTable {
 
   // The slot of a resident user, or kAbsent.
   uint32_t Lookup(std::string_view user_id) const {
-    auto it = index_.find(user_hash_(user_id));
-    if (it != index_.end() && slots_[it->second].id == user_id) return it->second;
+    const uint32_t* indexed = index_.Find(user_hash_(user_id));
+    if (indexed != nullptr && slots_[*indexed].id == user_id) return *indexed;
     if (!collided_.empty()) {
       auto c = collided_.find(absl::string_view(user_id.data(), user_id.size()));
       if (c != collided_.end()) return c->second;
@@ -109,12 +110,12 @@ class UserTable {
   uint64_t reloads() const { return reloads_; }
   uint64_t warm_reloads() const { return warm_reloads_; }
 
-  void PrefetchUser(uint64_t user_hash) const { index_.prefetch(user_hash); }
+  void PrefetchUser(uint64_t user_hash) const { index_.Prefetch(user_hash); }
   void PrefetchUserState(uint64_t user_hash, bool buckets) const {
     // By hash alone: comparing the id would wait for the very line prefetched.
-    auto it = index_.find(user_hash);
-    if (it == index_.end()) return;
-    const UserSlot& slot = slots_[it->second];
+    const uint32_t* indexed = index_.Find(user_hash);
+    if (indexed == nullptr) return;
+    const UserSlot& slot = slots_[*indexed];
     if (!buckets) {
       __builtin_prefetch(&slot);
       __builtin_prefetch(reinterpret_cast<const char*>(&slot) + 64);
@@ -133,8 +134,9 @@ class UserTable {
   // user_id -> slot, keyed by UserHash so that a lookup reads no id until
   // the slot itself; the rare user whose hash another resident user already
   // has is indexed by id in collided_ (Debian's Abseil has its own
-  // string_view type: heterogeneous lookup needs it).
-  absl::flat_hash_map<uint64_t, uint32_t> index_;
+  // string_view type: heterogeneous lookup needs it). It grows in steps,
+  // not in one pause of a rehash (SmoothMap).
+  SmoothMap<uint64_t, uint32_t> index_;
   absl::flat_hash_map<absl::string_view, uint32_t> collided_;
   uint64_t (*user_hash_)(std::string_view) = &UserHash;
   bool evicted_any_ = false;  // whether a miss must consult the source

@@ -217,7 +217,7 @@ int RunLoad(const LoadArgs& args) {
     for (;;) {
       const bool draining = drain.load();
       std::string target =
-          "/v1/changes?limit=1000&wait_ms=" + std::string(draining ? "1000" : "200");
+          "/v1/changes?limit=10000&wait_ms=" + std::string(draining ? "1000" : "200");
       if (!after.empty()) target += "&after=" + after;
       auto r = HttpRequest(args.http_address, "GET", target, {}, 60, token);
       const double now = MsSince(start, Clock::now());
