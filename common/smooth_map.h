@@ -69,8 +69,7 @@ class SmoothMap {
         auto it = old_.find(k);
         if (it != old_.end()) return {&it->second, false};
       }
-    } else if (cur_.size() >= kSmoothFrom &&
-               cur_.size() + erased_ + 1 > MaxLoad(cur_.capacity())) {
+    } else if (cur_.size() >= kSmoothFrom && cur_.size() + erased_ + 1 > MaxLoad(cur_.capacity())) {
       auto it = cur_.find(k);
       if (it != cur_.end()) return {&it->second, false};
       Grow();

@@ -80,7 +80,8 @@ Result<FeedQuery> ParseFeedQuery(pipeline::Pipeline* pipeline, std::string_view 
   if (limit) {
     if (stream) return Status::InvalidArgument("limit: not with the stream");
     if (!ParseUint(*limit, &v) || v < 1 || v > kMaxLimit) {
-      return Status::InvalidArgument("limit: must be an integer in 1..1000");
+      return Status::InvalidArgument("limit: must be an integer in 1.." +
+                                     std::to_string(kMaxLimit));
     }
     q.limit = v;
   }

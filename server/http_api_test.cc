@@ -189,6 +189,25 @@ TEST_F(HttpApiTest, BadTierListingParametersAre400) {
   }
 }
 
+TEST_F(HttpApiTest, BadChangeFeedParametersAre400) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"/v1/changes?limit=0", "limit: must be an integer in 1..10000"},
+      {"/v1/changes?limit=10001", "limit: must be an integer in 1..10000"},
+      {"/v1/changes?wait_ms=60001", "wait_ms: must be an integer in 0..60000"},
+      {"/v1/changes?after=x",
+       "after: must be a cursor this feed gave (\\\"next\\\", a change's \\\"cursor\\\") or "
+       "\\\"end\\\""},
+      {"/v1/changes?to=gold",
+       "to: must be tiers among left, high_value, new, active, dormant, regular, comma-separated"},
+      {"/v1/changes/stream?limit=5", "limit: not with the stream"},
+  };
+  for (const auto& [target, message] : cases) {
+    Response r = Call("GET", target);
+    EXPECT_EQ(r.status, 400) << target;
+    EXPECT_EQ(r.body, std::string(R"({"error":")") + message + "\"}") << target;
+  }
+}
+
 TEST_F(HttpApiTest, HealthAndReadinessShapes) {
   Response r = Call("GET", "/healthz");
   EXPECT_EQ(r.status, 200);
