@@ -74,8 +74,9 @@ std::unique_ptr<Pipeline> Open(const std::string& dir, int retention_ms = 10'000
   return std::move(p).value();
 }
 
-// Every change of `user`, once at least `want` of them are durable (the
-// sweep's come between groups, shortly after T moved).
+// Every change of `user`, once at least `want` of them are durable (they
+// are written after the acks of their events, and the sweep's between
+// groups, shortly after T moved).
 std::vector<state::TierChange> ChangesOf(Pipeline& p, const std::string& user, size_t want) {
   std::vector<state::TierChange> out;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -155,7 +156,9 @@ TEST(ChangeFeed, ARestartKeepsTheFeedAndGoesOnNumbering) {
     auto p = Open(dir.path());
     Send(*p, {Line("a1", "join", "a", At(kDay0, 10)), Line("b1", "join", "b", At(kDay0, 10))});
     Send(*p, {Line("z1", "message", "z", At(kDay0 + 30, 1))});
-    (void)ChangesOf(*p, "b", 2);
+    ASSERT_EQ(ChangesOf(*p, "a", 2).size(), 2u);
+    ASSERT_EQ(ChangesOf(*p, "b", 2).size(), 2u);
+    ASSERT_EQ(ChangesOf(*p, "z", 1).size(), 1u);
     for (auto& [cursor, c] : p->ReadChanges(0, 1000, ChangeFilter{}).changes) {
       before.emplace_back(cursor, c.user_id + ":" + std::string(state::TierName(c.to)));
     }
@@ -184,7 +187,9 @@ TEST(ChangeFeed, FiltersPassOverOtherChangesAndNextResumesPastThem) {
   auto p = Open(dir.path());
   Send(*p, {Line("a1", "join", "a", At(kDay0, 10)), Line("b1", "join", "b", At(kDay0, 10))});
   Send(*p, {Line("z1", "message", "z", At(kDay0 + 30, 1))});
-  (void)ChangesOf(*p, "b", 2);
+  ASSERT_EQ(ChangesOf(*p, "a", 2).size(), 2u);
+  ASSERT_EQ(ChangesOf(*p, "b", 2).size(), 2u);
+  ASSERT_EQ(ChangesOf(*p, "z", 1).size(), 1u);
   ChangeFilter dormant;
   dormant.to = 1u << static_cast<int>(state::Tier::kDormant);
   ChangePage page = p->ReadChanges(0, 1000, dormant);
@@ -207,6 +212,8 @@ TEST(ChangeFeed, RetentionTrimsTheOldestAndOlderCursorsAreGone) {
       dir.path(), 10, [&] { return wall.load(); }, keep);
   Send(*p, {Line("a1", "join", "a", At(kDay0, 10))});
   Send(*p, {Line("b1", "join", "b", At(kDay0 + 2, 10))});
+  ASSERT_EQ(ChangesOf(*p, "a", 1).size(), 1u);
+  ASSERT_EQ(ChangesOf(*p, "b", 1).size(), 1u);
   const uint64_t a_cursor = p->ReadChanges(0, 1, ChangeFilter{}).changes.at(0).first;
   // T moves 6 days past a's change, but it is less than an hour old: kept.
   Send(*p, {Line("z1", "message", "z", At(kDay0 + 6, 11))});
