@@ -18,7 +18,7 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
   // About 100 bytes per user (key and encoding, twice: staged, then in the
   // batch) and 20 per new or spilled event id.
   const size_t expected = w->state.dirty_count() * 2 * 100 + w->state.NewSeenMark() * 20;
-  w->cp = std::make_unique<state::Store::Checkpoint>(store.get(), expected);
+  w->cp = std::make_unique<state::Store::Checkpoint>(store.get(), expected, w->state.dirty_count());
   state::Store::Checkpoint* cp_ptr = w->cp.get();
   state::Store::Checkpoint& cp = *cp_ptr;
   const uint32_t shard = w->id;

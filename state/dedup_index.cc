@@ -128,7 +128,7 @@ bool DedupIndex::Expire(int32_t today, size_t budget) {
     });
     // Ids that expire before they were ever checkpointed need no persisting.
     if (moved || expired_buckets > 0) {
-      std::erase_if(new_seen_, [&](const auto& entry) { return entry.second < oldest_kept; });
+      new_seen_.EraseIf([&](const auto& entry) { return entry.second < oldest_kept; });
     }
   }
   size_t done = 0;
@@ -147,8 +147,6 @@ bool DedupIndex::Expire(int32_t today, size_t budget) {
 NewSeenIds DedupIndex::TakeNewSeen() {
   // Unmarked ids were truncated away, expired ones erased by Expire.
   NewSeenIds taken(std::exchange(new_seen_, {}), BucketWalls(), now_ms_);
-  // About as many come before the next checkpoint: grown once, not doubled there.
-  new_seen_.reserve(taken.size());
   return taken;
 }
 
@@ -217,7 +215,7 @@ void DedupIndex::SpillDone(bool ok, IdRun* run, std::string descriptor) {
 
 void DedupIndex::CheckpointDone(bool ok, NewSeenIds taken) {
   if (!ok) {
-    new_seen_.insert(new_seen_.end(), taken.ids().begin(), taken.ids().end());
+    for (const auto& entry : taken.ids()) new_seen_.push_back(entry);
     expired_runs_.insert(expired_runs_.end(), draining_runs_.begin(), draining_runs_.end());
     unconfirmed_runs_.insert(unconfirmed_runs_.begin(),
                              std::make_move_iterator(confirming_runs_.begin()),

@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/chunked_vector.h"
 #include "common/hash.h"
 #include "common/smooth_map.h"
 #include "common/status.h"
@@ -72,7 +73,7 @@ class DedupIndex {
     seen_.Erase(h);
   }
   size_t NewSeenMark() const { return new_seen_.size(); }
-  void TruncateNewSeen(size_t mark) { new_seen_.resize(std::min(mark, new_seen_.size())); }
+  void TruncateNewSeen(size_t mark) { new_seen_.Truncate(mark); }
   // Whether an event of `ts_ms` may be a re-send of a forgotten one.
   bool BeyondHorizon(int64_t ts_ms) const {
     return forgotten_through_day_ != kNoDay &&
@@ -157,15 +158,15 @@ class DedupIndex {
   // (stale entries, whose id moved to a later day or was unmarked, are
   // filtered by seen_ on expiry).
   struct Bucket {
-    std::vector<Hash128> ids;
+    ChunkedVector<Hash128> ids;
     int64_t newest_wall_ms = 0;
   };
   std::map<int32_t, Bucket> seen_by_day_;
-  std::pair<int32_t, Bucket*> last_bucket_{kNoDay, nullptr};        // most ids go to one day
-  std::vector<std::pair<int32_t, std::vector<Hash128>>> expiring_;  // expired days not yet erased
+  std::pair<int32_t, Bucket*> last_bucket_{kNoDay, nullptr};          // most ids go to one day
+  std::vector<std::pair<int32_t, ChunkedVector<Hash128>>> expiring_;  // expired days not yet erased
   int32_t expire_today_ = kNoDay;
   int64_t expire_wall_s_ = INT64_MIN;
-  std::vector<std::pair<Hash128, int32_t>> new_seen_;
+  ChunkedVector<std::pair<Hash128, int32_t>> new_seen_;
   // Spilled ids.
   size_t memory_id_limit_ = SIZE_MAX;
   std::vector<IdRun> runs_;

@@ -51,7 +51,7 @@ Hash128 SeenBlobView::id(size_t i) const {
   return Hash128{LoadLe64(p), LoadLe64(p + 8)};
 }
 
-NewSeenIds::NewSeenIds(std::vector<Entry> ids, std::vector<std::pair<int32_t, int64_t>> day_walls,
+NewSeenIds::NewSeenIds(ChunkedVector<Entry> ids, std::vector<std::pair<int32_t, int64_t>> day_walls,
                        int64_t default_wall_ms)
     : ids_(std::move(ids)), day_walls_(std::move(day_walls)), default_wall_ms_(default_wall_ms) {
   std::sort(day_walls_.begin(), day_walls_.end());

@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/chunked_vector.h"
 #include "common/hash.h"
 #include "common/status.h"
 
@@ -77,14 +78,14 @@ class NewSeenIds {
   // days); `day_walls`: (day, wall_ms), the wall-clock time the newest id of
   // each day was recorded (DedupIndex::BucketWalls); a day without one gets
   // `default_wall_ms` (the wall clock when they were taken).
-  NewSeenIds(std::vector<Entry> ids, std::vector<std::pair<int32_t, int64_t>> day_walls,
+  NewSeenIds(ChunkedVector<Entry> ids, std::vector<std::pair<int32_t, int64_t>> day_walls,
              int64_t default_wall_ms);
   NewSeenIds(NewSeenIds&&) = default;
   NewSeenIds& operator=(NewSeenIds&&) = default;
   NewSeenIds(const NewSeenIds&) = delete;
   NewSeenIds& operator=(const NewSeenIds&) = delete;
 
-  const std::vector<Entry>& ids() const { return ids_; }
+  const ChunkedVector<Entry>& ids() const { return ids_; }
   bool empty() const { return ids_.empty(); }
   size_t size() const { return ids_.size(); }
   // One version 1 blob per arrival day, days ascending, each holding its
@@ -94,7 +95,7 @@ class NewSeenIds {
  private:
   int64_t WallOf(int32_t day) const;
 
-  std::vector<Entry> ids_;
+  ChunkedVector<Entry> ids_;
   std::vector<std::pair<int32_t, int64_t>> day_walls_;  // sorted by day
   int64_t default_wall_ms_ = 0;
 };

@@ -34,9 +34,15 @@ const std::string kGoldenNextDay = Bytes(
     "\x01\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00"  // kB
 );
 
+ChunkedVector<NewSeenIds::Entry> Ids(std::initializer_list<NewSeenIds::Entry> entries) {
+  ChunkedVector<NewSeenIds::Entry> ids;
+  for (const auto& e : entries) ids.push_back(e);
+  return ids;
+}
+
 TEST(SeenCodec, EncodesKnownIdsToTheGoldenBytes) {
   // kDay has its newest id's wall clock; kDay + 1 has none and gets the default.
-  NewSeenIds ids({{kA, kDay}, {kB, kDay + 1}, {kC, kDay}}, {{kDay, kWall}, {kDay - 3, 5}},
+  NewSeenIds ids(Ids({{kA, kDay}, {kB, kDay + 1}, {kC, kDay}}), {{kDay, kWall}, {kDay - 3, 5}},
                  kWall + 123'456);
   const std::vector<SeenDayBlob> blobs = ids.EncodeByDay();
   ASSERT_EQ(blobs.size(), 2u);
@@ -91,7 +97,7 @@ TEST(SeenCodec, AnIndexLoadsTheGoldenBytes) {
 // The committer's grouping before the codec had it (pipeline.cc): one blob
 // per day, headed by the day's bucket wall clock or else the snapshot's.
 std::vector<SeenDayBlob> EncodeAsThePipelineDid(
-    const std::vector<std::pair<Hash128, int32_t>>& ids,
+    const ChunkedVector<std::pair<Hash128, int32_t>>& ids,
     const std::vector<std::pair<int32_t, int64_t>>& bucket_walls, int64_t cp_wall_ms) {
   absl::flat_hash_map<int32_t, std::string> by_day;
   for (const auto& [h, day] : ids) {

@@ -159,9 +159,10 @@ class Store {
 
   class Checkpoint {
    public:
-    // `expected_bytes`: about what it will hold, so that its buffers are
+    // `expected_bytes`: about what it will hold, and `expected_users`: at
+    // most how many users (and index keys) it stages, so that its buffers are
     // sized once instead of doubling (and copying) their way there.
-    explicit Checkpoint(Store* store, size_t expected_bytes = 0);
+    explicit Checkpoint(Store* store, size_t expected_bytes = 0, size_t expected_users = 0);
     ~Checkpoint();
     void PutUser(uint32_t shard, std::string_view user_id, std::string_view encoded);
     // The same, in any order: Commit sorts staged users by key (on the

@@ -7,6 +7,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "state/store.h"
@@ -23,9 +24,8 @@ using store_internal::SeenKey;
 using store_internal::UserIndexPrefix;
 using store_internal::UserKey;
 
-Store::Checkpoint::Checkpoint(Store* store, size_t expected_bytes)
-    : rep_(std::make_unique<Rep>(expected_bytes)) {
-  rep_->staged.reserve(expected_bytes);
+Store::Checkpoint::Checkpoint(Store* store, size_t expected_bytes, size_t expected_users)
+    : rep_(std::make_unique<Rep>(expected_bytes, expected_users)) {
   rep_->store = store->rep_.get();
 }
 Store::Checkpoint::~Checkpoint() = default;
@@ -36,23 +36,26 @@ void Store::Checkpoint::PutUser(uint32_t shard, std::string_view user_id,
 }
 void Store::Checkpoint::StageUser(uint32_t shard, std::string_view user_id,
                                   std::string_view encoded) {
-  const size_t offset = rep_->staged.size();
-  PutBe32(&rep_->staged, shard);
-  rep_->staged.append(user_id);
-  rep_->staged.append(encoded);
+  const size_t key_size = 4 + user_id.size();
+  char* p = rep_->staged_bytes.Allocate(key_size + encoded.size());
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(shard >> (8 * (3 - i)));  // as PutBe32
+  std::memcpy(p + 4, user_id.data(), user_id.size());
+  std::memcpy(p + key_size, encoded.data(), encoded.size());
+  rep_->staged_size += key_size + encoded.size();
   rep_->staged_users.push_back(
-      {offset, static_cast<uint32_t>(4 + user_id.size()), static_cast<uint32_t>(encoded.size())});
+      {p, static_cast<uint32_t>(key_size), static_cast<uint32_t>(encoded.size())});
 }
 
 void Store::Checkpoint::PutMeta(std::string_view key, std::string_view value) {
   rep_->batch.Put(rep_->store->meta, S(key), S(value));
 }
 void Store::Checkpoint::PutUserIndex(uint32_t shard, uint64_t hash, std::string_view user_id) {
-  const size_t offset = rep_->staged_index.size();
-  rep_->staged_index.append(UserIndexPrefix(shard, hash));
-  rep_->staged_index.append(user_id);
-  rep_->staged_index_keys.push_back(
-      {offset, static_cast<uint32_t>(rep_->staged_index.size() - offset), 0});
+  const std::string prefix = UserIndexPrefix(shard, hash);
+  char* p = rep_->staged_bytes.Allocate(prefix.size() + user_id.size());
+  std::memcpy(p, prefix.data(), prefix.size());
+  std::memcpy(p + prefix.size(), user_id.data(), user_id.size());
+  rep_->staged_size += prefix.size() + user_id.size();
+  rep_->staged_index_keys.push_back({p, static_cast<uint32_t>(prefix.size() + user_id.size()), 0});
 }
 void Store::Checkpoint::PutSeen(uint32_t shard, int32_t day, uint64_t sub,
                                 std::string_view packed) {
@@ -88,40 +91,28 @@ void Store::Checkpoint::DeleteSeenBefore(uint32_t shard, int32_t day) {
   rep_->batch.DeleteRange(rep_->store->seen, SeenKey(shard, INT32_MIN, 0), SeenKey(shard, day, 0));
 }
 size_t Store::Checkpoint::ApproximateBytes() const {
-  return rep_->batch.GetDataSize() + rep_->staged.size() + rep_->staged_index.size();
+  return rep_->batch.GetDataSize() + rep_->staged_size;
 }
 
 Status Store::Commit(Checkpoint* checkpoint, bool sync) {
   // Staged users go in key order: RocksDB's memtable inserts sorted keys far
   // faster than random ones.
   auto& rep = *checkpoint->rep_;
-  if (!rep.staged_users.empty()) {
-    const char* base = rep.staged.data();
-    std::sort(rep.staged_users.begin(), rep.staged_users.end(),
-              [base](const Checkpoint::Rep::Staged& a, const Checkpoint::Rep::Staged& b) {
-                return std::string_view(base + a.offset, a.key_size) <
-                       std::string_view(base + b.offset, b.key_size);
-              });
-    for (const auto& u : rep.staged_users) {
-      rep.batch.Put(rep_->users, rocksdb::Slice(base + u.offset, u.key_size),
-                    rocksdb::Slice(base + u.offset + u.key_size, u.value_size));
-    }
-    rep.staged_users.clear();
-    rep.staged.clear();
+  using Staged = Checkpoint::Rep::Staged;
+  auto by_key = [](const Staged& a, const Staged& b) {
+    return std::string_view(a.data, a.key_size) < std::string_view(b.data, b.key_size);
+  };
+  std::sort(rep.staged_users.begin(), rep.staged_users.end(), by_key);
+  for (const Staged& u : rep.staged_users) {
+    rep.batch.Put(rep_->users, rocksdb::Slice(u.data, u.key_size),
+                  rocksdb::Slice(u.data + u.key_size, u.value_size));
   }
-  if (!rep.staged_index_keys.empty()) {
-    const char* base = rep.staged_index.data();
-    std::sort(rep.staged_index_keys.begin(), rep.staged_index_keys.end(),
-              [base](const Checkpoint::Rep::Staged& a, const Checkpoint::Rep::Staged& b) {
-                return std::string_view(base + a.offset, a.key_size) <
-                       std::string_view(base + b.offset, b.key_size);
-              });
-    for (const auto& k : rep.staged_index_keys) {
-      rep.batch.Put(rep_->meta, rocksdb::Slice(base + k.offset, k.key_size), rocksdb::Slice());
-    }
-    rep.staged_index_keys.clear();
-    rep.staged_index.clear();
+  std::sort(rep.staged_index_keys.begin(), rep.staged_index_keys.end(), by_key);
+  for (const Staged& k : rep.staged_index_keys) {
+    rep.batch.Put(rep_->meta, rocksdb::Slice(k.data, k.key_size), rocksdb::Slice());
   }
+  rep.staged_users.clear();
+  rep.staged_index_keys.clear();
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   TIERSTREAM_TSAN_WRITE_LOCK;
