@@ -387,6 +387,11 @@ struct Pipeline::Impl {
   // with the next group's log block: the worker is idle, or they are many.
   bool ChangesDue(Worker* w) const;
   static constexpr size_t kChangesPerWrite = 16384;
+  // A group at least this large does not carry the last group's changes in
+  // its log write: they would wait for its whole duplicate pass (tens of ms
+  // under load); they get a write of their own before it, one per group of
+  // this many events at most.
+  static constexpr size_t kOwnChangesWriteFrom = 4096;
   // Recovery: the changes replay made again, less those the feed holds.
   Status RepublishReplayed(Worker* w);
   // On the committer, now and then: drops changes past retention.
