@@ -52,7 +52,9 @@ class Background {
   }
 
  private:
-  Background() { std::thread([this] { Loop(); }).detach(); }
+  Background() {
+    std::thread([this] { Loop(); }).detach();
+  }
 
   void Loop() {
     for (;;) {

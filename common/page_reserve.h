@@ -85,7 +85,7 @@ class ReserveAllocator {
   T* allocate(size_t n) {
     const size_t bytes = n * sizeof(T);
     if (bytes < PageReserve::kLarge) {
-      return static_cast<T*>(::operator new(bytes, std::align_val_t{alignof(T)}));
+      return static_cast<T*>(::operator new (bytes, std::align_val_t{alignof(T)}));
     }
     static_assert(alignof(T) <= 4096, "mapped blocks are page-aligned");
     if (reserve_ != nullptr) return static_cast<T*>(reserve_->Allocate(bytes));
@@ -95,7 +95,7 @@ class ReserveAllocator {
   void deallocate(T* p, size_t n) {
     const size_t bytes = n * sizeof(T);
     if (bytes < PageReserve::kLarge) {
-      ::operator delete(p, std::align_val_t{alignof(T)});
+      ::operator delete (p, std::align_val_t{alignof(T)});
     } else {
       PageReserve::Free(p, bytes);
     }

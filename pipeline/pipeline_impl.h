@@ -386,7 +386,7 @@ struct Pipeline::Impl {
   // Whether the changes the state holds should be written now rather than
   // with the next group's log block: the worker is idle, or they are many.
   bool ChangesDue(Worker* w) const;
-  static constexpr size_t kChangesPerWrite = 16384;
+  static constexpr size_t kChangesPerWrite = 4096;
   // A group at least this large does not carry the last group's changes in
   // its log write: they would wait for its whole duplicate pass (tens of ms
   // under load); they get a write of their own before it, one per group of

@@ -25,6 +25,7 @@
 #include <span>
 #include <vector>
 
+#include "common/chunked_vector.h"
 #include "common/time.h"
 
 namespace tierstream::state {
@@ -77,22 +78,22 @@ class TierTimers {
 
  private:
   int32_t swept_day_ = kNoDay;
-  absl::flat_hash_map<int32_t, std::vector<TimerRef>> timers_;
+  absl::flat_hash_map<int32_t, ChunkedVector<TimerRef>> timers_;  // chunked: see ChunkedVector
   // Pending checks of users who are neither resident nor warm, by day, and
   // the day each hash is due (the earliest of its users'; entries of other
   // days are stale). By hash, not id: ~40 bytes a user instead of two
   // copies of her id (~470 bytes with 128-byte ids).
-  absl::flat_hash_map<int32_t, std::vector<uint64_t>> evicted_timers_;
+  absl::flat_hash_map<int32_t, ChunkedVector<uint64_t>> evicted_timers_;
   absl::flat_hash_map<uint64_t, int32_t> evicted_due_;
   // Pending checks of warm users by day, by hash.
-  absl::flat_hash_map<int32_t, std::vector<uint64_t>> warm_timers_;
+  absl::flat_hash_map<int32_t, ChunkedVector<uint64_t>> warm_timers_;
   // The day being swept, taken out of the maps.
   int32_t sweep_work_day_ = kNoDay;
-  std::vector<TimerRef> sweep_work_;
+  ChunkedVector<TimerRef> sweep_work_;
   size_t sweep_pos_ = 0;
-  std::vector<uint64_t> sweep_evicted_;
+  ChunkedVector<uint64_t> sweep_evicted_;
   size_t sweep_evicted_pos_ = 0;
-  std::vector<uint64_t> sweep_warm_;
+  ChunkedVector<uint64_t> sweep_warm_;
   size_t sweep_warm_pos_ = 0;
   std::vector<uint64_t> due_hashes_;  // scratch: TakeDueEvicted's answer
 };
