@@ -82,6 +82,13 @@ struct ChangesArgs {
 // The change feed as NDJSON on stdout (app/changes_command.cc).
 int RunChanges(const ChangesArgs& args, const ClientArgs& client);
 
+struct KafkaMockArgs {
+  int brokers = 3;
+  std::vector<std::string> topics;  // "NAME:PARTITIONS"
+};
+// A mock Kafka cluster until SIGTERM (app/kafka_mock_command.cc).
+int RunKafkaMock(const KafkaMockArgs& args);
+
 }  // namespace tierstream::app
 
 #endif  // TIERSTREAM_APP_COMMANDS_H_

@@ -224,6 +224,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   changes_cmd->add_option("--token-file", client.token_file, "Bearer token file of the server");
 
+  KafkaMockArgs kafka_mock;
+  auto* kafka_mock_cmd = app.add_subcommand(
+      "kafka-mock",
+      "Run librdkafka's mock Kafka cluster on loopback (for development and tests; in memory); "
+      "prints its bootstrap address on the first line of stdout");
+  kafka_mock_cmd->add_option("--brokers", kafka_mock.brokers, "Brokers")->capture_default_str();
+  kafka_mock_cmd->add_option("--topic", kafka_mock.topics,
+                             "A topic to create, NAME:PARTITIONS (e.g. events:12); repeatable");
+
   // CLI11 would answer a misspelt command with "A subcommand is required":
   // name it and list the commands instead.
   if (argc > 1 && argv[1][0] != '-') {
@@ -258,5 +267,6 @@ int main(int argc, char** argv) {
   if (*kpis_cmd) return RunKpis(client);
   if (*changes_cmd) return RunChanges(changes, client);
   if (*load_cmd) return tools::RunLoad(load);
+  if (*kafka_mock_cmd) return RunKafkaMock(kafka_mock);
   return 2;
 }

@@ -390,7 +390,7 @@ struct Pipeline::Impl {
   // A group at least this large does not carry the last group's changes in
   // its log write: they would wait for its whole duplicate pass (tens of ms
   // under load); they get a write of their own before it, one per group of
-  // this many events at most.
+  // this many events at most. (Serve only: a replay acknowledges nothing.)
   static constexpr size_t kOwnChangesWriteFrom = 4096;
   // Recovery: the changes replay made again, less those the feed holds.
   Status RepublishReplayed(Worker* w);

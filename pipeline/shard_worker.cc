@@ -83,7 +83,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
       arrival_ts == kNoTs ? kNoDay : DayOf(arrival_ts, options.config.utc_offset_ms);
   const size_t count = w->events.size();
   w->processed_since_housekeep += count;
-  if (count >= kOwnChangesWriteFrom && w->state.pending_changes() > 0) {
+  if (options.write_log && count >= kOwnChangesWriteFrom && w->state.pending_changes() > 0) {
     if (Status c = FlushChanges(w); !c.ok()) {  // else they go with the block, as below
       LogAt(LogLevel::kError, "shard %u: writing tier changes failed (will retry): %s", w->id,
             c.ToString().c_str());

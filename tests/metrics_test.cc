@@ -31,35 +31,11 @@ namespace tierstream {
 namespace {
 
 using testing::Field;
+using testing::FindProgram;
 using testing::ServerProcess;
+using testing::Shell;
+using testing::ShellRun;
 using testing::TempDir;
-
-// The path of `name` on $PATH, or "".
-std::string FindProgram(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const std::string candidate = dir + "/" + name;
-    if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
-struct ShellRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-// Runs `script` with bash (pipefail on), capturing what it prints.
-ShellRun Shell(const std::string& script) {
-  ShellRun run;
-  FILE* p = ::popen(("bash -o pipefail -c '" + script + "' 2>&1").c_str(), "r");
-  if (p == nullptr) return run;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) run.output.append(buf, n);
-  const int status = ::pclose(p);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
 
 // A generated month of activity, from `tierstream gen` (with duplicates and
 // invalid lines, so that every outcome is counted).

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "tests/test_util.h"
@@ -96,6 +97,57 @@ void ServerProcess::Kill() {
 }
 
 int ServerProcess::Terminate() {
+  int status = -1;
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  return status;
+}
+
+KafkaMockProcess::KafkaMockProcess(int brokers, const std::vector<std::string>& topics) {
+  const char* bin = TierstreamBinary();
+  std::vector<std::string> args = {bin, "kafka-mock", "--brokers", std::to_string(brokers)};
+  for (const std::string& t : topics) {
+    args.push_back("--topic");
+    args.push_back(t);
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int out[2];
+  if (::pipe(out) != 0) return;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  const int rc = posix_spawn(&pid_, bin, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  if (rc != 0) {
+    pid_ = -1;
+    ::close(out[0]);
+    return;
+  }
+  std::string line;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{out[0], POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[256];
+    const ssize_t n = ::read(out[0], buf, sizeof buf);
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  ::close(out[0]);  // later lines: none are printed
+  if (size_t nl = line.find('\n'); nl != std::string::npos) bootstraps_ = line.substr(0, nl);
+}
+
+KafkaMockProcess::~KafkaMockProcess() { Terminate(); }
+
+int KafkaMockProcess::Terminate() {
   int status = -1;
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
@@ -210,6 +262,27 @@ uint64_t Field(const std::string& json, const char* key) {
   size_t at = json.find(std::string("\"") + key + "\":");
   if (at == std::string::npos) return UINT64_MAX;
   return std::strtoull(json.c_str() + at + std::strlen(key) + 3, nullptr, 10);
+}
+
+std::string FindProgram(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const std::string candidate = dir + "/" + name;
+    if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+ShellRun Shell(const std::string& script) {
+  ShellRun run;
+  FILE* p = ::popen(("bash -o pipefail -c '" + script + "' 2>&1").c_str(), "r");
+  if (p == nullptr) return run;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) run.output.append(buf, n);
+  const int status = ::pclose(p);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
 }
 
 }  // namespace tierstream::testing

@@ -45,6 +45,24 @@ class ServerProcess {
   std::string http_, tcp_;
 };
 
+// `tierstream kafka-mock --brokers N --topic T ...`, with the bootstrap
+// address it prints first; SIGTERM'ed when destroyed.
+class KafkaMockProcess {
+ public:
+  KafkaMockProcess(int brokers, const std::vector<std::string>& topics);
+  ~KafkaMockProcess();
+  KafkaMockProcess(const KafkaMockProcess&) = delete;
+  KafkaMockProcess& operator=(const KafkaMockProcess&) = delete;
+
+  // Empty if it did not start (or printed nothing within 30 s).
+  const std::string& bootstraps() const { return bootstraps_; }
+  int Terminate();  // SIGTERM, reap, return the wait status
+
+ private:
+  pid_t pid_ = -1;
+  std::string bootstraps_;
+};
+
 // Runs `tierstream ARGS...` with output discarded, but for the stderr of a
 // run that exits with a code other than the tool's own (0..2: a sanitizer's
 // report, a crash), which is printed; returns the exit code.
@@ -69,6 +87,17 @@ inline long RssKb(pid_t pid) { return StatusKb(pid, "VmRSS:"); }
 inline long VmSizeKb(pid_t pid) { return StatusKb(pid, "VmSize:"); }
 // A blocking TCP connection to "127.0.0.1:PORT"; -1 on failure.
 int ConnectLoopback(const std::string& address);
+
+// The path of `name` on $PATH, or "".
+std::string FindProgram(const std::string& name);
+
+struct ShellRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+// Runs `script` with bash (pipefail on), capturing what it prints. The
+// script must not contain a single quote.
+ShellRun Shell(const std::string& script);
 
 // The unsigned integer after "key": in a flat JSON text; UINT64_MAX if absent.
 uint64_t Field(const std::string& json, const char* key);
