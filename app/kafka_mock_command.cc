@@ -16,7 +16,8 @@ int RunKafkaMock(const KafkaMockArgs& args) {
   for (const std::string& spec : args.topics) {
     auto topic = kafka::ParseTopicSpec(spec);
     if (!topic.ok()) {
-      Log(LogLevel::kError, "tierstream: --topic: %s", std::string(topic.status().message()).c_str());
+      Log(LogLevel::kError, "tierstream: --topic: %s",
+          std::string(topic.status().message()).c_str());
       return 2;
     }
     topics.push_back(*topic);

@@ -53,8 +53,11 @@ Result<std::unique_ptr<MockCluster>> MockCluster::Start(int brokers,
   }
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  // Warnings and errors only: the host handle has no bootstrap.servers (it
+  // is no client), which librdkafka notes at level 5.
   if (rd_kafka_conf_set(conf, "client.id", "tierstream-kafka-mock", err, sizeof err) !=
-      RD_KAFKA_CONF_OK) {
+          RD_KAFKA_CONF_OK ||
+      rd_kafka_conf_set(conf, "log_level", "4", err, sizeof err) != RD_KAFKA_CONF_OK) {
     rd_kafka_conf_destroy(conf);
     return Status::Internal(std::string("kafka mock: ") + err);
   }

@@ -1,8 +1,7 @@
 // The Kafka mode's tests, against librdkafka's mock cluster (`tierstream
 // kafka-mock`) with kcat (Debian's kcat package) as an external client.
-#include <sys/wait.h>
-
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -21,10 +20,10 @@ using testing::KafkaMockProcess;
 using testing::Shell;
 using testing::TempDir;
 
-#define REQUIRE_KCAT()                                                                \
-  if (FindProgram("kcat").empty()) {                                                  \
+#define REQUIRE_KCAT()                                                                   \
+  if (FindProgram("kcat").empty()) {                                                     \
     GTEST_SKIP() << "kcat is not installed (Debian package kcat; scripts/test installs " \
-                    "it)";                                                           \
+                    "it)";                                                               \
   }
 
 // The cluster a real client sees: its topics with their partition counts,
@@ -51,8 +50,8 @@ TEST(KafkaMock, KcatSeesItsTopicsAndItsPartitionsAgreeWithPartitionOf) {
       f << "member-" << i * 7919 << "\t{\"event_id\":\"e" << i << "\"}\n";
     }
   }
-  auto produce = Shell("kcat -P -b " + b + " -t events -K \"\\t\" -X partitioner=murmur2_random -l " +
-                       input);
+  auto produce =
+      Shell("kcat -P -b " + b + " -t events -K \"\\t\" -X partitioner=murmur2_random -l " + input);
   ASSERT_EQ(produce.exit_code, 0) << produce.output;
   auto consume = Shell("kcat -C -b " + b + " -t events -o beginning -e -q -f \"%p\\t%k\\n\"");
   ASSERT_EQ(consume.exit_code, 0) << consume.output;
