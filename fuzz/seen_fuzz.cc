@@ -47,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (!view.ok()) std::abort();
   // Its ids, encoded again as a checkpoint writes them.
-  std::vector<NewSeenIds::Entry> ids;
+  tierstream::ChunkedVector<NewSeenIds::Entry> ids;
   for (size_t i = 0; i < view->size(); ++i) ids.emplace_back(view->id(i), day);
   NewSeenIds again(std::move(ids), {{day, view->wall_ms().value_or(kWallMs)}}, 0);
   const auto blobs = again.EncodeByDay();
