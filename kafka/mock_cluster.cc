@@ -9,6 +9,50 @@
 #include <charconv>
 #include <utility>
 
+#if defined(__SANITIZE_THREAD__)
+#include <pthread.h>
+#include <threads.h>
+
+#include <cstdint>
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+// librdkafka starts its threads with C11 thrd_create, which glibc runs
+// without calling pthread_create, so ThreadSanitizer never learns of them and they
+// crash in its allocator. In a TSan build this definition takes librdkafka's
+// calls instead (the executable's symbol wins) and starts them through
+// pthread_create, which TSan intercepts.
+namespace {
+struct ThrdStart {
+  thrd_start_t fn;
+  void* arg;
+};
+void* RunThrd(void* p) {
+  const ThrdStart start = *static_cast<ThrdStart*>(p);
+  delete static_cast<ThrdStart*>(p);
+  return reinterpret_cast<void*>(static_cast<intptr_t>(start.fn(start.arg)));
+}
+}  // namespace
+extern "C" int thrd_create(thrd_t* thr, thrd_start_t fn, void* arg) {
+  auto* start = new ThrdStart{fn, arg};
+  if (pthread_create(thr, nullptr, RunThrd, start) != 0) {
+    delete start;
+    return thrd_error;
+  }
+  return thrd_success;
+}
+// Joined and detached the same way, or TSan reports them leaked.
+extern "C" int thrd_join(thrd_t thr, int* result) {
+  void* r = nullptr;
+  if (pthread_join(thr, &r) != 0) return thrd_error;
+  if (result != nullptr) *result = static_cast<int>(reinterpret_cast<intptr_t>(r));
+  return thrd_success;
+}
+extern "C" int thrd_detach(thrd_t thr) {
+  return pthread_detach(thr) == 0 ? thrd_success : thrd_error;
+}
+#endif
+
 namespace tierstream::kafka {
 
 Result<TopicSpec> ParseTopicSpec(std::string_view spec) {
