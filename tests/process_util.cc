@@ -24,6 +24,21 @@ extern char** environ;
 
 namespace tierstream::testing {
 
+namespace {
+
+// SIGTERM to *pid (if running), reaped; its wait status, or -1.
+int TerminateChild(pid_t* pid) {
+  int status = -1;
+  if (*pid > 0) {
+    ::kill(*pid, SIGTERM);
+    ::waitpid(*pid, &status, 0);
+    *pid = -1;
+  }
+  return status;
+}
+
+}  // namespace
+
 const char* TierstreamBinary() {
   const char* bin = std::getenv("TIERSTREAM_BIN");
   return bin != nullptr ? bin : TIERSTREAM_BIN_DEFAULT;
@@ -96,15 +111,7 @@ void ServerProcess::Kill() {
   }
 }
 
-int ServerProcess::Terminate() {
-  int status = -1;
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  return status;
-}
+int ServerProcess::Terminate() { return TerminateChild(&pid_); }
 
 KafkaMockProcess::KafkaMockProcess(int brokers, const std::vector<std::string>& topics) {
   const char* bin = TierstreamBinary();
@@ -147,15 +154,7 @@ KafkaMockProcess::KafkaMockProcess(int brokers, const std::vector<std::string>& 
 
 KafkaMockProcess::~KafkaMockProcess() { Terminate(); }
 
-int KafkaMockProcess::Terminate() {
-  int status = -1;
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  return status;
-}
+int KafkaMockProcess::Terminate() { return TerminateChild(&pid_); }
 
 int RunTool(const std::vector<std::string>& args) {
   ToolRun run = RunToolCaptured(args);
