@@ -31,7 +31,7 @@ void BatchBuilder::WriteRejects() {
 
 void BatchBuilder::OnEvent(const Event& event) {
   const auto shards = static_cast<uint32_t>(batch_->per_shard.size());
-  batch_->per_shard[ShardOf(event.user_id, shards)].push_back(event);
+  batch_->per_shard[ShardOf(event.user_id, shards, batch_->placement)].push_back(event);
   ++batch_->events;
   if (event.type == EventType::kJoin && !event.referrer_id.empty() &&
       event.referrer_id != event.user_id) {
@@ -39,7 +39,7 @@ void BatchBuilder::OnEvent(const Event& event) {
     credit.type = EventType::kReferralCredit;
     credit.user_id = event.referrer_id;
     credit.referrer_id = event.user_id;
-    batch_->per_shard[ShardOf(credit.user_id, shards)].push_back(credit);
+    batch_->per_shard[ShardOf(credit.user_id, shards, batch_->placement)].push_back(credit);
   }
 }
 
@@ -61,6 +61,7 @@ void BatchBuilder::OnReject(uint64_t line, std::string_view reason, std::string_
 
 std::unique_ptr<Batch> Pipeline::NewBatch() const {
   auto batch = std::make_unique<Batch>(shards());
+  batch->placement = impl_->options.placement;
   const int64_t ahead = impl_->options.config.max_future_ms;
   if (ahead > 0) batch->ts_limit = ingest::TsLimit{impl_->WallNow() + ahead, ahead};
   return batch;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/arena.h"
+#include "common/hash.h"
 #include "common/status.h"
 #include "ingest/decoder.h"
 #include "ingest/event.h"
@@ -57,6 +58,8 @@ class Batch {
   std::vector<ingest::LineError> errors;
   // Events dated later are rejected (the future guard; set by NewBatch).
   ingest::TsLimit ts_limit;
+  // How its events are routed to shards (the pipeline's; set by NewBatch).
+  Placement placement = Placement::kHash64;
 
  private:
   friend class internal::BatchAccess;

@@ -20,12 +20,33 @@ std::string RulesKey(const state::TierRules& r) {
 }  // namespace
 
 Result<DataDirPins> PinDataDir(state::Store* store, const std::string& data_dir,
-                               uint32_t requested_shards, const state::Config& config) {
+                               uint32_t requested_shards, Placement placement,
+                               const state::Config& config) {
   DataDirPins pins;
   std::string stored;
   bool found = false;
   Status s = store->GetMeta("shards", &stored, &found);
   if (!s.ok()) return s;
+  const bool new_dir = !found;
+  // Its users' shards depend on the placement, as on the count.
+  std::string stored_placement;
+  bool placement_found = false;
+  s = store->GetMeta("placement", &stored_placement, &placement_found);
+  if (!s.ok()) return s;
+  const std::string want = placement == Placement::kKafka ? "kafka" : "hash64";
+  const std::string have_placement = placement_found ? stored_placement : "hash64";
+  if (!new_dir && have_placement != want) {
+    return Status::FailedPrecondition(
+        "data dir " + data_dir +
+        (have_placement == "kafka" ? " was created in Kafka mode; start it with --kafka"
+                                   : " was created for the HTTP/TCP journal; start it without "
+                                     "--kafka") +
+        ", or use a new data dir");
+  }
+  if (new_dir || !placement_found) {
+    s = store->PutMeta("placement", want, true /*sync*/);
+    if (!s.ok()) return s;
+  }
   uint32_t shards = requested_shards;
   if (shards > 256) return Status::InvalidArgument("--shards must be in 1..256");
   if (found) {

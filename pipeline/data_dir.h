@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/hash.h"
 #include "common/status.h"
 #include "state/config.h"
 #include "state/store.h"
@@ -24,12 +25,14 @@ struct DataDirPins {
   std::string rules;           // the rules' key, for RecordRules once recovered
 };
 
-// Checks `config` and `requested_shards` (0: the data dir's count, or the
-// number of cores for a new one) against what the store at `data_dir` was
-// written with, and records the shard count and time zone of a new one.
-// FailedPrecondition names the flag that would open it.
+// Checks `config`, `requested_shards` (0: the data dir's count, or the
+// number of cores for a new one) and `placement` against what the store at
+// `data_dir` was written with, and records the shard count, placement and
+// time zone of a new one. FailedPrecondition names the flag that would
+// open it. (A data dir from before placements were recorded is kHash64.)
 Result<DataDirPins> PinDataDir(state::Store* store, const std::string& data_dir,
-                               uint32_t requested_shards, const state::Config& config);
+                               uint32_t requested_shards, Placement placement,
+                               const state::Config& config);
 // Records the tier rules, once every user has been re-evaluated under them.
 Status RecordRules(state::Store* store, const DataDirPins& pins);
 

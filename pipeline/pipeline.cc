@@ -54,7 +54,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   if (!store.ok()) return store.status();
   impl->store = std::move(store).value();
   impl->store_raw = impl->store.get();
-  auto pins = PinDataDir(impl->store.get(), options.data_dir, options.shards, options.config);
+  auto pins = PinDataDir(impl->store.get(), options.data_dir, options.shards, options.placement,
+                         options.config);
   if (!pins.ok()) return pins.status();
   const uint32_t shards = pins->shards;
   impl->rules_changed = pins->rules_changed;

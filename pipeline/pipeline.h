@@ -31,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/hash.h"
 #include "common/status.h"
 #include "ingest/reject_log.h"
 #include "pipeline/batch.h"
@@ -43,6 +44,10 @@ namespace tierstream::pipeline {
 struct PipelineOptions {
   std::string data_dir = "./data";
   uint32_t shards = 0;  // 0: the data dir's count, or the number of cores for a new one
+  // How users are placed on shards (common/hash.h): kHash64 for the journal
+  // behind the listeners; kKafka (shards = the input topic's partitions)
+  // for the Kafka mode. A data dir keeps the placement it was created with.
+  Placement placement = Placement::kHash64;
   state::Config config;
   // true (serve): every accepted event is written to the log before it is
   // acknowledged. false (replay): state is only checkpointed; the caller

@@ -666,5 +666,53 @@ TEST(Pipeline, RefusesToReopenWithAnotherShardCount) {
   EXPECT_NE(p.status().message().find("--shards 2"), std::string_view::npos);
 }
 
+// The Kafka mode's placement: shard i is Kafka partition i. Events and
+// queries must both route by it (a query routed by the other placement
+// finds nobody), and results stay exact.
+TEST(Pipeline, KafkaPlacementRoutesEventsAndQueriesAlikeAndStaysExact) {
+  auto lines = tierstream::testing::GenerateLines(SmallStream(21));
+  TempDir dir;
+  PipelineOptions o;
+  o.data_dir = dir.path();
+  o.shards = 12;
+  o.placement = Placement::kKafka;
+  o.log_to_stderr = false;
+  {
+    auto p = Pipeline::Open(o);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    Totals t = Feed(**p, lines, 5);
+    EXPECT_FALSE(t.failed);
+    auto diffs = DiffAll(**p, tierstream::testing::Evaluate(lines), true);
+    EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
+    ASSERT_TRUE((*p)->Close().ok());
+  }
+  // Reopened: the same users on the same shards.
+  auto p = Pipeline::Open(o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  auto diffs = DiffAll(**p, tierstream::testing::Evaluate(lines), true);
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences, first: " << diffs[0];
+}
+
+TEST(Pipeline, RefusesToReopenWithTheOtherPlacement) {
+  TempDir journal, kafka;
+  { auto p = OpenAt(journal.path(), 2); }
+  PipelineOptions o;
+  o.data_dir = journal.path();
+  o.placement = Placement::kKafka;
+  o.log_to_stderr = false;
+  auto p = Pipeline::Open(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("without --kafka"), std::string_view::npos)
+      << p.status().ToString();
+  o.data_dir = kafka.path();
+  o.shards = 4;
+  { ASSERT_TRUE(Pipeline::Open(o).ok()); }
+  o.placement = Placement::kHash64;
+  p = Pipeline::Open(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("with --kafka"), std::string_view::npos)
+      << p.status().ToString();
+}
+
 }  // namespace
 }  // namespace tierstream::pipeline

@@ -21,7 +21,7 @@ void Pipeline::GetUser(std::string user_id,
   auto* q = new Query{};
   q->kind = Query::Kind::kUser;
   q->user_done = std::move(done);
-  auto& w = *impl_->workers[ShardOf(user_id, shards())];
+  auto& w = *impl_->workers[ShardOf(user_id, shards(), impl_->options.placement)];
   q->user_id = std::move(user_id);
   w.queries.enqueue(q);
   w.queue.enqueue(Task{nullptr});
@@ -32,7 +32,7 @@ void Pipeline::ExplainUser(std::string user_id,
   auto* q = new Query{};
   q->kind = Query::Kind::kExplain;
   q->explain_done = std::move(done);
-  auto& w = *impl_->workers[ShardOf(user_id, shards())];
+  auto& w = *impl_->workers[ShardOf(user_id, shards(), impl_->options.placement)];
   q->user_id = std::move(user_id);
   w.queries.enqueue(q);
   w.queue.enqueue(Task{nullptr});

@@ -8,7 +8,7 @@
 #include <map>
 #include <string>
 
-#include "kafka/murmur2.h"
+#include "common/hash.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
 
@@ -27,7 +27,7 @@ using testing::TempDir;
   }
 
 // The cluster a real client sees: its topics with their partition counts,
-// and a record keyed by a user lands where kafka::PartitionOf puts her when
+// and a record keyed by a user lands where KafkaPartitionOf puts her when
 // the producer uses Kafka's partitioner (librdkafka: murmur2_random).
 TEST(KafkaMock, KcatSeesItsTopicsAndItsPartitionsAgreeWithPartitionOf) {
   REQUIRE_KCAT();
@@ -62,7 +62,7 @@ TEST(KafkaMock, KcatSeesItsTopicsAndItsPartitionsAgreeWithPartitionOf) {
     ASSERT_NE(tab, std::string::npos) << line;
     const uint32_t partition = static_cast<uint32_t>(std::stoul(line.substr(0, tab)));
     const std::string key = line.substr(tab + 1);
-    EXPECT_EQ(partition, kafka::PartitionOf(key, 12)) << key;
+    EXPECT_EQ(partition, KafkaPartitionOf(key, 12)) << key;
     ++per_partition[partition];
     ++records;
   }
