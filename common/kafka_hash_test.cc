@@ -1,6 +1,6 @@
-#include "common/hash.h"
-
 #include <gtest/gtest.h>
+
+#include "common/hash.h"
 
 namespace tierstream {
 namespace {
