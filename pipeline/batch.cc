@@ -94,11 +94,13 @@ void Pipeline::Submit(std::unique_ptr<Batch> batch, std::function<void(BatchOutc
   // last one deletes the batch, so `b` must not be read after that.
   uint32_t targets[256];
   uint32_t ntargets = 0;
+  // A batch of a partition goes to its shard first, whatever it holds.
+  if (b->input) targets[ntargets++] = b->input->shard;
   for (uint32_t i = 0; i < b->per_shard.size(); ++i) {
-    if (!b->per_shard[i].empty()) targets[ntargets++] = i;
+    if (!b->per_shard[i].empty() && !(b->input && b->input->shard == i)) targets[ntargets++] = i;
   }
-  // Rejected lines are counted, durably, by one shard: the first with a
-  // part, or shard 0 for a batch of rejections only.
+  // Rejected lines are counted, durably, by one shard: the partition's, the
+  // first with a part, or shard 0 for a batch of rejections only.
   if (ntargets == 0 && b->rejected > 0) targets[ntargets++] = 0;
   BatchAccess::reject_shard(b) = ntargets > 0 ? targets[0] : 0;
   parts = ntargets;

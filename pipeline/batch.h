@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "ingest/decoder.h"
 #include "ingest/event.h"
 #include "ingest/reject_log.h"
+#include "state/input_position.h"
 
 namespace tierstream::pipeline {
 
@@ -45,6 +47,17 @@ namespace internal {
 class BatchAccess;  // the pipeline's view of a Batch's completion (pipeline_impl.h)
 }  // namespace internal
 
+// The Kafka mode: what a batch read from one partition covers of its shard's
+// input. `start` is where the shard stood before its records, `end` after
+// them. A shard takes a batch only if it stands at `start` or later: after a
+// batch of the partition failed, the later ones are refused too (they would
+// skip its records) until the reader rewinds to the shard's position.
+struct InputSpan {
+  uint32_t shard = 0;
+  state::InputPosition start;
+  state::InputPosition end;
+};
+
 // Decoded events routed to shards, with the arena that owns their strings.
 class Batch {
  public:
@@ -60,6 +73,12 @@ class Batch {
   ingest::TsLimit ts_limit;
   // How its events are routed to shards (the pipeline's; set by NewBatch).
   Placement placement = Placement::kHash64;
+  // The Kafka mode: the batch holds the records of one partition, and every
+  // event in it belongs to that partition's shard (the others were forwarded
+  // to theirs); that shard logs `input->end` with them, counts the rejected
+  // lines, and takes the batch even if no event of it is left. The journal
+  // mode: none.
+  std::optional<InputSpan> input;
 
  private:
   friend class internal::BatchAccess;

@@ -104,6 +104,12 @@ ingest::RejectLog* Pipeline::reject_log() { return impl_->reject_log.get(); }
 const RecoveryStats& Pipeline::recovery() const { return impl_->recovery; }
 int64_t Pipeline::watermark() const { return impl_->watermark.load(); }
 
+state::InputPosition Pipeline::InputPositionOf(uint32_t shard) const {
+  const Impl::Worker& w = *impl_->workers[shard];
+  return state::InputPosition{w.input_events.load(std::memory_order_acquire),
+                              w.input_repartition.load(std::memory_order_acquire)};
+}
+
 bool Pipeline::DiskLow() const { return impl_->disk.Low(); }
 
 int64_t Pipeline::WallClockMs() const { return impl_->WallNow(); }

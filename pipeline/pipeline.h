@@ -37,6 +37,7 @@
 #include "pipeline/batch.h"
 #include "pipeline/queries.h"
 #include "state/config.h"
+#include "state/input_position.h"
 #include "state/user_state.h"
 
 namespace tierstream::pipeline {
@@ -202,6 +203,11 @@ class Pipeline {
   // Unavailable while the store is failing (it is reopened meanwhile).
   Status GetConsumerState(std::string_view name, std::string* value, bool* found);
   Status PutConsumerState(std::string_view name, std::string_view value);
+
+  // The Kafka mode: where `shard` stands in its input (state/input_position.h)
+  // as of its last durable group: the next offsets to read. Thread-safe.
+  // REQUIRES: shard < shards().
+  state::InputPosition InputPositionOf(uint32_t shard) const;
 
   // T: the largest accepted ts, or kNoTs.
   int64_t watermark() const;

@@ -228,6 +228,9 @@ struct Pipeline::Impl {
     uint64_t changes_log_seq = 0;
     std::vector<std::string> changes_values;
     uint64_t feed_position = 0;  // shard_seq of the last change in the feed
+    // The state's input position (the Kafka mode), for other threads.
+    std::atomic<uint64_t> input_events{0};
+    std::atomic<uint64_t> input_repartition{0};
   };
 
   explicit Impl(const PipelineOptions& o) : options(o), disk(o.data_dir, o.min_free_bytes) {}
@@ -333,6 +336,11 @@ struct Pipeline::Impl {
   void Run(Worker* w);
   // Processes and completes batches[0, n), nulling each as it completes it.
   void ProcessGroup(Worker* w, Batch** batches, size_t n);
+  // Makes the state's input position visible to InputPositionOf.
+  static void PublishInputPosition(Worker* w) {
+    w->input_events.store(w->state.input_position().events, std::memory_order_release);
+    w->input_repartition.store(w->state.input_position().repartition, std::memory_order_release);
+  }
   // Makes the users of the group's accepted events resident (ShardState::PrepareUser).
   Status PrepareUsers(Worker* w);
   void Housekeep(Worker* w, bool force_checkpoint);

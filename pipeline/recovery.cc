@@ -124,6 +124,7 @@ Status Pipeline::Impl::Recover() {
     Status s =
         journal.ReadFrom(w->id, w->checkpoint_seq, [&](uint64_t seq, std::string_view block) {
           state::LogBlockReader reader(block);
+          if (reader.has_position()) w->state.AdvanceInput(reader.position());
           const state::LogBlockCounts& c = reader.counts();
           w->state.CountIngest(c.duplicates, c.rejected, c.beyond_horizon);
           state::LogRecord r;
@@ -148,6 +149,7 @@ Status Pipeline::Impl::Recover() {
     if (!s.ok()) return s;
     s = RepublishReplayed(w.get());
     if (!s.ok()) return s;
+    PublishInputPosition(w.get());
   }
   const int32_t today = Today();
   for (auto& w : workers) {

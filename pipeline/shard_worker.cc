@@ -60,6 +60,27 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   using internal::BatchAccess;
   if (options.test_fault_hook) options.test_fault_hook("worker.group", w->id);
   state::ShardState& st = w->state;
+  // The Kafka mode: a batch that would leave a gap in the shard's input (one
+  // before it failed) is refused; the others move the position on.
+  state::InputPosition position = st.input_position();
+  bool moved = false;
+  size_t kept = 0;
+  for (size_t i = 0; i < n; ++i) {
+    Batch* b = batches[i];
+    if (b->input && b->input->shard == w->id) {
+      const InputSpan& span = *b->input;
+      if (span.start.events > position.events || span.start.repartition > position.repartition) {
+        BatchAccess::failed(b).store(true);
+        CompletePart(b);
+        continue;
+      }
+      const state::InputPosition before = position;
+      position.Merge(span.end);
+      moved |= position != before;
+    }
+    batches[kept++] = b;
+  }
+  n = kept;
   w->accepted.clear();
   int64_t group_max_ts = kNoTs;
   size_t accepted_count = 0;
@@ -126,9 +147,10 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     LogAt(LogLevel::kError, "shard %u: an evicted user could not be read back, batch refused: %s",
           w->id, s.ToString().c_str());
   } else if (options.write_log &&
-             (accepted_count > 0 || counts.duplicates > 0 || counts.rejected > 0)) {
+             (accepted_count > 0 || counts.duplicates > 0 || counts.rejected > 0 || moved)) {
     w->block.clear();
-    state::BeginLogBlock(&w->block, t_apply);
+    state::BeginLogBlock(&w->block, t_apply,
+                         options.placement == Placement::kKafka ? &position : nullptr);
     for (size_t j = 0; j < count; ++j) {
       if (w->accepted[j]) state::AppendEventRecord(*w->events[j], &w->block);
     }
@@ -158,6 +180,10 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
     st.TruncateNewSeen(new_seen_mark);
   }
   // 3. Apply.
+  if (ok && moved) {
+    st.AdvanceInput(position);
+    PublishInputPosition(w);
+  }
   if (ok) {
     st.CountIngest(0, counts.rejected, counts.beyond_horizon);  // duplicates: below, per batch
     if (counts.beyond_horizon > 0) WarnBeyondHorizon(w, counts.beyond_horizon);

@@ -45,10 +45,16 @@ uint64_t GetFixed64(const char* p) {
 }
 }  // namespace
 
-void BeginLogBlock(std::string* out, int64_t t_ms) {
+void BeginLogBlock(std::string* out, int64_t t_ms, const InputPosition* position) {
   out->push_back(kLogBlockVersion);
   out->append(kCountsBytes, '\0');
   PutFixed64(out, static_cast<uint64_t>(t_ms));
+  // Version 4: a flag, then the position's two offsets.
+  out->push_back(position != nullptr ? 1 : 0);
+  if (position != nullptr) {
+    PutVarint64(out, position->events);
+    PutVarint64(out, position->repartition);
+  }
 }
 
 void AppendTimeChangeRecord(std::string_view user_id, int32_t day, std::string* out) {
@@ -78,17 +84,28 @@ LogBlockReader::LogBlockReader(std::string_view block) : rest_(block) {
   if (version == 1) {
     rest_.remove_prefix(1);
   } else if ((version == 2 && rest_.size() >= 1 + kCountsBytes) ||
-             (version == 3 && rest_.size() >= 1 + kCountsBytes + kTBytes)) {
+             ((version == 3 || version == 4) && rest_.size() >= 1 + kCountsBytes + kTBytes)) {
     const char* p = rest_.data() + 1;
     for (uint64_t* v : {&counts_.duplicates, &counts_.rejected, &counts_.beyond_horizon}) {
       *v = GetFixed64(p);
       p += 8;
     }
     rest_.remove_prefix(1 + kCountsBytes);
-    if (version == 3) {
+    if (version >= 3) {
       t_ms_ = static_cast<int64_t>(GetFixed64(p));
       rest_.remove_prefix(kTBytes);
       if (t_ms_ != INT64_MIN && !TsInRange(t_ms_)) ok_ = false;
+    }
+    if (version == 4) {
+      const char flag = rest_.empty() ? char{2} : rest_.front();
+      if (!rest_.empty()) rest_.remove_prefix(1);
+      if (flag == 1) {
+        has_position_ =
+            GetVarint64(&rest_, &position_.events) && GetVarint64(&rest_, &position_.repartition);
+        if (!has_position_) ok_ = false;
+      } else if (flag != 0) {
+        ok_ = false;
+      }
     }
   } else {
     ok_ = false;

@@ -16,14 +16,17 @@
 #include <string_view>
 
 #include "ingest/event.h"
+#include "state/input_position.h"
 
 namespace tierstream::state {
 
 // Version 2 blocks open with the counts of what the group took besides its
 // events, so that every counter survives a crash with the events it came
 // with; version 3 adds T (the group's events were applied as of it) and
-// time-change records. Versions 1 (events only) and 2 are still read.
-inline constexpr char kLogBlockVersion = 3;
+// time-change records; version 4 the shard's input position after the
+// group (the Kafka mode; see input_position.h). Versions 1 (events only), 2
+// and 3 are still read.
+inline constexpr char kLogBlockVersion = 4;
 
 // What a logged group counted besides its accepted events.
 struct LogBlockCounts {
@@ -32,9 +35,11 @@ struct LogBlockCounts {
   uint64_t beyond_horizon = 0;  // accepted events older than the duplicate horizon
 };
 
-// Starts a block: the version byte, room for its counts, and `t_ms`, T as
-// its events are applied (kNoTs: none, a block of time changes only).
-void BeginLogBlock(std::string* out, int64_t t_ms = INT64_MIN);
+// Starts a block: the version byte, room for its counts, `t_ms`, T as its
+// events are applied (kNoTs: none, a block of time changes only), and the
+// shard's input position after it (null: none, as in the journal mode).
+void BeginLogBlock(std::string* out, int64_t t_ms = INT64_MIN,
+                   const InputPosition* position = nullptr);
 // Fills in the counts of a block begun with BeginLogBlock.
 void SetLogBlockCounts(const LogBlockCounts& counts, std::string* block);
 void AppendEventRecord(const ingest::Event& e, std::string* out);
@@ -57,6 +62,10 @@ class LogBlockReader {
   const LogBlockCounts& counts() const { return counts_; }
   // T as the block's events were applied; kNoTs in blocks before version 3.
   int64_t t_ms() const { return t_ms_; }
+  // The shard's input position after the block; false if it has none (the
+  // journal mode, blocks before version 4).
+  bool has_position() const { return has_position_; }
+  const InputPosition& position() const { return position_; }
   // Decodes the next record; false at the end or on corruption (see ok()).
   bool Next(LogRecord* r);
   // The next event, passing over time changes.
@@ -66,6 +75,8 @@ class LogBlockReader {
   std::string_view rest_;
   LogBlockCounts counts_;
   int64_t t_ms_ = INT64_MIN;
+  InputPosition position_;
+  bool has_position_ = false;
   bool ok_ = true;
 };
 

@@ -93,5 +93,64 @@ TEST(LogFormat, ReadsVersionOneBlocksWithoutCounts) {
   EXPECT_TRUE(reader.ok());
 }
 
+// The Kafka mode logs where the shard stands in its input with each group,
+// so that a restart resumes reading right after what its state holds.
+TEST(LogFormat, BlockCarriesTheInputPositionWhenGivenOne) {
+  Event e;
+  e.event_id = "e";
+  e.user_id = "u";
+  e.ts_ms = 1763971200000;
+  const InputPosition at{(1ull << 33) + 5, 17};
+  std::string with;
+  BeginLogBlock(&with, e.ts_ms, &at);
+  AppendEventRecord(e, &with);
+  LogBlockReader reader(with);
+  ASSERT_TRUE(reader.has_position());
+  EXPECT_EQ(reader.position(), at);
+  EXPECT_EQ(reader.t_ms(), e.ts_ms);
+  Event out;
+  ASSERT_TRUE(reader.Next(&out));
+  EXPECT_EQ(out.event_id, "e");
+  EXPECT_TRUE(reader.ok());
+
+  std::string without;
+  BeginLogBlock(&without, e.ts_ms);
+  AppendEventRecord(e, &without);
+  LogBlockReader plain(without);
+  EXPECT_FALSE(plain.has_position());
+  ASSERT_TRUE(plain.Next(&out));
+  EXPECT_TRUE(plain.ok());
+}
+
+TEST(LogFormat, ATruncatedPositionIsCorruption) {
+  const InputPosition at{1ull << 40, 1ull << 40};
+  std::string block;
+  BeginLogBlock(&block, 1763971200000, &at);
+  block.pop_back();  // the last byte of the repartition offset
+  LogBlockReader reader(block);
+  EXPECT_FALSE(reader.ok());
+  Event out;
+  EXPECT_FALSE(reader.Next(&out));
+}
+
+TEST(LogFormat, ReadsVersionThreeBlocksWithoutPosition) {
+  std::string block;
+  BeginLogBlock(&block, 1763971200000);
+  block[0] = 3;
+  block.erase(1 + 24 + 8, 1);  // version 3 had no position flag
+  Event e;
+  e.event_id = "v3";
+  e.user_id = "u";
+  e.ts_ms = 1763971200000;
+  AppendEventRecord(e, &block);
+  LogBlockReader reader(block);
+  EXPECT_FALSE(reader.has_position());
+  EXPECT_EQ(reader.t_ms(), 1763971200000);
+  Event out;
+  ASSERT_TRUE(reader.Next(&out));
+  EXPECT_EQ(out.event_id, "v3");
+  EXPECT_TRUE(reader.ok());
+}
+
 }  // namespace
 }  // namespace tierstream::state

@@ -9,7 +9,7 @@
 namespace tierstream::state {
 
 namespace {
-constexpr uint8_t kMetaVersion = 3;
+constexpr uint8_t kMetaVersion = 4;
 }  // namespace
 
 DayHist::DayHist() : cells_(static_cast<size_t>(kLastCellDay - kFirstCellDay + 1), 0) {}
@@ -93,6 +93,8 @@ void EncodeShardMeta(const ShardMetaHeader& header, const ShardAggregates& agg, 
     h->Encode(out);
   }
   PutVarint64(out, header.change_seq);
+  PutVarint64(out, header.input_position.events);
+  PutVarint64(out, header.input_position.repartition);
 }
 
 Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggregates* agg) {
@@ -145,6 +147,11 @@ Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggreg
   }
   header->change_seq = 0;
   if (version >= 3 && !GetVarint64(&in, &header->change_seq)) return bad("change count");
+  header->input_position = InputPosition{};
+  if (version >= 4 && (!GetVarint64(&in, &header->input_position.events) ||
+                       !GetVarint64(&in, &header->input_position.repartition))) {
+    return bad("input position");
+  }
   if (!in.empty()) return bad("trailing bytes");
   return Status::Ok();
 }

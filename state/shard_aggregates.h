@@ -21,6 +21,7 @@
 
 #include "common/status.h"
 #include "common/time.h"
+#include "state/input_position.h"
 #include "state/kpis.h"
 #include "state/user_state.h"
 
@@ -104,12 +105,16 @@ struct ShardMetaHeader {
   // The shard's tier changes so far (TierChange::shard_seq of the last one;
   // versions 1 and 2 did not keep it: 0).
   uint64_t change_seq = 0;
+  // Where the shard stands in its input (the Kafka mode; versions 1 to 3
+  // did not keep it: empty).
+  InputPosition input_position;
 };
 
 // The shard meta: a version byte, the header, the counters, the tier
 // histogram and the day histograms. Version 1 (still read) kept the
 // process-wide rejected count in shard 0's header and no bookkeeping of
-// duplicates beyond the horizon; version 2 (still read) no change count.
+// duplicates beyond the horizon; version 2 (still read) no change count;
+// version 3 (still read) no input position.
 void EncodeShardMeta(const ShardMetaHeader& header, const ShardAggregates& agg, std::string* out);
 // REQUIRES: header->shard_id is the shard expected; the others are outputs.
 Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggregates* agg);

@@ -100,6 +100,7 @@ void ShardState::EncodeMeta(uint64_t log_seq, std::string* out) const {
   header.swept_day = timers_.DayInProgress() && swept != kNoDay ? swept - 1 : swept;
   header.forgotten_through_day = dedup_.forgotten_through_day();
   header.change_seq = change_seq_;
+  header.input_position = input_position_;
   EncodeShardMeta(header, agg_, out);
 }
 
@@ -111,6 +112,7 @@ Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq) {
   *log_seq = header.log_seq;
   max_ts_ = header.max_ts;
   change_seq_ = header.change_seq;
+  input_position_ = header.input_position;
   timers_.set_swept_day(header.swept_day);
   if (header.forgotten_known) {
     dedup_.set_forgotten_through_day(header.forgotten_through_day);

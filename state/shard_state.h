@@ -174,6 +174,10 @@ class ShardState {
   size_t pending_changes() const { return changes_.size(); }
   // The shard_seq of the last change (persisted with the meta).
   uint64_t change_seq() const { return change_seq_; }
+  // Where the shard stands in its input (the Kafka mode): what the next
+  // meta records, and what DecodeMeta read back.
+  const InputPosition& input_position() const { return input_position_; }
+  void AdvanceInput(const InputPosition& p) { input_position_.Merge(p); }
   // Recovery: re-does a change the sweep made (a journaled time change):
   // re-evaluates `user_id` at `day`, which gives the same change again.
   Status ReplayTimeChange(std::string_view user_id, int32_t day);
@@ -354,6 +358,7 @@ class ShardState {
   std::vector<std::string> sweep_ids_;  // scratch: the users of due hashes
   bool record_changes_ = false;
   uint64_t change_seq_ = 0;
+  InputPosition input_position_;
   Cause cause_;
   std::vector<TierChange> changes_;
   std::string rules_cause_;
