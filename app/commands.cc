@@ -146,6 +146,36 @@ int RunServe(const ServeArgs& args) {
   }
   ServerOptions server_options = args.server;
   server_options.max_inflight_body_bytes = args.max_inflight_body_mb << 20;
+  kafka::KafkaOptions kafka_options = args.kafka;
+  const bool kafka_mode = !kafka_options.bootstrap.empty();
+  if (kafka_mode) {
+    for (const std::string& property : args.kafka_config) {
+      const size_t eq = property.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        Log(LogLevel::kError, "tierstream: --kafka-config %s: expected KEY=VALUE",
+            property.c_str());
+        return 2;
+      }
+      kafka_options.client_config.emplace_back(property.substr(0, eq), property.substr(eq + 1));
+    }
+    // The shards are the input topic's partitions.
+    auto partitions = kafka::DiscoverPartitions(kafka_options);
+    if (!partitions.ok()) {
+      Log(LogLevel::kError, "tierstream: %s", partitions.status().ToString().c_str());
+      return partitions.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    if (args.common.shards != 0 && args.common.shards != *partitions) {
+      Log(LogLevel::kError,
+          "tierstream: --shards %u: in the Kafka mode the shards are the partitions of %s (%u)",
+          args.common.shards, kafka_options.topic.c_str(), *partitions);
+      return 2;
+    }
+    options->shards = *partitions;
+    options->placement = Placement::kKafka;
+    server_options.tcp_address.clear();
+    server_options.events_elsewhere = "this server consumes its events from the Kafka topic " +
+                                      kafka_options.topic + ": produce them there";
+  }
   if (!args.token_file.empty()) {
     auto token = tools::ReadTokenFile(args.token_file);
     if (!token.ok()) {
@@ -265,8 +295,23 @@ int RunServe(const ServeArgs& args) {
     }
   }
   s = server.AttachPipeline(pipeline.get());
+  std::unique_ptr<kafka::KafkaIngest> kafka_ingest;
+  std::atomic<bool> kafka_failed{false};
+  if (s.ok() && kafka_mode) {
+    auto started = kafka::KafkaIngest::Start(
+        kafka_options, pipeline.get(), [&server, &kafka_failed](const Status& failure) {
+          Log(LogLevel::kError, "tierstream: %s; shutting down", failure.ToString().c_str());
+          kafka_failed.store(true);
+          server.Stop();
+        });
+    if (started.ok()) {
+      kafka_ingest = std::move(started).value();
+    } else {
+      s = started.status();
+    }
+  }
   if (s.ok()) {
-    if (!args.server.tcp_address.empty()) {
+    if (!server_options.tcp_address.empty()) {
       Log(LogLevel::kInfo, "tierstream: TCP NDJSON ingest on %s (port %u)",
           args.server.tcp_address.c_str(), server.tcp_port());
     }
@@ -276,6 +321,9 @@ int RunServe(const ServeArgs& args) {
   }
   io.join();
   const bool attach_failed = !s.ok() && s.code() != StatusCode::kUnavailable;
+  // Leaves the group and waits for its batches: the pipeline then holds
+  // every record it read.
+  if (kafka_ingest != nullptr) kafka_ingest->Stop();
   // Before the pipeline closes: a batch in flight is sent again after the
   // next start.
   if (webhooks != nullptr) webhooks->Stop();
@@ -291,7 +339,7 @@ int RunServe(const ServeArgs& args) {
     Log(LogLevel::kError, "tierstream: shutdown checkpoint failed: %s", s.ToString().c_str());
     return 1;
   }
-  if (attach_failed || server.failed() || webhooks_failed.load()) return 1;
+  if (attach_failed || server.failed() || webhooks_failed.load() || kafka_failed.load()) return 1;
   Log(LogLevel::kInfo, "tierstream: state committed, bye");
   return 0;
 }

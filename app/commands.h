@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kafka/kafka_ingest.h"
 #include "server/server.h"
 #include "tools/gen.h"
 
@@ -36,6 +37,10 @@ struct ServeArgs {
   // --max-connections was given: it must fit in the open-file limit, or
   // serve refuses to start (a default is lowered to fit; app/fd_budget.h).
   bool max_connections_given = false;
+  // The Kafka mode (--kafka BOOTSTRAP): events are consumed from a topic
+  // instead of taken over HTTP and TCP. Off when bootstrap is empty.
+  kafka::KafkaOptions kafka;
+  std::vector<std::string> kafka_config;  // --kafka-config KEY=VALUE
 };
 
 struct ClientArgs {
@@ -85,6 +90,9 @@ int RunChanges(const ChangesArgs& args, const ClientArgs& client);
 struct KafkaMockArgs {
   int brokers = 3;
   std::vector<std::string> topics;  // "NAME:PARTITIONS"
+  // The internal topics of `serve --kafka --kafka-prefix PREFIX` are
+  // created too, partitioned as the first topic ("": none).
+  std::string prefix = "tierstream";
 };
 // A mock Kafka cluster until SIGTERM (app/kafka_mock_command.cc).
 int RunKafkaMock(const KafkaMockArgs& args);

@@ -7,6 +7,7 @@
 
 #include "app/commands.h"
 #include "common/log.h"
+#include "kafka/kafka_ingest.h"
 #include "kafka/mock_cluster.h"
 
 namespace tierstream::app {
@@ -21,6 +22,11 @@ int RunKafkaMock(const KafkaMockArgs& args) {
       return 2;
     }
     topics.push_back(*topic);
+  }
+  if (!args.prefix.empty() && !topics.empty()) {
+    kafka::KafkaOptions serve;
+    serve.prefix = args.prefix;
+    topics.push_back({kafka::InternalTopic(serve, "repartition"), topics[0].partitions});
   }
   // Blocked before librdkafka starts its threads, which inherit the mask: the
   // signals then wait for sigwait below.

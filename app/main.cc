@@ -116,6 +116,23 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 3600))
       ->capture_default_str();
 
+  serve_cmd->add_option("--kafka", serve.kafka.bootstrap,
+                        "Kafka mode: consume events from Kafka (bootstrap servers HOST:PORT,...) "
+                        "as a member of a consumer group; shards = the topic's partitions");
+  serve_cmd->add_option("--kafka-topic", serve.kafka.topic, "Kafka mode: the input topic")
+      ->capture_default_str();
+  serve_cmd->add_option("--kafka-group", serve.kafka.group, "Kafka mode: the consumer group")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--kafka-prefix", serve.kafka.prefix,
+                   "Kafka mode: the internal topics' prefix (PREFIX-repartition)")
+      ->capture_default_str();
+  serve_cmd->add_option("--instance-id", serve.kafka.instance_id,
+                        "Kafka mode: static group membership (group.instance.id)");
+  serve_cmd->add_option("--kafka-config", serve.kafka_config,
+                        "Kafka mode: a librdkafka property KEY=VALUE for every client "
+                        "(repeatable; e.g. session.timeout.ms=6000, security.protocol=ssl)");
+
   ReplayArgs replay;
   auto* replay_cmd = app.add_subcommand("replay", "Bulk-load NDJSON files into a data dir");
   add_data_options(replay_cmd, &replay.common);
@@ -232,6 +249,11 @@ int main(int argc, char** argv) {
   kafka_mock_cmd->add_option("--brokers", kafka_mock.brokers, "Brokers")->capture_default_str();
   kafka_mock_cmd->add_option("--topic", kafka_mock.topics,
                              "A topic to create, NAME:PARTITIONS (e.g. events:12); repeatable");
+  kafka_mock_cmd
+      ->add_option("--tierstream-prefix", kafka_mock.prefix,
+                   "Also create tierstream's internal topics PREFIX-repartition, partitioned as "
+                   "the first --topic (the mock cannot create topics on request); \"\": none")
+      ->capture_default_str();
 
   // CLI11 would answer a misspelt command with "A subcommand is required":
   // name it and list the commands instead.

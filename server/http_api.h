@@ -118,6 +118,10 @@ class HttpApi {
   // connections by their sessions (server/tcp_ingest_session.cc).
   IngestMetrics& ingest_metrics() { return ingest_metrics_; }
 
+  // Non-empty: POST /v1/events answers 409 with this message (the Kafka
+  // mode: events are produced to a topic). Set once, before serving.
+  void SetEventsElsewhere(std::string message) { events_elsewhere_ = std::move(message); }
+
   // The hook for the webhook dispatcher (see WebhookFigures): `figures` is
   // called once per scrape, on a pipeline worker thread (it must not
   // block), and its entries are exposed. Set it once, before serving.
@@ -141,6 +145,7 @@ class HttpApi {
   const size_t tier_export_page_;
   const WebhookStatsFn webhook_stats_;
   IngestMetrics ingest_metrics_;
+  std::string events_elsewhere_;
   std::function<std::vector<WebhookFigures>()> webhook_figures_;
 };
 

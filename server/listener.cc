@@ -43,7 +43,9 @@ Server::Impl::Impl(pipeline::Pipeline* p, ServerOptions o)
       ioc(lanes[0]->ioc),
       http_acceptor(ioc),
       tcp_acceptor(ioc),
-      signals(ioc) {}
+      signals(ioc) {
+  api.SetEventsElsewhere(options.events_elsewhere);
+}
 
 Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, const char* what) {
   std::string host;

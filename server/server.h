@@ -63,6 +63,10 @@ struct ServerOptions {
   // (a TCP producer its summary, an HTTP request its answer) before the
   // server closes them anyway.
   int shutdown_grace_seconds = 5;
+  // The Kafka mode: events reach this server through a Kafka topic, not
+  // from its clients. When set, POST /v1/events answers 409 with this
+  // message (where to send them instead); tcp_address must then be empty.
+  std::string events_elsewhere;
   // The webhooks' figures for /healthz (empty: no webhooks). Called on io
   // threads once the pipeline is attached; must stay callable until the
   // server is destroyed.

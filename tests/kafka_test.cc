@@ -1,24 +1,85 @@
 // The Kafka mode's tests, against librdkafka's mock cluster (`tierstream
 // kafka-mock`) with kcat (Debian's kcat package) as an external client.
 #include <gtest/gtest.h>
+#include <simdjson.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "common/hash.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
+#include "tools/client.h"
 
 namespace tierstream {
 namespace {
 
+using testing::Field;
 using testing::FindProgram;
 using testing::KafkaMockProcess;
+using testing::ServerProcess;
 using testing::Shell;
 using testing::TempDir;
+
+std::string FixturePath(const std::string& name) {
+  const char* dir = std::getenv("TIERSTREAM_FIXTURES");
+  return std::string(dir ? dir : TIERSTREAM_FIXTURES_DEFAULT) + "/" + name;
+}
+
+// The fixture's lines, and what they count.
+constexpr uint64_t kFixtureLines = 12667;
+constexpr uint64_t kFixtureAccepted = 12497, kFixtureDuplicates = 124, kFixtureRejected = 46;
+
+std::string Get(const std::string& http, const std::string& target) {
+  auto r = tools::HttpRequest(http, "GET", target, {}, 5);
+  return r.ok() && r->status == 200 ? r->body : std::string();
+}
+
+// The KPIs once the server has counted `lines` lines (accepted, duplicate
+// or rejected), or the last ones seen after 90 s.
+std::string KpisAfter(const std::string& http, uint64_t lines) {
+  std::string kpis;
+  for (int i = 0; i < 900; ++i) {
+    kpis = Get(http, "/v1/kpis");
+    const uint64_t counted = Field(kpis, "events_accepted") + Field(kpis, "events_duplicate") +
+                             Field(kpis, "events_rejected");
+    if (!kpis.empty() && counted >= lines) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return kpis;
+}
+
+// Every profile of the fixture's expected answers, as the server gives it:
+// the number that differ (the first few reported).
+size_t FixtureProfileDifferences(const std::string& http) {
+  size_t bad = 0;
+  for (const std::string& want :
+       testing::SplitLines(testing::ReadFile(FixturePath("expected_users.ndjson")))) {
+    simdjson::dom::parser parser;
+    std::string_view id;
+    if (parser.parse(want).get_object()["user_id"].get(id)) {
+      ADD_FAILURE() << "bad expected line " << want;
+      return 1;
+    }
+    auto diffs =
+        testing::DiffJson(Get(http, "/v1/users/" + tools::UrlEncode(std::string(id))), want, false);
+    if (!diffs.empty() && ++bad <= 3) ADD_FAILURE() << id << ": " << diffs[0];
+  }
+  return bad;
+}
+
+// session.timeout.ms=6000: the mock holds a join for about the session
+// timeout, and a killed member's partitions until it expires.
+std::vector<std::string> KafkaServeArgs(const std::string& bootstraps) {
+  return {"--kafka",        bootstraps,
+          "--kafka-config", "session.timeout.ms=6000",
+          "--kafka-config", "heartbeat.interval.ms=500"};
+}
 
 #define REQUIRE_KCAT()                                                                   \
   if (FindProgram("kcat").empty()) {                                                     \
@@ -80,6 +141,70 @@ TEST(KafkaMock, ABadTopicIsRefusedByName) {
   run = testing::RunToolCaptured({"kafka-mock", "--topic", "bad/name:3"});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_NE(run.err.find("[a-zA-Z0-9._-]"), std::string::npos) << run.err;
+}
+
+// One instance consuming the reference stream, produced by kcat with its
+// default partitioner (not Kafka's: most events are forwarded to their
+// users' partitions): every profile and KPI exact. Then kill -9, the whole
+// stream produced again, a restart: it resumes from its shards' positions,
+// and the second copy counts only as duplicates (and its rejected lines).
+TEST(KafkaMode, ConsumesTheReferenceStreamExactlyAndResumesAfterKill9) {
+  REQUIRE_KCAT();
+  KafkaMockProcess mock(3, {"events:4"});
+  ASSERT_FALSE(mock.bootstraps().empty());
+  const std::string b = mock.bootstraps();
+  const std::string produce = "kcat -P -b " + b + " -t events -l " + FixturePath("events.ndjson");
+  auto produced = Shell(produce);
+  ASSERT_EQ(produced.exit_code, 0) << produced.output;
+
+  TempDir dir;
+  const std::string log = dir.path() + "/serve.log";
+  ServerProcess server(dir.path() + "/data", KafkaServeArgs(b), log);
+  ASSERT_TRUE(server.ready()) << testing::ReadFile(log);
+  std::string kpis = KpisAfter(server.http(), kFixtureLines);
+  EXPECT_EQ(Field(kpis, "events_accepted"), kFixtureAccepted) << kpis;
+  EXPECT_EQ(Field(kpis, "events_duplicate"), kFixtureDuplicates) << kpis;
+  EXPECT_EQ(Field(kpis, "events_rejected"), kFixtureRejected) << kpis;
+  auto diffs = testing::DiffJson(kpis, testing::ReadFile(FixturePath("expected_kpis.json")), false);
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " KPI differences, first: " << diffs[0];
+  EXPECT_EQ(FixtureProfileDifferences(server.http()), 0u);
+  // kcat spread the lines at random: forwards went through the repartition topic.
+  auto forwarded = Shell("kcat -C -b " + b +
+                         " -t tierstream-repartition -o beginning -e -q -f \"%o\\n\" | wc -l");
+  ASSERT_EQ(forwarded.exit_code, 0) << forwarded.output;
+  EXPECT_GT(std::stoul(forwarded.output), 0u);
+  // Ingest over HTTP is refused, saying where events go.
+  auto post = tools::HttpRequest(server.http(), "POST", "/v1/events", "{}\n");
+  ASSERT_TRUE(post.ok());
+  EXPECT_EQ(post->status, 409);
+  EXPECT_NE(post->body.find("Kafka topic events"), std::string::npos) << post->body;
+
+  server.Kill();
+  produced = Shell(produce);
+  ASSERT_EQ(produced.exit_code, 0) << produced.output;
+  ASSERT_TRUE(server.Start()) << testing::ReadFile(log);
+  kpis = KpisAfter(server.http(), 2 * kFixtureLines);
+  EXPECT_EQ(Field(kpis, "events_accepted"), kFixtureAccepted) << kpis;
+  EXPECT_EQ(Field(kpis, "events_duplicate"), kFixtureDuplicates + kFixtureLines - kFixtureRejected)
+      << kpis;
+  EXPECT_EQ(Field(kpis, "events_rejected"), 2 * kFixtureRejected) << kpis;
+  // The counters were checked above (the re-sent copy counts in them).
+  diffs = testing::DiffJson(kpis, testing::ReadFile(FixturePath("expected_kpis.json")), true);
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " KPI differences, first: " << diffs[0];
+  EXPECT_EQ(FixtureProfileDifferences(server.http()), 0u);
+  const int status = server.Terminate();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing::ReadFile(log);
+}
+
+TEST(KafkaMode, AMissingTopicIsNamed) {
+  REQUIRE_KCAT();
+  KafkaMockProcess mock(1, {"other:2"});
+  ASSERT_FALSE(mock.bootstraps().empty());
+  TempDir dir;
+  auto run = testing::RunToolCaptured(
+      {"serve", "--data", dir.path(), "--http", "127.0.0.1:0", "--kafka", mock.bootstraps()});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("the input topic events does not exist"), std::string::npos) << run.err;
 }
 
 }  // namespace

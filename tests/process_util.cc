@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -70,8 +71,11 @@ bool ServerProcess::Start() {
   Kill();
   ready_ = false;
   const char* bin = TierstreamBinary();
-  std::vector<std::string> args = {bin,   "serve", "--data", data_dir_,  "--http",
-                                   http_, "--tcp", tcp_,     "--shards", "2"};
+  std::vector<std::string> args = {bin, "serve", "--data", data_dir_, "--http", http_};
+  // The Kafka mode has no TCP listener, and its shards are the topic's.
+  if (std::find(extra_.begin(), extra_.end(), "--kafka") == extra_.end()) {
+    for (const char* a : {"--tcp", tcp_.c_str(), "--shards", "2"}) args.emplace_back(a);
+  }
   args.insert(args.end(), extra_.begin(), extra_.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

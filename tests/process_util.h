@@ -16,7 +16,8 @@ namespace tierstream::testing {
 const char* TierstreamBinary();
 uint16_t FreePort();
 
-// `tierstream serve` on fresh loopback ports, with --shards 2 and `extra`.
+// `tierstream serve` on fresh loopback ports, with --shards 2 and `extra`
+// (in the Kafka mode, `extra` holding "--kafka": no --shards, no --tcp).
 // Its stderr goes to `log_path` (appended) or /dev/null.
 class ServerProcess {
  public:

@@ -1,0 +1,770 @@
+// KafkaIngest (see kafka_ingest.h): one thread polls the group's consumer of
+// the input topic and a consumer of the repartition topic (assigned the same
+// partitions by hand: the group's assignor would place a partition of each
+// topic independently), gathers each partition's records, forwards what
+// belongs to other partitions, and submits one batch per partition.
+#include "kafka/kafka_ingest.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/mutex.h"
+#include "ingest/decoder.h"
+#include "state/log_format.h"
+
+namespace tierstream::kafka {
+
+using ingest::Event;
+using ingest::EventType;
+using state::InputPosition;
+using Clock = std::chrono::steady_clock;
+
+std::string InternalTopic(const KafkaOptions& options, const char* suffix) {
+  return options.prefix + "-" + suffix;
+}
+
+namespace {
+
+// A forwarded log block is sent once it holds this much (Kafka's default
+// message.max.bytes is 1 MB).
+constexpr size_t kMaxForwardBytes = 512u << 10;
+
+void LogFromKafka(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  (void)rk;
+  // --kafka-config applies to every client: a consumer's property is no
+  // error for the producer.
+  if (std::strcmp(facility, "CONFWARN") == 0 && std::strstr(message, "is a consumer property")) {
+    return;
+  }
+  // syslog levels: 0-3 errors, 4 warnings, the rest informational.
+  const LogLevel l = level <= 3   ? LogLevel::kError
+                     : level == 4 ? LogLevel::kWarning
+                                  : LogLevel::kInfo;
+  Log(l, "tierstream: kafka: %s: %s", facility, message);
+}
+
+// A client configuration: tierstream's settings, then the user's.
+Result<rd_kafka_conf_t*> NewConf(const KafkaOptions& options,
+                                 std::initializer_list<std::pair<const char*, std::string>> own) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  auto set = [&](const std::string& key, const std::string& value) -> Status {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      return Status::InvalidArgument("kafka config " + key + "=" + value + ": " + err);
+    }
+    return Status::Ok();
+  };
+  Status s = set("bootstrap.servers", options.bootstrap);
+  for (const auto& [key, value] : own) {
+    if (s.ok()) s = set(key, value);
+  }
+  for (const auto& [key, value] : options.client_config) {
+    if (s.ok()) s = set(key, value);
+  }
+  if (!s.ok()) {
+    rd_kafka_conf_destroy(conf);
+    return s;
+  }
+  rd_kafka_conf_set_log_cb(conf, LogFromKafka);
+  return conf;
+}
+
+Result<rd_kafka_t*> NewClient(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);  // takes conf on success
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return Status::InvalidArgument(std::string("kafka: ") + err);
+  }
+  return rk;
+}
+
+struct PartitionList {
+  rd_kafka_topic_partition_list_t* list;
+  explicit PartitionList(int n = 0) : list(rd_kafka_topic_partition_list_new(n)) {}
+  ~PartitionList() { rd_kafka_topic_partition_list_destroy(list); }
+  PartitionList(const PartitionList&) = delete;
+  PartitionList& operator=(const PartitionList&) = delete;
+  void Add(const std::string& topic, uint32_t partition, int64_t offset) {
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<int32_t>(partition))
+        ->offset = offset;
+  }
+};
+
+// Logs and frees an error of librdkafka's rd_kafka_error_t kind.
+void LogError(rd_kafka_error_t* e, const char* what) {
+  if (e == nullptr) return;
+  Log(LogLevel::kError, "tierstream: kafka: %s: %s", what, rd_kafka_error_string(e));
+  rd_kafka_error_destroy(e);
+}
+
+// Routes decoded events: those of the partition's users into the batch,
+// the others into a log block per partition they are forwarded to.
+class Router final : public ingest::DecodeSink {
+ public:
+  Router(uint32_t partitions, ingest::RejectLog* reject_log, std::string topic)
+      : forwards_(partitions), reject_log_(reject_log), topic_(std::move(topic)) {}
+  ~Router() override { WriteRejects(); }
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // `line_offsets`: each record's first line and its offset, in order.
+  void Begin(pipeline::Batch* batch, uint32_t partition,
+             const std::vector<std::pair<uint64_t, int64_t>>* line_offsets) {
+    batch_ = batch;
+    partition_ = partition;
+    line_offsets_ = line_offsets;
+  }
+
+  ingest::TsLimit ts_limit() const override { return batch_->ts_limit; }
+
+  void OnEvent(const Event& e) override {
+    ++batch_->events;
+    Place(e);
+    if (e.type == EventType::kJoin && !e.referrer_id.empty() && e.referrer_id != e.user_id) {
+      Event credit = e;
+      credit.type = EventType::kReferralCredit;
+      credit.user_id = e.referrer_id;
+      credit.referrer_id = e.user_id;
+      Place(credit);
+    }
+  }
+
+  void OnReject(uint64_t line, std::string_view reason, std::string_view raw) override {
+    ++batch_->rejected;
+    ++batch_->rejected_by_reason[static_cast<size_t>(ingest::ClassifyReject(reason))];
+    if (reject_log_ == nullptr || reject_log_->full()) return;
+    // The record the line came from: the last one starting at or before it.
+    auto it = std::upper_bound(line_offsets_->begin(), line_offsets_->end(), line,
+                               [](uint64_t l, const auto& entry) { return l < entry.first; });
+    uint64_t line_in_record = line;
+    std::string source = "kafka " + topic_ + "[" + std::to_string(partition_) + "]";
+    if (it != line_offsets_->begin()) {
+      --it;
+      source += " offset " + std::to_string(it->second);
+      line_in_record = line - it->first + 1;
+    }
+    ingest::RejectLog::Format(source, line_in_record, reason, raw, &rejects_);
+    ++reject_count_;
+    if (rejects_.size() >= 64 * 1024) WriteRejects();
+  }
+
+  void WriteRejects() {
+    if (reject_log_ != nullptr && reject_count_ > 0) reject_log_->Write(rejects_, reject_count_);
+    rejects_.clear();
+    reject_count_ = 0;
+  }
+
+  // Blocks to forward, by partition (none: nothing for it), each at most
+  // about kMaxForwardBytes.
+  std::vector<std::vector<std::string>>& forwards() { return forwards_; }
+  uint64_t TakeForwarded() { return std::exchange(forwarded_, 0); }
+
+ private:
+  void Place(const Event& e) {
+    const uint32_t p = KafkaPartitionOf(e.user_id, static_cast<uint32_t>(forwards_.size()));
+    if (p == partition_) {
+      batch_->per_shard[p].push_back(e);
+      return;
+    }
+    std::vector<std::string>& blocks = forwards_[p];
+    if (blocks.empty() || blocks.back().size() >= kMaxForwardBytes) {
+      blocks.emplace_back();
+      state::BeginLogBlock(&blocks.back());
+    }
+    state::AppendEventRecord(e, &blocks.back());
+    ++forwarded_;
+  }
+
+  pipeline::Batch* batch_ = nullptr;
+  uint32_t partition_ = 0;
+  const std::vector<std::pair<uint64_t, int64_t>>* line_offsets_ = nullptr;
+  std::vector<std::vector<std::string>> forwards_;
+  uint64_t forwarded_ = 0;
+  ingest::RejectLog* reject_log_;
+  std::string topic_;
+  std::string rejects_;
+  uint64_t reject_count_ = 0;
+};
+
+}  // namespace
+
+Result<uint32_t> DiscoverPartitions(const KafkaOptions& options, int timeout_ms) {
+  auto conf = NewConf(options, {});
+  if (!conf.ok()) return conf.status();
+  auto client = NewClient(RD_KAFKA_PRODUCER, *conf);
+  if (!client.ok()) return client.status();
+  rd_kafka_t* rk = *client;
+  struct Destroy {
+    rd_kafka_t* rk;
+    ~Destroy() { rd_kafka_destroy(rk); }
+  } destroy{rk};
+  // All topics: asking for one by name would auto-create it where a
+  // cluster allows that (with its default partition count).
+  auto partitions_of = [&](const std::string& topic, int32_t* count) -> Status {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::Unavailable("kafka: cannot read the cluster's metadata from " +
+                                 options.bootstrap + ": " + rd_kafka_err2str(err));
+    }
+    *count = -1;
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        *count = md->topics[i].partition_cnt;
+      }
+    }
+    rd_kafka_metadata_destroy(md);
+    return Status::Ok();
+  };
+  int32_t n = -1;
+  Status s = partitions_of(options.topic, &n);
+  if (!s.ok()) return s;
+  if (n <= 0) {
+    return Status::FailedPrecondition("kafka: the input topic " + options.topic +
+                                      " does not exist on " + options.bootstrap);
+  }
+  if (n > 1024) {
+    return Status::FailedPrecondition("kafka: the input topic " + options.topic + " has " +
+                                      std::to_string(n) + " partitions; at most 1024 are served");
+  }
+  const std::string repartition = InternalTopic(options, "repartition");
+  int32_t m = -1;
+  s = partitions_of(repartition, &m);
+  if (!s.ok()) return s;
+  if (m < 0) {
+    // Missing: create it as the input topic is partitioned.
+    char err[512];
+    rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(repartition.c_str(), n, -1, err, sizeof err);
+    if (topic == nullptr) return Status::InvalidArgument(std::string("kafka: ") + err);
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &topic, 1, nullptr, queue);
+    rd_kafka_NewTopic_destroy(topic);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, timeout_ms);
+    std::string failure = ev == nullptr ? "no answer" : "";
+    if (ev != nullptr) {
+      if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        failure = rd_kafka_event_error_string(ev);
+      } else if (const rd_kafka_CreateTopics_result_t* res =
+                     rd_kafka_event_CreateTopics_result(ev)) {
+        size_t cnt = 0;
+        const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &cnt);
+        for (size_t i = 0; i < cnt; ++i) {
+          if (rd_kafka_topic_result_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            failure = rd_kafka_topic_result_error_string(results[i]);
+          }
+        }
+      }
+      rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(queue);
+    if (!failure.empty()) {
+      return Status::FailedPrecondition("kafka: the topic " + repartition + " is missing and " +
+                                        "could not be created (" + failure + "); create it with " +
+                                        std::to_string(n) + " partitions, as " + options.topic +
+                                        " has");
+    }
+    Log(LogLevel::kInfo, "tierstream: kafka: created %s with %d partitions", repartition.c_str(),
+        n);
+    m = n;
+  }
+  if (m != n) {
+    return Status::FailedPrecondition("kafka: " + repartition + " has " + std::to_string(m) +
+                                      " partitions and " + options.topic + " has " +
+                                      std::to_string(n) + "; they must have as many");
+  }
+  return static_cast<uint32_t>(n);
+}
+
+struct KafkaIngest::Impl {
+  // One partition of the input (and of the repartition topic), as this
+  // member reads it. The consuming thread's, but for the atomics.
+  struct Partition {
+    bool assigned = false;
+    InputPosition next;   // after the last record read
+    InputPosition start;  // where the pending records begin
+    ingest::PaddedBuffer text;
+    std::vector<std::pair<uint64_t, int64_t>> line_offsets;  // first line, offset
+    uint64_t lines = 0;
+    std::vector<std::string> blocks;  // forwarded log blocks
+    size_t records = 0;
+    size_t bytes = 0;
+    std::atomic<int> inflight{0};
+    std::atomic<bool> failed{false};
+    bool rewinding = false;
+    std::atomic<int64_t> failed_at_ns{0};  // when `failed` was set (steady clock)
+  };
+
+  KafkaOptions options;
+  pipeline::Pipeline* pipeline = nullptr;
+  std::function<void(const Status&)> on_fatal;
+  uint32_t n = 0;
+  std::string repartition_topic;
+  rd_kafka_t* consumer = nullptr;     // the group's member, of the input topic
+  rd_kafka_t* repartition = nullptr;  // assigned by hand
+  rd_kafka_t* producer = nullptr;     // forwards
+  std::vector<std::unique_ptr<Partition>> partitions;
+  ingest::Decoder decoder;
+  std::unique_ptr<Router> router;
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  bool stopped = false;
+  std::atomic<uint64_t> delivery_failures{0};
+  Clock::time_point last_commit = Clock::now();
+
+  mutable Mutex stats_mu;
+  KafkaIngestStats stats ABSL_GUARDED_BY(stats_mu);
+  std::atomic<uint64_t> records{0}, forwarded_records{0}, forwarded_events{0}, batches{0},
+      rewinds{0};
+
+  ~Impl() {
+    if (consumer != nullptr) rd_kafka_destroy(consumer);
+    if (repartition != nullptr) rd_kafka_destroy(repartition);
+    if (producer != nullptr) rd_kafka_destroy(producer);
+  }
+
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    static_cast<Impl*>(opaque)->Rebalance(rk, err, parts);
+  }
+
+  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    auto* self = static_cast<Impl*>(opaque);
+    self->delivery_failures.fetch_add(1);
+    Log(LogLevel::kError, "tierstream: kafka: forwarding to %s[%d] failed: %s",
+        rd_kafka_topic_name(m->rkt), m->partition, rd_kafka_err2str(m->err));
+  }
+
+  void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    PartitionList repart;
+    std::string names;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      for (int i = 0; i < parts->cnt; ++i) {
+        const auto p = static_cast<uint32_t>(parts->elems[i].partition);
+        if (p >= n) continue;  // the topic grew: not ours to serve
+        Partition& part = *partitions[p];
+        // Where the shard's state stands, not where the group's commits say.
+        const InputPosition at = pipeline->InputPositionOf(p);
+        part.assigned = true;
+        part.next = part.start = at;
+        Clear(&part);
+        parts->elems[i].offset = static_cast<int64_t>(at.events);
+        repart.Add(repartition_topic, p, static_cast<int64_t>(at.repartition));
+        names += (names.empty() ? "" : ",") + std::to_string(p);
+      }
+      Log(LogLevel::kInfo, "tierstream: kafka: assigned %s partitions [%s]", options.topic.c_str(),
+          names.c_str());
+      LogError(rd_kafka_incremental_assign(repartition, repart.list), "assigning repartition");
+      if (cooperative) {
+        LogError(rd_kafka_incremental_assign(rk, parts), "assign");
+      } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts)) {
+        Log(LogLevel::kError, "tierstream: kafka: assign: %s", rd_kafka_err2str(e));
+      }
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      for (int i = 0; i < parts->cnt; ++i) {
+        const auto p = static_cast<uint32_t>(parts->elems[i].partition);
+        if (p >= n) continue;
+        Partition& part = *partitions[p];
+        // What was read but not submitted is the next owner's to read; what
+        // was submitted is waited for, so that the shard's state is whole.
+        part.assigned = false;
+        Clear(&part);
+        while (part.inflight.load(std::memory_order_acquire) > 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        repart.Add(repartition_topic, p, RD_KAFKA_OFFSET_INVALID);
+        names += (names.empty() ? "" : ",") + std::to_string(p);
+      }
+      Log(LogLevel::kInfo, "tierstream: kafka: %s %s partitions [%s]",
+          rd_kafka_assignment_lost(rk) ? "lost" : "revoked", options.topic.c_str(), names.c_str());
+      LogError(rd_kafka_incremental_unassign(repartition, repart.list), "unassigning repartition");
+      if (cooperative) {
+        LogError(rd_kafka_incremental_unassign(rk, parts), "unassign");
+      } else {
+        rd_kafka_assign(rk, nullptr);
+      }
+    } else {
+      Log(LogLevel::kError, "tierstream: kafka: rebalance: %s", rd_kafka_err2str(err));
+      rd_kafka_assign(rk, nullptr);
+    }
+    MutexLock lock(&stats_mu);
+    ++stats.rebalances;
+    stats.assigned.clear();
+    for (uint32_t p = 0; p < n; ++p) {
+      if (partitions[p]->assigned) stats.assigned.push_back(p);
+    }
+  }
+
+  static void Clear(Partition* part) {
+    part->text.Clear();
+    part->line_offsets.clear();
+    part->lines = 0;
+    part->blocks.clear();
+    part->records = 0;
+    part->bytes = 0;
+    part->start = part->next;
+  }
+
+  // Takes one message of either consumer.
+  void Take(const rd_kafka_message_t* m, bool forwarded) {
+    const auto p = static_cast<uint32_t>(m->partition);
+    if (p >= n) return;
+    Partition& part = *partitions[p];
+    if (!part.assigned || part.rewinding || part.failed.load(std::memory_order_acquire)) return;
+    const auto offset = static_cast<uint64_t>(m->offset);
+    if (offset < (forwarded ? part.next.repartition : part.next.events)) return;  // had it
+    std::string_view payload(static_cast<const char*>(m->payload),
+                             m->payload == nullptr ? 0 : m->len);
+    if (forwarded) {
+      part.blocks.emplace_back(payload);
+      part.next.repartition = offset + 1;
+      forwarded_records.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      part.line_offsets.emplace_back(part.lines + 1, m->offset);
+      part.text.Append(payload);
+      part.lines += static_cast<uint64_t>(std::count(payload.begin(), payload.end(), '\n'));
+      if (!payload.empty() && payload.back() != '\n') {
+        part.text.Append("\n");
+        ++part.lines;
+      }
+      part.next.events = offset + 1;
+      records.fetch_add(1, std::memory_order_relaxed);
+    }
+    ++part.records;
+    part.bytes += payload.size();
+    if (part.records >= options.batch_records || part.bytes >= options.batch_bytes) Flush(p);
+  }
+
+  // Submits partition p's pending records as one batch.
+  void Flush(uint32_t p) {
+    Partition& part = *partitions[p];
+    if (part.records == 0) return;
+    auto batch = pipeline->NewBatch();
+    batch->input = pipeline::InputSpan{p, part.start, part.next};
+    router->Begin(batch.get(), p, &part.line_offsets);
+    if (part.text.size() > 0) decoder.DecodeLines(part.text.view(), 1, &batch->arena, router.get());
+    router->WriteRejects();
+    for (const std::string& block : part.blocks) TakeForwarded(p, block, batch.get());
+    // Forwards first: once the batch is durable, its records are not read
+    // again, so what it forwards must be in Kafka by then.
+    Status s = SendForwards();
+    Clear(&part);
+    if (!s.ok()) {
+      Log(LogLevel::kError, "tierstream: kafka: partition %u: %s; re-reading it", p,
+          s.ToString().c_str());
+      MarkFailed(&part);
+      return;
+    }
+    part.inflight.fetch_add(1, std::memory_order_acq_rel);
+    batches.fetch_add(1, std::memory_order_relaxed);
+    pipeline->WaitForCapacity();
+    pipeline->Submit(std::move(batch), [this, &part](pipeline::BatchOutcome outcome) {
+      if (!outcome.status.ok()) MarkFailed(&part);
+      part.inflight.fetch_sub(1, std::memory_order_acq_rel);
+    });
+  }
+
+  static void MarkFailed(Partition* part) {
+    part->failed_at_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    part->failed.store(true, std::memory_order_release);
+  }
+
+  // The events of a forwarded block, into p's batch (strings copied).
+  void TakeForwarded(uint32_t p, std::string_view block, pipeline::Batch* batch) {
+    state::LogBlockReader reader(block);
+    Event e;
+    uint64_t misplaced = 0;
+    while (reader.Next(&e)) {
+      if (KafkaPartitionOf(e.user_id, n) != p) {
+        ++misplaced;
+        continue;
+      }
+      e.event_id = batch->arena.Copy(e.event_id);
+      e.user_id = batch->arena.Copy(e.user_id);
+      e.referrer_id = batch->arena.Copy(e.referrer_id);
+      batch->per_shard[p].push_back(e);
+    }
+    if (!reader.ok() || misplaced > 0) {
+      Log(LogLevel::kError,
+          "tierstream: kafka: a record of %s[%u] is not a forward of this cluster (%s); skipped",
+          repartition_topic.c_str(), p,
+          reader.ok() ? "events of other partitions" : "it does not decode");
+    }
+  }
+
+  Status SendForwards() {
+    std::vector<std::vector<std::string>>& forwards = router->forwards();
+    uint64_t sent = 0;
+    const uint64_t failures_before = delivery_failures.load();
+    Status s;
+    for (uint32_t q = 0; q < n; ++q) {
+      for (const std::string& block : forwards[q]) {
+        if (s.ok()) s = Produce(repartition_topic, q, block);
+        ++sent;
+      }
+      forwards[q].clear();
+    }
+    if (!s.ok()) {
+      router->TakeForwarded();
+      return s;
+    }
+    const uint64_t events = router->TakeForwarded();
+    if (sent == 0) return Status::Ok();
+    forwarded_events.fetch_add(events, std::memory_order_relaxed);
+    // Acknowledged by Kafka (the idempotent producer retries until then).
+    while (rd_kafka_flush(producer, 1000) == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+      if (stopping.load()) return Status::Unavailable("stopping before forwards were acknowledged");
+    }
+    if (delivery_failures.load() != failures_before) {
+      return Status::Unavailable("forwarding to " + repartition_topic + " failed");
+    }
+    return Status::Ok();
+  }
+
+  Status Produce(const std::string& topic, uint32_t partition, std::string_view value) {
+    for (;;) {
+      rd_kafka_vu_t vus[4];
+      vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+      vus[0].u.cstr = topic.c_str();
+      vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
+      vus[1].u.i32 = static_cast<int32_t>(partition);
+      vus[2].vtype = RD_KAFKA_VTYPE_VALUE;
+      vus[2].u.mem.ptr = const_cast<char*>(value.data());
+      vus[2].u.mem.size = value.size();
+      vus[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+      vus[3].u.i32 = RD_KAFKA_MSG_F_COPY;
+      rd_kafka_error_t* error = rd_kafka_produceva(producer, vus, 4);
+      const rd_kafka_resp_err_t err =
+          error == nullptr ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_error_code(error);
+      if (error != nullptr) rd_kafka_error_destroy(error);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || stopping.load()) {
+        return Status::Unavailable("producing to " + topic + ": " + rd_kafka_err2str(err));
+      }
+      rd_kafka_poll(producer, 10);
+    }
+  }
+
+  // A partition whose batch failed is read again from its shard's position,
+  // once its batches in flight are done and ingest is no longer refused.
+  void Rewind(uint32_t p) {
+    Partition& part = *partitions[p];
+    if (!part.rewinding) {
+      part.rewinding = true;
+      Clear(&part);
+    }
+    if (part.inflight.load(std::memory_order_acquire) > 0 ||
+        Clock::now().time_since_epoch().count() -
+                part.failed_at_ns.load(std::memory_order_relaxed) <
+            std::chrono::nanoseconds(std::chrono::milliseconds(200)).count() ||
+        !pipeline->IngestRefusals().empty()) {
+      return;
+    }
+    const InputPosition at = pipeline->InputPositionOf(p);
+    PartitionList events, repart;
+    events.Add(options.topic, p, static_cast<int64_t>(at.events));
+    repart.Add(repartition_topic, p, static_cast<int64_t>(at.repartition));
+    // -1: librdkafka 2.0.2 reads a finite timeout here as microseconds.
+    LogError(rd_kafka_seek_partitions(consumer, events.list, -1), "seek");
+    LogError(rd_kafka_seek_partitions(repartition, repart.list, -1), "seek");
+    part.next = part.start = at;
+    part.rewinding = false;
+    part.failed.store(false);
+    rewinds.fetch_add(1, std::memory_order_relaxed);
+    Log(LogLevel::kWarning,
+        "tierstream: kafka: partition %u re-read from offset %llu (repartition %llu) after a "
+        "failed batch",
+        p, static_cast<unsigned long long>(at.events),
+        static_cast<unsigned long long>(at.repartition));
+  }
+
+  // Advisory: the group's committed offsets follow the shards' positions,
+  // so that lag tools see progress.
+  void CommitOffsets() {
+    PartitionList list;
+    for (uint32_t p = 0; p < n; ++p) {
+      if (!partitions[p]->assigned) continue;
+      const uint64_t at = pipeline->InputPositionOf(p).events;
+      if (at > 0) list.Add(options.topic, p, static_cast<int64_t>(at));
+    }
+    if (list.list->cnt > 0) rd_kafka_commit(consumer, list.list, 1 /*async*/);
+  }
+
+  void Run() {
+    std::vector<rd_kafka_message_t*> messages(4096);
+    rd_kafka_queue_t* input_queue = rd_kafka_queue_get_consumer(consumer);
+    rd_kafka_queue_t* repart_queue = rd_kafka_queue_get_consumer(repartition);
+    while (!stopping.load(std::memory_order_acquire)) {
+      for (uint32_t p = 0; p < n; ++p) {
+        if (partitions[p]->failed.load(std::memory_order_acquire)) Rewind(p);
+      }
+      // The repartition topic without waiting, then the input topic (which
+      // also serves the group's rebalances) for up to 20 ms.
+      size_t got = 0;
+      ssize_t k = rd_kafka_consume_batch_queue(repart_queue, 0, messages.data(), messages.size());
+      for (ssize_t i = 0; i < k; ++i) {
+        if (messages[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+          Take(messages[i], true);
+        else
+          ReportError(messages[i]);
+        rd_kafka_message_destroy(messages[i]);
+      }
+      got += k > 0 ? static_cast<size_t>(k) : 0;
+      k = rd_kafka_consume_batch_queue(input_queue, got > 0 ? 0 : 20, messages.data(),
+                                       messages.size());
+      for (ssize_t i = 0; i < k; ++i) {
+        if (messages[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+          Take(messages[i], false);
+        else
+          ReportError(messages[i]);
+        rd_kafka_message_destroy(messages[i]);
+      }
+      got += k > 0 ? static_cast<size_t>(k) : 0;
+      // Nothing more waiting: what was read goes now.
+      if (got < messages.size() / 2) {
+        for (uint32_t p = 0; p < n; ++p) Flush(p);
+      }
+      char reason[512];
+      if (rd_kafka_fatal_error(consumer, reason, sizeof reason) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+          rd_kafka_fatal_error(producer, reason, sizeof reason) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (on_fatal) on_fatal(Status::Unavailable(std::string("kafka: fatal error: ") + reason));
+        break;
+      }
+      if (Clock::now() - last_commit >= std::chrono::seconds(1)) {
+        CommitOffsets();
+        last_commit = Clock::now();
+      }
+    }
+    rd_kafka_queue_destroy(input_queue);
+    rd_kafka_queue_destroy(repart_queue);
+  }
+
+  void ReportError(const rd_kafka_message_t* m) {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    Log(LogLevel::kWarning, "tierstream: kafka: %s", rd_kafka_message_errstr(m));
+  }
+};
+
+KafkaIngest::KafkaIngest(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaIngest::~KafkaIngest() { Stop(); }
+
+Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
+    const KafkaOptions& options, pipeline::Pipeline* pipeline,
+    std::function<void(const Status& failure)> on_fatal) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->pipeline = pipeline;
+  impl->on_fatal = std::move(on_fatal);
+  impl->n = pipeline->shards();
+  impl->repartition_topic = InternalTopic(options, "repartition");
+  for (uint32_t p = 0; p < impl->n; ++p)
+    impl->partitions.push_back(std::make_unique<Impl::Partition>());
+  impl->router = std::make_unique<Router>(impl->n, pipeline->reject_log(), options.topic);
+
+  // The group's member: offsets are the shards' (assigned explicitly), so
+  // nothing is committed or stored by itself.
+  auto conf = NewConf(options, {{"group.id", options.group},
+                                {"partition.assignment.strategy", "cooperative-sticky"},
+                                {"enable.auto.commit", "false"},
+                                {"enable.auto.offset.store", "false"},
+                                {"auto.offset.reset", "earliest"},
+                                {"client.id", "tierstream"}});
+  if (!conf.ok()) return conf.status();
+  if (!options.instance_id.empty()) {
+    char err[512];
+    if (rd_kafka_conf_set(*conf, "group.instance.id", options.instance_id.c_str(), err,
+                          sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(*conf);
+      return Status::InvalidArgument(std::string("kafka: --instance-id: ") + err);
+    }
+  }
+  rd_kafka_conf_set_opaque(*conf, impl.get());
+  rd_kafka_conf_set_rebalance_cb(*conf, Impl::OnRebalance);
+  auto consumer = NewClient(RD_KAFKA_CONSUMER, *conf);
+  if (!consumer.ok()) return consumer.status();
+  impl->consumer = *consumer;
+  rd_kafka_poll_set_consumer(impl->consumer);
+
+  // A group id gives it a consumer queue; it never joins (assigned by hand).
+  conf = NewConf(options, {{"group.id", options.group + "-repartition"},
+                           {"enable.auto.commit", "false"},
+                           {"enable.auto.offset.store", "false"},
+                           {"auto.offset.reset", "earliest"},
+                           {"client.id", "tierstream-repartition"}});
+  if (!conf.ok()) return conf.status();
+  auto repartition = NewClient(RD_KAFKA_CONSUMER, *conf);
+  if (!repartition.ok()) return repartition.status();
+  impl->repartition = *repartition;
+  rd_kafka_poll_set_consumer(impl->repartition);
+
+  conf = NewConf(
+      options,
+      {{"enable.idempotence", "true"}, {"linger.ms", "1"}, {"client.id", "tierstream-forward"}});
+  if (!conf.ok()) return conf.status();
+  rd_kafka_conf_set_opaque(*conf, impl.get());
+  rd_kafka_conf_set_dr_msg_cb(*conf, Impl::OnDelivery);
+  auto producer = NewClient(RD_KAFKA_PRODUCER, *conf);
+  if (!producer.ok()) return producer.status();
+  impl->producer = *producer;
+
+  PartitionList topics;
+  topics.Add(options.topic, 0, RD_KAFKA_OFFSET_INVALID);
+  topics.list->elems[0].partition = RD_KAFKA_PARTITION_UA;
+  if (rd_kafka_resp_err_t err = rd_kafka_subscribe(impl->consumer, topics.list)) {
+    return Status::InvalidArgument("kafka: subscribing to " + options.topic + ": " +
+                                   rd_kafka_err2str(err));
+  }
+  Log(LogLevel::kInfo,
+      "tierstream: kafka: consuming %s (%u partitions) in group %s via %s; forwards to %s",
+      options.topic.c_str(), impl->n, options.group.c_str(), options.bootstrap.c_str(),
+      impl->repartition_topic.c_str());
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<KafkaIngest>(new KafkaIngest(std::move(impl)));
+}
+
+void KafkaIngest::Stop() {
+  Impl& d = *impl_;
+  if (d.stopped) return;
+  d.stopped = true;
+  d.stopping.store(true, std::memory_order_release);
+  if (d.thread.joinable()) d.thread.join();
+  // Leaving the group revokes every partition (the callback waits for the
+  // batches in flight), so the other members take them over at once.
+  if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(d.consumer)) {
+    Log(LogLevel::kWarning, "tierstream: kafka: leaving the group: %s", rd_kafka_err2str(err));
+  }
+  rd_kafka_consumer_close(d.repartition);
+  for (auto& part : d.partitions) {
+    while (part->inflight.load(std::memory_order_acquire) > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+}
+
+KafkaIngestStats KafkaIngest::Stats() const {
+  const Impl& d = *impl_;
+  KafkaIngestStats s;
+  {
+    MutexLock lock(&d.stats_mu);
+    s = d.stats;
+  }
+  s.records = d.records.load(std::memory_order_relaxed);
+  s.forwarded_records = d.forwarded_records.load(std::memory_order_relaxed);
+  s.forwarded_events = d.forwarded_events.load(std::memory_order_relaxed);
+  s.batches = d.batches.load(std::memory_order_relaxed);
+  s.rewinds = d.rewinds.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace tierstream::kafka

@@ -1,0 +1,102 @@
+// KafkaIngest: the Kafka mode's input. It consumes the input topic as a
+// member of a consumer group and feeds the pipeline, whose shards are the
+// topic's partitions (Placement::kKafka): shard p holds the users that
+// Kafka's partitioner (murmur2 of user_id) puts on partition p.
+//
+// Each partition's records are decoded in batches. An event whose user (or
+// a join's referral credit, whose referrer) belongs to another partition is
+// forwarded to that partition of the repartition topic PREFIX-repartition,
+// as a log block (state/log_format.h), and each batch is submitted only
+// after its forwards are acknowledged; a shard reads its partition of both
+// topics. A batch carries the span of input it covers (pipeline InputSpan):
+// the shard logs its position with the batch's events, so that its state and
+// its input position are durable together, and a restart (or a partition
+// assigned again) resumes reading exactly where the state stands. Re-read
+// records are harmless: their event ids are duplicates. A batch that fails
+// (the store refused it) makes its partition rewind to the shard's position.
+//
+// Offsets are committed to the group as well, after the fact, so that lag
+// tools see progress; the shard's own position is the truth.
+//
+// Thread safety: Start/Stop from one thread; Stats from any. Consuming runs
+// on a thread of its own.
+#ifndef TIERSTREAM_KAFKA_KAFKA_INGEST_H_
+#define TIERSTREAM_KAFKA_KAFKA_INGEST_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "ingest/reject_log.h"
+#include "pipeline/pipeline.h"
+
+namespace tierstream::kafka {
+
+struct KafkaOptions {
+  std::string bootstrap;             // bootstrap.servers (--kafka)
+  std::string topic = "events";      // the input topic (--kafka-topic)
+  std::string group = "tierstream";  // the consumer group (--kafka-group)
+  // Names the internal topics: PREFIX-repartition (--kafka-prefix).
+  std::string prefix = "tierstream";
+  // group.instance.id: static membership, so that a restart on the same
+  // disk gets its partitions back without a rebalance (--instance-id).
+  std::string instance_id;
+  // librdkafka properties for every client, after tierstream's own
+  // (--kafka-config KEY=VALUE: security.protocol, session.timeout.ms, ...).
+  std::vector<std::pair<std::string, std::string>> client_config;
+  // A partition's records are submitted as one batch once they hold this
+  // many records or bytes, or when no more are waiting.
+  size_t batch_records = 8192;
+  size_t batch_bytes = 4u << 20;
+};
+
+// The name of an internal topic: "PREFIX-repartition", ...
+std::string InternalTopic(const KafkaOptions& options, const char* suffix);
+
+// Asks the cluster for the input topic's partition count (the number of
+// shards), and checks that the repartition topic exists with as many
+// partitions: if it is missing it is created (CreateTopics), and where that
+// is not possible the error says which topic to create.
+Result<uint32_t> DiscoverPartitions(const KafkaOptions& options, int timeout_ms = 10'000);
+
+struct KafkaIngestStats {
+  std::vector<uint32_t> assigned;  // the input partitions this member consumes
+  uint64_t records = 0;            // input records read
+  uint64_t forwarded_records = 0;  // repartition records read (forwarded to us)
+  uint64_t forwarded_events = 0;   // events (and credits) this member forwarded
+  uint64_t batches = 0;            // batches submitted
+  uint64_t rewinds = 0;            // partitions re-read after a failed batch
+  uint64_t rebalances = 0;         // assignments and revocations
+};
+
+class KafkaIngest {
+ public:
+  // Joins the group and consumes until Stop(). `on_fatal` is called (on the
+  // consuming thread) if the Kafka clients fail for good; serve then stops.
+  // `pipeline` must have Placement::kKafka and the topic's partition count,
+  // and outlive the ingest.
+  static Result<std::unique_ptr<KafkaIngest>> Start(
+      const KafkaOptions& options, pipeline::Pipeline* pipeline,
+      std::function<void(const Status& failure)> on_fatal);
+  ~KafkaIngest();  // Stop()
+  KafkaIngest(const KafkaIngest&) = delete;
+  KafkaIngest& operator=(const KafkaIngest&) = delete;
+
+  // Leaves the group (its partitions go to the other members at once) and
+  // waits for the batches in flight. Idempotent.
+  void Stop();
+  KafkaIngestStats Stats() const;
+
+ private:
+  struct Impl;
+  explicit KafkaIngest(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tierstream::kafka
+
+#endif  // TIERSTREAM_KAFKA_KAFKA_INGEST_H_
