@@ -188,6 +188,24 @@ class Store {
     std::unique_ptr<Rep> rep_;
   };
   Status Commit(Checkpoint* checkpoint, bool sync);
+
+  // ---- shard images (the Kafka mode's changelog: state that can move)
+  // What a committed checkpoint of `shard` wrote, as chunks of at most about
+  // `max_bytes` each (a portable encoding of its puts, deletes and range
+  // deletes, independent of RocksDB's), for another store to apply in
+  // order. REQUIRES: `checkpoint` was committed and holds only `shard`'s
+  // keys, the meta keys among `meta_keys` included.
+  static Status ExportImage(const Checkpoint& checkpoint, size_t max_bytes,
+                            std::vector<std::string>* chunks);
+  // Applies one chunk of ExportImage of `shard` (not synced: the caller
+  // syncs with its last write). A chunk that is not well formed, or touches
+  // a key that is not `shard`'s (`meta_keys` are its meta keys), is
+  // refused whole: Corruption.
+  Status ApplyImage(uint32_t shard, const std::vector<std::string>& meta_keys,
+                    std::string_view chunk);
+  // Deletes everything of `shard`: its users, user index, seen ids, id runs,
+  // log and change-feed position, and `meta_keys`; synced.
+  Status WipeShard(uint32_t shard, const std::vector<std::string>& meta_keys);
   // Deletes the log of `shard` through `seq` (after a checkpoint covering it).
   Status TrimLog(uint32_t shard, uint64_t seq);
   // Deletes the id blocks of runs numbered `run` and up (orphans: blocks

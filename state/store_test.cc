@@ -407,5 +407,112 @@ TEST_F(StoreTest, ChangesWrittenOnePerKeyStillRead) {
   EXPECT_EQ(last, 4u);
 }
 
+// The Kafka mode moves a shard between stores as the images of its
+// checkpoints: applied in order on another store, after a wipe of what that
+// store held of the shard, they give the same shard, and leave the others be.
+TEST_F(StoreTest, AShardsCheckpointImagesRebuildItOnAnotherStore) {
+  const std::vector<std::string> meta_keys = {"shard/1", "user_index/1"};
+  auto contents = [&](Store& store, uint32_t shard) {
+    std::string all;
+    EXPECT_TRUE(store
+                    .ScanUsers(shard, "",
+                               [&](std::string_view id, std::string_view v) {
+                                 all += std::string(id) + "=" + std::string(v) + ";";
+                                 return true;
+                               })
+                    .ok());
+    EXPECT_TRUE(store
+                    .ScanSeen(shard,
+                              [&](int32_t day, std::string_view blob) {
+                                all += "seen" + std::to_string(day) + "=" + std::string(blob) + ";";
+                                return Status::Ok();
+                              })
+                    .ok());
+    EXPECT_TRUE(store
+                    .ScanIdRuns(shard,
+                                [&](std::string_view d) {
+                                  all += "run=" + std::string(d) + ";";
+                                  return Status::Ok();
+                                })
+                    .ok());
+    std::vector<std::string> ids;
+    const uint64_t hashes[] = {7, 9};
+    EXPECT_TRUE(store.FindUsersByHash(shard, hashes, &ids).ok());
+    for (const std::string& id : ids) all += "indexed " + id + ";";
+    for (const std::string& key :
+         {"shard/" + std::to_string(shard), "user_index/" + std::to_string(shard)}) {
+      std::string v;
+      bool found = false;
+      EXPECT_TRUE(store.GetMeta(key, &v, &found).ok());
+      all += key + (found ? "=" + v : " absent") + ";";
+    }
+    return all;
+  };
+  Open();
+  std::vector<std::string> chunks;
+  {
+    Store::Checkpoint cp(store_.get());
+    for (int i = 0; i < 50; ++i) {
+      cp.StageUser(1, "user-" + std::to_string(i),
+                   std::string(100, static_cast<char>('a' + i % 26)));
+    }
+    cp.PutUserIndex(1, 7, "user-3");
+    cp.PutMeta("shard/1", "meta one");
+    cp.PutMeta("user_index/1", "stamp");
+    cp.PutSeen(1, 20000, 1, "ids-a");
+    cp.PutSeen(1, 20001, 2, "ids-b");
+    cp.PutIdRun(1, 4, "run four");
+    cp.PutIdBlock(1, 4, 0, "block");
+    ASSERT_TRUE(store_->Commit(&cp, false).ok());
+    ASSERT_TRUE(Store::ExportImage(cp, 1000, &chunks).ok());
+  }
+  std::vector<std::string> more;
+  {
+    Store::Checkpoint cp(store_.get());
+    cp.PutUser(1, "user-0", "changed");
+    cp.DeleteSeenBefore(1, 20001);
+    cp.DeleteIdRun(1, 4);
+    cp.PutMeta("shard/1", "meta two");
+    ASSERT_TRUE(store_->Commit(&cp, false).ok());
+    ASSERT_TRUE(Store::ExportImage(cp, 1000, &more).ok());
+  }
+  EXPECT_GT(chunks.size(), 3u);  // cut at about 1000 bytes
+  for (const std::string& c : chunks) EXPECT_LT(c.size(), 1200u);
+  const std::string want = contents(*store_, 1);
+  EXPECT_NE(want.find("user-0=changed"), std::string::npos) << want;
+  EXPECT_EQ(want.find("run four"), std::string::npos) << want;
+
+  auto other = Store::Open(dir_ + "_other", StoreOptions{});
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  Store& b = **other;
+  {
+    Store::Checkpoint cp(&b);
+    cp.PutUser(1, "stale", "x");  // what the other store held of shard 1
+    cp.PutMeta("shard/1", "stale meta");
+    cp.PutUser(2, "neighbour", "y");
+    ASSERT_TRUE(b.Commit(&cp, false).ok());
+    ASSERT_TRUE(b.AppendLog(1, 1, "stale block", false).ok());
+  }
+  ASSERT_TRUE(b.WipeShard(1, meta_keys).ok());
+  for (const auto* list : {&chunks, &more}) {
+    for (const std::string& c : *list) ASSERT_TRUE(b.ApplyImage(1, meta_keys, c).ok());
+  }
+  EXPECT_EQ(contents(b, 1), want);
+  EXPECT_NE(contents(b, 2).find("neighbour=y"), std::string::npos);
+  size_t blocks = 0;
+  ASSERT_TRUE(b.ScanLog(1, 0, [&](uint64_t, std::string_view) {
+                 ++blocks;
+                 return Status::Ok();
+               }).ok());
+  EXPECT_EQ(blocks, 0u);
+
+  // An image is applied to its own shard only.
+  EXPECT_EQ(b.ApplyImage(2, {"shard/2"}, more[0]).code(), StatusCode::kCorruption);
+  EXPECT_EQ(b.ApplyImage(1, meta_keys, more[0].substr(0, more[0].size() - 1)).code(),
+            StatusCode::kCorruption);
+  other->reset();
+  std::filesystem::remove_all(dir_ + "_other");
+}
+
 }  // namespace
 }  // namespace tierstream::state
