@@ -264,6 +264,16 @@ int RunServe(const ServeArgs& args) {
     pipeline_failed.store(true);
     server.Stop();
   };
+  // The Kafka mode's changelog takes the shards' checkpoints, once the
+  // ingest that owns their partitions runs.
+  std::atomic<kafka::KafkaIngest*> changelog{nullptr};
+  if (kafka_mode) {
+    options->on_checkpoint = [&changelog](pipeline::CheckpointImage image) {
+      if (kafka::KafkaIngest* ingest = changelog.load(std::memory_order_acquire)) {
+        ingest->OnCheckpoint(image);
+      }
+    };
+  }
   std::unique_ptr<pipeline::Pipeline> pipeline = OpenPipeline(*options);
   if (pipeline == nullptr) {
     server.Stop();
@@ -306,6 +316,7 @@ int RunServe(const ServeArgs& args) {
         });
     if (started.ok()) {
       kafka_ingest = std::move(started).value();
+      changelog.store(kafka_ingest.get(), std::memory_order_release);
     } else {
       s = started.status();
     }
@@ -324,6 +335,7 @@ int RunServe(const ServeArgs& args) {
   // Leaves the group and waits for its batches: the pipeline then holds
   // every record it read.
   if (kafka_ingest != nullptr) kafka_ingest->Stop();
+  changelog.store(nullptr, std::memory_order_release);
   // Before the pipeline closes: a batch in flight is sent again after the
   // next start.
   if (webhooks != nullptr) webhooks->Stop();

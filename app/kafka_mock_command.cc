@@ -26,7 +26,10 @@ int RunKafkaMock(const KafkaMockArgs& args) {
   if (!args.prefix.empty() && !topics.empty()) {
     kafka::KafkaOptions serve;
     serve.prefix = args.prefix;
-    topics.push_back({kafka::InternalTopic(serve, "repartition"), topics[0].partitions});
+    const int partitions = topics[0].partitions;
+    for (const char* suffix : {"repartition", "changelog"}) {
+      topics.push_back({kafka::InternalTopic(serve, suffix), partitions});
+    }
   }
   // Blocked before librdkafka starts its threads, which inherit the mask: the
   // signals then wait for sigwait below.

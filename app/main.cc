@@ -251,7 +251,8 @@ int main(int argc, char** argv) {
                              "A topic to create, NAME:PARTITIONS (e.g. events:12); repeatable");
   kafka_mock_cmd
       ->add_option("--tierstream-prefix", kafka_mock.prefix,
-                   "Also create tierstream's internal topics PREFIX-repartition, partitioned as "
+                   "Also create tierstream's internal topics PREFIX-repartition and "
+                   "PREFIX-changelog, partitioned as "
                    "the first --topic (the mock cannot create topics on request); \"\": none")
       ->capture_default_str();
 

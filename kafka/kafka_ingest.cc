@@ -6,11 +6,13 @@
 #include "kafka/kafka_ingest.h"
 
 #include <librdkafka/rdkafka.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <future>
 #include <thread>
 #include <utility>
 
@@ -18,6 +20,7 @@
 #include "common/log.h"
 #include "common/mutex.h"
 #include "ingest/decoder.h"
+#include "kafka/changelog.h"
 #include "state/log_format.h"
 
 namespace tierstream::kafka {
@@ -195,6 +198,57 @@ class Router final : public ingest::DecodeSink {
   uint64_t reject_count_ = 0;
 };
 
+// Checks that internal topic PREFIX-suffix has n partitions, creating it if
+// it is missing.
+template <typename PartitionsOf>
+Status CheckInternalTopic(rd_kafka_t* rk, const KafkaOptions& options, const char* suffix,
+                          int32_t n, int timeout_ms, const PartitionsOf& partitions_of) {
+  const std::string name = InternalTopic(options, suffix);
+  int32_t m = -1;
+  Status s = partitions_of(name, &m);
+  if (!s.ok()) return s;
+  if (m < 0) {
+    // Missing: create it as the input topic is partitioned.
+    char err[512];
+    rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), n, -1, err, sizeof err);
+    if (topic == nullptr) return Status::InvalidArgument(std::string("kafka: ") + err);
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &topic, 1, nullptr, queue);
+    rd_kafka_NewTopic_destroy(topic);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, timeout_ms);
+    std::string failure = ev == nullptr ? "no answer" : "";
+    if (ev != nullptr) {
+      if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        failure = rd_kafka_event_error_string(ev);
+      } else if (const rd_kafka_CreateTopics_result_t* res =
+                     rd_kafka_event_CreateTopics_result(ev)) {
+        size_t cnt = 0;
+        const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &cnt);
+        for (size_t i = 0; i < cnt; ++i) {
+          if (rd_kafka_topic_result_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            failure = rd_kafka_topic_result_error_string(results[i]);
+          }
+        }
+      }
+      rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(queue);
+    if (!failure.empty()) {
+      return Status::FailedPrecondition(
+          "kafka: the topic " + name + " is missing and " + "could not be created (" + failure +
+          "); create it with " + std::to_string(n) + " partitions, as " + options.topic + " has");
+    }
+    Log(LogLevel::kInfo, "tierstream: kafka: created %s with %d partitions", name.c_str(), n);
+    m = n;
+  }
+  if (m != n) {
+    return Status::FailedPrecondition("kafka: " + name + " has " + std::to_string(m) +
+                                      " partitions and " + options.topic + " has " +
+                                      std::to_string(n) + "; they must have as many");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<uint32_t> DiscoverPartitions(const KafkaOptions& options, int timeout_ms) {
@@ -236,50 +290,9 @@ Result<uint32_t> DiscoverPartitions(const KafkaOptions& options, int timeout_ms)
     return Status::FailedPrecondition("kafka: the input topic " + options.topic + " has " +
                                       std::to_string(n) + " partitions; at most 1024 are served");
   }
-  const std::string repartition = InternalTopic(options, "repartition");
-  int32_t m = -1;
-  s = partitions_of(repartition, &m);
-  if (!s.ok()) return s;
-  if (m < 0) {
-    // Missing: create it as the input topic is partitioned.
-    char err[512];
-    rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(repartition.c_str(), n, -1, err, sizeof err);
-    if (topic == nullptr) return Status::InvalidArgument(std::string("kafka: ") + err);
-    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, &topic, 1, nullptr, queue);
-    rd_kafka_NewTopic_destroy(topic);
-    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, timeout_ms);
-    std::string failure = ev == nullptr ? "no answer" : "";
-    if (ev != nullptr) {
-      if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        failure = rd_kafka_event_error_string(ev);
-      } else if (const rd_kafka_CreateTopics_result_t* res =
-                     rd_kafka_event_CreateTopics_result(ev)) {
-        size_t cnt = 0;
-        const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &cnt);
-        for (size_t i = 0; i < cnt; ++i) {
-          if (rd_kafka_topic_result_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            failure = rd_kafka_topic_result_error_string(results[i]);
-          }
-        }
-      }
-      rd_kafka_event_destroy(ev);
-    }
-    rd_kafka_queue_destroy(queue);
-    if (!failure.empty()) {
-      return Status::FailedPrecondition("kafka: the topic " + repartition + " is missing and " +
-                                        "could not be created (" + failure + "); create it with " +
-                                        std::to_string(n) + " partitions, as " + options.topic +
-                                        " has");
-    }
-    Log(LogLevel::kInfo, "tierstream: kafka: created %s with %d partitions", repartition.c_str(),
-        n);
-    m = n;
-  }
-  if (m != n) {
-    return Status::FailedPrecondition("kafka: " + repartition + " has " + std::to_string(m) +
-                                      " partitions and " + options.topic + " has " +
-                                      std::to_string(n) + "; they must have as many");
+  for (const char* suffix : {"repartition", "changelog"}) {
+    Status checked = CheckInternalTopic(rk, options, suffix, n, timeout_ms, partitions_of);
+    if (!checked.ok()) return checked;
   }
   return static_cast<uint32_t>(n);
 }
@@ -311,6 +324,21 @@ struct KafkaIngest::Impl {
   rd_kafka_t* consumer = nullptr;     // the group's member, of the input topic
   rd_kafka_t* repartition = nullptr;  // assigned by hand
   rd_kafka_t* producer = nullptr;     // forwards
+  // The changelog: its producer (never gives up on a record), and a reader
+  // for takeovers.
+  std::string changelog_topic;
+  std::string instance_name;
+  rd_kafka_t* changelog_producer = nullptr;
+  rd_kafka_t* changelog_reader = nullptr;
+  // Whose images the changelog takes, per partition: those of the owner
+  // generation this member claimed, once it wrote its base.
+  struct ClaimState {
+    uint64_t generation = 0;
+    bool based = false;
+  };
+  mutable Mutex claims_mu;
+  std::vector<ClaimState> claims ABSL_GUARDED_BY(claims_mu);
+  std::atomic<uint64_t> restores{0}, restored_bytes{0}, changelog_failures{0};
   std::vector<std::unique_ptr<Partition>> partitions;
   ingest::Decoder decoder;
   std::unique_ptr<Router> router;
@@ -326,6 +354,11 @@ struct KafkaIngest::Impl {
       rewinds{0};
 
   ~Impl() {
+    if (changelog_reader != nullptr) rd_kafka_destroy(changelog_reader);
+    if (changelog_producer != nullptr) {
+      rd_kafka_flush(changelog_producer, 10'000);
+      rd_kafka_destroy(changelog_producer);
+    }
     if (consumer != nullptr) rd_kafka_destroy(consumer);
     if (repartition != nullptr) rd_kafka_destroy(repartition);
     if (producer != nullptr) rd_kafka_destroy(producer);
@@ -353,6 +386,12 @@ struct KafkaIngest::Impl {
         const auto p = static_cast<uint32_t>(parts->elems[i].partition);
         if (p >= n) continue;  // the topic grew: not ours to serve
         Partition& part = *partitions[p];
+        if (Status taken = TakeOver(p); !taken.ok()) {
+          Log(LogLevel::kError, "tierstream: kafka: taking partition %u over failed: %s", p,
+              taken.ToString().c_str());
+          if (on_fatal) on_fatal(taken);
+          stopping.store(true);
+        }
         // Where the shard's state stands, not where the group's commits say.
         const InputPosition at = pipeline->InputPositionOf(p);
         part.assigned = true;
@@ -381,6 +420,10 @@ struct KafkaIngest::Impl {
         Clear(&part);
         while (part.inflight.load(std::memory_order_acquire) > 0) {
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        {
+          MutexLock lock(&claims_mu);
+          claims[p] = ClaimState{};  // its images are no longer the changelog's
         }
         repart.Add(repartition_topic, p, RD_KAFKA_OFFSET_INVALID);
         names += (names.empty() ? "" : ",") + std::to_string(p);
@@ -532,8 +575,14 @@ struct KafkaIngest::Impl {
   }
 
   Status Produce(const std::string& topic, uint32_t partition, std::string_view value) {
+    return ProduceTo(producer, topic, partition, value, nullptr);
+  }
+
+  // `opaque` reaches the delivery report (msg_opaque).
+  Status ProduceTo(rd_kafka_t* to, const std::string& topic, uint32_t partition,
+                   std::string_view value, void* opaque) {
     for (;;) {
-      rd_kafka_vu_t vus[4];
+      rd_kafka_vu_t vus[5];
       vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
       vus[0].u.cstr = topic.c_str();
       vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
@@ -543,7 +592,9 @@ struct KafkaIngest::Impl {
       vus[2].u.mem.size = value.size();
       vus[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
       vus[3].u.i32 = RD_KAFKA_MSG_F_COPY;
-      rd_kafka_error_t* error = rd_kafka_produceva(producer, vus, 4);
+      vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE;
+      vus[4].u.ptr = opaque;
+      rd_kafka_error_t* error = rd_kafka_produceva(to, vus, 5);
       const rd_kafka_resp_err_t err =
           error == nullptr ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_error_code(error);
       if (error != nullptr) rd_kafka_error_destroy(error);
@@ -551,7 +602,185 @@ struct KafkaIngest::Impl {
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || stopping.load()) {
         return Status::Unavailable("producing to " + topic + ": " + rd_kafka_err2str(err));
       }
-      rd_kafka_poll(producer, 10);
+      rd_kafka_poll(to, 10);
+    }
+  }
+
+  // ---- the changelog (kafka/changelog.h)
+
+  static void OnChangelogDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    if (m->_private != nullptr) {
+      static_cast<std::promise<int64_t>*>(m->_private)
+          ->set_value(m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? m->offset : -1);
+    }
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    static_cast<Impl*>(opaque)->changelog_failures.fetch_add(1);
+    Log(LogLevel::kError, "tierstream: kafka: a changelog record of %s[%d] was lost: %s",
+        rd_kafka_topic_name(m->rkt), m->partition, rd_kafka_err2str(m->err));
+  }
+
+  // Writes a claim of partition p; its offset (once acknowledged) is the
+  // new owner generation.
+  Result<uint64_t> Claim(uint32_t p) {
+    std::string value;
+    changelog::EncodeClaim(instance_name, &value);
+    std::promise<int64_t> acked;
+    std::future<int64_t> offset = acked.get_future();
+    Status s = ProduceTo(changelog_producer, changelog_topic, p, value, &acked);
+    if (!s.ok()) return s;
+    while (offset.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+      rd_kafka_poll(changelog_producer, 50);
+      if (stopping.load()) return Status::Unavailable("stopping before the claim was written");
+    }
+    const int64_t at = offset.get();
+    if (at < 0) return Status::Unavailable("the claim of " + changelog_topic + " was not written");
+    return changelog::GenerationOf(at);
+  }
+
+  // Calls fn(offset, value) for the records of changelog partition p from
+  // offset `from` (-1: the first) through offset `through`.
+  Status ReadChangelog(uint32_t p, int64_t from, int64_t through,
+                       const std::function<Status(int64_t, std::string_view)>& fn) {
+    PartitionList list;
+    list.Add(changelog_topic, p, from < 0 ? RD_KAFKA_OFFSET_BEGINNING : from);
+    if (rd_kafka_resp_err_t e = rd_kafka_assign(changelog_reader, list.list)) {
+      return Status::Unavailable(std::string("reading ") + changelog_topic + ": " +
+                                 rd_kafka_err2str(e));
+    }
+    Status result;
+    auto idle_since = Clock::now();
+    for (;;) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(changelog_reader, 200);
+      if (m == nullptr) {
+        if (Clock::now() - idle_since > std::chrono::seconds(60)) {
+          result = Status::Unavailable("reading " + changelog_topic + "[" + std::to_string(p) +
+                                       "]: no record for 60 s");
+          break;
+        }
+        continue;
+      }
+      idle_since = Clock::now();
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) ReportError(m);
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      const int64_t offset = m->offset;
+      result = fn(offset, std::string_view(static_cast<const char*>(m->payload), m->len));
+      rd_kafka_message_destroy(m);
+      if (!result.ok() || offset >= through) break;
+    }
+    rd_kafka_assign(changelog_reader, nullptr);
+    return result;
+  }
+
+  // Takes partition p over: a claim, then the shard made what the changelog
+  // says (rebuilt from it unless the local state is its newest checkpoint),
+  // then its base written under the new generation.
+  Status TakeOver(uint32_t p) {
+    {
+      MutexLock lock(&claims_mu);
+      claims[p] = ClaimState{};
+    }
+    auto claimed = Claim(p);
+    if (!claimed.ok()) return claimed.status();
+    const uint64_t generation = *claimed;
+    const int64_t claim_offset = static_cast<int64_t>(generation) - 1;  // read through it
+    const std::vector<std::string> meta_keys = pipeline::Pipeline::ShardMetaKeys(p);
+    auto rebuild = [&](const pipeline::ShardMark& local, state::Store* store) -> Result<bool> {
+      const auto start = Clock::now();
+      changelog::RestorePlan plan;
+      Status s = ReadChangelog(p, -1, claim_offset, [&](int64_t offset, std::string_view value) {
+        changelog::Record r;
+        if (changelog::Decode(value, &r)) plan.Add(offset, r);
+        return Status::Ok();
+      });
+      if (!s.ok()) return s;
+      const std::optional<pipeline::ShardMark>& newest = plan.newest();
+      const bool same =
+          newest ? local.generation == newest->generation && local.checkpoint == newest->checkpoint
+                 : local.generation == 0;
+      if (same) {
+        if (newest) {
+          Log(LogLevel::kInfo,
+              "tierstream: kafka: partition %u: the local state is the changelog's newest "
+              "(generation %llu, checkpoint %llu)",
+              p, static_cast<unsigned long long>(local.generation),
+              static_cast<unsigned long long>(local.checkpoint));
+        }
+        return false;
+      }
+      s = store->WipeShard(p, meta_keys);
+      uint64_t bytes = 0, chunks = 0;
+      if (s.ok() && newest) {
+        s = ReadChangelog(p, plan.first_offset(), claim_offset,
+                          [&](int64_t offset, std::string_view value) {
+                            changelog::Record r;
+                            if (!plan.Applies(offset) || !changelog::Decode(value, &r)) {
+                              return Status::Ok();
+                            }
+                            bytes += r.payload.size();
+                            ++chunks;
+                            return store->ApplyImage(p, meta_keys, r.payload);
+                          });
+      }
+      if (!s.ok()) return s;
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      const double mb = static_cast<double>(bytes) / 1e6;
+      restores.fetch_add(1);
+      restored_bytes.fetch_add(bytes);
+      Log(LogLevel::kInfo,
+          "tierstream: kafka: partition %u restored from %s: %llu chunks, %.1f MB in %.3f s "
+          "(%.1f MB/s); it resumes at offset %llu (repartition %llu)",
+          p, changelog_topic.c_str(), static_cast<unsigned long long>(chunks), mb, seconds,
+          seconds > 0 ? mb / seconds : 0.0,
+          static_cast<unsigned long long>(newest ? newest->position.events : 0),
+          static_cast<unsigned long long>(newest ? newest->position.repartition : 0));
+      return true;
+    };
+    auto publish_base = [&](std::vector<std::string> base, const pipeline::ShardMark& mark) {
+      MutexLock lock(&claims_mu);
+      Status s;
+      std::string value;
+      for (const std::string& chunk : base) {
+        value.clear();
+        changelog::EncodeChunk(generation, mark.checkpoint, chunk, &value);
+        if (s.ok()) s = ProduceTo(changelog_producer, changelog_topic, p, value, nullptr);
+      }
+      value.clear();
+      changelog::EncodeMarker(mark, true /*base*/, &value);
+      if (s.ok()) s = ProduceTo(changelog_producer, changelog_topic, p, value, nullptr);
+      if (s.ok()) claims[p] = ClaimState{generation, true};
+      return s;
+    };
+    return pipeline->ClaimShard(p, generation, rebuild, publish_base);
+  }
+
+  // A committed checkpoint of a shard: into the changelog, if this member
+  // owns it under the generation it was taken in.
+  void OnCheckpoint(const pipeline::CheckpointImage& image) {
+    if (image.shard >= n) return;
+    MutexLock lock(&claims_mu);
+    ClaimState& claim = claims[image.shard];
+    if (!claim.based || image.mark.generation != claim.generation) return;
+    Status s;
+    std::string value;
+    for (const std::string& chunk : image.chunks) {
+      value.clear();
+      changelog::EncodeChunk(claim.generation, image.mark.checkpoint, chunk, &value);
+      if (s.ok()) s = ProduceTo(changelog_producer, changelog_topic, image.shard, value, nullptr);
+    }
+    if (image.complete) {
+      value.clear();
+      changelog::EncodeMarker(image.mark, false, &value);
+      if (s.ok()) s = ProduceTo(changelog_producer, changelog_topic, image.shard, value, nullptr);
+    }
+    if (!s.ok()) {
+      // The chain would miss a link: no more increments (a takeover then
+      // restores the last complete checkpoint and reads the input after it).
+      claim.based = false;
+      Log(LogLevel::kError, "tierstream: kafka: partition %u: changelog write failed: %s",
+          image.shard, s.ToString().c_str());
     }
   }
 
@@ -640,6 +869,7 @@ struct KafkaIngest::Impl {
         if (on_fatal) on_fatal(Status::Unavailable(std::string("kafka: fatal error: ") + reason));
         break;
       }
+      rd_kafka_poll(changelog_producer, 0);  // its delivery reports
       if (Clock::now() - last_commit >= std::chrono::seconds(1)) {
         CommitOffsets();
         last_commit = Clock::now();
@@ -658,6 +888,10 @@ struct KafkaIngest::Impl {
 KafkaIngest::KafkaIngest(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 KafkaIngest::~KafkaIngest() { Stop(); }
 
+void KafkaIngest::OnCheckpoint(const pipeline::CheckpointImage& image) {
+  impl_->OnCheckpoint(image);
+}
+
 Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
     const KafkaOptions& options, pipeline::Pipeline* pipeline,
     std::function<void(const Status& failure)> on_fatal) {
@@ -667,6 +901,16 @@ Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
   impl->on_fatal = std::move(on_fatal);
   impl->n = pipeline->shards();
   impl->repartition_topic = InternalTopic(options, "repartition");
+  impl->changelog_topic = InternalTopic(options, "changelog");
+  {
+    MutexLock lock(&impl->claims_mu);
+    impl->claims.resize(impl->n);
+  }
+  char host[256] = "";
+  ::gethostname(host, sizeof host - 1);
+  impl->instance_name = options.instance_id.empty()
+                            ? std::string(host) + ":" + std::to_string(::getpid())
+                            : options.instance_id;
   for (uint32_t p = 0; p < impl->n; ++p)
     impl->partitions.push_back(std::make_unique<Impl::Partition>());
   impl->router = std::make_unique<Router>(impl->n, pipeline->reject_log(), options.topic);
@@ -716,6 +960,30 @@ Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
   auto producer = NewClient(RD_KAFKA_PRODUCER, *conf);
   if (!producer.ok()) return producer.status();
   impl->producer = *producer;
+
+  // The changelog's producer never gives a record up (message.timeout.ms
+  // 0): a link missing from a chain would break every later restore.
+  conf = NewConf(options, {{"enable.idempotence", "true"},
+                           {"linger.ms", "5"},
+                           {"message.timeout.ms", "0"},
+                           {"client.id", "tierstream-changelog"}});
+  if (!conf.ok()) return conf.status();
+  rd_kafka_conf_set_opaque(*conf, impl.get());
+  rd_kafka_conf_set_dr_msg_cb(*conf, Impl::OnChangelogDelivery);
+  producer = NewClient(RD_KAFKA_PRODUCER, *conf);
+  if (!producer.ok()) return producer.status();
+  impl->changelog_producer = *producer;
+  conf = NewConf(options, {{"group.id", options.group + "-changelog"},
+                           {"enable.auto.commit", "false"},
+                           {"enable.auto.offset.store", "false"},
+                           {"enable.partition.eof", "false"},
+                           {"fetch.wait.max.ms", "10"},
+                           {"client.id", "tierstream-restore"}});
+  if (!conf.ok()) return conf.status();
+  auto reader = NewClient(RD_KAFKA_CONSUMER, *conf);
+  if (!reader.ok()) return reader.status();
+  impl->changelog_reader = *reader;
+  rd_kafka_poll_set_consumer(impl->changelog_reader);
 
   PartitionList topics;
   topics.Add(options.topic, 0, RD_KAFKA_OFFSET_INVALID);

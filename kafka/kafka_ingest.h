@@ -90,6 +90,9 @@ class KafkaIngest {
   // waits for the batches in flight. Idempotent.
   void Stop();
   KafkaIngestStats Stats() const;
+  // For PipelineOptions::on_checkpoint: the shard's committed checkpoint
+  // goes to the changelog if this member owns its partition. Thread-safe.
+  void OnCheckpoint(const pipeline::CheckpointImage& image);
 
  private:
   struct Impl;

@@ -5,6 +5,7 @@
 // outcome. Between its jobs the committer tends a failed store
 // (failed_store.cc). A failed committer fails its jobs (failed_part.cc).
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +41,8 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
     }
   });
   w->state.DrainExpiredRuns([&](uint64_t run_no) { cp.DeleteIdRun(w->id, run_no); });
+  w->cp_mark =
+      ShardMark{w->state.owner_generation(), w->state.NextCheckpoint(), w->state.input_position()};
   std::string meta;
   w->state.EncodeMeta(w->log_seq, &meta);
   cp.PutMeta(ShardMetaKey(w->id), meta);
@@ -78,6 +81,7 @@ bool Pipeline::Impl::FinishCheckpoint(Worker* w, bool wait, Status* status) {
   w->cp_phase.store(CheckpointPhase::kIdle, std::memory_order_relaxed);
   w->state.CheckpointDone(s.ok(), std::move(w->cp_new_seen));
   if (s.ok()) {
+    w->committed = w->cp_mark;
     w->checkpoint_seq = w->cp_log_seq;
     w->logged_since_checkpoint -= w->cp_logged;
     // Only now are the evicted users' states safely on disk.
@@ -144,6 +148,7 @@ void Pipeline::Impl::WriteSpill(Worker* w) {
   // The blocks alone: until a checkpoint writes the descriptor they are
   // unreferenced (and deleted by recovery if none does).
   w->spill_status = store->Commit(&blocks, options.fsync);
+  if (w->spill_status.ok()) Export(w, blocks, false);
   in_hand = CommitJob{};  // its outcome is given
   w->spill_phase.store(SpillPhase::kWritten, std::memory_order_release);
   w->spill_phase.notify_all();
@@ -185,6 +190,7 @@ void Pipeline::Impl::RunCommitter() {
     const size_t bytes = w->cp->ApproximateBytes();
     w->cp_status = store->Commit(w->cp.get(), options.fsync);
     if (w->cp_status.ok()) {
+      Export(w, *w->cp, true);
       checkpoint_seconds.Observe(Clock::now() - w->cp_started);
       last_checkpoint_bytes.store(bytes, std::memory_order_relaxed);
     } else {
@@ -202,6 +208,20 @@ void Pipeline::Impl::RunCommitter() {
     TendStore();
     SampleStoreFigures();
   }
+}
+
+void Pipeline::Impl::Export(Worker* w, const state::Store::Checkpoint& written, bool complete) {
+  if (!options.on_checkpoint) return;
+  CheckpointImage image;
+  image.shard = w->id;
+  image.complete = complete;
+  image.mark = w->cp_mark;
+  Status s = state::Store::ExportImage(written, kImageChunkBytes, &image.chunks);
+  if (!s.ok()) {
+    // Only a write batch of unexpected ops fails here: a bug, not a fault.
+    throw std::logic_error("shard " + std::to_string(w->id) + ": " + s.ToString());
+  }
+  options.on_checkpoint(std::move(image));
 }
 
 void Pipeline::Impl::SampleStoreFigures() {

@@ -87,7 +87,10 @@ void Pipeline::Impl::RefuseUntilClosed(Worker* w) {
     // then what came since.
     for (Batch*& b : w->group) refuse(std::exchange(b, nullptr));
     w->group.clear();
-    for (Task& task : w->tasks) refuse(std::exchange(task.batch, nullptr));
+    for (Task& task : w->tasks) {
+      refuse(std::exchange(task.batch, nullptr));
+      if (ShardCall* call = std::exchange(task.call, nullptr)) call->done.set_value(Failure());
+    }
     if (w->answering) RefuseQuery(std::move(w->answering));
     while (!w->deferred.empty()) {
       std::unique_ptr<Query> q(w->deferred.back());

@@ -64,9 +64,6 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
       std::make_unique<ingest::RejectLog>(options.data_dir + "/rejected.ndjson", 64ull << 20);
   for (uint32_t i = 0; i < shards; ++i) {
     impl->workers.push_back(std::make_unique<Impl::Worker>(i, options.config, &impl->store_raw));
-    impl->workers.back()->state.set_memory_id_limit(
-        std::max<size_t>(1024, options.dedup_memory_bytes / kBytesPerMemoryId / shards));
-    impl->workers.back()->state.set_warm_memory(options.warm_memory_bytes / shards);
   }
   impl->rules_text = pins->rules;
   if (options.config.changes.enabled) {
@@ -78,9 +75,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     for (auto& w : impl->workers) {
       s = impl->store->GetChangePosition(w->id, &w->feed_position);
       if (!s.ok()) return s;
-      w->state.set_record_changes(true);
     }
   }
+  for (auto& w : impl->workers) impl->ConfigureState(w.get());
   Impl* committer_impl = impl.get();
   impl->committer = std::thread([committer_impl] { committer_impl->CommitterMain(); });
   Status s = impl->Recover();
@@ -96,6 +93,14 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   }
   impl->workers_running.store(true);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
+}
+
+void Pipeline::Impl::ConfigureState(Worker* w) {
+  const size_t shards = workers.size();
+  w->state.set_memory_id_limit(
+      std::max<size_t>(1024, options.dedup_memory_bytes / kBytesPerMemoryId / shards));
+  w->state.set_warm_memory(options.warm_memory_bytes / shards);
+  if (feed) w->state.set_record_changes(true);
 }
 
 uint32_t Pipeline::shards() const { return impl_->options.shards; }

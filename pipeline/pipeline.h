@@ -38,9 +38,30 @@
 #include "pipeline/queries.h"
 #include "state/config.h"
 #include "state/input_position.h"
+#include "state/store.h"
 #include "state/user_state.h"
 
 namespace tierstream::pipeline {
+
+// The Kafka mode's changelog (kafka/changelog.h): where a shard's state
+// stands — the owner generation and number of a checkpoint, and the input
+// position it covers.
+struct ShardMark {
+  uint64_t generation = 0;
+  uint64_t checkpoint = 0;
+  state::InputPosition position;
+  friend bool operator==(const ShardMark&, const ShardMark&) = default;
+};
+
+// What a committed checkpoint of a shard wrote, as shard-image chunks
+// (state::Store::ExportImage), for the changelog. `complete` is false for the
+// blocks of an id spill, which the shard's next checkpoint completes.
+struct CheckpointImage {
+  uint32_t shard = 0;
+  bool complete = true;
+  ShardMark mark;
+  std::vector<std::string> chunks;
+};
 
 struct PipelineOptions {
   std::string data_dir = "./data";
@@ -96,6 +117,10 @@ struct PipelineOptions {
   // answered carry the failure, and Close() returns it; a restart recovers
   // every acknowledged event.
   std::function<void(const Status& failure)> on_failure;
+  // The Kafka mode's changelog: called on the committer thread, in order,
+  // after each checkpoint of a shard (or spill of its ids) was committed,
+  // with what it wrote. It may block (backpressure on checkpoints).
+  std::function<void(CheckpointImage image)> on_checkpoint;
   // For tests only (as RocksDB's TEST_SYNC_POINT): called on the pipeline's
   // threads at named points, so that a test can throw there: "worker.group"
   // (a shard worker, before it processes a group of batches),
@@ -208,6 +233,22 @@ class Pipeline {
   // as of its last durable group: the next offsets to read. Thread-safe.
   // REQUIRES: shard < shards().
   state::InputPosition InputPositionOf(uint32_t shard) const;
+
+  // The Kafka mode: takes `shard` over for owner `generation`. On the
+  // shard's worker, once no checkpoint or spill is in flight, `rebuild` is
+  // given the mark of the shard's last committed checkpoint; if it rebuilt
+  // the shard in the store (wiped, then applied images: it returns true),
+  // the shard is reloaded from the store. Then the shard checkpoints under
+  // `generation`, and `publish_base` receives the whole shard as image chunks, with
+  // its mark. Blocks until done; no batch of the shard may be in
+  // flight meanwhile. `publish_base` gets them on the worker, before the
+  // shard can take another checkpoint (on_checkpoint then follows it).
+  using RebuildFn = std::function<Result<bool>(const ShardMark& local, state::Store* store)>;
+  using BaseFn = std::function<Status(std::vector<std::string> base, const ShardMark& mark)>;
+  Status ClaimShard(uint32_t shard, uint64_t generation, const RebuildFn& rebuild,
+                    const BaseFn& publish_base);
+  // The meta keys of a shard in the store, for shard images.
+  static std::vector<std::string> ShardMetaKeys(uint32_t shard);
 
   // T: the largest accepted ts, or kNoTs.
   int64_t watermark() const;

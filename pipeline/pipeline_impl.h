@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
@@ -122,8 +123,15 @@ struct Query {
   std::string after;
 };
 
+// Work a shard's worker runs between groups (ClaimShard).
+struct ShardCall {
+  std::function<Status()> fn;
+  std::promise<Status> done;
+};
+
 struct Task {
   Batch* batch = nullptr;  // null: a wake-up for the query queue or shutdown
+  ShardCall* call = nullptr;
 };
 
 // Reloads evicted users and spilled event-id blocks of one shard from the
@@ -207,6 +215,7 @@ struct Pipeline::Impl {
     Status spill_status;
     std::atomic<SpillPhase> spill_phase{SpillPhase::kIdle};
     uint64_t cp_log_seq = 0;
+    ShardMark cp_mark;  // the checkpoint in flight (the Kafka mode's changelog)
     uint64_t cp_logged = 0;
     Clock::time_point cp_started;  // when its snapshot began (its duration, for /metrics)
     Status cp_status;
@@ -228,6 +237,8 @@ struct Pipeline::Impl {
     uint64_t changes_log_seq = 0;
     std::vector<std::string> changes_values;
     uint64_t feed_position = 0;  // shard_seq of the last change in the feed
+    // The Kafka mode: the shard's last committed checkpoint.
+    ShardMark committed;
     // The state's input position (the Kafka mode), for other threads.
     std::atomic<uint64_t> input_events{0};
     std::atomic<uint64_t> input_repartition{0};
@@ -424,6 +435,16 @@ struct Pipeline::Impl {
 
   // ---- recovery.cc
   Status Recover();
+  // Loads a shard's checkpoint from the store (Recover, ClaimShard).
+  Status LoadShard(Worker* w);
+  // The state settings of Open, on a fresh state of w.
+  void ConfigureState(Worker* w);
+  // Hands what a commit of w wrote to options.on_checkpoint.
+  static constexpr size_t kImageChunkBytes = 512u << 10;
+  void Export(Worker* w, const state::Store::Checkpoint& written, bool complete);
+  // ClaimShard's work on the shard's worker.
+  Status Claim(Worker* w, uint64_t generation, const Pipeline::RebuildFn& rebuild,
+               const Pipeline::BaseFn& publish_base);
   Status Retier();
   // Applies a journaled event as of `t_ms`, the T it was applied at live.
   void ApplyLogged(Worker* w, const ingest::Event& e, int64_t t_ms);

@@ -32,80 +32,89 @@ void Pipeline::Impl::ApplyLogged(Worker* w, const Event& e, int64_t t_ms) {
   ++recovery.log_events_replayed;
 }
 
-Status Pipeline::Impl::Recover() {
-  const auto start = Clock::now();
-  for (auto& w : workers) w->state.SetWallClock(WallNow());
-  // Shard metas: aggregates and the log position each checkpoint covers.
-  // The user index is rebuilt for a shard whose stamp does not match.
-  std::vector<bool> build_index(workers.size(), false);
-  for (auto& w : workers) {
+// A shard's checkpoint: its meta (aggregates, the log position it covers),
+// its users (as many as fit stay resident; the others only register their
+// pending tier checks, by hash, and are reloaded when needed), its seen ids
+// and id runs. The user index is rebuilt when its stamp does not match.
+Status Pipeline::Impl::LoadShard(Worker* w) {
+  w->state.SetWallClock(WallNow());
+  bool build_index = false;
+  {
     std::string meta;
     bool found = false;
     Status s = store->GetMeta(ShardMetaKey(w->id), &meta, &found);
     if (!s.ok()) return s;
-    if (!found) continue;
-    std::string stamp;
-    bool stamped = false;
-    s = store->GetMeta(UserIndexStampKey(w->id), &stamp, &stamped);
-    if (!s.ok()) return s;
-    build_index[w->id] = !stamped || stamp != UserIndexStamp(meta);
-    uint64_t seq;
-    s = w->state.DecodeMeta(meta, &seq);
-    if (!s.ok()) return s;
-    w->log_seq = w->checkpoint_seq = seq;
-    if (w->state.max_ts() != kNoTs) AtomicMax(&watermark, w->state.max_ts());
-    w->seen_sub =
-        static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  }
-  // Users: as many as fit stay resident; the others only register their
-  // pending tier checks (by hash) and are reloaded when needed.
-  const size_t limit = ResidentLimit();
-  for (auto& w : workers) {
-    Status st;
-    size_t loaded = 0;
-    uint64_t indexed = 0;
-    std::unique_ptr<state::Store::Checkpoint> index;
-    auto flush_index = [&] {
-      Status c = index ? store->Commit(index.get(), false /*sync: the stamp's is*/) : Status::Ok();
-      index.reset();
-      return c;
-    };
-    Status s = store->ScanUsers(w->id, "", [&](std::string_view id, std::string_view bytes) {
-      st = w->state.LoadUser(id, bytes, loaded < limit);
-      ++loaded;
-      ++recovery.users_loaded;
-      if (st.ok() && build_index[w->id]) {
-        if (!index) index = std::make_unique<state::Store::Checkpoint>(store.get(), 1u << 20);
-        index->PutUserIndex(w->id, w->state.HashOf(id), id);
-        ++indexed;
-        if (index->ApproximateBytes() >= (16u << 20)) st = flush_index();
-      }
-      return st.ok();
-    });
-    if (!s.ok()) return s;
-    if (!st.ok()) return st;
-    if (build_index[w->id]) {
-      s = flush_index();
+    if (found) {
+      std::string stamp;
+      bool stamped = false;
+      s = store->GetMeta(UserIndexStampKey(w->id), &stamp, &stamped);
       if (!s.ok()) return s;
-      std::string meta;
-      bool found = false;
-      s = store->GetMeta(ShardMetaKey(w->id), &meta, &found);
-      if (s.ok()) s = store->PutMeta(UserIndexStampKey(w->id), UserIndexStamp(meta), true /*sync*/);
+      build_index = !stamped || stamp != UserIndexStamp(meta);
+      uint64_t seq;
+      s = w->state.DecodeMeta(meta, &seq);
       if (!s.ok()) return s;
-      LogAt(LogLevel::kInfo,
-            "shard %u: indexed %llu users by hash (a data dir from before the user index)", w->id,
-            static_cast<unsigned long long>(indexed));
+      w->log_seq = w->checkpoint_seq = seq;
+      w->committed = ShardMark{w->state.owner_generation(), w->state.checkpoint_number(),
+                               w->state.input_position()};
+      if (w->state.max_ts() != kNoTs) AtomicMax(&watermark, w->state.max_ts());
+      w->seen_sub =
+          static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
     }
-    s = store->ScanSeen(w->id, [&](int32_t day, std::string_view packed) {
-      return w->state.LoadSeen(day, packed);
-    });
+  }
+  const size_t limit = ResidentLimit();
+  Status st;
+  size_t loaded = 0;
+  uint64_t indexed = 0;
+  std::unique_ptr<state::Store::Checkpoint> index;
+  auto flush_index = [&] {
+    Status c = index ? store->Commit(index.get(), false /*sync: the stamp's is*/) : Status::Ok();
+    index.reset();
+    return c;
+  };
+  Status s = store->ScanUsers(w->id, "", [&](std::string_view id, std::string_view bytes) {
+    st = w->state.LoadUser(id, bytes, loaded < limit);
+    ++loaded;
+    ++recovery.users_loaded;
+    if (st.ok() && build_index) {
+      if (!index) index = std::make_unique<state::Store::Checkpoint>(store.get(), 1u << 20);
+      index->PutUserIndex(w->id, w->state.HashOf(id), id);
+      ++indexed;
+      if (index->ApproximateBytes() >= (16u << 20)) st = flush_index();
+    }
+    return st.ok();
+  });
+  if (!s.ok()) return s;
+  if (!st.ok()) return st;
+  if (build_index) {
+    s = flush_index();
     if (!s.ok()) return s;
-    s = store->ScanIdRuns(w->id, [&](std::string_view d) { return w->state.LoadIdRun(d); });
+    std::string meta;
+    bool found = false;
+    s = store->GetMeta(ShardMetaKey(w->id), &meta, &found);
+    if (s.ok()) s = store->PutMeta(UserIndexStampKey(w->id), UserIndexStamp(meta), true /*sync*/);
     if (!s.ok()) return s;
-    // Blocks of a spill whose descriptor never committed (a crash came first).
-    s = store->DeleteIdBlocksFrom(w->id, w->state.next_run_no());
+    LogAt(LogLevel::kInfo,
+          "shard %u: indexed %llu users by hash (a data dir from before the user index)", w->id,
+          static_cast<unsigned long long>(indexed));
+  }
+  s = store->ScanSeen(
+      w->id, [&](int32_t day, std::string_view packed) { return w->state.LoadSeen(day, packed); });
+  if (!s.ok()) return s;
+  s = store->ScanIdRuns(w->id, [&](std::string_view d) { return w->state.LoadIdRun(d); });
+  if (!s.ok()) return s;
+  // Blocks of a spill whose descriptor never committed (a crash came first).
+  s = store->DeleteIdBlocksFrom(w->id, w->state.next_run_no());
+  if (!s.ok()) return s;
+  w->state.RebuildTimers();
+  return Status::Ok();
+}
+
+Status Pipeline::Impl::Recover() {
+  const auto start = Clock::now();
+  for (auto& w : workers) w->state.SetWallClock(WallNow());
+  for (auto& w : workers) {
+    Status s = LoadShard(w.get());
     if (!s.ok()) return s;
-    w->state.RebuildTimers();
   }
   // The log after each checkpoint: acknowledged events not yet in state.
   // A first pass finds T, so that replayed events get (at least) the arrival

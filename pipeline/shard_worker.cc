@@ -31,6 +31,21 @@ void Pipeline::Impl::Run(Worker* w) {
     size_t group_events = 0;
     bool stop = false;
     for (size_t i = 0; i < n; ++i) {
+      if (ShardCall* call = std::exchange(tasks[i].call, nullptr)) {
+        // After the batches before it.
+        if (!group.empty()) ProcessGroup(w, group.data(), group.size());
+        group.clear();
+        group_events = 0;
+        Status result;
+        try {
+          result = call->fn();
+        } catch (...) {
+          call->done.set_value(Status::Internal("shard " + std::to_string(w->id) + " failed"));
+          throw;
+        }
+        call->done.set_value(std::move(result));
+        continue;
+      }
       Batch* b = std::exchange(tasks[i].batch, nullptr);
       if (b == nullptr) {
         stop = stopping.load();

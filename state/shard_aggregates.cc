@@ -95,6 +95,8 @@ void EncodeShardMeta(const ShardMetaHeader& header, const ShardAggregates& agg, 
   PutVarint64(out, header.change_seq);
   PutVarint64(out, header.input_position.events);
   PutVarint64(out, header.input_position.repartition);
+  PutVarint64(out, header.owner_generation);
+  PutVarint64(out, header.checkpoint_number);
 }
 
 Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggregates* agg) {
@@ -148,8 +150,11 @@ Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggreg
   header->change_seq = 0;
   if (version >= 3 && !GetVarint64(&in, &header->change_seq)) return bad("change count");
   header->input_position = InputPosition{};
+  header->owner_generation = header->checkpoint_number = 0;
   if (version >= 4 && (!GetVarint64(&in, &header->input_position.events) ||
-                       !GetVarint64(&in, &header->input_position.repartition))) {
+                       !GetVarint64(&in, &header->input_position.repartition) ||
+                       !GetVarint64(&in, &header->owner_generation) ||
+                       !GetVarint64(&in, &header->checkpoint_number))) {
     return bad("input position");
   }
   if (!in.empty()) return bad("trailing bytes");

@@ -108,6 +108,10 @@ struct ShardMetaHeader {
   // Where the shard stands in its input (the Kafka mode; versions 1 to 3
   // did not keep it: empty).
   InputPosition input_position;
+  // The Kafka mode's changelog: the owner generation the checkpoint was
+  // written under, and its number (versions 1 to 3: 0).
+  uint64_t owner_generation = 0;
+  uint64_t checkpoint_number = 0;
 };
 
 // The shard meta: a version byte, the header, the counters, the tier

@@ -101,6 +101,8 @@ void ShardState::EncodeMeta(uint64_t log_seq, std::string* out) const {
   header.forgotten_through_day = dedup_.forgotten_through_day();
   header.change_seq = change_seq_;
   header.input_position = input_position_;
+  header.owner_generation = owner_generation_;
+  header.checkpoint_number = checkpoint_number_;
   EncodeShardMeta(header, agg_, out);
 }
 
@@ -113,6 +115,8 @@ Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq) {
   max_ts_ = header.max_ts;
   change_seq_ = header.change_seq;
   input_position_ = header.input_position;
+  owner_generation_ = header.owner_generation;
+  checkpoint_number_ = header.checkpoint_number;
   timers_.set_swept_day(header.swept_day);
   if (header.forgotten_known) {
     dedup_.set_forgotten_through_day(header.forgotten_through_day);

@@ -178,6 +178,13 @@ class ShardState {
   // meta records, and what DecodeMeta read back.
   const InputPosition& input_position() const { return input_position_; }
   void AdvanceInput(const InputPosition& p) { input_position_.Merge(p); }
+  // The Kafka mode's changelog: the owner generation the next meta records,
+  // and the number of the last checkpoint (NextCheckpoint: of the one being
+  // taken); both as DecodeMeta read them back.
+  uint64_t owner_generation() const { return owner_generation_; }
+  void set_owner_generation(uint64_t g) { owner_generation_ = g; }
+  uint64_t checkpoint_number() const { return checkpoint_number_; }
+  uint64_t NextCheckpoint() { return ++checkpoint_number_; }
   // Recovery: re-does a change the sweep made (a journaled time change):
   // re-evaluates `user_id` at `day`, which gives the same change again.
   Status ReplayTimeChange(std::string_view user_id, int32_t day);
@@ -359,6 +366,8 @@ class ShardState {
   bool record_changes_ = false;
   uint64_t change_seq_ = 0;
   InputPosition input_position_;
+  uint64_t owner_generation_ = 0;
+  uint64_t checkpoint_number_ = 0;
   Cause cause_;
   std::vector<TierChange> changes_;
   std::string rules_cause_;

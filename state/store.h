@@ -203,6 +203,10 @@ class Store {
   // refused whole: Corruption.
   Status ApplyImage(uint32_t shard, const std::vector<std::string>& meta_keys,
                     std::string_view chunk);
+  // The whole of `shard` as ExportImage chunks (puts only, to apply after a
+  // WipeShard): its users, user index, seen ids, id runs and `meta_keys`.
+  Status ExportShard(uint32_t shard, const std::vector<std::string>& meta_keys, size_t max_bytes,
+                     std::vector<std::string>* chunks);
   // Deletes everything of `shard`: its users, user index, seen ids, id runs,
   // log and change-feed position, and `meta_keys`; synced.
   Status WipeShard(uint32_t shard, const std::vector<std::string>& meta_keys);

@@ -10,6 +10,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -164,6 +165,43 @@ Status Store::ApplyImage(uint32_t shard, const std::vector<std::string>& meta_ke
   rocksdb::WriteOptions wo;
   TIERSTREAM_TSAN_WRITE_LOCK;
   return rep_->Note(kStateDb, rep_->db->Write(wo, &batch), true);
+}
+
+Status Store::ExportShard(uint32_t shard, const std::vector<std::string>& meta_keys,
+                          size_t max_bytes, std::vector<std::string>* chunks) {
+  const uint32_t ids[kFamilies] = {rep_->meta->GetID(), rep_->users->GetID(), rep_->seen->GetID(),
+                                   rep_->idruns->GetID()};
+  Exporter exporter(ids, std::max<size_t>(max_bytes, 1), chunks);
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  auto scan = [&](rocksdb::ColumnFamilyHandle* cf, const std::string& begin,
+                  const std::string& end) -> Status {
+    const rocksdb::Slice upper(end);
+    rocksdb::ReadOptions bounded = ro;
+    bounded.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(bounded, cf));
+    for (it->Seek(begin); it->Valid(); it->Next()) {
+      rocksdb::Status s = exporter.PutCF(cf->GetID(), it->key(), it->value());
+      if (!s.ok()) return store_internal::FromRocks(s);
+    }
+    return rep_->Note(kStateDb, it->status(), false);
+  };
+  const std::string begin = ShardPrefix(shard), end = ShardPrefix(shard + 1);
+  for (rocksdb::ColumnFamilyHandle* cf : {rep_->users, rep_->seen, rep_->idruns}) {
+    Status s = scan(cf, begin, end);
+    if (!s.ok()) return s;
+  }
+  Status s = scan(rep_->meta, std::string(1, '\x01') + begin, std::string(1, '\x01') + end);
+  if (!s.ok()) return s;
+  for (const std::string& key : meta_keys) {
+    std::string value;
+    bool found = false;
+    s = GetMeta(key, &value, &found);
+    if (!s.ok()) return s;
+    if (found) (void)exporter.PutCF(rep_->meta->GetID(), key, value);
+  }
+  exporter.Finish();
+  return Status::Ok();
 }
 
 Status Store::WipeShard(uint32_t shard, const std::vector<std::string>& meta_keys) {

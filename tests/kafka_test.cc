@@ -196,6 +196,43 @@ TEST(KafkaMode, ConsumesTheReferenceStreamExactlyAndResumesAfterKill9) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing::ReadFile(log);
 }
 
+// State that can move: an instance killed, another on a fresh disk takes
+// its partitions over and restores them from the changelog, not from the
+// input (it resumes where the restored checkpoints stand): every profile
+// and KPI as the first one had them.
+TEST(KafkaMode, AFreshDiskRestoresEveryPartitionFromTheChangelog) {
+  REQUIRE_KCAT();
+  KafkaMockProcess mock(3, {"events:4"});
+  ASSERT_FALSE(mock.bootstraps().empty());
+  const std::string b = mock.bootstraps();
+  auto produced = Shell("kcat -P -b " + b + " -t events -l " + FixturePath("events.ndjson"));
+  ASSERT_EQ(produced.exit_code, 0) << produced.output;
+  TempDir dir;
+  const std::string log_a = dir.path() + "/a.log", log_b = dir.path() + "/b.log";
+  {
+    ServerProcess a(dir.path() + "/a", KafkaServeArgs(b), log_a);
+    ASSERT_TRUE(a.ready()) << testing::ReadFile(log_a);
+    const std::string kpis = KpisAfter(a.http(), kFixtureLines);
+    ASSERT_EQ(Field(kpis, "events_accepted"), kFixtureAccepted) << kpis;
+    // Its checkpoints (every 2 s) reach the changelog.
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    a.Kill();
+  }
+  ServerProcess b_server(dir.path() + "/b", KafkaServeArgs(b), log_b);
+  ASSERT_TRUE(b_server.ready()) << testing::ReadFile(log_b);
+  const std::string kpis = KpisAfter(b_server.http(), kFixtureLines);
+  auto diffs = testing::DiffJson(kpis, testing::ReadFile(FixturePath("expected_kpis.json")), false);
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " KPI differences, first: " << diffs[0];
+  EXPECT_EQ(FixtureProfileDifferences(b_server.http()), 0u);
+  const std::string log = testing::ReadFile(log_b);
+  size_t restored = 0;
+  for (size_t at = log.find("restored from tierstream-changelog"); at != std::string::npos;
+       at = log.find("restored from tierstream-changelog", at + 1)) {
+    ++restored;
+  }
+  EXPECT_EQ(restored, 4u) << log;
+}
+
 TEST(KafkaMode, AMissingTopicIsNamed) {
   REQUIRE_KCAT();
   KafkaMockProcess mock(1, {"other:2"});
