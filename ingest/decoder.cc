@@ -406,6 +406,7 @@ uint64_t Decoder::DecodeLines(std::string_view data, uint64_t first_line, Arena*
       std::string error =
           impl_->DecodeLine(p, len, static_cast<size_t>(end - p) + kPadding, arena, &event);
       if (error.empty()) {
+        sink->set_event_line(line);
         sink->OnEvent(event);
       } else {
         sink->OnReject(line, error, std::string_view(p, len < kMaxRawInLog ? len : kMaxRawInLog));
@@ -437,6 +438,7 @@ uint64_t Decoder::DecodeArrayElements(ArrayFramer* framer, size_t max_bytes, Are
         element.data(), element.size(),
         static_cast<size_t>(framer->end() - element.data()) + kPadding, arena, &event);
     if (error.empty()) {
+      sink->set_event_line(line);
       sink->OnEvent(event);
     } else {
       sink->OnReject(line, error,

@@ -67,6 +67,12 @@ class DecodeSink {
   virtual void OnEvent(const Event& event) = 0;
   // `raw` is the rejected line (possibly truncated), for the rejection log.
   virtual void OnReject(uint64_t line, std::string_view reason, std::string_view raw) = 0;
+  // During OnEvent: the event's line (an array's element number).
+  uint64_t event_line() const { return event_line_; }
+  void set_event_line(uint64_t line) { event_line_ = line; }
+
+ private:
+  uint64_t event_line_ = 0;
 };
 
 class ArrayFramer;

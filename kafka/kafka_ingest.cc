@@ -19,6 +19,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/varint.h"
 #include "ingest/decoder.h"
 #include "kafka/changelog.h"
 #include "state/log_format.h"
@@ -109,6 +110,43 @@ void LogError(rd_kafka_error_t* e, const char* what) {
   rd_kafka_error_destroy(e);
 }
 
+// A forward (a record of the repartition topic): the events one partition
+// sends another, each with the offset of the input record it came from, so
+// that the receiver can drop those it took before (state::ForwardMark):
+//   'F' | varint source partition | varint n | n varint source offsets |
+//   a log block (state/log_format.h) of the n events, in the same order.
+struct Forward {
+  uint32_t source = 0;
+  std::vector<uint64_t> offsets;
+  std::string block;
+  void Encode(std::string* out) const {
+    out->push_back('F');
+    PutVarint64(out, source);
+    PutVarint64(out, offsets.size());
+    for (uint64_t o : offsets) PutVarint64(out, o);
+    out->append(block);
+  }
+};
+
+// Decodes a forward; false if `value` is not one.
+bool DecodeForward(std::string_view value, uint32_t* source, std::vector<uint64_t>* offsets,
+                   std::string_view* block) {
+  uint64_t src = 0, count = 0;
+  if (value.empty() || value[0] != 'F') return false;
+  value.remove_prefix(1);
+  if (!GetVarint64(&value, &src) || src > UINT32_MAX || !GetVarint64(&value, &count) ||
+      count > value.size()) {
+    return false;
+  }
+  offsets->resize(count);
+  for (uint64_t& o : *offsets) {
+    if (!GetVarint64(&value, &o)) return false;
+  }
+  *source = static_cast<uint32_t>(src);
+  *block = value;
+  return true;
+}
+
 // Routes decoded events: those of the partition's users into the batch,
 // the others into a log block per partition they are forwarded to.
 class Router final : public ingest::DecodeSink {
@@ -125,12 +163,19 @@ class Router final : public ingest::DecodeSink {
     batch_ = batch;
     partition_ = partition;
     line_offsets_ = line_offsets;
+    record_ = 0;
   }
 
   ingest::TsLimit ts_limit() const override { return batch_->ts_limit; }
 
   void OnEvent(const Event& e) override {
     ++batch_->events;
+    // The input record it came from: records are in line order.
+    const uint64_t line = event_line();
+    while (record_ + 1 < line_offsets_->size() && (*line_offsets_)[record_ + 1].first <= line) {
+      ++record_;
+    }
+    offset_ = line_offsets_->empty() ? 0 : static_cast<uint64_t>((*line_offsets_)[record_].second);
     Place(e);
     if (e.type == EventType::kJoin && !e.referrer_id.empty() && e.referrer_id != e.user_id) {
       Event credit = e;
@@ -166,9 +211,9 @@ class Router final : public ingest::DecodeSink {
     reject_count_ = 0;
   }
 
-  // Blocks to forward, by partition (none: nothing for it), each at most
-  // about kMaxForwardBytes.
-  std::vector<std::vector<std::string>>& forwards() { return forwards_; }
+  // Forwards, by partition (none: nothing for it), each at most about
+  // kMaxForwardBytes (but the events of one record stay in one).
+  std::vector<std::vector<Forward>>& forwards() { return forwards_; }
   uint64_t TakeForwarded() { return std::exchange(forwarded_, 0); }
 
  private:
@@ -178,20 +223,25 @@ class Router final : public ingest::DecodeSink {
       batch_->per_shard[p].push_back(e);
       return;
     }
-    std::vector<std::string>& blocks = forwards_[p];
-    if (blocks.empty() || blocks.back().size() >= kMaxForwardBytes) {
-      blocks.emplace_back();
-      state::BeginLogBlock(&blocks.back());
+    std::vector<Forward>& forwards = forwards_[p];
+    if (forwards.empty() || (forwards.back().block.size() >= kMaxForwardBytes &&
+                             forwards.back().offsets.back() != offset_)) {
+      forwards.emplace_back();
+      forwards.back().source = partition_;
+      state::BeginLogBlock(&forwards.back().block);
     }
-    state::AppendEventRecord(e, &blocks.back());
+    forwards.back().offsets.push_back(offset_);
+    state::AppendEventRecord(e, &forwards.back().block);
     ++forwarded_;
   }
 
   pipeline::Batch* batch_ = nullptr;
   uint32_t partition_ = 0;
   const std::vector<std::pair<uint64_t, int64_t>>* line_offsets_ = nullptr;
-  std::vector<std::vector<std::string>> forwards_;
+  std::vector<std::vector<Forward>> forwards_;
   uint64_t forwarded_ = 0;
+  size_t record_ = 0;    // the entry of line_offsets_ of the current event
+  uint64_t offset_ = 0;  // its input offset
   ingest::RejectLog* reject_log_;
   std::string topic_;
   std::string rejects_;
@@ -310,6 +360,8 @@ struct KafkaIngest::Impl {
     std::vector<std::string> blocks;  // forwarded log blocks
     size_t records = 0;
     size_t bytes = 0;
+    // The shard's forward marks, by source partition, as submitted.
+    std::vector<uint64_t> marks;
     std::atomic<int> inflight{0};
     std::atomic<bool> failed{false};
     bool rewinding = false;
@@ -342,6 +394,7 @@ struct KafkaIngest::Impl {
   std::vector<std::unique_ptr<Partition>> partitions;
   ingest::Decoder decoder;
   std::unique_ptr<Router> router;
+  std::vector<uint64_t> forward_offsets;  // scratch
   std::thread thread;
   std::atomic<bool> stopping{false};
   bool stopped = false;
@@ -396,6 +449,8 @@ struct KafkaIngest::Impl {
         const InputPosition at = pipeline->InputPositionOf(p);
         part.assigned = true;
         part.next = part.start = at;
+        part.marks = pipeline->ForwardMarksOf(p);
+        part.marks.resize(n, 0);
         Clear(&part);
         parts->elems[i].offset = static_cast<int64_t>(at.events);
         repart.Add(repartition_topic, p, static_cast<int64_t>(at.repartition));
@@ -425,6 +480,7 @@ struct KafkaIngest::Impl {
           MutexLock lock(&claims_mu);
           claims[p] = ClaimState{};  // its images are no longer the changelog's
         }
+        pipeline->ReleaseShard(p);
         repart.Add(repartition_topic, p, RD_KAFKA_OFFSET_INVALID);
         names += (names.empty() ? "" : ",") + std::to_string(p);
       }
@@ -493,7 +549,7 @@ struct KafkaIngest::Impl {
     Partition& part = *partitions[p];
     if (part.records == 0) return;
     auto batch = pipeline->NewBatch();
-    batch->input = pipeline::InputSpan{p, part.start, part.next};
+    batch->input = pipeline::InputSpan{p, part.start, part.next, {}};
     router->Begin(batch.get(), p, &part.line_offsets);
     if (part.text.size() > 0) decoder.DecodeLines(part.text.view(), 1, &batch->arena, router.get());
     router->WriteRejects();
@@ -523,11 +579,28 @@ struct KafkaIngest::Impl {
   }
 
   // The events of a forwarded block, into p's batch (strings copied).
-  void TakeForwarded(uint32_t p, std::string_view block, pipeline::Batch* batch) {
+  // Events taken before (below the shard's forward mark of their source)
+  // are dropped: a partition that read its input again sent them again.
+  void TakeForwarded(uint32_t p, std::string_view value, pipeline::Batch* batch) {
+    Partition& part = *partitions[p];
+    uint32_t source = 0;
+    std::string_view block;
+    if (!DecodeForward(value, &source, &forward_offsets, &block) || source >= n) {
+      Log(LogLevel::kError, "tierstream: kafka: a record of %s[%u] is not a forward; skipped",
+          repartition_topic.c_str(), p);
+      return;
+    }
     state::LogBlockReader reader(block);
     Event e;
     uint64_t misplaced = 0;
+    size_t i = 0;
+    uint64_t& mark = part.marks[source];
+    uint64_t next = mark;
     while (reader.Next(&e)) {
+      const uint64_t offset = i < forward_offsets.size() ? forward_offsets[i] : UINT64_MAX;
+      ++i;
+      if (offset < mark) continue;  // taken before
+      next = std::max(next, offset + 1);
       if (KafkaPartitionOf(e.user_id, n) != p) {
         ++misplaced;
         continue;
@@ -537,7 +610,18 @@ struct KafkaIngest::Impl {
       e.referrer_id = batch->arena.Copy(e.referrer_id);
       batch->per_shard[p].push_back(e);
     }
-    if (!reader.ok() || misplaced > 0) {
+    if (next != mark) {
+      mark = next;
+      auto& marks = batch->input->forwards;
+      auto it = std::find_if(marks.begin(), marks.end(),
+                             [&](const state::ForwardMark& m) { return m.source == source; });
+      if (it == marks.end()) {
+        marks.push_back({source, next});
+      } else {
+        it->next = next;
+      }
+    }
+    if (!reader.ok() || misplaced > 0 || i != forward_offsets.size()) {
       Log(LogLevel::kError,
           "tierstream: kafka: a record of %s[%u] is not a forward of this cluster (%s); skipped",
           repartition_topic.c_str(), p,
@@ -546,13 +630,16 @@ struct KafkaIngest::Impl {
   }
 
   Status SendForwards() {
-    std::vector<std::vector<std::string>>& forwards = router->forwards();
+    std::vector<std::vector<Forward>>& forwards = router->forwards();
     uint64_t sent = 0;
     const uint64_t failures_before = delivery_failures.load();
     Status s;
+    std::string value;
     for (uint32_t q = 0; q < n; ++q) {
-      for (const std::string& block : forwards[q]) {
-        if (s.ok()) s = Produce(repartition_topic, q, block);
+      for (const Forward& forward : forwards[q]) {
+        value.clear();
+        forward.Encode(&value);
+        if (s.ok()) s = Produce(repartition_topic, q, value);
         ++sent;
       }
       forwards[q].clear();
@@ -807,6 +894,8 @@ struct KafkaIngest::Impl {
     LogError(rd_kafka_seek_partitions(consumer, events.list, -1), "seek");
     LogError(rd_kafka_seek_partitions(repartition, repart.list, -1), "seek");
     part.next = part.start = at;
+    part.marks = pipeline->ForwardMarksOf(p);
+    part.marks.resize(n, 0);
     part.rewinding = false;
     part.failed.store(false);
     rewinds.fetch_add(1, std::memory_order_relaxed);

@@ -56,6 +56,8 @@ struct InputSpan {
   uint32_t shard = 0;
   state::InputPosition start;
   state::InputPosition end;
+  // The forward marks its forwarded events moved (state::ForwardMark).
+  std::vector<state::ForwardMark> forwards;
 };
 
 // Decoded events routed to shards, with the arena that owns their strings.

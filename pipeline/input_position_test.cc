@@ -4,6 +4,7 @@
 // a gap is refused.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <string>
 #include <vector>
@@ -56,12 +57,12 @@ std::string Lines(uint32_t shard, int first, int count, bool with_reject = false
 // Submits `text` as a batch of `shard`'s partition covering start..end, and
 // waits for its outcome.
 BatchOutcome SubmitSpan(Pipeline& p, uint32_t shard, const std::string& text, InputPosition start,
-                        InputPosition end) {
+                        InputPosition end, std::vector<state::ForwardMark> forwards = {}) {
   ingest::Decoder decoder;
   ingest::PaddedBuffer buf(text.size());
   buf.Append(text);
   auto batch = p.NewBatch();
-  batch->input = InputSpan{shard, start, end};
+  batch->input = InputSpan{shard, start, end, std::move(forwards)};
   {
     BatchBuilder builder(batch.get(), nullptr, "test");
     decoder.DecodeLines(buf.view(), 1, &batch->arena, &builder);
@@ -82,22 +83,34 @@ TEST(InputPosition, IsKeptWithTheStateThroughACleanCloseAndACrash) {
   // No checkpoint by itself; the final one fails when `crash` is set, so
   // that reopening must replay the log (as after a kill -9).
   o.checkpoint_interval_ms = 1 << 30;
-  bool crash = false;
+  std::atomic<bool> crash{false};
   o.test_fault_hook = [&](std::string_view where, uint32_t) {
     if (crash && where == "committer.checkpoint") throw std::runtime_error("crash");
   };
   std::vector<InputPosition> want(kShards);
   for (int round = 0; round < 2; ++round) {
-    crash = round == 1;
+    crash = false;
     auto p = Pipeline::Open(o);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     for (uint32_t s = 0; s < kShards; ++s) {
       ASSERT_EQ((*p)->InputPositionOf(s), want[s]) << "shard " << s << " round " << round;
+      // Owned (only an owned shard checkpoints in the Kafka mode).
+      ASSERT_TRUE((*p)->ClaimShard(
+                          s, round + 1, [](const ShardMark&, state::Store*) { return false; },
+                          [](std::vector<std::string>, const ShardMark&) { return Status::Ok(); })
+                      .ok());
+    }
+    crash = round == 1;
+    for (uint32_t s = 0; s < kShards; ++s) {
       // Input records, then forwarded ones, then input again.
       for (int step = 0; step < 3; ++step) {
         InputPosition next = want[s];
         (step == 1 ? next.repartition : next.events) += 5 + s;
-        BatchOutcome out = SubmitSpan(**p, s, Lines(s, round * 100 + step * 10, 4), want[s], next);
+        // What the batch took of other partitions' forwards moves its marks.
+        std::vector<state::ForwardMark> forwards;
+        if (step == 1) forwards.push_back({(s + 1) % kShards, uint64_t(round * 10 + s + 1)});
+        BatchOutcome out =
+            SubmitSpan(**p, s, Lines(s, round * 100 + step * 10, 4), want[s], next, forwards);
         ASSERT_TRUE(out.status.ok()) << out.status.ToString();
         EXPECT_EQ(out.accepted, 4u);
         want[s] = next;
@@ -112,7 +125,12 @@ TEST(InputPosition, IsKeptWithTheStateThroughACleanCloseAndACrash) {
   auto p = Pipeline::Open(o);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_GT((*p)->recovery().log_events_replayed, 0u);  // the crashed round came from the log
-  for (uint32_t s = 0; s < kShards; ++s) EXPECT_EQ((*p)->InputPositionOf(s), want[s]);
+  for (uint32_t s = 0; s < kShards; ++s) {
+    EXPECT_EQ((*p)->InputPositionOf(s), want[s]);
+    const std::vector<uint64_t> marks = (*p)->ForwardMarksOf(s);
+    ASSERT_GT(marks.size(), (s + 1) % kShards) << "shard " << s;
+    EXPECT_EQ(marks[(s + 1) % kShards], uint64_t{10 + s + 1}) << "shard " << s;
+  }
   EXPECT_EQ(Accepted(**p), uint64_t{2 * kShards * 12});
 }
 

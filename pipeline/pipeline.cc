@@ -77,7 +77,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
       if (!s.ok()) return s;
     }
   }
-  for (auto& w : impl->workers) impl->ConfigureState(w.get());
+  for (auto& w : impl->workers) {
+    impl->ConfigureState(w.get());
+    w->owned.store(options.placement != Placement::kKafka);
+  }
   Impl* committer_impl = impl.get();
   impl->committer = std::thread([committer_impl] { committer_impl->CommitterMain(); });
   Status s = impl->Recover();
@@ -108,6 +111,12 @@ const state::Config& Pipeline::config() const { return impl_->options.config; }
 ingest::RejectLog* Pipeline::reject_log() { return impl_->reject_log.get(); }
 const RecoveryStats& Pipeline::recovery() const { return impl_->recovery; }
 int64_t Pipeline::watermark() const { return impl_->watermark.load(); }
+
+std::vector<uint64_t> Pipeline::ForwardMarksOf(uint32_t shard) const {
+  const Impl::Worker& w = *impl_->workers[shard];
+  MutexLock lock(&w.marks_mu);
+  return w.forward_marks;
+}
 
 state::InputPosition Pipeline::InputPositionOf(uint32_t shard) const {
   const Impl::Worker& w = *impl_->workers[shard];

@@ -233,6 +233,9 @@ class Pipeline {
   // as of its last durable group: the next offsets to read. Thread-safe.
   // REQUIRES: shard < shards().
   state::InputPosition InputPositionOf(uint32_t shard) const;
+  // Its forward marks by source partition (state/input_position.h): the
+  // next source offset not yet taken (absent: 0). Thread-safe.
+  std::vector<uint64_t> ForwardMarksOf(uint32_t shard) const;
 
   // The Kafka mode: takes `shard` over for owner `generation`. On the
   // shard's worker, once no checkpoint or spill is in flight, `rebuild` is
@@ -247,6 +250,9 @@ class Pipeline {
   using BaseFn = std::function<Status(std::vector<std::string> base, const ShardMark& mark)>;
   Status ClaimShard(uint32_t shard, uint64_t generation, const RebuildFn& rebuild,
                     const BaseFn& publish_base);
+  // The Kafka mode: this instance no longer owns `shard`'s partition; it
+  // takes no checkpoint until claimed again (every shard starts so).
+  void ReleaseShard(uint32_t shard);
   // The meta keys of a shard in the store, for shard images.
   static std::vector<std::string> ShardMetaKeys(uint32_t shard);
 

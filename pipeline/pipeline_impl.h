@@ -227,6 +227,7 @@ struct Pipeline::Impl {
     std::vector<const ingest::Event*> events;  // the group's events, in order
     std::vector<Hash128> hashes;               // ... and their duplicate-index keys
     std::vector<uint64_t> user_hashes;
+    std::vector<state::ForwardMark> group_marks;
     // Tier changes taken from the state and not yet in the feed: claimed
     // under cursors from changes_first on (0: not yet claimed) and, for the
     // time changes among them, a log block at changes_log_seq. A write that
@@ -237,11 +238,18 @@ struct Pipeline::Impl {
     uint64_t changes_log_seq = 0;
     std::vector<std::string> changes_values;
     uint64_t feed_position = 0;  // shard_seq of the last change in the feed
-    // The Kafka mode: the shard's last committed checkpoint.
+    // The Kafka mode: the shard's last committed checkpoint, and whether this
+    // instance owns its partition (ClaimShard, ReleaseShard). A shard it does
+    // not own takes no checkpoint: it keeps the changelog's newest, which a
+    // later takeover then keeps instead of restoring.
     ShardMark committed;
+    std::atomic<bool> owned{true};
     // The state's input position (the Kafka mode), for other threads.
     std::atomic<uint64_t> input_events{0};
     std::atomic<uint64_t> input_repartition{0};
+    // Its forward marks (by source partition), for other threads.
+    mutable Mutex marks_mu;
+    std::vector<uint64_t> forward_marks ABSL_GUARDED_BY(marks_mu);
   };
 
   explicit Impl(const PipelineOptions& o) : options(o), disk(o.data_dir, o.min_free_bytes) {}
@@ -351,6 +359,8 @@ struct Pipeline::Impl {
   static void PublishInputPosition(Worker* w) {
     w->input_events.store(w->state.input_position().events, std::memory_order_release);
     w->input_repartition.store(w->state.input_position().repartition, std::memory_order_release);
+    MutexLock lock(&w->marks_mu);
+    w->forward_marks = w->state.forward_marks();
   }
   // Makes the users of the group's accepted events resident (ShardState::PrepareUser).
   Status PrepareUsers(Worker* w);

@@ -133,7 +133,10 @@ Status Pipeline::Impl::Recover() {
     Status s =
         journal.ReadFrom(w->id, w->checkpoint_seq, [&](uint64_t seq, std::string_view block) {
           state::LogBlockReader reader(block);
-          if (reader.has_position()) w->state.AdvanceInput(reader.position());
+          if (reader.has_position()) {
+            w->state.AdvanceInput(reader.position());
+            for (const state::ForwardMark& m : reader.marks()) w->state.AdvanceForward(m);
+          }
           const state::LogBlockCounts& c = reader.counts();
           w->state.CountIngest(c.duplicates, c.rejected, c.beyond_horizon);
           state::LogRecord r;
@@ -163,8 +166,14 @@ Status Pipeline::Impl::Recover() {
   const int32_t today = Today();
   for (auto& w : workers) {
     if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);
-    if (recovery.log_events_replayed > 0 || w->log_seq != w->checkpoint_seq ||
-        w->state.has_changes() || rules_changed) {
+    // The Kafka mode leaves the replayed log to the shard's next checkpoint:
+    // its last one stays the changelog's newest, which a takeover of its
+    // partition then keeps instead of restoring (kafka/changelog.h).
+    if (options.placement == Placement::kKafka && !rules_changed) {
+      Status s = FlushChanges(w.get());
+      if (!s.ok()) return s;
+    } else if (recovery.log_events_replayed > 0 || w->log_seq != w->checkpoint_seq ||
+               w->state.has_changes() || rules_changed) {
       Status s = Checkpoint(w.get());  // flushes the sweep's changes first
       if (!s.ok()) return s;
     }

@@ -26,6 +26,10 @@ Status Pipeline::ClaimShard(uint32_t shard, uint64_t generation, const RebuildFn
   return done.get();
 }
 
+void Pipeline::ReleaseShard(uint32_t shard) {
+  impl_->workers[shard]->owned.store(false, std::memory_order_release);
+}
+
 Status Pipeline::Impl::Claim(Worker* w, uint64_t generation, const Pipeline::RebuildFn& rebuild,
                              const Pipeline::BaseFn& publish_base) {
   // Nothing in flight: the store holds the shard's last checkpoint, and its
@@ -56,6 +60,7 @@ Status Pipeline::Impl::Claim(Worker* w, uint64_t generation, const Pipeline::Reb
     if (today != kNoDay) w->state.Sweep(today, SIZE_MAX);
   }
   w->state.set_owner_generation(generation);
+  w->owned.store(true, std::memory_order_release);
   s = Checkpoint(w);
   if (!s.ok()) return s;
   std::vector<std::string> base;

@@ -80,6 +80,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   state::InputPosition position = st.input_position();
   bool moved = false;
   size_t kept = 0;
+  w->group_marks.clear();
   for (size_t i = 0; i < n; ++i) {
     Batch* b = batches[i];
     if (b->input && b->input->shard == w->id) {
@@ -91,7 +92,16 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
       }
       const state::InputPosition before = position;
       position.Merge(span.end);
-      moved |= position != before;
+      moved |= position != before || !span.forwards.empty();
+      for (const state::ForwardMark& m : span.forwards) {
+        auto it = std::find_if(w->group_marks.begin(), w->group_marks.end(),
+                               [&](const state::ForwardMark& g) { return g.source == m.source; });
+        if (it == w->group_marks.end()) {
+          w->group_marks.push_back(m);
+        } else {
+          it->next = std::max(it->next, m.next);
+        }
+      }
     }
     batches[kept++] = b;
   }
@@ -165,7 +175,8 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
              (accepted_count > 0 || counts.duplicates > 0 || counts.rejected > 0 || moved)) {
     w->block.clear();
     state::BeginLogBlock(&w->block, t_apply,
-                         options.placement == Placement::kKafka ? &position : nullptr);
+                         options.placement == Placement::kKafka ? &position : nullptr,
+                         w->group_marks);
     for (size_t j = 0; j < count; ++j) {
       if (w->accepted[j]) state::AppendEventRecord(*w->events[j], &w->block);
     }
@@ -197,6 +208,7 @@ void Pipeline::Impl::ProcessGroup(Worker* w, Batch** batches, size_t n) {
   // 3. Apply.
   if (ok && moved) {
     st.AdvanceInput(position);
+    for (const state::ForwardMark& m : w->group_marks) st.AdvanceForward(m);
     PublishInputPosition(w);
   }
   if (ok) {
@@ -314,7 +326,8 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   // spills wait (a final checkpoint still tries, and reports); after a part
   // of the pipeline failed they wait for the restart, which replays the log
   // (a failed committer would only fail them).
-  const bool hold_writes = store->failing() || failed.load(std::memory_order_acquire);
+  const bool hold_writes = store->failing() || failed.load(std::memory_order_acquire) ||
+                           !w->owned.load(std::memory_order_acquire);
   if (!force_checkpoint && !hold_writes && w->state.WantsSpill() &&
       w->spill_phase.load(std::memory_order_acquire) == SpillPhase::kIdle &&
       w->cp_phase.load(std::memory_order_acquire) == CheckpointPhase::kIdle) {
@@ -329,6 +342,7 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
             s.ToString().c_str());
   }
   if (w->cp_phase.load(std::memory_order_acquire) != CheckpointPhase::kIdle) return;
+  if (!w->owned.load(std::memory_order_acquire)) return;  // the Kafka mode: not ours
   const bool due_by_time = Clock::now() - w->last_checkpoint >=
                            std::chrono::milliseconds(options.checkpoint_interval_ms);
   const bool has_work = w->state.dirty_count() > 0 || w->log_seq != w->checkpoint_seq;

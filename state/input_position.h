@@ -27,6 +27,17 @@ struct InputPosition {
   friend bool operator==(const InputPosition&, const InputPosition&) = default;
 };
 
+// What a shard took of the events another partition forwarded to it: the
+// next offset of that partition's input not yet taken. A partition that
+// reads its input again (after a failure, or a takeover) forwards the same
+// events again, with the same source offsets: those below the mark are
+// dropped unseen, so that they count neither as events nor as duplicates.
+struct ForwardMark {
+  uint32_t source = 0;  // the forwarding partition
+  uint64_t next = 0;
+  friend bool operator==(const ForwardMark&, const ForwardMark&) = default;
+};
+
 }  // namespace tierstream::state
 
 #endif  // TIERSTREAM_STATE_INPUT_POSITION_H_

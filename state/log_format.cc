@@ -45,7 +45,8 @@ uint64_t GetFixed64(const char* p) {
 }
 }  // namespace
 
-void BeginLogBlock(std::string* out, int64_t t_ms, const InputPosition* position) {
+void BeginLogBlock(std::string* out, int64_t t_ms, const InputPosition* position,
+                   std::span<const ForwardMark> marks) {
   out->push_back(kLogBlockVersion);
   out->append(kCountsBytes, '\0');
   PutFixed64(out, static_cast<uint64_t>(t_ms));
@@ -54,6 +55,11 @@ void BeginLogBlock(std::string* out, int64_t t_ms, const InputPosition* position
   if (position != nullptr) {
     PutVarint64(out, position->events);
     PutVarint64(out, position->repartition);
+    PutVarint64(out, marks.size());
+    for (const ForwardMark& m : marks) {
+      PutVarint64(out, m.source);
+      PutVarint64(out, m.next);
+    }
   }
 }
 
@@ -100,8 +106,16 @@ LogBlockReader::LogBlockReader(std::string_view block) : rest_(block) {
       const char flag = rest_.empty() ? char{2} : rest_.front();
       if (!rest_.empty()) rest_.remove_prefix(1);
       if (flag == 1) {
-        has_position_ =
-            GetVarint64(&rest_, &position_.events) && GetVarint64(&rest_, &position_.repartition);
+        uint64_t count = 0;
+        has_position_ = GetVarint64(&rest_, &position_.events) &&
+                        GetVarint64(&rest_, &position_.repartition) &&
+                        GetVarint64(&rest_, &count) && count <= rest_.size();
+        for (uint64_t i = 0; has_position_ && i < count; ++i) {
+          uint64_t source = 0, next = 0;
+          has_position_ =
+              GetVarint64(&rest_, &source) && source <= UINT32_MAX && GetVarint64(&rest_, &next);
+          marks_.push_back({static_cast<uint32_t>(source), next});
+        }
         if (!has_position_) ok_ = false;
       } else if (flag != 0) {
         ok_ = false;

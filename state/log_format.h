@@ -12,8 +12,10 @@
 #define TIERSTREAM_STATE_LOG_FORMAT_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ingest/event.h"
 #include "state/input_position.h"
@@ -38,8 +40,10 @@ struct LogBlockCounts {
 // Starts a block: the version byte, room for its counts, `t_ms`, T as its
 // events are applied (kNoTs: none, a block of time changes only), and the
 // shard's input position after it (null: none, as in the journal mode).
+// With a position, `marks` are the forward marks the group moved.
 void BeginLogBlock(std::string* out, int64_t t_ms = INT64_MIN,
-                   const InputPosition* position = nullptr);
+                   const InputPosition* position = nullptr,
+                   std::span<const ForwardMark> marks = {});
 // Fills in the counts of a block begun with BeginLogBlock.
 void SetLogBlockCounts(const LogBlockCounts& counts, std::string* block);
 void AppendEventRecord(const ingest::Event& e, std::string* out);
@@ -66,6 +70,7 @@ class LogBlockReader {
   // journal mode, blocks before version 4).
   bool has_position() const { return has_position_; }
   const InputPosition& position() const { return position_; }
+  const std::vector<ForwardMark>& marks() const { return marks_; }
   // Decodes the next record; false at the end or on corruption (see ok()).
   bool Next(LogRecord* r);
   // The next event, passing over time changes.
@@ -76,6 +81,7 @@ class LogBlockReader {
   LogBlockCounts counts_;
   int64_t t_ms_ = INT64_MIN;
   InputPosition position_;
+  std::vector<ForwardMark> marks_;
   bool has_position_ = false;
   bool ok_ = true;
 };

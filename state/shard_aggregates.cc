@@ -97,6 +97,8 @@ void EncodeShardMeta(const ShardMetaHeader& header, const ShardAggregates& agg, 
   PutVarint64(out, header.input_position.repartition);
   PutVarint64(out, header.owner_generation);
   PutVarint64(out, header.checkpoint_number);
+  PutVarint64(out, header.forward_marks.size());
+  for (uint64_t m : header.forward_marks) PutVarint64(out, m);
 }
 
 Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggregates* agg) {
@@ -156,6 +158,15 @@ Status DecodeShardMeta(std::string_view in, ShardMetaHeader* header, ShardAggreg
                        !GetVarint64(&in, &header->owner_generation) ||
                        !GetVarint64(&in, &header->checkpoint_number))) {
     return bad("input position");
+  }
+  header->forward_marks.clear();
+  if (version >= 4) {
+    uint64_t count = 0;
+    if (!GetVarint64(&in, &count) || count > in.size()) return bad("forward marks");
+    header->forward_marks.resize(count);
+    for (uint64_t& m : header->forward_marks) {
+      if (!GetVarint64(&in, &m)) return bad("forward marks");
+    }
   }
   if (!in.empty()) return bad("trailing bytes");
   return Status::Ok();

@@ -112,6 +112,8 @@ struct ShardMetaHeader {
   // written under, and its number (versions 1 to 3: 0).
   uint64_t owner_generation = 0;
   uint64_t checkpoint_number = 0;
+  // Forward marks by source partition (input_position.h; empty before v4).
+  std::vector<uint64_t> forward_marks;
 };
 
 // The shard meta: a version byte, the header, the counters, the tier

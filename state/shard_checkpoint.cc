@@ -103,6 +103,7 @@ void ShardState::EncodeMeta(uint64_t log_seq, std::string* out) const {
   header.input_position = input_position_;
   header.owner_generation = owner_generation_;
   header.checkpoint_number = checkpoint_number_;
+  header.forward_marks = forward_marks_;
   EncodeShardMeta(header, agg_, out);
 }
 
@@ -117,6 +118,7 @@ Status ShardState::DecodeMeta(std::string_view in, uint64_t* log_seq) {
   input_position_ = header.input_position;
   owner_generation_ = header.owner_generation;
   checkpoint_number_ = header.checkpoint_number;
+  forward_marks_ = std::move(header.forward_marks);
   timers_.set_swept_day(header.swept_day);
   if (header.forgotten_known) {
     dedup_.set_forgotten_through_day(header.forgotten_through_day);

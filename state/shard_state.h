@@ -184,6 +184,12 @@ class ShardState {
   uint64_t owner_generation() const { return owner_generation_; }
   void set_owner_generation(uint64_t g) { owner_generation_ = g; }
   uint64_t checkpoint_number() const { return checkpoint_number_; }
+  // Forward marks by source partition (input_position.h).
+  const std::vector<uint64_t>& forward_marks() const { return forward_marks_; }
+  void AdvanceForward(const ForwardMark& m) {
+    if (m.source >= forward_marks_.size()) forward_marks_.resize(m.source + 1, 0);
+    forward_marks_[m.source] = std::max(forward_marks_[m.source], m.next);
+  }
   uint64_t NextCheckpoint() { return ++checkpoint_number_; }
   // Recovery: re-does a change the sweep made (a journaled time change):
   // re-evaluates `user_id` at `day`, which gives the same change again.
@@ -368,6 +374,7 @@ class ShardState {
   InputPosition input_position_;
   uint64_t owner_generation_ = 0;
   uint64_t checkpoint_number_ = 0;
+  std::vector<uint64_t> forward_marks_;
   Cause cause_;
   std::vector<TierChange> changes_;
   std::string rules_cause_;
