@@ -476,6 +476,11 @@ struct KafkaIngest::Impl {
         while (part.inflight.load(std::memory_order_acquire) > 0) {
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
+        // Its newest state goes to the changelog for the next owner.
+        if (Status c = pipeline->CheckpointShard(p); !c.ok()) {
+          Log(LogLevel::kWarning, "tierstream: kafka: partition %u: checkpoint on revoke: %s", p,
+              c.ToString().c_str());
+        }
         {
           MutexLock lock(&claims_mu);
           claims[p] = ClaimState{};  // its images are no longer the changelog's

@@ -250,6 +250,10 @@ class Pipeline {
   using BaseFn = std::function<Status(std::vector<std::string> base, const ShardMark& mark)>;
   Status ClaimShard(uint32_t shard, uint64_t generation, const RebuildFn& rebuild,
                     const BaseFn& publish_base);
+  // Checkpoints `shard` now, on its worker (after the batches submitted
+  // before), and returns once it is committed: a partition handed over
+  // leaves its newest state to the changelog. Blocks.
+  Status CheckpointShard(uint32_t shard);
   // The Kafka mode: this instance no longer owns `shard`'s partition; it
   // takes no checkpoint until claimed again (every shard starts so).
   void ReleaseShard(uint32_t shard);

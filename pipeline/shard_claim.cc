@@ -26,6 +26,15 @@ Status Pipeline::ClaimShard(uint32_t shard, uint64_t generation, const RebuildFn
   return done.get();
 }
 
+Status Pipeline::CheckpointShard(uint32_t shard) {
+  Impl::Worker* w = impl_->workers[shard].get();
+  ShardCall call;
+  call.fn = [&] { return impl_->Checkpoint(w); };
+  std::future<Status> done = call.done.get_future();
+  w->queue.enqueue(Task{nullptr, &call});
+  return done.get();
+}
+
 void Pipeline::ReleaseShard(uint32_t shard) {
   impl_->workers[shard]->owned.store(false, std::memory_order_release);
 }
