@@ -148,6 +148,9 @@ int RunServe(const ServeArgs& args) {
   server_options.max_inflight_body_bytes = args.max_inflight_body_mb << 20;
   kafka::KafkaOptions kafka_options = args.kafka;
   const bool kafka_mode = !kafka_options.bootstrap.empty();
+  // The Kafka mode's ingest, once it runs: its changelog takes the shards'
+  // checkpoints, and /healthz and /metrics show its figures.
+  std::atomic<kafka::KafkaIngest*> changelog{nullptr};
   if (kafka_mode) {
     for (const std::string& property : args.kafka_config) {
       const size_t eq = property.find('=');
@@ -175,6 +178,15 @@ int RunServe(const ServeArgs& args) {
     server_options.tcp_address.clear();
     server_options.events_elsewhere = "this server consumes its events from the Kafka topic " +
                                       kafka_options.topic + ": produce them there";
+    server_options.input_stats = [&changelog, topic = kafka_options.topic,
+                                  group = kafka_options.group] {
+      kafka::KafkaIngest* ingest = changelog.load(std::memory_order_acquire);
+      if (ingest != nullptr) return ingest->Stats();
+      pipeline::InputStats none;  // not consuming yet
+      none.topic = topic;
+      none.group = group;
+      return none;
+    };
   }
   if (!args.token_file.empty()) {
     auto token = tools::ReadTokenFile(args.token_file);
@@ -264,9 +276,6 @@ int RunServe(const ServeArgs& args) {
     pipeline_failed.store(true);
     server.Stop();
   };
-  // The Kafka mode's changelog takes the shards' checkpoints, once the
-  // ingest that owns their partitions runs.
-  std::atomic<kafka::KafkaIngest*> changelog{nullptr};
   if (kafka_mode) {
     options->on_checkpoint = [&changelog](pipeline::CheckpointImage image) {
       if (kafka::KafkaIngest* ingest = changelog.load(std::memory_order_acquire)) {

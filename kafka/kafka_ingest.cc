@@ -390,7 +390,7 @@ struct KafkaIngest::Impl {
   };
   mutable Mutex claims_mu;
   std::vector<ClaimState> claims ABSL_GUARDED_BY(claims_mu);
-  std::atomic<uint64_t> restores{0}, restored_bytes{0}, changelog_failures{0};
+  std::atomic<uint64_t> restores{0}, restored_bytes{0}, restore_micros{0}, changelog_failures{0};
   std::vector<std::unique_ptr<Partition>> partitions;
   ingest::Decoder decoder;
   std::unique_ptr<Router> router;
@@ -402,7 +402,8 @@ struct KafkaIngest::Impl {
   Clock::time_point last_commit = Clock::now();
 
   mutable Mutex stats_mu;
-  KafkaIngestStats stats ABSL_GUARDED_BY(stats_mu);
+  std::vector<uint32_t> assigned ABSL_GUARDED_BY(stats_mu);
+  uint64_t rebalances ABSL_GUARDED_BY(stats_mu) = 0;
   std::atomic<uint64_t> records{0}, forwarded_records{0}, forwarded_events{0}, batches{0},
       rewinds{0};
 
@@ -502,10 +503,10 @@ struct KafkaIngest::Impl {
       rd_kafka_assign(rk, nullptr);
     }
     MutexLock lock(&stats_mu);
-    ++stats.rebalances;
-    stats.assigned.clear();
+    ++rebalances;
+    assigned.clear();
     for (uint32_t p = 0; p < n; ++p) {
-      if (partitions[p]->assigned) stats.assigned.push_back(p);
+      if (partitions[p]->assigned) assigned.push_back(p);
     }
   }
 
@@ -821,6 +822,7 @@ struct KafkaIngest::Impl {
       const double mb = static_cast<double>(bytes) / 1e6;
       restores.fetch_add(1);
       restored_bytes.fetch_add(bytes);
+      restore_micros.fetch_add(static_cast<uint64_t>(seconds * 1e6));
       Log(LogLevel::kInfo,
           "tierstream: kafka: partition %u restored from %s: %llu chunks, %.1f MB in %.3f s "
           "(%.1f MB/s); it resumes at offset %llu (repartition %llu)",
@@ -1114,18 +1116,38 @@ void KafkaIngest::Stop() {
   }
 }
 
-KafkaIngestStats KafkaIngest::Stats() const {
+pipeline::InputStats KafkaIngest::Stats() const {
   const Impl& d = *impl_;
-  KafkaIngestStats s;
+  pipeline::InputStats s;
+  s.topic = d.options.topic;
+  s.group = d.options.group;
+  std::vector<uint32_t> assigned;
   {
     MutexLock lock(&d.stats_mu);
-    s = d.stats;
+    assigned = d.assigned;
+    s.rebalances = d.rebalances;
+  }
+  for (uint32_t p : assigned) {
+    pipeline::InputPartitionStats ps;
+    ps.partition = p;
+    ps.position = d.pipeline->InputPositionOf(p).events;
+    int64_t low = -1, high = -1;
+    if (rd_kafka_get_watermark_offsets(d.consumer, d.options.topic.c_str(), static_cast<int32_t>(p),
+                                       &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        high >= 0) {
+      ps.end = high;
+      ps.lag = std::max<int64_t>(0, high - static_cast<int64_t>(ps.position));
+    }
+    s.assigned.push_back(ps);
   }
   s.records = d.records.load(std::memory_order_relaxed);
-  s.forwarded_records = d.forwarded_records.load(std::memory_order_relaxed);
-  s.forwarded_events = d.forwarded_events.load(std::memory_order_relaxed);
+  s.forwarded_in = d.forwarded_records.load(std::memory_order_relaxed);
+  s.forwarded_out = d.forwarded_events.load(std::memory_order_relaxed);
   s.batches = d.batches.load(std::memory_order_relaxed);
   s.rewinds = d.rewinds.load(std::memory_order_relaxed);
+  s.restores = d.restores.load(std::memory_order_relaxed);
+  s.restored_bytes = d.restored_bytes.load(std::memory_order_relaxed);
+  s.restore_seconds = static_cast<double>(d.restore_micros.load(std::memory_order_relaxed)) / 1e6;
   return s;
 }
 

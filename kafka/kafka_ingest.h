@@ -32,6 +32,7 @@
 
 #include "common/status.h"
 #include "ingest/reject_log.h"
+#include "pipeline/input_stats.h"
 #include "pipeline/pipeline.h"
 
 namespace tierstream::kafka {
@@ -63,16 +64,6 @@ std::string InternalTopic(const KafkaOptions& options, const char* suffix);
 // is not possible the error says which topic to create.
 Result<uint32_t> DiscoverPartitions(const KafkaOptions& options, int timeout_ms = 10'000);
 
-struct KafkaIngestStats {
-  std::vector<uint32_t> assigned;  // the input partitions this member consumes
-  uint64_t records = 0;            // input records read
-  uint64_t forwarded_records = 0;  // repartition records read (forwarded to us)
-  uint64_t forwarded_events = 0;   // events (and credits) this member forwarded
-  uint64_t batches = 0;            // batches submitted
-  uint64_t rewinds = 0;            // partitions re-read after a failed batch
-  uint64_t rebalances = 0;         // assignments and revocations
-};
-
 class KafkaIngest {
  public:
   // Joins the group and consumes until Stop(). `on_fatal` is called (on the
@@ -89,7 +80,8 @@ class KafkaIngest {
   // Leaves the group (its partitions go to the other members at once) and
   // waits for the batches in flight. Idempotent.
   void Stop();
-  KafkaIngestStats Stats() const;
+  // Its figures for /healthz and /metrics (lag: as of the last fetch).
+  pipeline::InputStats Stats() const;
   // For PipelineOptions::on_checkpoint: the shard's committed checkpoint
   // goes to the changelog if this member owns its partition. Thread-safe.
   void OnCheckpoint(const pipeline::CheckpointImage& image);

@@ -193,11 +193,15 @@ void HttpApi::Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executo
   const int64_t t = pipeline->watermark();
   std::vector<WebhookStats> webhooks;
   if (webhook_stats_) webhooks = webhook_stats_();
+  std::optional<pipeline::InputStats> input;
+  if (input_stats_) input = input_stats_();
   pipeline->GetStats([executor, reply = std::move(reply), t, reasons = std::move(reasons),
-                      webhooks = std::move(webhooks)](pipeline::PipelineStats stats) mutable {
+                      webhooks = std::move(webhooks),
+                      input = std::move(input)](pipeline::PipelineStats stats) mutable {
     const char* status = reasons.empty() ? "ok" : "degraded";
     ReplyLater(executor, std::move(reply),
-               api::Json(200, RenderHealthJson(status, reasons, t, &stats, &webhooks)));
+               api::Json(200, RenderHealthJson(status, reasons, t, &stats, &webhooks,
+                                               input ? &*input : nullptr)));
   });
 }
 
@@ -218,6 +222,7 @@ void HttpApi::Metrics(pipeline::Pipeline* pipeline, const std::shared_ptr<Execut
   scrape->input.ready = pipeline->IngestRefusals().empty();
   scrape->input.change_log = pipeline->change_log();
   scrape->input.changes_end = pipeline->ChangesEnd();
+  if (input_stats_) scrape->input.input = input_stats_();
   scrape->executor = executor;
   scrape->reply = std::move(reply);
   // The last answer (acq_rel: it sees the other's write) hands over.

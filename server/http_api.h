@@ -121,6 +121,9 @@ class HttpApi {
   // Non-empty: POST /v1/events answers 409 with this message (the Kafka
   // mode: events are produced to a topic). Set once, before serving.
   void SetEventsElsewhere(std::string message) { events_elsewhere_ = std::move(message); }
+  // The Kafka mode's consumer figures, for /healthz and /metrics (empty:
+  // none). Set once, before serving.
+  void SetInputStats(pipeline::InputStatsFn stats) { input_stats_ = std::move(stats); }
 
   // The hook for the webhook dispatcher (see WebhookFigures): `figures` is
   // called once per scrape, on a pipeline worker thread (it must not
@@ -146,6 +149,7 @@ class HttpApi {
   const WebhookStatsFn webhook_stats_;
   IngestMetrics ingest_metrics_;
   std::string events_elsewhere_;
+  pipeline::InputStatsFn input_stats_;
   std::function<std::vector<WebhookFigures>()> webhook_figures_;
 };
 

@@ -45,6 +45,7 @@ Server::Impl::Impl(pipeline::Pipeline* p, ServerOptions o)
       tcp_acceptor(ioc),
       signals(ioc) {
   api.SetEventsElsewhere(options.events_elsewhere);
+  api.SetInputStats(options.input_stats);
 }
 
 Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, const char* what) {

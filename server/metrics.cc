@@ -268,6 +268,37 @@ void AddWebhooks(const std::vector<WebhookFigures>& webhooks, Families* f) {
   }
 }
 
+void AddInput(const pipeline::InputStats& k, Families* f) {
+  f->Gauge("tierstream_kafka_assigned_partitions",
+           "Partitions of the input topic this instance consumes.", D(k.assigned.size()));
+  auto& position = f->Gauge("tierstream_kafka_offset",
+                            "The next offset its shard reads, by assigned partition.");
+  auto& lag = f->Gauge("tierstream_kafka_lag",
+                       "Records of the partition not yet in its shard's state (as of the last "
+                       "fetch), by assigned partition.");
+  for (const pipeline::InputPartitionStats& p : k.assigned) {
+    const std::string label = std::to_string(p.partition);
+    Families::Sample(position, D(p.position), {{"partition", label}});
+    if (p.lag >= 0) Families::Sample(lag, static_cast<double>(p.lag), {{"partition", label}});
+  }
+  f->Counter("tierstream_kafka_records_total", "Input records read.", D(k.records));
+  f->Counter("tierstream_kafka_forwards_received_total",
+             "Forwards read: other partitions' events for this instance's users.",
+             D(k.forwarded_in));
+  f->Counter("tierstream_kafka_forwarded_events_total",
+             "Events (and referral credits) forwarded to the partitions of their users.",
+             D(k.forwarded_out));
+  f->Counter("tierstream_kafka_rewinds_total", "Partitions read again after a failed batch.",
+             D(k.rewinds));
+  f->Counter("tierstream_kafka_rebalances_total", "Assignments and revocations of partitions.",
+             D(k.rebalances));
+  f->Counter("tierstream_kafka_restores_total", "Partitions restored from the changelog.",
+             D(k.restores));
+  f->Counter("tierstream_kafka_restored_bytes_total", "Bytes of shard images applied by restores.",
+             D(k.restored_bytes));
+  f->Counter("tierstream_kafka_restore_seconds_total", "Time restores took.", k.restore_seconds);
+}
+
 }  // namespace
 
 std::string RenderMetrics(const MetricsInput& in) {
@@ -277,6 +308,7 @@ std::string RenderMetrics(const MetricsInput& in) {
   AddStore(in, &f);
   AddKpis(in, &f);
   AddWebhooks(in.webhooks, &f);
+  if (in.input) AddInput(*in.input, &f);
   return f.Render();
 }
 

@@ -15,9 +15,11 @@
 #define TIERSTREAM_SERVER_METRICS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "pipeline/input_stats.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/queries.h"
 #include "server/ingest_metrics.h"
@@ -50,6 +52,7 @@ struct MetricsInput {
   bool change_log = false;   // the change feed is on
   uint64_t changes_end = 0;  // its newest durable cursor
   std::vector<WebhookFigures> webhooks;
+  std::optional<pipeline::InputStats> input;  // the Kafka mode's consumer
 };
 
 // The exposition, "# HELP" and "# TYPE" lines included.

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "pipeline/input_stats.h"
 #include "pipeline/pipeline.h"
 #include "server/webhook_stats.h"
 
@@ -67,6 +68,9 @@ struct ServerOptions {
   // from its clients. When set, POST /v1/events answers 409 with this
   // message (where to send them instead); tcp_address must then be empty.
   std::string events_elsewhere;
+  // The Kafka mode's consumer figures for /healthz ("kafka") and /metrics
+  // (tierstream_kafka_*); empty: none. Called on io threads.
+  pipeline::InputStatsFn input_stats;
   // The webhooks' figures for /healthz (empty: no webhooks). Called on io
   // threads once the pipeline is attached; must stay callable until the
   // server is destroyed.

@@ -264,7 +264,8 @@ void AppendTierPageNdjson(const pipeline::TierPage& page, bool profiles, std::st
 
 std::string RenderHealthJson(std::string_view status, const std::vector<std::string>& reasons,
                              int64_t as_of, const pipeline::PipelineStats* stats,
-                             const std::vector<WebhookStats>* webhooks) {
+                             const std::vector<WebhookStats>* webhooks,
+                             const pipeline::InputStats* input) {
   std::string body;
   JsonWriter w(&body);
   w.BeginObject().Key("status").String(status);
@@ -312,6 +313,31 @@ std::string RenderHealthJson(std::string_view status, const std::vector<std::str
       w.EndObject();
     }
     w.EndArray();
+  }
+  if (input != nullptr) {
+    const pipeline::InputStats& k = *input;
+    w.Key("kafka").BeginObject();
+    w.Key("topic").String(k.topic).Key("group").String(k.group);
+    w.Key("partitions").BeginArray();
+    for (const pipeline::InputPartitionStats& p : k.assigned) {
+      w.BeginObject().Key("partition").Int(p.partition);
+      w.Key("offset").Int(Signed(p.position));
+      w.Key("end");
+      IntOrNull(w, p.end, -1);
+      w.Key("lag");
+      IntOrNull(w, p.lag, -1);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("records").Int(Signed(k.records));
+    w.Key("forwards_received").Int(Signed(k.forwarded_in));
+    w.Key("forwarded_events").Int(Signed(k.forwarded_out));
+    w.Key("rewinds").Int(Signed(k.rewinds));
+    w.Key("rebalances").Int(Signed(k.rebalances));
+    w.Key("restores").Int(Signed(k.restores));
+    w.Key("restored_bytes").Int(Signed(k.restored_bytes));
+    w.Key("restore_seconds").Double(k.restore_seconds);
+    w.EndObject();
   }
   w.EndObject();
   return body;

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "pipeline/input_stats.h"
 #include "pipeline/queries.h"
 #include "server/webhook_stats.h"
 #include "state/explain.h"
@@ -74,7 +75,8 @@ std::string RenderChangesGoneJson(uint64_t after, uint64_t oldest);
 // "skipped_changes","last_error" (null if none)}] after the figures.
 std::string RenderHealthJson(std::string_view status, const std::vector<std::string>& reasons,
                              int64_t as_of, const pipeline::PipelineStats* stats,
-                             const std::vector<WebhookStats>* webhooks = nullptr);
+                             const std::vector<WebhookStats>* webhooks = nullptr,
+                             const pipeline::InputStats* input = nullptr);
 
 }  // namespace tierstream::server
 

@@ -173,6 +173,10 @@ TEST(KafkaMode, ConsumesTheReferenceStreamExactlyAndResumesAfterKill9) {
                          " -t tierstream-repartition -o beginning -e -q -f \"%o\\n\" | wc -l");
   ASSERT_EQ(forwarded.exit_code, 0) << forwarded.output;
   EXPECT_GT(std::stoul(forwarded.output), 0u);
+  const std::string health = Get(server.http(), "/healthz");
+  EXPECT_EQ(Field(health, "records"), kFixtureLines) << health;
+  EXPECT_GT(Field(health, "forwarded_events"), 0u) << health;
+  EXPECT_NE(health.find("\"lag\":0"), std::string::npos) << health;
   // Ingest over HTTP is refused, saying where events go.
   auto post = tools::HttpRequest(server.http(), "POST", "/v1/events", "{}\n");
   ASSERT_TRUE(post.ok());
@@ -231,6 +235,12 @@ TEST(KafkaMode, AFreshDiskRestoresEveryPartitionFromTheChangelog) {
     ++restored;
   }
   EXPECT_EQ(restored, 4u) << log;
+  // As /healthz and /metrics count them.
+  const std::string health = Get(b_server.http(), "/healthz");
+  EXPECT_EQ(Field(health, "restores"), 4u) << health;
+  EXPECT_GT(Field(health, "restored_bytes"), 0u) << health;
+  EXPECT_NE(Get(b_server.http(), "/metrics").find("tierstream_kafka_restores_total 4"),
+            std::string::npos);
 }
 
 TEST(KafkaMode, AMissingTopicIsNamed) {
