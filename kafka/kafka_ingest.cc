@@ -573,7 +573,7 @@ struct KafkaIngest::Impl {
     part.inflight.fetch_add(1, std::memory_order_acq_rel);
     batches.fetch_add(1, std::memory_order_relaxed);
     pipeline->WaitForCapacity();
-    pipeline->Submit(std::move(batch), [this, &part](pipeline::BatchOutcome outcome) {
+    pipeline->Submit(std::move(batch), [&part](pipeline::BatchOutcome outcome) {
       if (!outcome.status.ok()) MarkFailed(&part);
       part.inflight.fetch_sub(1, std::memory_order_acq_rel);
     });
@@ -935,26 +935,8 @@ struct KafkaIngest::Impl {
       }
       // The repartition topic without waiting, then the input topic (which
       // also serves the group's rebalances) for up to 20 ms.
-      size_t got = 0;
-      ssize_t k = rd_kafka_consume_batch_queue(repart_queue, 0, messages.data(), messages.size());
-      for (ssize_t i = 0; i < k; ++i) {
-        if (messages[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-          Take(messages[i], true);
-        else
-          ReportError(messages[i]);
-        rd_kafka_message_destroy(messages[i]);
-      }
-      got += k > 0 ? static_cast<size_t>(k) : 0;
-      k = rd_kafka_consume_batch_queue(input_queue, got > 0 ? 0 : 20, messages.data(),
-                                       messages.size());
-      for (ssize_t i = 0; i < k; ++i) {
-        if (messages[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-          Take(messages[i], false);
-        else
-          ReportError(messages[i]);
-        rd_kafka_message_destroy(messages[i]);
-      }
-      got += k > 0 ? static_cast<size_t>(k) : 0;
+      size_t got = Drain(repart_queue, 0, true, &messages);
+      got += Drain(input_queue, got > 0 ? 0 : 20, false, &messages);
       // Nothing more waiting: what was read goes now.
       if (got < messages.size() / 2) {
         for (uint32_t p = 0; p < n; ++p) Flush(p);
@@ -973,6 +955,25 @@ struct KafkaIngest::Impl {
     }
     rd_kafka_queue_destroy(input_queue);
     rd_kafka_queue_destroy(repart_queue);
+  }
+
+  // Takes what a queue holds (waiting up to `timeout_ms` for the first);
+  // returns how many messages it took.
+  size_t Drain(rd_kafka_queue_t* queue, int timeout_ms, bool forwarded,
+               std::vector<rd_kafka_message_t*>* messages) {
+    const ssize_t k =
+        rd_kafka_consume_batch_queue(queue, timeout_ms, messages->data(), messages->size());
+    const size_t got = k > 0 ? static_cast<size_t>(k) : 0;
+    for (size_t i = 0; i < got; ++i) {
+      rd_kafka_message_t* m = (*messages)[i];
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        Take(m, forwarded);
+      } else {
+        ReportError(m);
+      }
+      rd_kafka_message_destroy(m);
+    }
+    return got;
   }
 
   void ReportError(const rd_kafka_message_t* m) {

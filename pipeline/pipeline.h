@@ -254,6 +254,10 @@ class Pipeline {
   // before), and returns once it is committed: a partition handed over
   // leaves its newest state to the changelog. Blocks.
   Status CheckpointShard(uint32_t shard);
+  // Whether this instance answers for `user_id`: always in the journal
+  // mode; in the Kafka mode, if it owns her partition (else *partition is
+  // it). Thread-safe.
+  bool AnswersFor(std::string_view user_id, uint32_t* partition) const;
   // The Kafka mode: this instance no longer owns `shard`'s partition; it
   // takes no checkpoint until claimed again (every shard starts so).
   void ReleaseShard(uint32_t shard);

@@ -160,9 +160,13 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only, b
         {
           MutexLock lock(&g.mu);
           if (q->kind == Query::Kind::kKpis) {
-            g.kpis.Add(w->state.Kpis(today));
+            // The Kafka mode: a partition another instance owns is its to count.
+            if (w->owned.load(std::memory_order_acquire)) {
+              g.kpis.Add(w->state.Kpis(today));
+              ++g.reporting;
+            }
             g.as_of = std::max(g.as_of, t);
-          } else {
+          } else if (w->owned.load(std::memory_order_acquire)) {
             g.members.insert(g.members.end(), std::make_move_iterator(members.begin()),
                              std::make_move_iterator(members.end()));
             if (g.error.ok() && !listed.ok()) g.error = listed;
@@ -208,7 +212,10 @@ void Pipeline::Impl::FinishGather(Query::Kind kind, Query::Gather* g) {
       {
         MutexLock lock(&g->mu);
         report = KpiReport{g->kpis, g->as_of, g->error};
+        report.partitions_reporting = g->reporting;
       }
+      report.partitioned = options.placement == Placement::kKafka;
+      report.partitions_total = static_cast<uint32_t>(workers.size());
       g->kpis_done(std::move(report));
       break;
     }

@@ -59,6 +59,11 @@ struct KpiReport {
   state::KpiPartial kpis;
   int64_t as_of = kNoTs;
   Status status;  // not ok: a shard failed and could not add its share (the sums are partial)
+  // The Kafka mode: the sums are of the partitions this instance owns, of
+  // `partitions_total` (rendered as "partitions": {"reporting", "total"}).
+  bool partitioned = false;
+  uint32_t partitions_reporting = 0;
+  uint32_t partitions_total = 0;
 };
 
 // One page of a tier's members, in user-id order (Pipeline::ListTierPage).

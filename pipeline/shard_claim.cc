@@ -35,6 +35,12 @@ Status Pipeline::CheckpointShard(uint32_t shard) {
   return done.get();
 }
 
+bool Pipeline::AnswersFor(std::string_view user_id, uint32_t* partition) const {
+  const uint32_t shard = ShardOf(user_id, shards(), impl_->options.placement);
+  *partition = shard;
+  return impl_->workers[shard]->owned.load(std::memory_order_acquire);
+}
+
 void Pipeline::ReleaseShard(uint32_t shard) {
   impl_->workers[shard]->owned.store(false, std::memory_order_release);
 }

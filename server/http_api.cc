@@ -40,6 +40,18 @@ std::optional<Response> DecodeUserId(std::string_view raw, std::string* user_id)
   return std::nullopt;
 }
 
+// The Kafka mode: 503 for a user whose partition another instance owns
+// (queries are not forwarded between instances yet).
+std::optional<Response> OwnedElsewhere(const pipeline::Pipeline* pipeline,
+                                       std::string_view user_id) {
+  uint32_t partition = 0;
+  if (pipeline->AnswersFor(user_id, &partition)) return std::nullopt;
+  return api::Json(503, ErrorBody("user " + std::string(user_id) + " lives in partition " +
+                                  std::to_string(partition) +
+                                  ", which this instance does not own (now): ask the instance "
+                                  "that does"));
+}
+
 // 503 for a query a shard could not answer: its store read failed, or the
 // shard itself did (a pipeline part failed).
 Response StoreReadFailed(const Status& status) {
@@ -249,6 +261,7 @@ void HttpApi::Users(pipeline::Pipeline* pipeline, std::string_view id,
                     const std::shared_ptr<Executor>& executor, Reply reply) {
   std::string user_id;
   if (auto bad = DecodeUserId(id, &user_id)) return reply(std::move(*bad));
+  if (auto elsewhere = OwnedElsewhere(pipeline, user_id)) return reply(std::move(*elsewhere));
   pipeline->GetUser(std::move(user_id), [executor, reply = std::move(reply)](
                                             std::optional<pipeline::ProfileReport> p) mutable {
     if (p && !p->status.ok()) {
@@ -266,6 +279,7 @@ void HttpApi::Explain(pipeline::Pipeline* pipeline, std::string_view id,
                       const std::shared_ptr<Executor>& executor, Reply reply) {
   std::string user_id;
   if (auto bad = DecodeUserId(id, &user_id)) return reply(std::move(*bad));
+  if (auto elsewhere = OwnedElsewhere(pipeline, user_id)) return reply(std::move(*elsewhere));
   pipeline->ExplainUser(std::move(user_id), [executor, reply = std::move(reply)](
                                                 std::optional<pipeline::ExplainReport> x) mutable {
     if (x && !x->status.ok()) {

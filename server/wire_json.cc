@@ -126,7 +126,8 @@ std::string RenderExplainJson(const pipeline::ExplainReport& r) {
   return out;
 }
 
-std::string RenderKpisJson(const state::KpiPartial& k, int64_t as_of) {
+std::string RenderKpisJson(const state::KpiPartial& k, int64_t as_of,
+                           const std::pair<uint32_t, uint32_t>* partitions) {
   std::string out;
   out.reserve(1024);
   JsonWriter w(&out);
@@ -168,6 +169,11 @@ std::string RenderKpisJson(const state::KpiPartial& k, int64_t as_of) {
   w.Key("events_accepted").Int(k.events_accepted);
   w.Key("events_duplicate").Int(k.events_duplicate);
   w.Key("events_rejected").Int(k.events_rejected);
+  if (partitions != nullptr) {
+    w.Key("partitions").BeginObject();
+    w.Key("reporting").Int(partitions->first).Key("total").Int(partitions->second);
+    w.EndObject();
+  }
   w.EndObject();
   return out;
 }

@@ -42,9 +42,12 @@ inline std::string RenderProfileJson(const pipeline::ProfileReport& r) {
 std::string RenderExplainJson(const pipeline::ExplainReport& r);
 
 // GET /v1/kpis; `as_of` is T (kNoTs renders as null).
-std::string RenderKpisJson(const state::KpiPartial& k, int64_t as_of);
+// `partitions`: the Kafka mode's {reporting, total} (null: none).
+std::string RenderKpisJson(const state::KpiPartial& k, int64_t as_of,
+                           const std::pair<uint32_t, uint32_t>* partitions = nullptr);
 inline std::string RenderKpisJson(const pipeline::KpiReport& r) {
-  return server::RenderKpisJson(r.kpis, r.as_of);
+  const std::pair<uint32_t, uint32_t> partitions{r.partitions_reporting, r.partitions_total};
+  return server::RenderKpisJson(r.kpis, r.as_of, r.partitioned ? &partitions : nullptr);
 }
 
 // GET /v1/tiers/{tier}/users: {"tier":...,"users":[...],"next_after":...},
