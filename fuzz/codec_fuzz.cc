@@ -47,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<state::LogRecord> records;
   std::string rebuilt;
   const int64_t t_ms = reader.ok() ? reader.t_ms() : INT64_MIN;  // a bad header: none
-  state::BeginLogBlock(&rebuilt, t_ms, reader.has_position() ? &reader.position() : nullptr);
+  state::BeginLogBlock(&rebuilt, t_ms, reader.has_position() ? &reader.position() : nullptr,
+                       reader.marks());
   while (reader.Next(&r)) {
     records.push_back(r);
     if (r.kind == state::LogRecord::Kind::kEvent) {
@@ -61,7 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (again.counts().duplicates != reader.counts().duplicates ||
       again.counts().rejected != reader.counts().rejected ||
       again.counts().beyond_horizon != reader.counts().beyond_horizon || again.t_ms() != t_ms ||
-      again.has_position() != reader.has_position() || again.position() != reader.position()) {
+      again.has_position() != reader.has_position() || again.position() != reader.position() ||
+      again.marks() != reader.marks()) {
     std::abort();
   }
   for (const state::LogRecord& want : records) {

@@ -116,7 +116,11 @@ LogBlockReader::LogBlockReader(std::string_view block) : rest_(block) {
               GetVarint64(&rest_, &source) && source <= UINT32_MAX && GetVarint64(&rest_, &next);
           marks_.push_back({static_cast<uint32_t>(source), next});
         }
-        if (!has_position_) ok_ = false;
+        if (!has_position_) {  // nothing of a position that does not decode
+          position_ = InputPosition{};
+          marks_.clear();
+          ok_ = false;
+        }
       } else if (flag != 0) {
         ok_ = false;
       }

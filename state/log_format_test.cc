@@ -129,6 +129,10 @@ TEST(LogFormat, ATruncatedPositionIsCorruption) {
   block.pop_back();  // the last byte of the repartition offset
   LogBlockReader reader(block);
   EXPECT_FALSE(reader.ok());
+  // Nothing of it is reported (the events offset alone did decode).
+  EXPECT_FALSE(reader.has_position());
+  EXPECT_EQ(reader.position(), InputPosition{});
+  EXPECT_TRUE(reader.marks().empty());
   Event out;
   EXPECT_FALSE(reader.Next(&out));
 }
