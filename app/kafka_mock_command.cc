@@ -27,7 +27,7 @@ int RunKafkaMock(const KafkaMockArgs& args) {
     kafka::KafkaOptions serve;
     serve.prefix = args.prefix;
     const int partitions = topics[0].partitions;
-    for (const char* suffix : {"repartition", "changelog"}) {
+    for (const char* suffix : {"repartition", "changelog", "changes"}) {
       topics.push_back({kafka::InternalTopic(serve, suffix), partitions});
     }
   }

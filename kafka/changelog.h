@@ -7,13 +7,24 @@
 //           plus one: unique, and later claims have larger ones.
 //   chunk   part of a checkpoint's shard image (state::Store::ExportImage),
 //           written under the writer's generation
+//   changes the tier changes the checkpoint covers (made since the one
+//           before), under the writer's generation; written before its
+//           marker
 //   marker  ends a checkpoint: its number, the input position it covers,
 //           and whether it is a base (the whole shard, written right after
 //           a claim) or an increment over the one before.
+//   published  the writer produced the changes of its checkpoints up to
+//           this one to PREFIX-changes (kafka/change_publisher.h).
 // A record counts only if its generation is that of the latest claim before
 // it: a paused owner that wakes up after another took over (a zombie) writes
 // records nobody applies. A lineage's increments count only after its base,
 // so a restore applies the newest base and the increments after it.
+//
+// Tier changes reach PREFIX-changes only from checkpoints that count, after
+// their marker, and a new owner produces again those of the checkpoints it
+// restores that no published record covers (before its base): so a change
+// (user_id, seq) is published only as the state it came from is restored,
+// and whoever continues from that state numbers her next change seq + 1.
 //
 // Thread safety: plain functions and a confined RestorePlan.
 #ifndef TIERSTREAM_KAFKA_CHANGELOG_H_
@@ -29,7 +40,13 @@
 
 namespace tierstream::kafka::changelog {
 
-enum class Kind : char { kClaim = 'C', kChunk = 'I', kMarker = 'M' };
+enum class Kind : char {
+  kClaim = 'C',
+  kChunk = 'I',
+  kChanges = 'X',
+  kMarker = 'M',
+  kPublished = 'P'
+};
 
 // The owner generation of a claim at `offset` (0 is no generation: a shard
 // never claimed).
@@ -37,16 +54,25 @@ inline uint64_t GenerationOf(int64_t offset) { return static_cast<uint64_t>(offs
 
 struct Record {
   Kind kind = Kind::kClaim;
-  uint64_t generation = 0;   // the writer's (chunk, marker)
-  pipeline::ShardMark mark;  // marker: its checkpoint; chunk: mark.checkpoint only
+  uint64_t generation = 0;  // the writer's (chunk, marker)
+  // marker: its checkpoint; chunk, changes, published: mark.checkpoint only
+  pipeline::ShardMark mark;
   bool base = false;         // marker
-  std::string_view payload;  // claim: the instance; chunk: the image chunk
+  std::string_view payload;  // claim: the instance; chunk: the image chunk; changes: them
 };
 
 void EncodeClaim(std::string_view instance, std::string* out);
 void EncodeChunk(uint64_t generation, uint64_t checkpoint, std::string_view chunk,
                  std::string* out);
+// Changes [begin, end) of `changes` (encoded state::TierChange).
+void EncodeChanges(uint64_t generation, uint64_t checkpoint,
+                   const std::vector<std::string>& changes, size_t begin, size_t end,
+                   std::string* out);
 void EncodeMarker(const pipeline::ShardMark& mark, bool base, std::string* out);
+void EncodePublished(uint64_t generation, uint64_t checkpoint, std::string* out);
+// The encoded changes of a changes record's payload; false if it does not
+// decode.
+bool DecodeChanges(std::string_view payload, std::vector<std::string_view>* changes);
 // False if `value` is not a changelog record.
 bool Decode(std::string_view value, Record* r);
 
@@ -64,11 +90,22 @@ class RestorePlan {
   bool Applies(int64_t offset) const;
   size_t chunks() const { return chain_.size(); }
 
+  // Changes records of checkpoints that count and that no published record
+  // covers, in order: the new owner produces them (again) before its base.
+  struct Unpublished {
+    uint64_t generation = 0;
+    uint64_t checkpoint = 0;
+    std::string payload;  // as changes records carry it
+  };
+  const std::vector<Unpublished>& unpublished() const { return unpublished_; }
+
  private:
-  int64_t claim_ = -1;            // the latest claim's offset
-  bool based_ = false;            // its lineage wrote a base
-  std::vector<int64_t> pending_;  // chunks since its last marker
-  std::vector<int64_t> chain_;    // chunks of the newest base and after
+  int64_t claim_ = -1;                        // the latest claim's offset
+  bool based_ = false;                        // its lineage wrote a base
+  std::vector<int64_t> pending_;              // chunks since its last marker
+  std::vector<int64_t> chain_;                // chunks of the newest base and after
+  std::vector<Unpublished> pending_changes_;  // changes records since its last marker
+  std::vector<Unpublished> unpublished_;
   std::optional<pipeline::ShardMark> newest_;
 };
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace tierstream::kafka::changelog {
 namespace {
@@ -19,6 +21,14 @@ class Partition {
   int64_t Marker(uint64_t generation, uint64_t checkpoint, bool base, uint64_t events = 0) {
     pipeline::ShardMark mark{generation, checkpoint, {events, 0}};
     return Add(Encoded([&](std::string* o) { EncodeMarker(mark, base, o); }));
+  }
+  int64_t Changes(uint64_t generation, uint64_t checkpoint, std::vector<std::string> changes) {
+    return Add(Encoded([&](std::string* o) {
+      EncodeChanges(generation, checkpoint, changes, 0, changes.size(), o);
+    }));
+  }
+  int64_t Published(uint64_t generation, uint64_t checkpoint) {
+    return Add(Encoded([&](std::string* o) { EncodePublished(generation, checkpoint, o); }));
   }
   RestorePlan Plan() const {
     RestorePlan plan;
@@ -95,6 +105,54 @@ TEST(RestorePlan, AClaimWithoutABaseKeepsThePreviousOwnersState) {
   ASSERT_TRUE(plan.newest());
   EXPECT_EQ(plan.newest()->generation, g1);
   EXPECT_EQ(plan.newest()->position.events, 10u);
+}
+
+// The changes a plan reports as unpublished, decoded, in order.
+std::vector<std::string> Unpublished(const RestorePlan& plan) {
+  std::vector<std::string> out;
+  std::vector<std::string_view> changes;
+  for (const RestorePlan::Unpublished& u : plan.unpublished()) {
+    EXPECT_TRUE(DecodeChanges(u.payload, &changes));
+    for (std::string_view c : changes) out.emplace_back(c);
+  }
+  return out;
+}
+
+TEST(RestorePlan, ChangesOfCountedCheckpointsNotYetPublishedAreProducedAgain) {
+  Partition p;
+  const uint64_t g1 = GenerationOf(p.Claim());
+  p.Chunk(g1, 1);
+  p.Changes(g1, 1, {"a1"});
+  p.Marker(g1, 1, true);
+  p.Chunk(g1, 2);
+  p.Changes(g1, 2, {"a2", "b1"});
+  p.Marker(g1, 2, false);
+  p.Published(g1, 1);
+  EXPECT_EQ(Unpublished(p.Plan()), (std::vector<std::string>{"a2", "b1"}));
+  p.Published(g1, 2);
+  EXPECT_TRUE(Unpublished(p.Plan()).empty());
+
+  // The owner dies after its marker, before it published: the next owner
+  // (whose claim is later) produces them again.
+  p.Changes(g1, 3, {"a3"});
+  p.Marker(g1, 3, false);
+  const uint64_t g2 = GenerationOf(p.Claim());
+  p.Published(g1, 3);  // a zombie's: it counts for nothing
+  EXPECT_EQ(Unpublished(p.Plan()), (std::vector<std::string>{"a3"}));
+  // A claim that wrote no base leaves them unpublished for the next.
+  const uint64_t g3 = GenerationOf(p.Claim());
+  EXPECT_EQ(Unpublished(p.Plan()), (std::vector<std::string>{"a3"}));
+  // A base: its writer produced them first; its own checkpoint's changes
+  // wait for its published record.
+  p.Chunk(g3, 4);
+  p.Changes(g3, 4, {"b2"});
+  p.Marker(g3, 4, true);
+  EXPECT_EQ(Unpublished(p.Plan()), (std::vector<std::string>{"b2"}));
+  p.Published(g3, 4);
+  EXPECT_TRUE(Unpublished(p.Plan()).empty());
+  p.Changes(g3, 5, {"b3"});  // its marker never came: its state is not restored
+  EXPECT_TRUE(Unpublished(p.Plan()).empty());
+  (void)g2;
 }
 
 TEST(RestorePlan, NothingWrittenIsNoState) {

@@ -5,7 +5,6 @@
 // belongs to other partitions, and submits one batch per partition.
 #include "kafka/kafka_ingest.h"
 
-#include <librdkafka/rdkafka.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,7 +20,9 @@
 #include "common/mutex.h"
 #include "common/varint.h"
 #include "ingest/decoder.h"
+#include "kafka/change_publisher.h"
 #include "kafka/changelog.h"
+#include "kafka/client.h"
 #include "state/log_format.h"
 
 namespace tierstream::kafka {
@@ -40,75 +41,6 @@ namespace {
 // A forwarded log block is sent once it holds this much (Kafka's default
 // message.max.bytes is 1 MB).
 constexpr size_t kMaxForwardBytes = 512u << 10;
-
-void LogFromKafka(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
-  (void)rk;
-  // --kafka-config applies to every client: a consumer's property is no
-  // error for the producer.
-  if (std::strcmp(facility, "CONFWARN") == 0 && std::strstr(message, "is a consumer property")) {
-    return;
-  }
-  // syslog levels: 0-3 errors, 4 warnings, the rest informational.
-  const LogLevel l = level <= 3   ? LogLevel::kError
-                     : level == 4 ? LogLevel::kWarning
-                                  : LogLevel::kInfo;
-  Log(l, "tierstream: kafka: %s: %s", facility, message);
-}
-
-// A client configuration: tierstream's settings, then the user's.
-Result<rd_kafka_conf_t*> NewConf(const KafkaOptions& options,
-                                 std::initializer_list<std::pair<const char*, std::string>> own) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  auto set = [&](const std::string& key, const std::string& value) -> Status {
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      return Status::InvalidArgument("kafka config " + key + "=" + value + ": " + err);
-    }
-    return Status::Ok();
-  };
-  Status s = set("bootstrap.servers", options.bootstrap);
-  for (const auto& [key, value] : own) {
-    if (s.ok()) s = set(key, value);
-  }
-  for (const auto& [key, value] : options.client_config) {
-    if (s.ok()) s = set(key, value);
-  }
-  if (!s.ok()) {
-    rd_kafka_conf_destroy(conf);
-    return s;
-  }
-  rd_kafka_conf_set_log_cb(conf, LogFromKafka);
-  return conf;
-}
-
-Result<rd_kafka_t*> NewClient(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
-  char err[512];
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);  // takes conf on success
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Status::InvalidArgument(std::string("kafka: ") + err);
-  }
-  return rk;
-}
-
-struct PartitionList {
-  rd_kafka_topic_partition_list_t* list;
-  explicit PartitionList(int n = 0) : list(rd_kafka_topic_partition_list_new(n)) {}
-  ~PartitionList() { rd_kafka_topic_partition_list_destroy(list); }
-  PartitionList(const PartitionList&) = delete;
-  PartitionList& operator=(const PartitionList&) = delete;
-  void Add(const std::string& topic, uint32_t partition, int64_t offset) {
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), static_cast<int32_t>(partition))
-        ->offset = offset;
-  }
-};
-
-// Logs and frees an error of librdkafka's rd_kafka_error_t kind.
-void LogError(rd_kafka_error_t* e, const char* what) {
-  if (e == nullptr) return;
-  Log(LogLevel::kError, "tierstream: kafka: %s: %s", what, rd_kafka_error_string(e));
-  rd_kafka_error_destroy(e);
-}
 
 // A forward (a record of the repartition topic): the events one partition
 // sends another, each with the offset of the input record it came from, so
@@ -340,7 +272,7 @@ Result<uint32_t> DiscoverPartitions(const KafkaOptions& options, int timeout_ms)
     return Status::FailedPrecondition("kafka: the input topic " + options.topic + " has " +
                                       std::to_string(n) + " partitions; at most 1024 are served");
   }
-  for (const char* suffix : {"repartition", "changelog"}) {
+  for (const char* suffix : {"repartition", "changelog", "changes"}) {
     Status checked = CheckInternalTopic(rk, options, suffix, n, timeout_ms, partitions_of);
     if (!checked.ok()) return checked;
   }
@@ -387,7 +319,22 @@ struct KafkaIngest::Impl {
   struct ClaimState {
     uint64_t generation = 0;
     bool based = false;
+    // The changes of the claim's own checkpoint, which go with its base.
+    std::vector<std::string> base_changes;
   };
+  // Publishes the changes of checkpoints to PREFIX-changes.
+  std::unique_ptr<ChangePublisher> publisher;
+  rd_kafka_t* fence_reader = nullptr;  // the publisher's reader of the changelog
+  // This member's records of each changelog partition since its latest
+  // claim there, as acknowledged: where the next one should land and the
+  // offset ranges between them that others wrote (kafka/change_publisher.h).
+  struct Chain {
+    int64_t claim = -1;
+    int64_t next = -1;
+    std::vector<std::pair<int64_t, int64_t>> gaps;
+  };
+  mutable Mutex chains_mu;
+  std::vector<Chain> chains ABSL_GUARDED_BY(chains_mu);
   mutable Mutex claims_mu;
   std::vector<ClaimState> claims ABSL_GUARDED_BY(claims_mu);
   std::atomic<uint64_t> restores{0}, restored_bytes{0}, restore_micros{0}, changelog_failures{0};
@@ -408,6 +355,8 @@ struct KafkaIngest::Impl {
       rewinds{0};
 
   ~Impl() {
+    publisher.reset();
+    if (fence_reader != nullptr) rd_kafka_destroy(fence_reader);
     if (changelog_reader != nullptr) rd_kafka_destroy(changelog_reader);
     if (changelog_producer != nullptr) {
       rd_kafka_flush(changelog_producer, 10'000);
@@ -645,7 +594,9 @@ struct KafkaIngest::Impl {
       for (const Forward& forward : forwards[q]) {
         value.clear();
         forward.Encode(&value);
-        if (s.ok()) s = Produce(repartition_topic, q, value);
+        if (s.ok())
+          s = Produce(producer, repartition_topic, static_cast<int32_t>(q), {}, value, nullptr,
+                      stopping);
         ++sent;
       }
       forwards[q].clear();
@@ -667,49 +618,120 @@ struct KafkaIngest::Impl {
     return Status::Ok();
   }
 
-  Status Produce(const std::string& topic, uint32_t partition, std::string_view value) {
-    return ProduceTo(producer, topic, partition, value, nullptr);
-  }
-
-  // `opaque` reaches the delivery report (msg_opaque).
-  Status ProduceTo(rd_kafka_t* to, const std::string& topic, uint32_t partition,
-                   std::string_view value, void* opaque) {
-    for (;;) {
-      rd_kafka_vu_t vus[5];
-      vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-      vus[0].u.cstr = topic.c_str();
-      vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
-      vus[1].u.i32 = static_cast<int32_t>(partition);
-      vus[2].vtype = RD_KAFKA_VTYPE_VALUE;
-      vus[2].u.mem.ptr = const_cast<char*>(value.data());
-      vus[2].u.mem.size = value.size();
-      vus[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-      vus[3].u.i32 = RD_KAFKA_MSG_F_COPY;
-      vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE;
-      vus[4].u.ptr = opaque;
-      rd_kafka_error_t* error = rd_kafka_produceva(to, vus, 5);
-      const rd_kafka_resp_err_t err =
-          error == nullptr ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_error_code(error);
-      if (error != nullptr) rd_kafka_error_destroy(error);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
-      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || stopping.load()) {
-        return Status::Unavailable("producing to " + topic + ": " + rd_kafka_err2str(err));
-      }
-      rd_kafka_poll(to, 10);
-    }
-  }
-
   // ---- the changelog (kafka/changelog.h)
 
+  // A changelog record's msg_opaque, if its offset is waited for: the
+  // delivery report settles and frees it.
+  using Acked = std::promise<int64_t>;
+
   static void OnChangelogDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    // Chained first: whoever waits for the offset checks the chain.
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->partition >= 0 &&
+        static_cast<uint32_t>(m->partition) < self->n) {
+      self->Chained(static_cast<uint32_t>(m->partition), m->offset,
+                    m->len > 0 && static_cast<const char*>(m->payload)[0] ==
+                                      static_cast<char>(changelog::Kind::kClaim));
+    }
     if (m->_private != nullptr) {
-      static_cast<std::promise<int64_t>*>(m->_private)
-          ->set_value(m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? m->offset : -1);
+      auto* acked = static_cast<Acked*>(m->_private);
+      acked->set_value(m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? m->offset : -1);
+      delete acked;
     }
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
-    static_cast<Impl*>(opaque)->changelog_failures.fetch_add(1);
+    self->changelog_failures.fetch_add(1);
     Log(LogLevel::kError, "tierstream: kafka: a changelog record of %s[%d] was lost: %s",
         rd_kafka_topic_name(m->rkt), m->partition, rd_kafka_err2str(m->err));
+  }
+
+  // One of this member's records of changelog partition p was written at
+  // `offset` (in the order they were produced).
+  void Chained(uint32_t p, int64_t offset, bool claim) {
+    MutexLock lock(&chains_mu);
+    Chain& c = chains[p];
+    if (claim) {
+      c = Chain{offset, offset + 1, {}};
+      return;
+    }
+    if (c.next < 0) return;
+    if (offset > c.next) c.gaps.emplace_back(c.next, offset - 1);
+    c.next = offset + 1;
+  }
+
+  // Produces a changelog record of partition p; with `offset`, its offset
+  // once acknowledged (-1 if it was not written).
+  Status ProduceChangelog(uint32_t p, std::string_view value,
+                          std::future<int64_t>* offset = nullptr) {
+    Acked* acked = nullptr;
+    if (offset != nullptr) {
+      acked = new Acked;
+      *offset = acked->get_future();
+    }
+    Status s = Produce(changelog_producer, changelog_topic, static_cast<int32_t>(p), {}, value,
+                       acked, stopping);
+    if (!s.ok()) delete acked;
+    return s;
+  }
+
+  // The changes of a checkpoint, as changes records of at most about 512 KB.
+  Status ProduceChanges(uint32_t p, uint64_t generation, uint64_t checkpoint,
+                        const std::vector<std::string>& changes) {
+    std::string value;
+    size_t begin = 0;
+    while (begin < changes.size()) {
+      size_t end = begin, bytes = 0;
+      while (end < changes.size() && (end == begin || bytes + changes[end].size() < 512u << 10)) {
+        bytes += changes[end++].size();
+      }
+      value.clear();
+      changelog::EncodeChanges(generation, checkpoint, changes, begin, end, &value);
+      Status s = ProduceChangelog(p, value);
+      if (!s.ok()) return s;
+      begin = end;
+    }
+    return Status::Ok();
+  }
+
+  // Whether this member owned partition p under `generation` through its
+  // changelog record at `marker`: no claim among the records others wrote
+  // between its claim and that one. (ChangePublisher's fence check, on its
+  // thread: it reads with fence_reader.)
+  Result<bool> Owns(uint32_t p, uint64_t generation, int64_t marker) {
+    std::vector<std::pair<int64_t, int64_t>> gaps;
+    {
+      MutexLock lock(&chains_mu);
+      const Chain& c = chains[p];
+      // Claimed again since: which records came between is not tracked.
+      if (c.claim < 0 || changelog::GenerationOf(c.claim) != generation || marker >= c.next) {
+        return false;
+      }
+      for (const auto& gap : c.gaps) {
+        if (gap.first < marker) gaps.push_back(gap);
+      }
+    }
+    bool claimed = false;
+    for (const auto& [from, through] : gaps) {
+      Status s =
+          ReadChangelog(fence_reader, p, from, through, [&](int64_t, std::string_view value) {
+            changelog::Record r;
+            if (changelog::Decode(value, &r) && r.kind == changelog::Kind::kClaim) {
+              claimed = true;
+            }
+            return Status::Ok();
+          });
+      if (!s.ok()) return s;
+      if (claimed) return false;
+    }
+    return true;
+  }
+
+  // The changes of checkpoint `checkpoint` of p are in PREFIX-changes.
+  void Published(uint32_t p, uint64_t generation, uint64_t checkpoint) {
+    std::string value;
+    changelog::EncodePublished(generation, checkpoint, &value);
+    if (Status s = ProduceChangelog(p, value); !s.ok()) {
+      Log(LogLevel::kWarning, "tierstream: kafka: partition %u: %s", p, s.ToString().c_str());
+    }
   }
 
   // Writes a claim of partition p; its offset (once acknowledged) is the
@@ -717,9 +739,8 @@ struct KafkaIngest::Impl {
   Result<uint64_t> Claim(uint32_t p) {
     std::string value;
     changelog::EncodeClaim(instance_name, &value);
-    std::promise<int64_t> acked;
-    std::future<int64_t> offset = acked.get_future();
-    Status s = ProduceTo(changelog_producer, changelog_topic, p, value, &acked);
+    std::future<int64_t> offset;
+    Status s = ProduceChangelog(p, value, &offset);
     if (!s.ok()) return s;
     while (offset.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
       rd_kafka_poll(changelog_producer, 50);
@@ -732,18 +753,18 @@ struct KafkaIngest::Impl {
 
   // Calls fn(offset, value) for the records of changelog partition p from
   // offset `from` (-1: the first) through offset `through`.
-  Status ReadChangelog(uint32_t p, int64_t from, int64_t through,
+  Status ReadChangelog(rd_kafka_t* reader, uint32_t p, int64_t from, int64_t through,
                        const std::function<Status(int64_t, std::string_view)>& fn) {
     PartitionList list;
     list.Add(changelog_topic, p, from < 0 ? RD_KAFKA_OFFSET_BEGINNING : from);
-    if (rd_kafka_resp_err_t e = rd_kafka_assign(changelog_reader, list.list)) {
+    if (rd_kafka_resp_err_t e = rd_kafka_assign(reader, list.list)) {
       return Status::Unavailable(std::string("reading ") + changelog_topic + ": " +
                                  rd_kafka_err2str(e));
     }
     Status result;
     auto idle_since = Clock::now();
     for (;;) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(changelog_reader, 200);
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(reader, 200);
       if (m == nullptr) {
         if (Clock::now() - idle_since > std::chrono::seconds(60)) {
           result = Status::Unavailable("reading " + changelog_topic + "[" + std::to_string(p) +
@@ -763,7 +784,7 @@ struct KafkaIngest::Impl {
       rd_kafka_message_destroy(m);
       if (!result.ok() || offset >= through) break;
     }
-    rd_kafka_assign(changelog_reader, nullptr);
+    rd_kafka_assign(reader, nullptr);
     return result;
   }
 
@@ -778,16 +799,22 @@ struct KafkaIngest::Impl {
     auto claimed = Claim(p);
     if (!claimed.ok()) return claimed.status();
     const uint64_t generation = *claimed;
+    {
+      // Its own checkpoint's changes are kept for its base (OnCheckpoint).
+      MutexLock lock(&claims_mu);
+      claims[p].generation = generation;
+    }
     const int64_t claim_offset = static_cast<int64_t>(generation) - 1;  // read through it
     const std::vector<std::string> meta_keys = pipeline::Pipeline::ShardMetaKeys(p);
+    changelog::RestorePlan plan;
     auto rebuild = [&](const pipeline::ShardMark& local, state::Store* store) -> Result<bool> {
       const auto start = Clock::now();
-      changelog::RestorePlan plan;
-      Status s = ReadChangelog(p, -1, claim_offset, [&](int64_t offset, std::string_view value) {
-        changelog::Record r;
-        if (changelog::Decode(value, &r)) plan.Add(offset, r);
-        return Status::Ok();
-      });
+      Status s = ReadChangelog(changelog_reader, p, -1, claim_offset,
+                               [&](int64_t offset, std::string_view value) {
+                                 changelog::Record r;
+                                 if (changelog::Decode(value, &r)) plan.Add(offset, r);
+                                 return Status::Ok();
+                               });
       if (!s.ok()) return s;
       const std::optional<pipeline::ShardMark>& newest = plan.newest();
       const bool same =
@@ -806,7 +833,7 @@ struct KafkaIngest::Impl {
       s = store->WipeShard(p, meta_keys);
       uint64_t bytes = 0, chunks = 0;
       if (s.ok() && newest) {
-        s = ReadChangelog(p, plan.first_offset(), claim_offset,
+        s = ReadChangelog(changelog_reader, p, plan.first_offset(), claim_offset,
                           [&](int64_t offset, std::string_view value) {
                             changelog::Record r;
                             if (!plan.Applies(offset) || !changelog::Decode(value, &r)) {
@@ -833,19 +860,45 @@ struct KafkaIngest::Impl {
       return true;
     };
     auto publish_base = [&](std::vector<std::string> base, const pipeline::ShardMark& mark) {
+      // What the checkpoints it restored changed and nobody published goes
+      // first: once its base is written, the next owner looks no further.
+      std::vector<std::string_view> again, changes;
+      for (const changelog::RestorePlan::Unpublished& u : plan.unpublished()) {
+        if (!changelog::DecodeChanges(u.payload, &changes)) {
+          return Status::Corruption("a changes record of " + changelog_topic + "[" +
+                                    std::to_string(p) + "] does not decode");
+        }
+        again.insert(again.end(), changes.begin(), changes.end());
+      }
+      if (!again.empty()) {
+        Status s = publisher->ProduceNow(p, generation, again);
+        if (!s.ok()) return s;
+        Log(LogLevel::kInfo,
+            "tierstream: kafka: partition %u: produced %zu tier changes its previous owner had "
+            "not published",
+            p, again.size());
+      }
       MutexLock lock(&claims_mu);
+      ClaimState& claim = claims[p];
       Status s;
       std::string value;
       for (const std::string& chunk : base) {
         value.clear();
         changelog::EncodeChunk(generation, mark.checkpoint, chunk, &value);
-        if (s.ok()) s = ProduceTo(changelog_producer, changelog_topic, p, value, nullptr);
+        if (s.ok()) s = ProduceChangelog(p, value);
       }
+      if (s.ok()) s = ProduceChanges(p, generation, mark.checkpoint, claim.base_changes);
       value.clear();
       changelog::EncodeMarker(mark, true /*base*/, &value);
-      if (s.ok()) s = ProduceTo(changelog_producer, changelog_topic, p, value, nullptr);
-      if (s.ok()) claims[p] = ClaimState{generation, true};
-      return s;
+      std::future<int64_t> marker;
+      if (s.ok()) s = ProduceChangelog(p, value, &marker);
+      if (!s.ok()) return s;
+      claim.based = true;
+      if (!claim.base_changes.empty()) {
+        publisher->Publish(p, generation, mark.checkpoint, std::exchange(claim.base_changes, {}),
+                           std::move(marker));
+      }
+      return Status::Ok();
     };
     return pipeline->ClaimShard(p, generation, rebuild, publish_base);
   }
@@ -854,27 +907,40 @@ struct KafkaIngest::Impl {
   // owns it under the generation it was taken in.
   void OnCheckpoint(const pipeline::CheckpointImage& image) {
     if (image.shard >= n) return;
+    const uint32_t p = image.shard;
     MutexLock lock(&claims_mu);
-    ClaimState& claim = claims[image.shard];
-    if (!claim.based || image.mark.generation != claim.generation) return;
+    ClaimState& claim = claims[p];
+    if (image.mark.generation != claim.generation) return;
+    if (!claim.based) {
+      // The claim's own checkpoint (TakeOver): its changes go with the base.
+      claim.base_changes.insert(claim.base_changes.end(), image.changes.begin(),
+                                image.changes.end());
+      return;
+    }
     Status s;
     std::string value;
     for (const std::string& chunk : image.chunks) {
       value.clear();
       changelog::EncodeChunk(claim.generation, image.mark.checkpoint, chunk, &value);
-      if (s.ok()) s = ProduceTo(changelog_producer, changelog_topic, image.shard, value, nullptr);
+      if (s.ok()) s = ProduceChangelog(p, value);
     }
     if (image.complete) {
+      if (s.ok()) s = ProduceChanges(p, claim.generation, image.mark.checkpoint, image.changes);
       value.clear();
       changelog::EncodeMarker(image.mark, false, &value);
-      if (s.ok()) s = ProduceTo(changelog_producer, changelog_topic, image.shard, value, nullptr);
+      std::future<int64_t> marker;
+      if (s.ok()) s = ProduceChangelog(p, value, &marker);
+      if (s.ok() && !image.changes.empty()) {
+        publisher->Publish(p, claim.generation, image.mark.checkpoint, image.changes,
+                           std::move(marker));
+      }
     }
     if (!s.ok()) {
       // The chain would miss a link: no more increments (a takeover then
       // restores the last complete checkpoint and reads the input after it).
       claim.based = false;
-      Log(LogLevel::kError, "tierstream: kafka: partition %u: changelog write failed: %s",
-          image.shard, s.ToString().c_str());
+      Log(LogLevel::kError, "tierstream: kafka: partition %u: changelog write failed: %s", p,
+          s.ToString().c_str());
     }
   }
 
@@ -1003,6 +1069,10 @@ Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
     MutexLock lock(&impl->claims_mu);
     impl->claims.resize(impl->n);
   }
+  {
+    MutexLock lock(&impl->chains_mu);
+    impl->chains.resize(impl->n);
+  }
   char host[256] = "";
   ::gethostname(host, sizeof host - 1);
   impl->instance_name = options.instance_id.empty()
@@ -1082,6 +1152,28 @@ Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
   impl->changelog_reader = *reader;
   rd_kafka_poll_set_consumer(impl->changelog_reader);
 
+  conf = NewConf(options, {{"group.id", options.group + "-changelog"},
+                           {"enable.auto.commit", "false"},
+                           {"enable.auto.offset.store", "false"},
+                           {"enable.partition.eof", "false"},
+                           {"fetch.wait.max.ms", "10"},
+                           {"client.id", "tierstream-fence"}});
+  if (!conf.ok()) return conf.status();
+  reader = NewClient(RD_KAFKA_CONSUMER, *conf);
+  if (!reader.ok()) return reader.status();
+  impl->fence_reader = *reader;
+  rd_kafka_poll_set_consumer(impl->fence_reader);
+  Impl* self = impl.get();
+  auto publisher = ChangePublisher::Start(
+      options, {[self](uint32_t p, uint64_t generation, int64_t marker) {
+                  return self->Owns(p, generation, marker);
+                },
+                [self](uint32_t p, uint64_t generation, uint64_t checkpoint) {
+                  self->Published(p, generation, checkpoint);
+                }});
+  if (!publisher.ok()) return publisher.status();
+  impl->publisher = std::move(publisher).value();
+
   PartitionList topics;
   topics.Add(options.topic, 0, RD_KAFKA_OFFSET_INVALID);
   topics.list->elems[0].partition = RD_KAFKA_PARTITION_UA;
@@ -1115,6 +1207,11 @@ void KafkaIngest::Stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
+  // The revoked partitions' last checkpoints: their markers acknowledged
+  // (flushing serves the delivery reports), then their changes published.
+  rd_kafka_flush(d.changelog_producer, 10'000);
+  d.publisher->Stop();
+  rd_kafka_flush(d.changelog_producer, 10'000);  // the published records
 }
 
 pipeline::InputStats KafkaIngest::Stats() const {
@@ -1149,6 +1246,8 @@ pipeline::InputStats KafkaIngest::Stats() const {
   s.restores = d.restores.load(std::memory_order_relaxed);
   s.restored_bytes = d.restored_bytes.load(std::memory_order_relaxed);
   s.restore_seconds = static_cast<double>(d.restore_micros.load(std::memory_order_relaxed)) / 1e6;
+  s.changes_published = d.publisher->published();
+  s.changes_fenced = d.publisher->fenced();
   return s;
 }
 

@@ -62,6 +62,11 @@ Status Pipeline::Impl::FlushChanges(Worker* w, std::string_view events_block) {
       events_written = true;
     }
     w->feed_position = w->changes.back().shard_seq;
+    if (options.placement == Placement::kKafka) {
+      // For the changelog, with the next checkpoint.
+      w->unexported_changes.insert(w->unexported_changes.end(), w->changes_values.begin(),
+                                   w->changes_values.end());
+    }
     const uint64_t first = w->changes_first;
     w->changes.clear();
     w->changes_first = 0;
@@ -88,6 +93,13 @@ Status Pipeline::Impl::RepublishReplayed(Worker* w) {
   auto fresh = std::find_if(replayed.begin(), replayed.end(), [&](const state::TierChange& c) {
     return c.shard_seq > w->feed_position;
   });
+  if (options.placement == Placement::kKafka) {
+    // None of the replayed changes is in a checkpoint: the next one exports
+    // them all (those the feed held too).
+    for (auto it = replayed.begin(); it != fresh; ++it) {
+      state::EncodeTierChange(*it, &w->unexported_changes.emplace_back());
+    }
+  }
   w->changes.assign(std::make_move_iterator(fresh), std::make_move_iterator(replayed.end()));
   if (w->changes.empty()) return Status::Ok();
   // Journaled already: the feed records alone.

@@ -31,6 +31,7 @@ void Pipeline::Impl::StartCheckpoint(Worker* w) {
         cp_ptr->PutUserIndex(shard, hash, id);
       });
   w->cp_new_seen = w->state.TakeNewSeen();
+  w->cp_changes = std::exchange(w->unexported_changes, {});
   // Runs spilled since the last checkpoint become durable with this one;
   // the seen blobs they cover go (before any expired run is deleted: a run
   // may have expired already).
@@ -80,6 +81,13 @@ bool Pipeline::Impl::FinishCheckpoint(Worker* w, bool wait, Status* status) {
   w->cp.reset();
   w->cp_phase.store(CheckpointPhase::kIdle, std::memory_order_relaxed);
   w->state.CheckpointDone(s.ok(), std::move(w->cp_new_seen));
+  if (!s.ok()) {
+    // The next checkpoint covers them.
+    w->unexported_changes.insert(w->unexported_changes.begin(),
+                                 std::make_move_iterator(w->cp_changes.begin()),
+                                 std::make_move_iterator(w->cp_changes.end()));
+  }
+  w->cp_changes.clear();
   if (s.ok()) {
     w->committed = w->cp_mark;
     w->checkpoint_seq = w->cp_log_seq;
@@ -216,6 +224,8 @@ void Pipeline::Impl::Export(Worker* w, const state::Store::Checkpoint& written, 
   image.shard = w->id;
   image.complete = complete;
   image.mark = w->cp_mark;
+  // Committed (the worker takes cp_changes back only after the commit).
+  if (complete) image.changes = std::move(w->cp_changes);
   Status s = state::Store::ExportImage(written, kImageChunkBytes, &image.chunks);
   if (!s.ok()) {
     // Only a write batch of unexpected ops fails here: a bug, not a fault.

@@ -25,13 +25,15 @@ struct InputStats {
   std::vector<InputPartitionStats> assigned;  // the partitions this instance consumes
   uint64_t records = 0;                       // input records read
   uint64_t forwarded_in = 0;                  // forwards read (other partitions' events for ours)
-  uint64_t forwarded_out = 0;   // events (and referral credits) forwarded to other partitions
-  uint64_t batches = 0;         // batches submitted
-  uint64_t rewinds = 0;         // partitions read again after a failed batch
-  uint64_t rebalances = 0;      // assignments and revocations
-  uint64_t restores = 0;        // partitions restored from the changelog
-  uint64_t restored_bytes = 0;  // shard-image bytes they applied
-  double restore_seconds = 0;   // time they took
+  uint64_t forwarded_out = 0;      // events (and referral credits) forwarded to other partitions
+  uint64_t batches = 0;            // batches submitted
+  uint64_t rewinds = 0;            // partitions read again after a failed batch
+  uint64_t rebalances = 0;         // assignments and revocations
+  uint64_t restores = 0;           // partitions restored from the changelog
+  uint64_t restored_bytes = 0;     // shard-image bytes they applied
+  double restore_seconds = 0;      // time they took
+  uint64_t changes_published = 0;  // tier changes produced to the change topic (again ones too)
+  uint64_t changes_fenced = 0;     // checkpoints whose changes a newer owner's claim fenced
 };
 
 // Where the server gets them (thread-safe; empty: no such input).

@@ -56,11 +56,14 @@ struct ShardMark {
 // What a committed checkpoint of a shard wrote, as shard-image chunks
 // (state::Store::ExportImage), for the changelog. `complete` is false for the
 // blocks of an id spill, which the shard's next checkpoint completes.
+// `changes`: the tier changes the shard made since its previous checkpoint
+// (encoded state::TierChange, in order), which this one covers.
 struct CheckpointImage {
   uint32_t shard = 0;
   bool complete = true;
   ShardMark mark;
   std::vector<std::string> chunks;
+  std::vector<std::string> changes;
 };
 
 struct PipelineOptions {

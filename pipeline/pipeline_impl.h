@@ -239,6 +239,12 @@ struct Pipeline::Impl {
     uint64_t changes_log_seq = 0;
     std::vector<std::string> changes_values;
     uint64_t feed_position = 0;  // shard_seq of the last change in the feed
+    // The Kafka mode: the changes written to the feed since the checkpoint
+    // in flight began (encoded), which the next checkpoint exports with its
+    // image (CheckpointImage::changes); cp_changes: those of the one in
+    // flight, given back to unexported_changes if its commit fails.
+    std::vector<std::string> unexported_changes;
+    std::vector<std::string> cp_changes;
     // The Kafka mode: the shard's last committed checkpoint, and whether this
     // instance owns its partition (ClaimShard, ReleaseShard). A shard it does
     // not own takes no checkpoint: it keeps the changelog's newest, which a

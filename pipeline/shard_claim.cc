@@ -66,6 +66,7 @@ Status Pipeline::Impl::Claim(Worker* w, uint64_t generation, const Pipeline::Reb
     w->log_seq = w->checkpoint_seq = 0;
     w->logged_since_checkpoint = w->processed_since_housekeep = 0;
     w->committed = ShardMark{};
+    w->unexported_changes.clear();  // made by the state just replaced
     s = LoadShard(w);
     if (!s.ok()) return s;
     // The feed goes on from the restored shard's changes.

@@ -297,6 +297,13 @@ void AddInput(const pipeline::InputStats& k, Families* f) {
   f->Counter("tierstream_kafka_restored_bytes_total", "Bytes of shard images applied by restores.",
              D(k.restored_bytes));
   f->Counter("tierstream_kafka_restore_seconds_total", "Time restores took.", k.restore_seconds);
+  f->Counter("tierstream_kafka_changes_published_total",
+             "Tier changes produced to the change topic (again ones after a takeover too).",
+             D(k.changes_published));
+  f->Counter("tierstream_kafka_changes_fenced_total",
+             "Checkpoints whose changes were not published: another member had claimed the "
+             "partition.",
+             D(k.changes_fenced));
 }
 
 }  // namespace

@@ -342,6 +342,8 @@ std::string RenderHealthJson(std::string_view status, const std::vector<std::str
     w.Key("rebalances").Int(Signed(k.rebalances));
     w.Key("restores").Int(Signed(k.restores));
     w.Key("restored_bytes").Int(Signed(k.restored_bytes));
+    w.Key("changes_published").Int(Signed(k.changes_published));
+    w.Key("changes_fenced").Int(Signed(k.changes_fenced));
     w.Key("restore_seconds").Double(k.restore_seconds);
     w.EndObject();
   }

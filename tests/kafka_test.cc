@@ -73,6 +73,96 @@ size_t FixtureProfileDifferences(const std::string& http) {
   return bad;
 }
 
+// What PREFIX-changes holds, read with kcat and deduplicated by (user_id,
+// seq) as a consumer would: the errors found (one (user_id, seq) carrying
+// two different changes; a chain not 1, 2, 3, ... with each `from` the
+// previous `to`), each user's last tier, and the records read.
+struct ChangeTopicReport {
+  std::vector<std::string> errors;
+  std::map<std::string, std::string> last_to;
+  size_t records = 0;
+  size_t repeats = 0;  // records whose (user_id, seq) came before, identical
+};
+
+ChangeTopicReport ReadChangeTopic(const std::string& bootstraps,
+                                  const std::string& topic = "tierstream-changes") {
+  ChangeTopicReport report;
+  auto read =
+      Shell("kcat -C -b " + bootstraps + " -t " + topic + " -o beginning -e -q -f \"%s\\n\"");
+  if (read.exit_code != 0) {
+    report.errors.push_back("kcat: " + read.output);
+    return report;
+  }
+  struct Change {
+    std::string from, to, cause;
+    int64_t at = 0;
+    bool operator==(const Change&) const = default;
+  };
+  std::map<std::string, std::map<uint64_t, Change>> users;
+  simdjson::dom::parser parser;
+  for (const std::string& line : testing::SplitLines(read.output)) {
+    ++report.records;
+    simdjson::dom::object o;
+    std::string_view user, to;
+    uint64_t seq = 0;
+    Change c;
+    if (parser.parse(line).get(o) || o["user_id"].get(user) || o["seq"].get(seq) ||
+        o["to"].get(to) || o["at"].get(c.at)) {
+      report.errors.push_back("not a change: " + line);
+      continue;
+    }
+    std::string_view from;
+    if (!o["from"].is_null() && o["from"].get(from)) report.errors.push_back("bad from: " + line);
+    c.from = from;
+    c.to = to;
+    c.cause = simdjson::minify(o["cause"]);
+    auto [it, fresh] = users[std::string(user)].emplace(seq, c);
+    if (fresh) continue;
+    ++report.repeats;
+    if (!(it->second == c)) {
+      report.errors.push_back(std::string(user) + " seq " + std::to_string(seq) +
+                              " carries two changes: " + line);
+    }
+  }
+  for (const auto& [user, chain] : users) {
+    std::string previous;
+    uint64_t expect = 1;
+    for (const auto& [seq, c] : chain) {
+      if (seq != expect || c.from != previous) {
+        report.errors.push_back(user + ": seq " + std::to_string(seq) + " from '" + c.from +
+                                "' follows seq " + std::to_string(expect - 1) + " to '" + previous +
+                                "'");
+        break;
+      }
+      previous = c.to;
+      ++expect;
+    }
+    report.last_to[user] = previous;
+  }
+  return report;
+}
+
+// The users of the fixture's expected answers whose tier differs from
+// their last change in `report` (the first few reported unless `quiet`).
+size_t FixtureTierDifferences(const ChangeTopicReport& report, bool quiet = false) {
+  size_t bad = 0;
+  for (const std::string& want :
+       testing::SplitLines(testing::ReadFile(FixturePath("expected_users.ndjson")))) {
+    simdjson::dom::parser parser;
+    std::string_view id, tier;
+    auto o = parser.parse(want).get_object();
+    if (o["user_id"].get(id) || o["tier"].get(tier)) {
+      ADD_FAILURE() << "bad expected line " << want;
+      return 1;
+    }
+    auto it = report.last_to.find(std::string(id));
+    const std::string got = it == report.last_to.end() ? "(no change)" : it->second;
+    if (got != tier && ++bad <= 3 && !quiet)
+      ADD_FAILURE() << id << ": tier " << tier << ", changes end at " << got;
+  }
+  return bad;
+}
+
 // session.timeout.ms=6000: the mock holds a join for about the session
 // timeout, and a killed member's partitions until it expires.
 std::vector<std::string> KafkaServeArgs(const std::string& bootstraps) {
@@ -168,6 +258,17 @@ TEST(KafkaMode, ConsumesTheReferenceStreamExactlyAndResumesAfterKill9) {
   auto diffs = testing::DiffJson(kpis, testing::ReadFile(FixturePath("expected_kpis.json")), false);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " KPI differences, first: " << diffs[0];
   EXPECT_EQ(FixtureProfileDifferences(server.http()), 0u);
+  // The change topic: once the checkpoints covering every change are
+  // published, each user's chain ends at her tier.
+  ChangeTopicReport changes;
+  for (int i = 0; i < 100; ++i) {
+    changes = ReadChangeTopic(b);
+    if (FixtureTierDifferences(changes, true) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(changes.errors.empty())
+      << changes.errors.size() << " errors, first: " << changes.errors[0];
+  EXPECT_EQ(FixtureTierDifferences(changes), 0u);
   // One instance owns every partition: its KPIs are the whole.
   EXPECT_NE(kpis.find("\"partitions\":{\"reporting\":4,\"total\":4}"), std::string::npos) << kpis;
   // kcat spread the lines at random: forwards went through the repartition topic.
@@ -198,6 +299,11 @@ TEST(KafkaMode, ConsumesTheReferenceStreamExactlyAndResumesAfterKill9) {
   diffs = testing::DiffJson(kpis, testing::ReadFile(FixturePath("expected_kpis.json")), true);
   EXPECT_TRUE(diffs.empty()) << diffs.size() << " KPI differences, first: " << diffs[0];
   EXPECT_EQ(FixtureProfileDifferences(server.http()), 0u);
+  // The restart re-published nothing that disagrees.
+  changes = ReadChangeTopic(b);
+  EXPECT_TRUE(changes.errors.empty())
+      << changes.errors.size() << " errors, first: " << changes.errors[0];
+  EXPECT_EQ(FixtureTierDifferences(changes), 0u);
   const int status = server.Terminate();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing::ReadFile(log);
 }
@@ -243,6 +349,17 @@ TEST(KafkaMode, AFreshDiskRestoresEveryPartitionFromTheChangelog) {
   EXPECT_GT(Field(health, "restored_bytes"), 0u) << health;
   EXPECT_NE(Get(b_server.http(), "/metrics").find("tierstream_kafka_restores_total 4"),
             std::string::npos);
+  // A killed owner's changes, published by it or by its successor, form
+  // one chain per user ending at her tier.
+  ChangeTopicReport changes;
+  for (int i = 0; i < 100; ++i) {
+    changes = ReadChangeTopic(b);
+    if (FixtureTierDifferences(changes, true) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(changes.errors.empty())
+      << changes.errors.size() << " errors, first: " << changes.errors[0];
+  EXPECT_EQ(FixtureTierDifferences(changes), 0u);
 }
 
 TEST(KafkaMode, AMissingTopicIsNamed) {
