@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/cluster.h"
 #include "app/fd_budget.h"
 #include "common/fd_limit.h"
 #include "common/log.h"
@@ -251,6 +252,12 @@ int RunServe(const ServeArgs& args) {
         fds->Describe(fd_input).c_str());
   }
   server_options.max_connections = fds->max_connections;
+  // The Kafka mode: every instance answers every query (app/cluster.h).
+  std::unique_ptr<Cluster> cluster;
+  if (kafka_mode) {
+    cluster = std::make_unique<Cluster>(server_options.token);
+    server_options.cluster = cluster->Hooks();
+  }
   Log(LogLevel::kInfo, "tierstream: starting (data %s, tz %s)", args.common.data_dir.c_str(),
       FormatUtcOffset(options->config.utc_offset_ms).c_str());
   // HTTP first, so that probes learn the server is alive but recovering
@@ -326,6 +333,10 @@ int RunServe(const ServeArgs& args) {
     if (started.ok()) {
       kafka_ingest = std::move(started).value();
       changelog.store(kafka_ingest.get(), std::memory_order_release);
+      s = cluster->Start(
+          kafka_options,
+          Cluster::Advertised(args.advertise, args.server.http_address, server.http_port()),
+          kafka_ingest.get(), pipeline.get());
     } else {
       s = started.status();
     }
@@ -343,6 +354,7 @@ int RunServe(const ServeArgs& args) {
   const bool attach_failed = !s.ok() && s.code() != StatusCode::kUnavailable;
   // Leaves the group and waits for its batches: the pipeline then holds
   // every record it read.
+  if (cluster != nullptr) cluster->Stop();
   if (kafka_ingest != nullptr) kafka_ingest->Stop();
   changelog.store(nullptr, std::memory_order_release);
   // Before the pipeline closes: a batch in flight is sent again after the

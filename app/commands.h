@@ -41,6 +41,7 @@ struct ServeArgs {
   // instead of taken over HTTP and TCP. Off when bootstrap is empty.
   kafka::KafkaOptions kafka;
   std::vector<std::string> kafka_config;  // --kafka-config KEY=VALUE
+  std::string advertise;                  // --advertise HOST:PORT
 };
 
 struct ClientArgs {

@@ -30,6 +30,7 @@ int RunKafkaMock(const KafkaMockArgs& args) {
     for (const char* suffix : {"repartition", "changelog", "changes"}) {
       topics.push_back({kafka::InternalTopic(serve, suffix), partitions});
     }
+    topics.push_back({kafka::InternalTopic(serve, "members"), 1});
   }
   // Blocked before librdkafka starts its threads, which inherit the mask: the
   // signals then wait for sigwait below.

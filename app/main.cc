@@ -125,10 +125,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd
       ->add_option("--kafka-prefix", serve.kafka.prefix,
-                   "Kafka mode: the internal topics' prefix (PREFIX-repartition)")
+                   "Kafka mode: the internal topics' prefix (PREFIX-repartition, -changelog, "
+                   "-changes, -members)")
       ->capture_default_str();
   serve_cmd->add_option("--instance-id", serve.kafka.instance_id,
                         "Kafka mode: static group membership (group.instance.id)");
+  serve_cmd->add_option("--advertise", serve.advertise,
+                        "Kafka mode: this instance's HTTP address as the other instances reach "
+                        "it (default: the --http address; its host if that is 0.0.0.0)");
   serve_cmd->add_option("--kafka-config", serve.kafka_config,
                         "Kafka mode: a librdkafka property KEY=VALUE for every client "
                         "(repeatable; e.g. session.timeout.ms=6000, security.protocol=ssl)");

@@ -36,6 +36,13 @@ std::string InternalTopic(const KafkaOptions& options, const char* suffix) {
   return options.prefix + "-" + suffix;
 }
 
+std::string InstanceName(const KafkaOptions& options) {
+  if (!options.instance_id.empty()) return options.instance_id;
+  char host[256] = "";
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
+
 namespace {
 
 // A forwarded log block is sent once it holds this much (Kafka's default
@@ -180,17 +187,18 @@ class Router final : public ingest::DecodeSink {
   uint64_t reject_count_ = 0;
 };
 
-// Checks that internal topic PREFIX-suffix has n partitions, creating it if
-// it is missing.
+// Checks that internal topic PREFIX-suffix has n partitions (unless not
+// `exact`), creating it with n if it is missing.
 template <typename PartitionsOf>
 Status CheckInternalTopic(rd_kafka_t* rk, const KafkaOptions& options, const char* suffix,
-                          int32_t n, int timeout_ms, const PartitionsOf& partitions_of) {
+                          int32_t n, int timeout_ms, const PartitionsOf& partitions_of,
+                          bool exact = true) {
   const std::string name = InternalTopic(options, suffix);
   int32_t m = -1;
   Status s = partitions_of(name, &m);
   if (!s.ok()) return s;
   if (m < 0) {
-    // Missing: create it as the input topic is partitioned.
+    // Missing: create it.
     char err[512];
     rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), n, -1, err, sizeof err);
     if (topic == nullptr) return Status::InvalidArgument(std::string("kafka: ") + err);
@@ -223,7 +231,7 @@ Status CheckInternalTopic(rd_kafka_t* rk, const KafkaOptions& options, const cha
     Log(LogLevel::kInfo, "tierstream: kafka: created %s with %d partitions", name.c_str(), n);
     m = n;
   }
-  if (m != n) {
+  if (exact && m != n) {
     return Status::FailedPrecondition("kafka: " + name + " has " + std::to_string(m) +
                                       " partitions and " + options.topic + " has " +
                                       std::to_string(n) + "; they must have as many");
@@ -276,6 +284,10 @@ Result<uint32_t> DiscoverPartitions(const KafkaOptions& options, int timeout_ms)
     Status checked = CheckInternalTopic(rk, options, suffix, n, timeout_ms, partitions_of);
     if (!checked.ok()) return checked;
   }
+  // The members' records (kafka/members.h) go to its partition 0.
+  Status checked =
+      CheckInternalTopic(rk, options, "members", 1, timeout_ms, partitions_of, false /*exact*/);
+  if (!checked.ok()) return checked;
   return static_cast<uint32_t>(n);
 }
 
@@ -1073,11 +1085,7 @@ Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
     MutexLock lock(&impl->chains_mu);
     impl->chains.resize(impl->n);
   }
-  char host[256] = "";
-  ::gethostname(host, sizeof host - 1);
-  impl->instance_name = options.instance_id.empty()
-                            ? std::string(host) + ":" + std::to_string(::getpid())
-                            : options.instance_id;
+  impl->instance_name = InstanceName(options);
   for (uint32_t p = 0; p < impl->n; ++p)
     impl->partitions.push_back(std::make_unique<Impl::Partition>());
   impl->router = std::make_unique<Router>(impl->n, pipeline->reject_log(), options.topic);
@@ -1212,6 +1220,16 @@ void KafkaIngest::Stop() {
   rd_kafka_flush(d.changelog_producer, 10'000);
   d.publisher->Stop();
   rd_kafka_flush(d.changelog_producer, 10'000);  // the published records
+}
+
+std::vector<std::pair<uint32_t, uint64_t>> KafkaIngest::OwnedPartitions() const {
+  const Impl& d = *impl_;
+  std::vector<std::pair<uint32_t, uint64_t>> owned;
+  MutexLock lock(&d.claims_mu);
+  for (uint32_t p = 0; p < d.n; ++p) {
+    if (d.claims[p].based) owned.emplace_back(p, d.claims[p].generation);
+  }
+  return owned;
 }
 
 pipeline::InputStats KafkaIngest::Stats() const {

@@ -57,10 +57,13 @@ struct KafkaOptions {
 
 // The name of an internal topic: "PREFIX-repartition", ...
 std::string InternalTopic(const KafkaOptions& options, const char* suffix);
+// This instance's name in the cluster: --instance-id, else "HOST:PID".
+std::string InstanceName(const KafkaOptions& options);
 
 // Asks the cluster for the input topic's partition count (the number of
-// shards), and checks that the repartition topic exists with as many
-// partitions: if it is missing it is created (CreateTopics), and where that
+// shards), and checks that the internal topics exist: PREFIX-repartition,
+// PREFIX-changelog and PREFIX-changes with as many partitions, and
+// PREFIX-members. A missing one is created (CreateTopics), and where that
 // is not possible the error says which topic to create.
 Result<uint32_t> DiscoverPartitions(const KafkaOptions& options, int timeout_ms = 10'000);
 
@@ -82,6 +85,9 @@ class KafkaIngest {
   void Stop();
   // Its figures for /healthz and /metrics (lag: as of the last fetch).
   pipeline::InputStats Stats() const;
+  // The partitions this instance owns, with their owner generations
+  // (kafka/members.h). Thread-safe.
+  std::vector<std::pair<uint32_t, uint64_t>> OwnedPartitions() const;
   // For PipelineOptions::on_checkpoint: the shard's committed checkpoint
   // goes to the changelog if this member owns its partition. Thread-safe.
   void OnCheckpoint(const pipeline::CheckpointImage& image);

@@ -112,6 +112,8 @@ ingest::RejectLog* Pipeline::reject_log() { return impl_->reject_log.get(); }
 const RecoveryStats& Pipeline::recovery() const { return impl_->recovery; }
 int64_t Pipeline::watermark() const { return impl_->watermark.load(); }
 
+void Pipeline::ObserveWatermark(int64_t t) { AtomicMax(&impl_->watermark, t); }
+
 std::vector<uint64_t> Pipeline::ForwardMarksOf(uint32_t shard) const {
   const Impl::Worker& w = *impl_->workers[shard];
   MutexLock lock(&w.marks_mu);

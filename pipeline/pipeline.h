@@ -269,6 +269,10 @@ class Pipeline {
 
   // T: the largest accepted ts, or kNoTs.
   int64_t watermark() const;
+  // The Kafka mode: T of the cluster, as other instances report theirs;
+  // this instance's T becomes at least `t` (as if it had accepted an event
+  // of that ts). Thread-safe.
+  void ObserveWatermark(int64_t t);
 
   // Drains the queues, checkpoints every shard and closes the store. Not ok
   // if a final checkpoint failed, or a part of the pipeline failed (the

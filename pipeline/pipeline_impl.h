@@ -109,7 +109,8 @@ struct Query {
     // Profile when with_profiles.
     std::vector<std::pair<std::string, ProfileReport>> members ABSL_GUARDED_BY(mu);
     int64_t as_of ABSL_GUARDED_BY(mu) = kNoTs;
-    uint32_t reporting ABSL_GUARDED_BY(mu) = 0;  // shards that added their share
+    uint32_t reporting ABSL_GUARDED_BY(mu) = 0;                 // shards that added their share
+    std::vector<PartitionKpis> partitions ABSL_GUARDED_BY(mu);  // the Kafka mode's shares
     PipelineStats stats ABSL_GUARDED_BY(mu);
     // The first shard's failure: a tier listing that failed, a failed shard.
     Status error ABSL_GUARDED_BY(mu);

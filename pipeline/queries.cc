@@ -162,8 +162,12 @@ void Pipeline::Impl::AnswerQueries(Worker* w, bool mid_group, bool stats_only, b
           if (q->kind == Query::Kind::kKpis) {
             // The Kafka mode: a partition another instance owns is its to count.
             if (w->owned.load(std::memory_order_acquire)) {
-              g.kpis.Add(w->state.Kpis(today));
+              const state::KpiPartial share = w->state.Kpis(today);
+              g.kpis.Add(share);
               ++g.reporting;
+              if (options.placement == Placement::kKafka) {
+                g.partitions.push_back({w->id, w->state.owner_generation(), share});
+              }
             }
             g.as_of = std::max(g.as_of, t);
           } else if (w->owned.load(std::memory_order_acquire)) {
@@ -211,9 +215,15 @@ void Pipeline::Impl::FinishGather(Query::Kind kind, Query::Gather* g) {
       KpiReport report;
       {
         MutexLock lock(&g->mu);
-        report = KpiReport{g->kpis, g->as_of, g->error};
+        report.kpis = g->kpis;
+        report.as_of = g->as_of;
+        report.status = g->error;
         report.partitions_reporting = g->reporting;
+        report.partitions = std::move(g->partitions);
       }
+      std::sort(
+          report.partitions.begin(), report.partitions.end(),
+          [](const PartitionKpis& a, const PartitionKpis& b) { return a.partition < b.partition; });
       report.partitioned = options.placement == Placement::kKafka;
       report.partitions_total = static_cast<uint32_t>(workers.size());
       g->kpis_done(std::move(report));

@@ -55,15 +55,26 @@ struct ExplainReport {
 };
 
 // The KPIs summed over every shard, as of T (kNoTs before the first event).
+// One partition's share of the KPIs (the Kafka mode), with the owner
+// generation it was counted under: when two instances report a partition
+// (one taking it over), the newer owner's counts.
+struct PartitionKpis {
+  uint32_t partition = 0;
+  uint64_t generation = 0;
+  state::KpiPartial kpis;
+};
+
 struct KpiReport {
   state::KpiPartial kpis;
   int64_t as_of = kNoTs;
   Status status;  // not ok: a shard failed and could not add its share (the sums are partial)
   // The Kafka mode: the sums are of the partitions this instance owns, of
-  // `partitions_total` (rendered as "partitions": {"reporting", "total"}).
+  // `partitions_total` (rendered as "partitions": {"reporting", "total"}),
+  // and each one's share, in partition order.
   bool partitioned = false;
   uint32_t partitions_reporting = 0;
   uint32_t partitions_total = 0;
+  std::vector<PartitionKpis> partitions;
 };
 
 // One page of a tier's members, in user-id order (Pipeline::ListTierPage).

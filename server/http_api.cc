@@ -40,18 +40,6 @@ std::optional<Response> DecodeUserId(std::string_view raw, std::string* user_id)
   return std::nullopt;
 }
 
-// The Kafka mode: 503 for a user whose partition another instance owns
-// (queries are not forwarded between instances yet).
-std::optional<Response> OwnedElsewhere(const pipeline::Pipeline* pipeline,
-                                       std::string_view user_id) {
-  uint32_t partition = 0;
-  if (pipeline->AnswersFor(user_id, &partition)) return std::nullopt;
-  return api::Json(503, ErrorBody("user " + std::string(user_id) + " lives in partition " +
-                                  std::to_string(partition) +
-                                  ", which this instance does not own (now): ask the instance "
-                                  "that does"));
-}
-
 // 503 for a query a shard could not answer: its store read failed, or the
 // shard itself did (a pipeline part failed).
 Response StoreReadFailed(const Status& status) {
@@ -154,8 +142,14 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
     if (!get) return reply(MethodNotAllowed("GET"));
     return Metrics(pipeline, executor, std::move(reply));
   }
+  if (path == "/v1/kpis/partitions") {
+    if (!get) return reply(MethodNotAllowed("GET"));
+    return PartitionKpis(pipeline, query, executor, std::move(reply));
+  }
   if (path == "/v1/kpis") {
     if (!get) return reply(MethodNotAllowed("GET"));
+    if (cluster_.get && !request.forwarded)
+      return ClusterKpis(pipeline, executor, std::move(reply));
     pipeline->GetKpis([executor, reply = std::move(reply)](pipeline::KpiReport kpis) mutable {
       ReplyLater(executor, std::move(reply),
                  kpis.status.ok() ? api::Json(200, RenderKpisJson(kpis))
@@ -176,10 +170,10 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
     const std::string_view rest = path.substr(kUsers.size());
     // An id holding "/" is percent-encoded ("%2F"): a raw "/explain" ends it.
     if (rest.ends_with(kExplain)) {
-      return Explain(pipeline, rest.substr(0, rest.size() - kExplain.size()), executor,
+      return Explain(pipeline, rest.substr(0, rest.size() - kExplain.size()), request, executor,
                      std::move(reply));
     }
-    return Users(pipeline, rest, executor, std::move(reply));
+    return Users(pipeline, rest, request, executor, std::move(reply));
   }
   if (path.substr(0, kTiers.size()) == kTiers) {
     std::string_view rest = path.substr(kTiers.size());
@@ -257,11 +251,11 @@ void HttpApi::Metrics(pipeline::Pipeline* pipeline, const std::shared_ptr<Execut
   });
 }
 
-void HttpApi::Users(pipeline::Pipeline* pipeline, std::string_view id,
+void HttpApi::Users(pipeline::Pipeline* pipeline, std::string_view id, const Request& request,
                     const std::shared_ptr<Executor>& executor, Reply reply) {
   std::string user_id;
   if (auto bad = DecodeUserId(id, &user_id)) return reply(std::move(*bad));
-  if (auto elsewhere = OwnedElsewhere(pipeline, user_id)) return reply(std::move(*elsewhere));
+  if (AnsweredElsewhere(pipeline, user_id, request, executor, &reply)) return;
   pipeline->GetUser(std::move(user_id), [executor, reply = std::move(reply)](
                                             std::optional<pipeline::ProfileReport> p) mutable {
     if (p && !p->status.ok()) {
@@ -275,11 +269,11 @@ void HttpApi::Users(pipeline::Pipeline* pipeline, std::string_view id,
 
 // Answered like GET /v1/users/{id}: 404 unknown, 503 when her state cannot
 // be read back.
-void HttpApi::Explain(pipeline::Pipeline* pipeline, std::string_view id,
+void HttpApi::Explain(pipeline::Pipeline* pipeline, std::string_view id, const Request& request,
                       const std::shared_ptr<Executor>& executor, Reply reply) {
   std::string user_id;
   if (auto bad = DecodeUserId(id, &user_id)) return reply(std::move(*bad));
-  if (auto elsewhere = OwnedElsewhere(pipeline, user_id)) return reply(std::move(*elsewhere));
+  if (AnsweredElsewhere(pipeline, user_id, request, executor, &reply)) return;
   pipeline->ExplainUser(std::move(user_id), [executor, reply = std::move(reply)](
                                                 std::optional<pipeline::ExplainReport> x) mutable {
     if (x && !x->status.ok()) {

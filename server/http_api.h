@@ -31,6 +31,7 @@
 
 #include "ingest/decoder.h"
 #include "pipeline/pipeline.h"
+#include "server/cluster_hooks.h"
 #include "server/ingest_metrics.h"
 #include "server/metrics.h"
 #include "server/webhook_stats.h"
@@ -49,6 +50,9 @@ struct Request {
   std::function<void()> release_body;
   // The Last-Event-ID header (an EventSource resuming), empty if none.
   std::string_view last_event_id;
+  // Sent by another instance of the cluster (header X-Tierstream-Forwarded):
+  // answered from this instance's own partitions, never forwarded again.
+  bool forwarded = false;
 };
 
 // Pieces of a streamed body. Confined to its connection's thread.
@@ -124,6 +128,10 @@ class HttpApi {
   // The Kafka mode's consumer figures, for /healthz and /metrics (empty:
   // none). Set once, before serving.
   void SetInputStats(pipeline::InputStatsFn stats) { input_stats_ = std::move(stats); }
+  // The Kafka mode: a user another instance owns is asked of it, and
+  // GET /v1/kpis sums every instance's partitions (empty hooks: this
+  // instance answers alone). Set once, before serving.
+  void SetCluster(ClusterHooks cluster) { cluster_ = std::move(cluster); }
 
   // The hook for the webhook dispatcher (see WebhookFigures): `figures` is
   // called once per scrape, on a pipeline worker thread (it must not
@@ -135,10 +143,23 @@ class HttpApi {
  private:
   using Reply = std::function<void(Response)>;
   void Health(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor, Reply reply);
-  void Users(pipeline::Pipeline* pipeline, std::string_view id,
+  void Users(pipeline::Pipeline* pipeline, std::string_view id, const Request& request,
              const std::shared_ptr<Executor>& executor, Reply reply);
-  void Explain(pipeline::Pipeline* pipeline, std::string_view id,
+  void Explain(pipeline::Pipeline* pipeline, std::string_view id, const Request& request,
                const std::shared_ptr<Executor>& executor, Reply reply);
+  // The Kafka mode (server/cluster_api.cc): false if this instance answers
+  // for `user_id`; else the answer is given — the request forwarded to her
+  // partition's owner, or 503 naming the partition.
+  bool AnsweredElsewhere(const pipeline::Pipeline* pipeline, const std::string& user_id,
+                         const Request& request, const std::shared_ptr<Executor>& executor,
+                         Reply* reply);
+  // GET /v1/kpis over the cluster: this instance's partitions and every
+  // live peer's (GET /v1/kpis/partitions), each partition counted once.
+  void ClusterKpis(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor,
+                   Reply reply);
+  // GET /v1/kpis/partitions: this instance's share, by partition.
+  void PartitionKpis(pipeline::Pipeline* pipeline, std::string_view query,
+                     const std::shared_ptr<Executor>& executor, Reply reply);
   void Tiers(pipeline::Pipeline* pipeline, std::string_view tier_name, std::string_view query,
              const std::shared_ptr<Executor>& executor, Reply reply);
   void Metrics(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor,
@@ -150,6 +171,7 @@ class HttpApi {
   IngestMetrics ingest_metrics_;
   std::string events_elsewhere_;
   pipeline::InputStatsFn input_stats_;
+  ClusterHooks cluster_;
   std::function<std::vector<WebhookFigures>()> webhook_figures_;
 };
 

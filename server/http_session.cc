@@ -261,6 +261,7 @@ void HttpSession::Dispatch() {
   request.target = View(request_.target());
   request.body = &request_.body().bytes;
   request.last_event_id = View(request_["Last-Event-ID"]);
+  request.forwarded = request_.find(kForwardedHeader) != request_.end();
   // The API is done with the body: it, and its share of the budget, go.
   request.release_body = [weak = weak_from_this()] {
     if (auto self = weak.lock()) self->request_.body() = {};

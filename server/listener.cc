@@ -46,6 +46,7 @@ Server::Impl::Impl(pipeline::Pipeline* p, ServerOptions o)
       signals(ioc) {
   api.SetEventsElsewhere(options.events_elsewhere);
   api.SetInputStats(options.input_stats);
+  api.SetCluster(options.cluster);
 }
 
 Status Server::Impl::Bind(tcp::acceptor* acceptor, const std::string& address, const char* what) {

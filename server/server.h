@@ -18,6 +18,7 @@
 #include "common/status.h"
 #include "pipeline/input_stats.h"
 #include "pipeline/pipeline.h"
+#include "server/cluster_hooks.h"
 #include "server/webhook_stats.h"
 
 namespace tierstream::server {
@@ -71,6 +72,8 @@ struct ServerOptions {
   // The Kafka mode's consumer figures for /healthz ("kafka") and /metrics
   // (tierstream_kafka_*); empty: none. Called on io threads.
   pipeline::InputStatsFn input_stats;
+  // The Kafka mode's cluster (server/http_api.h); empty: none.
+  ClusterHooks cluster;
   // The webhooks' figures for /healthz (empty: no webhooks). Called on io
   // threads once the pipeline is attached; must stay callable until the
   // server is destroyed.

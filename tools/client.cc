@@ -62,7 +62,8 @@ std::string UrlEncode(std::string_view s) {
 
 Result<HttpResult> HttpRequest(const std::string& address, const std::string& method,
                                const std::string& target, std::string_view body,
-                               int timeout_seconds, const std::string& token) {
+                               int timeout_seconds, const std::string& token,
+                               const std::vector<std::pair<std::string, std::string>>& headers) {
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
   std::string host;
@@ -73,17 +74,23 @@ Result<HttpResult> HttpRequest(const std::string& address, const std::string& me
   req.set(http::field::host, host);
   req.set(http::field::user_agent, "tierstream");
   if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  for (const auto& [name, value] : headers) req.set(name, value);
   if (!body.empty() || method == "POST") {
     req.set(http::field::content_type, "application/x-ndjson");
     req.body() = std::string(body);
     req.prepare_payload();
   }
-  http::write(stream, req, ec);
+  // Asynchronous, so that the deadline Connect set bounds the exchange too
+  // (a peer that accepts and never answers — a stopped process — fails).
+  http::async_write(stream, req, [&ec](beast::error_code e, size_t) { ec = e; });
+  ioc.run();
   if (ec) return Status::IoError("send to " + address + ": " + ec.message());
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(1ull << 30);
-  http::read(stream, buffer, parser, ec);
+  ioc.restart();
+  http::async_read(stream, buffer, parser, [&ec](beast::error_code e, size_t) { ec = e; });
+  ioc.run();
   if (ec) return Status::IoError("read from " + address + ": " + ec.message());
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);
   HttpResult result;

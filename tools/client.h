@@ -7,6 +7,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -19,9 +21,10 @@ struct HttpResult {
 
 // One HTTP/1.1 request to "host:port"; `body` is sent when non-empty or method is POST.
 // `token`, when set, is sent as "Authorization: Bearer TOKEN".
-Result<HttpResult> HttpRequest(const std::string& address, const std::string& method,
-                               const std::string& target, std::string_view body = {},
-                               int timeout_seconds = 120, const std::string& token = {});
+Result<HttpResult> HttpRequest(
+    const std::string& address, const std::string& method, const std::string& target,
+    std::string_view body = {}, int timeout_seconds = 120, const std::string& token = {},
+    const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 // An ack line of the TCP ingest port: lines 1..durable_lines of the stream
 // are durable or rejected, with these counts over them.

@@ -1,0 +1,34 @@
+// ClusterHooks: how the HTTP API of a Kafka-mode instance reaches the other
+// instances of its cluster (implemented by app/cluster.h over
+// kafka/members.h).
+#ifndef TIERSTREAM_SERVER_CLUSTER_HOOKS_H_
+#define TIERSTREAM_SERVER_CLUSTER_HOOKS_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tierstream::server {
+
+// The Kafka mode's cluster, as the API reaches the other instances
+// (kafka/members.h). Every hook is thread-safe.
+struct ClusterHooks {
+  // The HTTP address of the instance that owns `partition` now; empty if
+  // none is known.
+  std::function<std::string(uint32_t partition)> owner_of;
+  // The HTTP addresses of the other live instances.
+  std::function<std::vector<std::string>()> peers;
+  // GETs `target` from the instance at `address`, as a forwarded request;
+  // `done` runs once, on any thread, with the answer's status and body
+  // (status 0: none came; the body says why).
+  using GetDone = std::function<void(int status, std::string body)>;
+  std::function<void(const std::string& address, const std::string& target, GetDone done)> get;
+};
+
+// The header that marks a request as forwarded by another instance.
+inline constexpr char kForwardedHeader[] = "X-Tierstream-Forwarded";
+
+}  // namespace tierstream::server
+
+#endif  // TIERSTREAM_SERVER_CLUSTER_HOOKS_H_
