@@ -15,10 +15,13 @@ void LogFromKafka(const rd_kafka_t* rk, int level, const char* facility, const c
   if (std::strcmp(facility, "CONFWARN") == 0 && std::strstr(message, "is a consumer property")) {
     return;
   }
-  // syslog levels: 0-3 errors, 4 warnings, the rest informational.
-  const LogLevel l = level <= 3   ? LogLevel::kError
-                     : level == 4 ? LogLevel::kWarning
-                                  : LogLevel::kInfo;
+  // syslog levels: 0-3 errors, 4 warnings, the rest informational. Group
+  // offset commits are advisory (a shard's own position is the truth): one
+  // refused during a rebalance is no warning.
+  const LogLevel l = std::strcmp(facility, "COMMITFAIL") == 0 ? LogLevel::kInfo
+                     : level <= 3                             ? LogLevel::kError
+                     : level == 4                             ? LogLevel::kWarning
+                                                              : LogLevel::kInfo;
   Log(l, "tierstream: kafka: %s: %s", facility, message);
 }
 
