@@ -374,7 +374,12 @@ struct KafkaIngest::Impl {
       rd_kafka_flush(changelog_producer, 10'000);
       rd_kafka_destroy(changelog_producer);
     }
-    if (consumer != nullptr) rd_kafka_destroy(consumer);
+    // Closed (it left the group) by Stop(), the group's member is not
+    // destroyed: librdkafka 2.0.2 aborts destroying a cooperative-sticky
+    // member whose assignor state is unset (after some rebalances), an
+    // assertion fixed in 2.3.0 (confluentinc/librdkafka#4312). Its memory
+    // and threads go with the process, which is ending.
+    if (consumer != nullptr && !stopped) rd_kafka_destroy(consumer);
     if (repartition != nullptr) rd_kafka_destroy(repartition);
     if (producer != nullptr) rd_kafka_destroy(producer);
   }

@@ -458,7 +458,9 @@ TEST(KafkaCluster, InstancesKilledAddedAndRemovedStayExact) {
     if (k == kills / 2) start("i4");                         // added, on a fresh disk
     if (k == kills / 2 + 1 && instances.count("i1") == 1) {  // removed for good
       const int status = instances["i1"]->Terminate();
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << status << "\n"
+          << testing::ReadFile(dir.path() + "/i1.log");
       instances.erase("i1");
     }
   }
