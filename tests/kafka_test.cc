@@ -1,10 +1,12 @@
 // The Kafka mode's tests, against librdkafka's mock cluster (`tierstream
 // kafka-mock`) with kcat (Debian's kcat package) as an external client.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <simdjson.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -498,6 +500,106 @@ TEST(KafkaCluster, InstancesKilledAddedAndRemovedStayExact) {
   EXPECT_TRUE(changes.errors.empty())
       << changes.errors.size() << " errors, first: " << changes.errors[0];
   EXPECT_EQ(TierDifferences(changes, tiers, false), 0u);
+}
+
+// A zombie: an instance stopped (SIGSTOP) mid-stream past its session
+// timeout while the other takes its partitions over, then woken (SIGCONT):
+// whatever it writes afterwards changes nothing — the results stay exact,
+// the change topic consistent — and a later restore of every partition from
+// the changelog on a fresh disk is exact too.
+TEST(KafkaCluster, AZombieWakingUpChangesNothing) {
+  REQUIRE_KCAT();
+  KafkaMockProcess mock(3, {"events:6"});
+  ASSERT_FALSE(mock.bootstraps().empty());
+  const std::string b = mock.bootstraps();
+  tools::GenOptions gen;
+  gen.users = 300;
+  gen.days = 40;
+  gen.seed = 5;
+  const std::vector<std::string> lines = testing::GenerateLines(gen);
+  const testing::Reference ref = testing::Evaluate(lines);
+  TempDir dir;
+  std::vector<std::string> files;
+  for (size_t c = 0; c < 3; ++c) {
+    files.push_back(dir.path() + "/chunk" + std::to_string(c) + ".ndjson");
+    std::ofstream(files.back()) << testing::Join(lines, lines.size() * c / 3,
+                                                 lines.size() * (c + 1) / 3);
+  }
+  auto produce = [&](size_t c) {
+    auto produced = Shell("kcat -P -b " + b + " -t events -l " + files[c]);
+    ASSERT_EQ(produced.exit_code, 0) << produced.output;
+  };
+  auto serve = [&](const std::string& id) {
+    std::vector<std::string> args = KafkaServeArgs(b);
+    args.insert(args.end(), {"--instance-id", id});
+    return std::make_unique<ServerProcess>(dir.path() + "/" + id, args,
+                                           dir.path() + "/" + id + ".log");
+  };
+  auto zombie = serve("z1");
+  auto other = serve("z2");
+  ASSERT_TRUE(zombie->ready() && other->ready());
+  produce(0);
+  ClusterKpisAfter(other->http(), lines.size() / 3, 6, 60);
+  // Stopped with records to take: it wakes up in the middle of them.
+  produce(1);
+  ASSERT_EQ(::kill(zombie->pid(), SIGSTOP), 0);
+  produce(2);
+  // The other takes every partition over (the session timeout is 6 s) and
+  // counts everything.
+  const std::string kpis = ClusterKpisAfter(other->http(), lines.size(), 6, 120);
+  const std::string health = Get(other->http(), "/healthz");
+  ASSERT_EQ(::kill(zombie->pid(), SIGCONT), 0);
+  // What it does when it wakes (batches, checkpoints, changelog records)
+  // before it learns it lost its partitions.
+  std::this_thread::sleep_for(std::chrono::seconds(10));
+  {
+    // What it did, for the record (how far it got before it learned is
+    // timing).
+    size_t fenced = 0, lost = 0;
+    for (const std::string& line : testing::SplitLines(testing::ReadFile(dir.path() + "/z1.log"))) {
+      fenced += line.find("another member claimed") != std::string::npos;
+      lost += line.find("lost events partitions") != std::string::npos;
+    }
+    std::printf("the zombie: %zu checkpoints' changes fenced, %zu assignments lost\n", fenced,
+                lost);
+  }
+  auto exact = [&](const std::string& http) {
+    auto diffs = verify::DiffKpis(Get(http, "/v1/kpis"), ref.kpis, true);
+    EXPECT_TRUE(diffs.empty()) << diffs.size() << " KPI differences, first: " << diffs[0];
+    EXPECT_EQ(testing::ProfileDifferences(http, ref), 0u);
+  };
+  for (int i = 0; i < 30; ++i) {
+    if (verify::DiffKpis(Get(other->http(), "/v1/kpis"), ref.kpis, true).empty() &&
+        testing::ProfileDifferences(other->http(), ref, 0) == 0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  {
+    SCOPED_TRACE("after the zombie woke: " + kpis + health);
+    exact(other->http());
+  }
+  std::map<std::string, std::string> tiers;
+  for (const auto& [id, profile] : ref.profiles) tiers.emplace(id, profile.tier);
+  ChangeTopicReport changes;
+  for (int i = 0; i < 100; ++i) {
+    changes = ReadChangeTopic(b);
+    if (changes.errors.empty() && TierDifferences(changes, tiers, true) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  EXPECT_TRUE(changes.errors.empty())
+      << changes.errors.size() << " errors, first: " << changes.errors[0];
+  EXPECT_EQ(TierDifferences(changes, tiers, false), 0u);
+  // Both leave; a third instance on a fresh disk restores every partition
+  // from the changelog (the zombie's records in it count for nothing).
+  zombie->Terminate();
+  other->Terminate();
+  auto fresh = serve("z3");
+  ASSERT_TRUE(fresh->ready());
+  ClusterKpisAfter(fresh->http(), lines.size(), 6, 60);
+  SCOPED_TRACE("restored on a fresh disk");
+  exact(fresh->http());
+  EXPECT_EQ(Field(Get(fresh->http(), "/healthz"), "restores"), 6u);
 }
 
 }  // namespace
