@@ -11,6 +11,7 @@
 #include "common/host_port.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "kafka/event_producer.h"
 #include "kafka/members.h"
 #include "pipeline/pipeline.h"
 #include "tools/client.h"
@@ -28,6 +29,9 @@ struct Cluster::Impl {
   // Set by Start, read by the hooks.
   std::atomic<kafka::Members*> members{nullptr};
   std::unique_ptr<kafka::Members> owned_members;
+  // POST /v1/events: into the input topic.
+  std::atomic<kafka::EventProducer*> producer{nullptr};
+  std::unique_ptr<kafka::EventProducer> owned_producer;
 
   struct Get {
     std::string address, target;
@@ -101,6 +105,17 @@ server::ClusterHooks Cluster::Hooks() {
     if (!d) return done(0, "shutting down");
     d->Enqueue(Impl::Get{address, target, std::move(done)});
   };
+  hooks.produce_events = [weak](const ingest::PaddedBuffer& body,
+                                server::ClusterHooks::GetDone done) {
+    auto d = weak.lock();
+    kafka::EventProducer* producer = d ? d->producer.load(std::memory_order_acquire) : nullptr;
+    if (producer == nullptr) {
+      return done(503, "{\"error\":\"starting: not producing to Kafka yet\"}");
+    }
+    producer->Produce(body, [done = std::move(done)](kafka::ProduceSummary summary) {
+      done(summary.status.ok() ? 200 : 503, summary.ToJson());
+    });
+  };
   return hooks;
 }
 
@@ -116,6 +131,10 @@ Status Cluster::Start(const kafka::KafkaOptions& options, const std::string& add
   if (!members.ok()) return members.status();
   impl_->owned_members = std::move(members).value();
   impl_->members.store(impl_->owned_members.get(), std::memory_order_release);
+  auto producer = kafka::EventProducer::Start(options);
+  if (!producer.ok()) return producer.status();
+  impl_->owned_producer = std::move(producer).value();
+  impl_->producer.store(impl_->owned_producer.get(), std::memory_order_release);
   Log(LogLevel::kInfo, "tierstream: kafka: this instance is %s at %s in %s",
       kafka::InstanceName(options).c_str(), address.c_str(),
       kafka::InternalTopic(options, "members").c_str());
@@ -132,6 +151,9 @@ void Cluster::Stop() {
   for (std::thread& t : impl_->threads) t.join();
   impl_->members.store(nullptr, std::memory_order_release);
   impl_->owned_members.reset();  // its last record: it owns nothing now
+  // The listeners stopped before: no body is being produced.
+  impl_->producer.store(nullptr, std::memory_order_release);
+  impl_->owned_producer.reset();
 }
 
 std::string Cluster::Advertised(const std::string& advertise, const std::string& http,

@@ -169,6 +169,17 @@ bool HttpApi::AnsweredElsewhere(const pipeline::Pipeline* pipeline, const std::s
   return true;
 }
 
+void HttpApi::ProduceEvents(const Request& request, const std::shared_ptr<Executor>& executor,
+                            Reply reply) {
+  static const ingest::PaddedBuffer kEmpty;
+  cluster_.produce_events(
+      request.body != nullptr ? *request.body : kEmpty,
+      [executor, reply = std::move(reply)](int status, std::string body) mutable {
+        ReplyOn(executor, std::move(reply), api::Json(status, std::move(body)));
+      });
+  if (request.release_body) request.release_body();
+}
+
 void HttpApi::PartitionKpis(pipeline::Pipeline* pipeline, std::string_view query,
                             const std::shared_ptr<Executor>& executor, Reply reply) {
   // The asker's T: this instance's becomes at least that, so that both

@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+namespace tierstream::ingest {
+class PaddedBuffer;
+}  // namespace tierstream::ingest
+
 namespace tierstream::server {
 
 // The Kafka mode's cluster, as the API reaches the other instances
@@ -24,6 +28,10 @@ struct ClusterHooks {
   // (status 0: none came; the body says why).
   using GetDone = std::function<void(int status, std::string body)>;
   std::function<void(const std::string& address, const std::string& target, GetDone done)> get;
+  // POST /v1/events: produces the body's lines to the input topic
+  // (kafka/event_producer.h); `done` runs once, on any thread, with the
+  // answer's status and JSON body. The body is not used after the call.
+  std::function<void(const ingest::PaddedBuffer& body, GetDone done)> produce_events;
 };
 
 // The header that marks a request as forwarded by another instance.

@@ -123,7 +123,7 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
   pipeline::Pipeline* const pipeline = pipeline_->load(std::memory_order_acquire);
   // Only an ingest reads its body; the others' go now.
   const bool ingest = TakesBody(path) && request.method == "POST" && pipeline != nullptr &&
-                      events_elsewhere_.empty();
+                      (events_elsewhere_.empty() || cluster_.produce_events);
   if (!ingest && request.release_body) request.release_body();
   if (IsHealth(path)) {
     if (!get) return reply(MethodNotAllowed("GET"));
@@ -134,6 +134,7 @@ void HttpApi::Handle(const Request& request, std::shared_ptr<Executor> executor,
     return reply(api::Json(503, ErrorBody("starting: recovery in progress")));
   if (path == "/v1/events") {
     if (request.method != "POST") return reply(MethodNotAllowed("POST"));
+    if (cluster_.produce_events) return ProduceEvents(request, executor, std::move(reply));
     if (!events_elsewhere_.empty()) return reply(api::Json(409, ErrorBody(events_elsewhere_)));
     return api::PostEvents(pipeline, request, &ingest_metrics_.http, std::move(executor),
                            std::move(reply));

@@ -157,6 +157,9 @@ class HttpApi {
   // live peer's (GET /v1/kpis/partitions), each partition counted once.
   void ClusterKpis(pipeline::Pipeline* pipeline, const std::shared_ptr<Executor>& executor,
                    Reply reply);
+  // POST /v1/events in the Kafka mode: into the input topic.
+  void ProduceEvents(const Request& request, const std::shared_ptr<Executor>& executor,
+                     Reply reply);
   // GET /v1/kpis/partitions: this instance's share, by partition.
   void PartitionKpis(pipeline::Pipeline* pipeline, std::string_view query,
                      const std::shared_ptr<Executor>& executor, Reply reply);

@@ -295,11 +295,6 @@ TEST(KafkaMode, ConsumesTheReferenceStreamExactlyAndResumesAfterKill9) {
   EXPECT_EQ(Field(health, "records"), kFixtureLines) << health;
   EXPECT_GT(Field(health, "forwarded_events"), 0u) << health;
   EXPECT_NE(health.find("\"lag\":0"), std::string::npos) << health;
-  // Ingest over HTTP is refused, saying where events go.
-  auto post = tools::HttpRequest(server.http(), "POST", "/v1/events", "{}\n");
-  ASSERT_TRUE(post.ok());
-  EXPECT_EQ(post->status, 409);
-  EXPECT_NE(post->body.find("Kafka topic events"), std::string::npos) << post->body;
 
   server.Kill();
   produced = Shell(produce);
@@ -600,6 +595,60 @@ TEST(KafkaCluster, AZombieWakingUpChangesNothing) {
   SCOPED_TRACE("restored on a fresh disk");
   exact(fresh->http());
   EXPECT_EQ(Field(Get(fresh->http(), "/healthz"), "restores"), 6u);
+}
+
+// POST /v1/events in the Kafka mode: the body goes into the input topic,
+// each valid line keyed by its user (so it lands on her partition: nothing
+// is forwarded but referral credits), each rejected line answered; the
+// answer comes once Kafka has them. Sent twice, as a user retrying would:
+// the second copy counts only as duplicates (and its rejected lines).
+TEST(KafkaMode, PostedEventsGoThroughTheTopicExactly) {
+  REQUIRE_KCAT();
+  KafkaMockProcess mock(1, {"events:4"});
+  ASSERT_FALSE(mock.bootstraps().empty());
+  const std::string b = mock.bootstraps();
+  TempDir dir;
+  const std::string log = dir.path() + "/serve.log";
+  ServerProcess server(dir.path() + "/data", KafkaServeArgs(b), log);
+  ASSERT_TRUE(server.ready()) << testing::ReadFile(log);
+  const std::string body = testing::ReadFile(FixturePath("events.ndjson"));
+  for (int copy = 0; copy < 2; ++copy) {
+    auto post = tools::HttpRequest(server.http(), "POST", "/v1/events", body, 60);
+    ASSERT_TRUE(post.ok()) << post.status().ToString();
+    ASSERT_EQ(post->status, 200) << post->body;
+    EXPECT_EQ(Field(post->body, "produced"), kFixtureLines) << post->body;
+    EXPECT_EQ(Field(post->body, "rejected"), kFixtureRejected) << post->body;
+    EXPECT_NE(post->body.find("\"line\":588,\"error\":\"not a JSON object\""), std::string::npos)
+        << post->body.substr(0, 300);
+  }
+  std::string kpis = KpisAfter(server.http(), 2 * kFixtureLines);
+  // Referral credits go through the repartition topic: they may still be
+  // on their way when every line is counted.
+  const std::string want_kpis = testing::ReadFile(FixturePath("expected_kpis.json"));
+  for (int i = 0; i < 100 && !testing::DiffJson(kpis, want_kpis, true).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    kpis = Get(server.http(), "/v1/kpis");
+  }
+  EXPECT_EQ(Field(kpis, "events_accepted"), kFixtureAccepted) << kpis;
+  EXPECT_EQ(Field(kpis, "events_duplicate"), kFixtureDuplicates + kFixtureLines - kFixtureRejected)
+      << kpis;
+  EXPECT_EQ(Field(kpis, "events_rejected"), 2 * kFixtureRejected) << kpis;
+  auto diffs = testing::DiffJson(kpis, want_kpis, true);
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " KPI differences, first: " << diffs[0];
+  EXPECT_EQ(FixtureProfileDifferences(server.http()), 0u);
+  // Keyed by user: every valid record is on its user's partition.
+  auto keys = Shell("kcat -C -b " + b + " -t events -o beginning -e -q -f \"%p\\t%k\\n\"");
+  ASSERT_EQ(keys.exit_code, 0) << keys.output;
+  size_t keyed = 0;
+  for (const std::string& line : testing::SplitLines(keys.output)) {
+    const size_t tab = line.find('\t');
+    ASSERT_NE(tab, std::string::npos) << line;
+    const std::string key = line.substr(tab + 1);
+    if (key.empty()) continue;  // a rejected line
+    ++keyed;
+    EXPECT_EQ(std::stoul(line.substr(0, tab)), KafkaPartitionOf(key, 4)) << key;
+  }
+  EXPECT_EQ(keyed, 2 * (kFixtureLines - kFixtureRejected));
 }
 
 }  // namespace
