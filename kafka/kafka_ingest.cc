@@ -358,7 +358,6 @@ struct KafkaIngest::Impl {
   std::atomic<bool> stopping{false};
   bool stopped = false;
   std::atomic<uint64_t> delivery_failures{0};
-  Clock::time_point last_commit = Clock::now();
 
   mutable Mutex stats_mu;
   std::vector<uint32_t> assigned ABSL_GUARDED_BY(stats_mu);
@@ -432,6 +431,12 @@ struct KafkaIngest::Impl {
         Log(LogLevel::kError, "tierstream: kafka: assign: %s", rd_kafka_err2str(e));
       }
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      // For lag tools, the group's committed offsets: the shards' positions
+      // as they hand their partitions over. Only then, and synchronously:
+      // librdkafka takes a commit refused for an older generation (one
+      // that lands during a rebalance) as its assignment lost, and
+      // rejoining then starts another rebalance.
+      PartitionList committed;
       for (int i = 0; i < parts->cnt; ++i) {
         const auto p = static_cast<uint32_t>(parts->elems[i].partition);
         if (p >= n) continue;
@@ -453,11 +458,16 @@ struct KafkaIngest::Impl {
           claims[p] = ClaimState{};  // its images are no longer the changelog's
         }
         pipeline->ReleaseShard(p);
+        const uint64_t at = pipeline->InputPositionOf(p).events;
+        if (at > 0) committed.Add(options.topic, p, static_cast<int64_t>(at));
         repart.Add(repartition_topic, p, RD_KAFKA_OFFSET_INVALID);
         names += (names.empty() ? "" : ",") + std::to_string(p);
       }
       Log(LogLevel::kInfo, "tierstream: kafka: %s %s partitions [%s]",
           rd_kafka_assignment_lost(rk) ? "lost" : "revoked", options.topic.c_str(), names.c_str());
+      if (!rd_kafka_assignment_lost(rk) && committed.list->cnt > 0) {
+        rd_kafka_commit(rk, committed.list, 0 /*sync*/);
+      }
       LogError(rd_kafka_incremental_unassign(repartition, repart.list), "unassigning repartition");
       if (cooperative) {
         LogError(rd_kafka_incremental_unassign(rk, parts), "unassign");
@@ -996,18 +1006,6 @@ struct KafkaIngest::Impl {
         static_cast<unsigned long long>(at.repartition));
   }
 
-  // Advisory: the group's committed offsets follow the shards' positions,
-  // so that lag tools see progress.
-  void CommitOffsets() {
-    PartitionList list;
-    for (uint32_t p = 0; p < n; ++p) {
-      if (!partitions[p]->assigned) continue;
-      const uint64_t at = pipeline->InputPositionOf(p).events;
-      if (at > 0) list.Add(options.topic, p, static_cast<int64_t>(at));
-    }
-    if (list.list->cnt > 0) rd_kafka_commit(consumer, list.list, 1 /*async*/);
-  }
-
   void Run() {
     std::vector<rd_kafka_message_t*> messages(4096);
     rd_kafka_queue_t* input_queue = rd_kafka_queue_get_consumer(consumer);
@@ -1031,10 +1029,6 @@ struct KafkaIngest::Impl {
         break;
       }
       rd_kafka_poll(changelog_producer, 0);  // its delivery reports
-      if (Clock::now() - last_commit >= std::chrono::seconds(1)) {
-        CommitOffsets();
-        last_commit = Clock::now();
-      }
     }
     rd_kafka_queue_destroy(input_queue);
     rd_kafka_queue_destroy(repart_queue);

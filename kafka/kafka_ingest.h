@@ -15,8 +15,9 @@
 // records are harmless: their event ids are duplicates. A batch that fails
 // (the store refused it) makes its partition rewind to the shard's position.
 //
-// Offsets are committed to the group as well, after the fact, so that lag
-// tools see progress; the shard's own position is the truth.
+// Offsets are committed to the group as well when a partition is handed
+// over, for lag tools; the shard's own position is the truth (/healthz and
+// /metrics show the live lag).
 //
 // Thread safety: Start/Stop from one thread; Stats from any. Consuming runs
 // on a thread of its own.
