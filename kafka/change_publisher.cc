@@ -132,8 +132,13 @@ struct ChangePublisher::Impl {
   }
 
   void Handle(Job* job) {
-    while (job->marker.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    while (job->marker.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
       if (GivingUp()) return;  // unpublished: the partition's next owner produces them
+      if (hooks.serve_deliveries) {
+        hooks.serve_deliveries();
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
     }
     const int64_t marker = job->marker.get();
     if (marker < 0) return;  // the checkpoint is not in the changelog

@@ -42,6 +42,9 @@ class ChangePublisher {
     // A checkpoint's changes are acknowledged: the changelog's published
     // record goes (kafka/changelog.h). On the publisher's thread.
     std::function<void(uint32_t p, uint64_t generation, uint64_t checkpoint)> published;
+    // Serves the changelog producer's delivery reports (which settle the
+    // markers waited for), so that waiting needs no other thread.
+    std::function<void()> serve_deliveries;
   };
 
   static Result<std::unique_ptr<ChangePublisher>> Start(const KafkaOptions& options, Hooks hooks);

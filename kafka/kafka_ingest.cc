@@ -905,24 +905,29 @@ struct KafkaIngest::Impl {
             "not published",
             p, again.size());
       }
-      MutexLock lock(&claims_mu);
-      ClaimState& claim = claims[p];
-      Status s;
-      std::string value;
-      for (const std::string& chunk : base) {
-        value.clear();
-        changelog::EncodeChunk(generation, mark.checkpoint, chunk, &value);
-        if (s.ok()) s = ProduceChangelog(p, value);
-      }
-      if (s.ok()) s = ProduceChanges(p, generation, mark.checkpoint, claim.base_changes);
-      value.clear();
-      changelog::EncodeMarker(mark, true /*base*/, &value);
+      std::vector<std::string> base_changes;
       std::future<int64_t> marker;
-      if (s.ok()) s = ProduceChangelog(p, value, &marker);
-      if (!s.ok()) return s;
-      claim.based = true;
-      if (!claim.base_changes.empty()) {
-        publisher->Publish(p, generation, mark.checkpoint, std::exchange(claim.base_changes, {}),
+      {
+        MutexLock lock(&claims_mu);
+        ClaimState& claim = claims[p];
+        Status s;
+        std::string value;
+        for (const std::string& chunk : base) {
+          value.clear();
+          changelog::EncodeChunk(generation, mark.checkpoint, chunk, &value);
+          if (s.ok()) s = ProduceChangelog(p, value);
+        }
+        if (s.ok()) s = ProduceChanges(p, generation, mark.checkpoint, claim.base_changes);
+        value.clear();
+        changelog::EncodeMarker(mark, true /*base*/, &value);
+        if (s.ok()) s = ProduceChangelog(p, value, &marker);
+        if (!s.ok()) return s;
+        claim.based = true;
+        base_changes = std::exchange(claim.base_changes, {});
+      }
+      // Unlocked: it may wait for room in the publisher's queue.
+      if (!base_changes.empty()) {
+        publisher->Publish(p, generation, mark.checkpoint, std::move(base_changes),
                            std::move(marker));
       }
       return Status::Ok();
@@ -935,14 +940,31 @@ struct KafkaIngest::Impl {
   void OnCheckpoint(const pipeline::CheckpointImage& image) {
     if (image.shard >= n) return;
     const uint32_t p = image.shard;
-    MutexLock lock(&claims_mu);
+    std::future<int64_t> marker;
+    uint64_t generation = 0;
+    {
+      MutexLock lock(&claims_mu);
+      if (!WriteCheckpoint(image, &marker)) return;
+      generation = claims[p].generation;
+    }
+    // Unlocked: it may wait for room in the publisher's queue.
+    if (marker.valid() && !image.changes.empty()) {
+      publisher->Publish(p, generation, image.mark.checkpoint, image.changes, std::move(marker));
+    }
+  }
+
+  // OnCheckpoint's writes; true if a complete checkpoint's marker was
+  // produced (*marker: its offset to come).
+  bool WriteCheckpoint(const pipeline::CheckpointImage& image, std::future<int64_t>* marker)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(claims_mu) {
+    const uint32_t p = image.shard;
     ClaimState& claim = claims[p];
-    if (image.mark.generation != claim.generation) return;
+    if (image.mark.generation != claim.generation) return false;
     if (!claim.based) {
       // The claim's own checkpoint (TakeOver): its changes go with the base.
       claim.base_changes.insert(claim.base_changes.end(), image.changes.begin(),
                                 image.changes.end());
-      return;
+      return false;
     }
     Status s;
     std::string value;
@@ -955,12 +977,7 @@ struct KafkaIngest::Impl {
       if (s.ok()) s = ProduceChanges(p, claim.generation, image.mark.checkpoint, image.changes);
       value.clear();
       changelog::EncodeMarker(image.mark, false, &value);
-      std::future<int64_t> marker;
-      if (s.ok()) s = ProduceChangelog(p, value, &marker);
-      if (s.ok() && !image.changes.empty()) {
-        publisher->Publish(p, claim.generation, image.mark.checkpoint, image.changes,
-                           std::move(marker));
-      }
+      if (s.ok()) s = ProduceChangelog(p, value, marker);
     }
     if (!s.ok()) {
       // The chain would miss a link: no more increments (a takeover then
@@ -968,7 +985,9 @@ struct KafkaIngest::Impl {
       claim.based = false;
       Log(LogLevel::kError, "tierstream: kafka: partition %u: changelog write failed: %s", p,
           s.ToString().c_str());
+      return false;
     }
+    return image.complete;
   }
 
   // A partition whose batch failed is read again from its shard's position,
@@ -1177,7 +1196,8 @@ Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
                 },
                 [self](uint32_t p, uint64_t generation, uint64_t checkpoint) {
                   self->Published(p, generation, checkpoint);
-                }});
+                },
+                [self] { rd_kafka_poll(self->changelog_producer, 10); }});
   if (!publisher.ok()) return publisher.status();
   impl->publisher = std::move(publisher).value();
 
