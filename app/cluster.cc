@@ -13,6 +13,7 @@
 #include "common/mutex.h"
 #include "kafka/event_producer.h"
 #include "kafka/members.h"
+#include "pipeline/batch.h"
 #include "pipeline/pipeline.h"
 #include "tools/client.h"
 
@@ -115,6 +116,17 @@ server::ClusterHooks Cluster::Hooks() {
     producer->Produce(body, [done = std::move(done)](kafka::ProduceSummary summary) {
       done(summary.status.ok() ? 200 : 503, summary.ToJson());
     });
+  };
+  hooks.produce_lines = [weak](std::string_view lines, uint64_t first_line,
+                               std::function<void(pipeline::BatchOutcome)> done) {
+    auto d = weak.lock();
+    kafka::EventProducer* producer = d ? d->producer.load(std::memory_order_acquire) : nullptr;
+    if (producer == nullptr) {
+      pipeline::BatchOutcome refused;
+      refused.status = Status::Unavailable("starting: not producing to Kafka yet");
+      return done(std::move(refused));
+    }
+    producer->ProduceLines(lines, first_line, std::move(done));
   };
   return hooks;
 }

@@ -176,7 +176,8 @@ int RunServe(const ServeArgs& args) {
     }
     options->shards = *partitions;
     options->placement = Placement::kKafka;
-    server_options.tcp_address.clear();
+    // POST /v1/events and TCP ingest produce into the topic (app/cluster.h).
+    if (!args.tcp_given) server_options.tcp_address.clear();
     server_options.events_elsewhere = "this server consumes its events from the Kafka topic " +
                                       kafka_options.topic + ": produce them there";
     server_options.input_stats = [&changelog, topic = kafka_options.topic,

@@ -37,6 +37,9 @@ struct ServeArgs {
   // --max-connections was given: it must fit in the open-file limit, or
   // serve refuses to start (a default is lowered to fit; app/fd_budget.h).
   bool max_connections_given = false;
+  // --tcp was given: the Kafka mode listens for TCP ingest only then (each
+  // of several instances on one host needs a port of its own).
+  bool tcp_given = false;
   // The Kafka mode (--kafka BOOTSTRAP): events are consumed from a topic
   // instead of taken over HTTP and TCP. Off when bootstrap is empty.
   kafka::KafkaOptions kafka;

@@ -68,8 +68,11 @@ int main(int argc, char** argv) {
   add_serve_options(serve_cmd, &serve.common);
   serve_cmd->add_option("--http", serve.server.http_address, "HTTP listen address HOST:PORT")
       ->capture_default_str();
-  serve_cmd->add_option("--tcp", serve.server.tcp_address, "TCP ingest listen address HOST:PORT")
-      ->capture_default_str();
+  auto* tcp_option =
+      serve_cmd
+          ->add_option("--tcp", serve.server.tcp_address,
+                       "TCP ingest listen address HOST:PORT (the Kafka mode: only when given)")
+          ->capture_default_str();
   serve_cmd->add_option("--token-file", serve.token_file,
                         "File holding a bearer token required by every request but /healthz");
   serve_cmd
@@ -283,6 +286,7 @@ int main(int argc, char** argv) {
 
   if (*serve_cmd) {
     serve.max_connections_given = max_connections->count() > 0;
+    serve.tcp_given = tcp_option->count() > 0;
     return RunServe(serve);
   }
   if (*replay_cmd) return RunReplay(replay);

@@ -1,5 +1,6 @@
 #include "kafka/event_producer.h"
 
+#include <array>
 #include <atomic>
 #include <thread>
 #include <utility>
@@ -20,8 +21,9 @@ constexpr size_t kMaxErrors = 100;
 struct Request {
   std::atomic<uint64_t> outstanding{0};
   std::atomic<uint64_t> failed{0};
-  ProduceSummary summary;  // written before the first record goes, read by the last report
-  std::function<void(ProduceSummary)> done;
+  pipeline::BatchOutcome outcome;  // written before the first record goes, read by the last report
+  uint64_t produced = 0;           // records (rejected lines too)
+  std::function<void(pipeline::BatchOutcome, uint64_t produced)> done;
   std::string first_failure;  // under failure_mu
   Mutex failure_mu;
 
@@ -39,16 +41,17 @@ struct Request {
   void Finish() {
     const uint64_t lost = failed.load();
     if (lost > 0) {
-      summary.produced -= lost;
+      produced -= lost;
       MutexLock lock(&failure_mu);
-      summary.status =
+      outcome.status =
           Status::Unavailable(std::to_string(lost) + " records were not acknowledged by Kafka (" +
                               first_failure + "); send them again");
     }
     auto finish = std::move(done);
-    ProduceSummary s = std::move(summary);
+    pipeline::BatchOutcome o = std::move(outcome);
+    const uint64_t n = produced;
     delete this;
-    finish(std::move(s));
+    finish(std::move(o), n);
   }
 };
 
@@ -67,11 +70,13 @@ class Collector final : public ingest::DecodeSink {
   void OnReject(uint64_t line, std::string_view reason, std::string_view) override {
     lines.push_back({line, std::string()});
     ++rejected;
+    ++rejected_by_reason[static_cast<size_t>(ingest::ClassifyReject(reason))];
     if (errors.size() < kMaxErrors) errors.push_back({line, std::string(reason)});
   }
   std::vector<Line> lines;
   std::vector<ingest::LineError> errors;
   uint64_t rejected = 0;
+  std::array<uint64_t, ingest::kRejectReasonCount> rejected_by_reason{};
 };
 
 }  // namespace
@@ -141,24 +146,43 @@ Result<std::unique_ptr<EventProducer>> EventProducer::Start(const KafkaOptions& 
 
 void EventProducer::Produce(const ingest::PaddedBuffer& body,
                             std::function<void(ProduceSummary)> done) {
+  Send(body.view(), 1, [done = std::move(done)](pipeline::BatchOutcome o, uint64_t produced) {
+    ProduceSummary summary;
+    summary.produced = produced;
+    summary.rejected = o.rejected;
+    summary.errors = std::move(o.errors);
+    summary.status = std::move(o.status);
+    done(std::move(summary));
+  });
+}
+
+void EventProducer::ProduceLines(std::string_view lines, uint64_t first_line,
+                                 std::function<void(pipeline::BatchOutcome)> done) {
+  Send(lines, first_line,
+       [done = std::move(done)](pipeline::BatchOutcome o, uint64_t) { done(std::move(o)); });
+}
+
+void EventProducer::Send(std::string_view text, uint64_t first_line,
+                         std::function<void(pipeline::BatchOutcome, uint64_t)> done) {
   Impl& d = *impl_;
   Collector collector;
   {
     ingest::Decoder decoder;
     Arena arena;
-    decoder.DecodeLines(body.view(), 1, &arena, &collector);
+    decoder.DecodeLines(text, first_line, &arena, &collector);
   }
   auto* request = new Request;
   request->done = std::move(done);
-  request->summary.rejected = collector.rejected;
-  request->summary.errors = std::move(collector.errors);
-  // Each valid line's text, by line number (blank lines count).
-  const std::string_view text = body.view();
-  size_t at = 0;
-  uint64_t line = 1;
+  request->outcome.accepted = collector.lines.size() - collector.rejected;
+  request->outcome.rejected = collector.rejected;
+  request->outcome.rejected_by_reason = collector.rejected_by_reason;
+  request->outcome.errors = std::move(collector.errors);
   // One more than the records: the last settle happens after all went.
   request->outstanding.store(collector.lines.size() + 1);
-  request->summary.produced = collector.lines.size();
+  request->produced = collector.lines.size();
+  // Each line's text, by line number (blank lines count).
+  size_t at = 0;
+  uint64_t line = first_line;
   for (const Collector::Line& v : collector.lines) {
     while (line < v.line) {
       const size_t nl = text.find('\n', at);

@@ -25,6 +25,7 @@
 #include "common/status.h"
 #include "ingest/decoder.h"
 #include "kafka/kafka_ingest.h"
+#include "pipeline/batch.h"
 
 namespace tierstream::kafka {
 
@@ -48,8 +49,16 @@ class EventProducer {
   // Produces the lines of `body` (NDJSON); `done` runs once, when every
   // record is acknowledged or failed. `body` is not used after the call.
   void Produce(const ingest::PaddedBuffer& body, std::function<void(ProduceSummary)> done);
+  // The same for lines of a stream (TCP ingest, server/ingest_session.h),
+  // numbered from `first_line`: `done` gets their outcome ("accepted": the
+  // valid lines produced). REQUIRES: kPadding readable bytes after them.
+  void ProduceLines(std::string_view lines, uint64_t first_line,
+                    std::function<void(pipeline::BatchOutcome)> done);
 
  private:
+  void Send(std::string_view text, uint64_t first_line,
+            std::function<void(pipeline::BatchOutcome, uint64_t produced)> done);
+
   struct Impl;
   explicit EventProducer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -202,6 +202,15 @@ Status CheckInternalTopic(rd_kafka_t* rk, const KafkaOptions& options, const cha
     char err[512];
     rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), n, -1, err, sizeof err);
     if (topic == nullptr) return Status::InvalidArgument(std::string("kafka: ") + err);
+    // The changelog is read from its start by every takeover: nothing of it
+    // may expire. The members' records are keyed by instance: the newest
+    // of each is all that matters.
+    if (std::strcmp(suffix, "changelog") == 0) {
+      rd_kafka_NewTopic_set_config(topic, "retention.ms", "-1");
+      rd_kafka_NewTopic_set_config(topic, "retention.bytes", "-1");
+    } else if (std::strcmp(suffix, "members") == 0) {
+      rd_kafka_NewTopic_set_config(topic, "cleanup.policy", "compact");
+    }
     rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &topic, 1, nullptr, queue);
     rd_kafka_NewTopic_destroy(topic);

@@ -7,11 +7,15 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tierstream::ingest {
 class PaddedBuffer;
 }  // namespace tierstream::ingest
+namespace tierstream::pipeline {
+struct BatchOutcome;
+}  // namespace tierstream::pipeline
 
 namespace tierstream::server {
 
@@ -32,6 +36,12 @@ struct ClusterHooks {
   // (kafka/event_producer.h); `done` runs once, on any thread, with the
   // answer's status and JSON body. The body is not used after the call.
   std::function<void(const ingest::PaddedBuffer& body, GetDone done)> produce_events;
+  // TCP ingest: complete lines (numbered from `first_line`; padded, not
+  // read after the call) into the input topic; `done` runs once Kafka has
+  // them, on any thread (server/ingest_session.h, LineProducer).
+  std::function<void(std::string_view lines, uint64_t first_line,
+                     std::function<void(pipeline::BatchOutcome)> done)>
+      produce_lines;
 };
 
 // The header that marks a request as forwarded by another instance.

@@ -71,6 +71,26 @@ IngestSession::IngestSession(pipeline::Pipeline* pipeline, std::string source,
     : pipeline_(pipeline), source_(std::move(source)), counters_(counters) {}
 
 void IngestSession::SubmitDecoded(std::string_view complete_lines) {
+  if (producer_) {
+    // Lines as the decoder counts them: each complete one, and a final one
+    // without its newline (the input ended).
+    uint64_t lines =
+        static_cast<uint64_t>(std::count(complete_lines.begin(), complete_lines.end(), '\n'));
+    if (!complete_lines.empty() && complete_lines.back() != '\n') ++lines;
+    const uint64_t first = next_line_;
+    next_line_ += lines;
+    uint64_t seq;
+    {
+      MutexLock lock(&mu_);
+      ++outstanding_;
+      seq = next_span_++;
+      spans_.emplace_back().last_line = next_line_ - 1;
+    }
+    producer_(complete_lines, first,
+              [self = shared_from_this(), seq, submitted = std::chrono::steady_clock::now()](
+                  pipeline::BatchOutcome o) { self->OnBatchDone(seq, std::move(o), submitted); });
+    return;
+  }
   auto batch = pipeline_->NewBatch();
   pipeline::BatchBuilder builder(batch.get(), pipeline_->reject_log(), source_);
   next_line_ += decoder_.DecodeLines(complete_lines, next_line_, &batch->arena, &builder);

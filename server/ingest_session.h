@@ -72,6 +72,13 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
   // Called on a worker thread, without locks held, whenever the durable
   // prefix grew or a refusal ended it. Set before the first Feed.
   void set_on_progress(std::function<void()> on_progress) { on_progress_ = std::move(on_progress); }
+  // The Kafka mode (server/cluster_hooks.h): complete lines go to this
+  // instead of the pipeline — it takes them (numbered from `first_line`; not
+  // read after the call) and calls `done` once they are in the input topic,
+  // "accepted" counting the valid lines produced. Set before the first Feed.
+  using LineProducer = std::function<void(std::string_view lines, uint64_t first_line,
+                                          std::function<void(pipeline::BatchOutcome)> done)>;
+  void set_producer(LineProducer producer) { producer_ = std::move(producer); }
 
   // Streamed input: decodes and submits every complete line.
   void Feed(std::string_view bytes);
@@ -132,6 +139,7 @@ class IngestSession : public std::enable_shared_from_this<IngestSession> {
   std::string_view whole_;
   std::optional<ingest::ArrayFramer> array_;
   std::function<void()> on_progress_;
+  LineProducer producer_;
 
   // What the pipeline's workers complete, concurrently with the feeding thread.
   Mutex mu_;

@@ -98,6 +98,10 @@ class TcpSession : public Session, public std::enable_shared_from_this<TcpSessio
   // After authentication (at once without a token): input is taken from now on.
   void StartIngest() {
     ingest_ = std::make_shared<IngestSession>(pipeline_, "tcp", &server_->api.ingest_metrics().tcp);
+    // The Kafka mode: into the input topic.
+    if (server_->options.cluster.produce_lines) {
+      ingest_->set_producer(server_->options.cluster.produce_lines);
+    }
     // A weak reference: the ingest session is ours; it must not keep us.
     ingest_->set_on_progress([weak = weak_from_this(), executor = socket_.get_executor()] {
       auto self = weak.lock();

@@ -607,30 +607,39 @@ TEST(KafkaCluster, AZombieWakingUpChangesNothing) {
   EXPECT_EQ(Field(Get(fresh->http(), "/healthz"), "restores"), 6u);
 }
 
-// POST /v1/events in the Kafka mode: the body goes into the input topic,
-// each valid line keyed by its user (so it lands on her partition: nothing
-// is forwarded but referral credits), each rejected line answered; the
-// answer comes once Kafka has them. Sent twice, as a user retrying would:
-// the second copy counts only as duplicates (and its rejected lines).
-TEST(KafkaMode, PostedEventsGoThroughTheTopicExactly) {
+// POST /v1/events and TCP ingest in the Kafka mode: the lines go into the
+// input topic, each valid one keyed by its user (so it lands on her
+// partition: nothing is forwarded but referral credits), each rejected one
+// answered; the answer comes once Kafka has them. Sent twice, once each
+// way, as a user retrying would: the second copy counts only as duplicates
+// (and its rejected lines).
+TEST(KafkaMode, PostedAndTcpEventsGoThroughTheTopicExactly) {
   REQUIRE_KCAT();
   KafkaMockProcess mock(1, {"events:4"});
   ASSERT_FALSE(mock.bootstraps().empty());
   const std::string b = mock.bootstraps();
   TempDir dir;
   const std::string log = dir.path() + "/serve.log";
-  ServerProcess server(dir.path() + "/data", KafkaServeArgs(b), log);
+  ServerProcess server(dir.path() + "/data", KafkaServeArgs(b), log);  // --tcp given
   ASSERT_TRUE(server.ready()) << testing::ReadFile(log);
   const std::string body = testing::ReadFile(FixturePath("events.ndjson"));
-  for (int copy = 0; copy < 2; ++copy) {
-    auto post = tools::HttpRequest(server.http(), "POST", "/v1/events", body, 60);
-    ASSERT_TRUE(post.ok()) << post.status().ToString();
-    ASSERT_EQ(post->status, 200) << post->body;
-    EXPECT_EQ(Field(post->body, "produced"), kFixtureLines) << post->body;
-    EXPECT_EQ(Field(post->body, "rejected"), kFixtureRejected) << post->body;
-    EXPECT_NE(post->body.find("\"line\":588,\"error\":\"not a JSON object\""), std::string::npos)
-        << post->body.substr(0, 300);
-  }
+  auto post = tools::HttpRequest(server.http(), "POST", "/v1/events", body, 60);
+  ASSERT_TRUE(post.ok()) << post.status().ToString();
+  ASSERT_EQ(post->status, 200) << post->body;
+  EXPECT_EQ(Field(post->body, "produced"), kFixtureLines) << post->body;
+  EXPECT_EQ(Field(post->body, "rejected"), kFixtureRejected) << post->body;
+  EXPECT_NE(post->body.find("\"line\":588,\"error\":\"not a JSON object\""), std::string::npos)
+      << post->body.substr(0, 300);
+  // The second copy over TCP (--tcp given): acked as Kafka acknowledges,
+  // "accepted" counting the lines produced.
+  uint64_t acked = 0;
+  auto summary = tools::TcpSend(server.tcp(), body, 60, {},
+                                [&](const tools::TcpAck& ack) { acked = ack.durable_lines; });
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ(Field(*summary, "durable_lines"), kFixtureLines) << *summary;
+  EXPECT_EQ(Field(*summary, "accepted"), kFixtureLines - kFixtureRejected) << *summary;
+  EXPECT_EQ(Field(*summary, "rejected"), kFixtureRejected) << *summary;
+  EXPECT_LE(acked, kFixtureLines);
   std::string kpis = KpisAfter(server.http(), 2 * kFixtureLines);
   // Referral credits go through the repartition topic: they may still be
   // on their way when every line is counted.

@@ -72,9 +72,10 @@ bool ServerProcess::Start() {
   ready_ = false;
   const char* bin = TierstreamBinary();
   std::vector<std::string> args = {bin, "serve", "--data", data_dir_, "--http", http_};
-  // The Kafka mode has no TCP listener, and its shards are the topic's.
+  // The Kafka mode's shards are the topic's partitions.
+  for (const char* a : {"--tcp", tcp_.c_str()}) args.emplace_back(a);
   if (std::find(extra_.begin(), extra_.end(), "--kafka") == extra_.end()) {
-    for (const char* a : {"--tcp", tcp_.c_str(), "--shards", "2"}) args.emplace_back(a);
+    for (const char* a : {"--shards", "2"}) args.emplace_back(a);
   }
   args.insert(args.end(), extra_.begin(), extra_.end());
   std::vector<char*> argv;
