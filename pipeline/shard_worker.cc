@@ -24,8 +24,12 @@ void Pipeline::Impl::Run(Worker* w) {
     // While a snapshot is being taken, an idle worker goes straight on with it.
     const bool snapshotting =
         w->cp_phase.load(std::memory_order_relaxed) == CheckpointPhase::kSnapshotting;
+    // A shard whose partition another instance owns (the Kafka mode) has
+    // no time-driven work: it wakes for what it is sent (queries, a claim)
+    // and otherwise seldom.
+    const int idle_ms = snapshotting ? 0 : w->owned.load(std::memory_order_relaxed) ? 5 : 200;
     size_t n = w->queue.wait_dequeue_bulk_timed(tasks.data(), tasks.size(),
-                                                std::chrono::milliseconds(snapshotting ? 0 : 5));
+                                                std::chrono::milliseconds(idle_ms));
     AnswerQueries(w);
     group.clear();
     size_t group_events = 0;
