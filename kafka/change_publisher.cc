@@ -24,25 +24,9 @@ Status RenderPublishedChange(std::string_view encoded, uint32_t partition, uint6
   if (!s.ok()) return s;
   json->clear();
   JsonWriter jw(json);
-  jw.BeginObject().Key("user_id").String(c.user_id).Key("seq").Int(c.seq).Key("from");
-  if (c.from == state::Tier::kNone) {
-    jw.Null();
-  } else {
-    jw.String(state::TierName(c.from));
-  }
-  jw.Key("to").String(state::TierName(c.to)).Key("at").Int(c.at_ms).Key("cause").BeginObject();
-  switch (c.cause) {
-    case state::ChangeCause::kEvent:
-      jw.Key("event_id").String(c.cause_ref);
-      break;
-    case state::ChangeCause::kTime:
-      jw.Key("time").Bool(true);
-      break;
-    case state::ChangeCause::kRules:
-      jw.Key("rules").String(c.cause_ref);
-      break;
-  }
-  jw.EndObject().Key("partition").Int(partition);
+  jw.BeginObject();
+  state::WriteTierChangeFields(jw, c);
+  jw.Key("partition").Int(partition);
   jw.Key("generation").Int(static_cast<int64_t>(generation)).EndObject();
   *user_id = std::move(c.user_id);
   return Status::Ok();

@@ -197,25 +197,8 @@ std::string RenderTierPageJson(state::Tier tier, const pipeline::TierPage& page)
 namespace {
 void WriteChange(JsonWriter& jw, uint64_t cursor, const state::TierChange& c) {
   jw.BeginObject().Key("cursor").String(std::to_string(cursor));
-  jw.Key("user_id").String(c.user_id).Key("seq").Int(c.seq).Key("from");
-  if (c.from == state::Tier::kNone) {
-    jw.Null();
-  } else {
-    jw.String(state::TierName(c.from));
-  }
-  jw.Key("to").String(state::TierName(c.to)).Key("at").Int(c.at_ms).Key("cause").BeginObject();
-  switch (c.cause) {
-    case state::ChangeCause::kEvent:
-      jw.Key("event_id").String(c.cause_ref);
-      break;
-    case state::ChangeCause::kTime:
-      jw.Key("time").Bool(true);
-      break;
-    case state::ChangeCause::kRules:
-      jw.Key("rules").String(c.cause_ref);
-      break;
-  }
-  jw.EndObject().EndObject();
+  state::WriteTierChangeFields(jw, c);
+  jw.EndObject();
 }
 }  // namespace
 

@@ -1,6 +1,8 @@
-// The persisted encoding of a TierChange (see tier_change.h).
+// The persisted encoding of a TierChange, and its JSON fields (see
+// tier_change.h).
 #include "state/tier_change.h"
 
+#include "common/json_writer.h"
 #include "common/varint.h"
 
 namespace tierstream::state {
@@ -71,6 +73,28 @@ Status DecodeTierChange(std::string_view in, TierChange* c) {
   c->cause = static_cast<ChangeCause>(cause);
   c->cause_ref.assign(ref);
   return Status::Ok();
+}
+
+void WriteTierChangeFields(JsonWriter& jw, const TierChange& c) {
+  jw.Key("user_id").String(c.user_id).Key("seq").Int(c.seq).Key("from");
+  if (c.from == Tier::kNone) {
+    jw.Null();
+  } else {
+    jw.String(TierName(c.from));
+  }
+  jw.Key("to").String(TierName(c.to)).Key("at").Int(c.at_ms).Key("cause").BeginObject();
+  switch (c.cause) {
+    case ChangeCause::kEvent:
+      jw.Key("event_id").String(c.cause_ref);
+      break;
+    case ChangeCause::kTime:
+      jw.Key("time").Bool(true);
+      break;
+    case ChangeCause::kRules:
+      jw.Key("rules").String(c.cause_ref);
+      break;
+  }
+  jw.EndObject();
 }
 
 }  // namespace tierstream::state

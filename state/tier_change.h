@@ -18,6 +18,10 @@
 #include "common/status.h"
 #include "state/user_state.h"
 
+namespace tierstream {
+class JsonWriter;
+}  // namespace tierstream
+
 namespace tierstream::state {
 
 enum class ChangeCause : uint8_t {
@@ -41,6 +45,11 @@ struct TierChange {
 // Value encoding: a version byte, then varints and length-prefixed strings.
 void EncodeTierChange(const TierChange& c, std::string* out);
 Status DecodeTierChange(std::string_view in, TierChange* c);
+
+// Writes a change's fields as the API and the Kafka change topic give them —
+// "user_id", "seq", "from" (null: her first tier), "to", "at" and "cause"
+// ({"event_id"}, {"time": true} or {"rules"}) — into the object `jw` has open.
+void WriteTierChangeFields(JsonWriter& jw, const TierChange& c);
 
 }  // namespace tierstream::state
 
