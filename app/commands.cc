@@ -321,10 +321,11 @@ int RunServe(const ServeArgs& args) {
       return 1;
     }
   }
-  s = server.AttachPipeline(pipeline.get());
+  // In the Kafka mode the group and the producers start first: the API
+  // turns ready (/readyz, POST /v1/events, TCP) only once it can produce.
   std::unique_ptr<kafka::KafkaIngest> kafka_ingest;
   std::atomic<bool> kafka_failed{false};
-  if (s.ok() && kafka_mode) {
+  if (kafka_mode) {
     auto started = kafka::KafkaIngest::Start(
         kafka_options, pipeline.get(), [&server, &kafka_failed](const Status& failure) {
           Log(LogLevel::kError, "tierstream: %s; shutting down", failure.ToString().c_str());
@@ -342,6 +343,7 @@ int RunServe(const ServeArgs& args) {
       s = started.status();
     }
   }
+  if (s.ok()) s = server.AttachPipeline(pipeline.get());
   if (s.ok()) {
     if (!server_options.tcp_address.empty()) {
       Log(LogLevel::kInfo, "tierstream: TCP NDJSON ingest on %s (port %u)",
