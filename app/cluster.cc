@@ -11,6 +11,7 @@
 #include "common/host_port.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/thread_name.h"
 #include "kafka/event_producer.h"
 #include "kafka/members.h"
 #include "pipeline/batch.h"
@@ -79,7 +80,11 @@ struct Cluster::Impl {
 
 Cluster::Cluster(std::string token) : impl_(std::make_shared<Impl>()) {
   impl_->token = std::move(token);
-  for (int i = 0; i < kThreads; ++i) impl_->threads.emplace_back([d = impl_.get()] { d->Run(); });
+  for (int i = 0; i < kThreads; ++i)
+    impl_->threads.emplace_back([d = impl_.get()] {
+      NameThisThread("peer-get");
+      d->Run();
+    });
 }
 
 Cluster::~Cluster() { Stop(); }

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/mutex.h"
+#include "common/thread_name.h"
 
 namespace tierstream {
 
@@ -53,7 +54,10 @@ class Background {
 
  private:
   Background() {
-    std::thread([this] { Loop(); }).detach();
+    std::thread([this] {
+      NameThisThread("page-reserve");
+      Loop();
+    }).detach();
   }
 
   void Loop() {

@@ -8,6 +8,7 @@
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/thread_name.h"
 #include "kafka/client.h"
 #include "state/tier_change.h"
 
@@ -171,7 +172,10 @@ Result<std::unique_ptr<ChangePublisher>> ChangePublisher::Start(const KafkaOptio
   if (!producer.ok()) return producer.status();
   impl->producer = *producer;
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->Run(); });
+  impl->thread = std::thread([raw] {
+    NameThisThread("kafka-publish");
+    raw->Run();
+  });
   return std::unique_ptr<ChangePublisher>(new ChangePublisher(std::move(impl)));
 }
 

@@ -9,6 +9,7 @@
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/thread_name.h"
 #include "kafka/client.h"
 
 namespace tierstream::kafka {
@@ -140,7 +141,10 @@ Result<std::unique_ptr<EventProducer>> EventProducer::Start(const KafkaOptions& 
   if (!producer.ok()) return producer.status();
   impl->producer = *producer;
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->Run(); });
+  impl->thread = std::thread([raw] {
+    NameThisThread("kafka-produce");
+    raw->Run();
+  });
   return std::unique_ptr<EventProducer>(new EventProducer(std::move(impl)));
 }
 

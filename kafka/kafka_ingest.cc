@@ -18,6 +18,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/thread_name.h"
 #include "common/varint.h"
 #include "ingest/decoder.h"
 #include "kafka/change_publisher.h"
@@ -1222,7 +1223,10 @@ Result<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
       options.topic.c_str(), impl->n, options.group.c_str(), options.bootstrap.c_str(),
       impl->repartition_topic.c_str());
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->Run(); });
+  impl->thread = std::thread([raw] {
+    NameThisThread("kafka-input");
+    raw->Run();
+  });
   return std::unique_ptr<KafkaIngest>(new KafkaIngest(std::move(impl)));
 }
 

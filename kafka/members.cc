@@ -10,6 +10,7 @@
 #include "common/json_writer.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/thread_name.h"
 #include "common/time.h"
 #include "kafka/client.h"
 
@@ -197,7 +198,10 @@ Result<std::unique_ptr<Members>> Members::Start(const KafkaOptions& options, Own
     return Status::Unavailable("kafka: reading " + impl->topic + ": " + rd_kafka_err2str(e));
   }
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->Run(); });
+  impl->thread = std::thread([raw] {
+    NameThisThread("kafka-members");
+    raw->Run();
+  });
   return std::unique_ptr<Members>(new Members(std::move(impl)));
 }
 

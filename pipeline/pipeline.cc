@@ -13,6 +13,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/thread_name.h"
 #include "pipeline/data_dir.h"
 #include "pipeline/pipeline_impl.h"
 
@@ -82,7 +83,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
     w->owned.store(options.placement != Placement::kKafka);
   }
   Impl* committer_impl = impl.get();
-  impl->committer = std::thread([committer_impl] { committer_impl->CommitterMain(); });
+  impl->committer = std::thread([committer_impl] {
+    NameThisThread("committer");
+    committer_impl->CommitterMain();
+  });
   Status s = impl->Recover();
   if (!s.ok()) return s;
   s = RecordRules(impl->store.get(), *pins);
@@ -92,7 +96,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Open(const PipelineOptions& options)
   Impl* raw = impl.get();
   for (auto& w : impl->workers) {
     Impl::Worker* wp = w.get();
-    w->thread = std::thread([raw, wp] { raw->WorkerMain(wp); });
+    w->thread = std::thread([raw, wp] {
+      NameThisThread("shard-" + std::to_string(wp->id));
+      raw->WorkerMain(wp);
+    });
   }
   impl->workers_running.store(true);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));

@@ -60,6 +60,9 @@ inline constexpr uint64_t kEventSeed = 0;   // duplicate index seed for own even
 inline constexpr uint64_t kCreditSeed = 1;  // ... and for referral credits
 inline constexpr size_t kMaxGroupBatches = 64;
 inline constexpr size_t kMaxGroupEvents = 64 * 1024;
+// How long a worker with nothing under way waits for a task before it looks
+// at the clock again (a new day, a checkpoint falling due).
+inline constexpr std::chrono::milliseconds kSettledWait{100};
 // What one event id costs in the exact in-memory map (hash map slot and
 // control byte at typical load, by-day list, new-id list).
 inline constexpr size_t kBytesPerMemoryId = 80;
@@ -201,6 +204,10 @@ struct Pipeline::Impl {
     // checkpoint is in flight; a spill reads it on the worker).
     std::atomic<uint64_t> seen_sub{0};
     size_t processed_since_housekeep = 0;  // events of the groups since
+    // How long the worker may wait for a task before its next Housekeep:
+    // short while housekeeping is under way (a sweep, expiry, a snapshot, a
+    // spill, unwritten changes), long once only time can give it work.
+    std::chrono::milliseconds idle_wait{5};
     uint64_t logged_since_checkpoint = 0;  // events appended to the log since
     // The checkpoint being committed by the committer thread, if any: the
     // worker builds it (a consistent snapshot) and goes on applying events.

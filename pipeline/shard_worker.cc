@@ -21,15 +21,9 @@ void Pipeline::Impl::Run(Worker* w) {
   group.reserve(kMaxGroupBatches);
   for (;;) {
     if (pause_requested.load(std::memory_order_acquire)) Park(w);
-    // While a snapshot is being taken, an idle worker goes straight on with it.
-    const bool snapshotting =
-        w->cp_phase.load(std::memory_order_relaxed) == CheckpointPhase::kSnapshotting;
-    // A shard whose partition another instance owns (the Kafka mode) has
-    // no time-driven work: it wakes for what it is sent (queries, a claim)
-    // and otherwise seldom.
-    const int idle_ms = snapshotting ? 0 : w->owned.load(std::memory_order_relaxed) ? 5 : 200;
-    size_t n = w->queue.wait_dequeue_bulk_timed(tasks.data(), tasks.size(),
-                                                std::chrono::milliseconds(idle_ms));
+    // Events, queries and calls wake the worker at once; the wait is only
+    // how soon housekeeping runs when nothing is sent (Housekeep sets it).
+    size_t n = w->queue.wait_dequeue_bulk_timed(tasks.data(), tasks.size(), w->idle_wait);
     AnswerQueries(w);
     group.clear();
     size_t group_events = 0;
@@ -288,10 +282,13 @@ Status Pipeline::Impl::PrepareUsers(Worker* w) {
 }
 
 void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
+  // Until shown otherwise (at the end), there is more to do soon.
+  w->idle_wait = std::chrono::milliseconds(5);
   const int32_t today = Today();
+  bool swept = true;
   if (today != kNoDay) {
     // A final checkpoint finishes the sweep: the next start begins as of T.
-    w->state.Sweep(today, force_checkpoint ? SIZE_MAX : options.sweep_slice);
+    swept = w->state.Sweep(today, force_checkpoint ? SIZE_MAX : options.sweep_slice);
   }
   // Time changes (and those of queries' sweeps) are written now when due
   // (else with the next group's log block); a checkpoint covers only
@@ -310,11 +307,16 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
   // while no step is ever long compared with the group before it.
   const size_t processed = std::exchange(w->processed_since_housekeep, 0);
   w->state.SetWallClock(WallNow());
+  bool expired = true;
   if (own_day != kNoDay) {
-    w->state.ExpireSeen(
+    expired = w->state.ExpireSeen(
         own_day, force_checkpoint ? SIZE_MAX : std::max(options.expire_slice, 2 * processed));
   }
   ContinueSnapshot(w, std::max(options.snapshot_slice, processed));
+  // A snapshot being taken goes straight on.
+  if (w->cp_phase.load(std::memory_order_acquire) == CheckpointPhase::kSnapshotting) {
+    w->idle_wait = std::chrono::milliseconds(0);
+  }
   // Event ids over their memory budget spill into a run beside checkpoints
   // (the next checkpoint makes it durable); a final checkpoint waits for a
   // spill in flight, so that it confirms its run.
@@ -346,9 +348,16 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
             s.ToString().c_str());
   }
   if (w->cp_phase.load(std::memory_order_acquire) != CheckpointPhase::kIdle) return;
-  if (!w->owned.load(std::memory_order_acquire)) return;  // the Kafka mode: not ours
-  const bool due_by_time = Clock::now() - w->last_checkpoint >=
-                           std::chrono::milliseconds(options.checkpoint_interval_ms);
+  if (!w->owned.load(std::memory_order_acquire)) {
+    // The Kafka mode: a shard whose partition another instance owns has no
+    // time-driven work; it wakes for what it is sent (queries, a claim).
+    w->idle_wait = std::chrono::milliseconds(200);
+    return;
+  }
+  const Clock::time_point now = Clock::now();
+  const Clock::time_point checkpoint_due =
+      w->last_checkpoint + std::chrono::milliseconds(options.checkpoint_interval_ms);
+  const bool due_by_time = now >= checkpoint_due;
   const bool has_work = w->state.dirty_count() > 0 || w->log_seq != w->checkpoint_seq;
   const bool over_memory = w->state.resident_users() > ResidentLimit() + ResidentLimit() / 8;
   // The log after the last checkpoint is what a restart replays: it is kept
@@ -375,6 +384,20 @@ void Pipeline::Impl::Housekeep(Worker* w, bool force_checkpoint) {
       LogAt(LogLevel::kError, "shard %u: writing tier changes failed (will retry): %s", w->id,
             flushed.ToString().c_str());
     }
+  }
+  // Nothing under way: only time can give the worker work now — a
+  // checkpoint falling due, a new day of T (other shards' events) or of the
+  // wall clock — and that may wait a little; whatever is sent wakes it.
+  if (!force_checkpoint && swept && expired && flushed.ok() && !hold_writes &&
+      (!feed || w->state.pending_changes() == 0) &&
+      w->cp_phase.load(std::memory_order_acquire) == CheckpointPhase::kIdle &&
+      w->spill_phase.load(std::memory_order_acquire) == SpillPhase::kIdle) {
+    auto wait = kSettledWait;
+    if (options.write_log && has_work) {
+      wait = std::clamp(std::chrono::ceil<std::chrono::milliseconds>(checkpoint_due - now),
+                        std::chrono::milliseconds(1), kSettledWait);
+    }
+    w->idle_wait = wait;
   }
 }
 

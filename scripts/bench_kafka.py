@@ -7,14 +7,19 @@ keyed by user_id (Kafka's partitioner: nothing needs forwarding but referral
 credits):
   - events per CPU-second of the whole cluster, 1 and 3 instances on fresh
     disks, from the first record produced (the group settled) to the last
-    one counted (efficiency: 3's over 1's);
-  - one instance from Kafka vs the same stream over TCP in the journal mode;
+    one counted (efficiency: 3's over 1's). The stream comes in parts of
+    --events lines each, each produced once the one before is counted:
+    "cold" is the first part (fresh processes: their first-touch memory,
+    RocksDB's first memtables, every user new), "warm" the next
+    --warm-parts (the same users, later days): the steady state of a
+    long-running group;
+  - one instance from Kafka vs the same parts over TCP in the journal mode;
   - restore rate: a fresh disk taking every partition over from the
     changelog (users restored per second of restore);
   - failover: kill -9 of one of three instances until every partition is
     served again (GET /v1/kpis of a survivor reports all of them).
-The mock keeps at most 5 MiB per partition: the stream is sized to fit
-(--events; 12 partitions).
+The mock keeps at most 5 MiB per partition (it drops the oldest records
+beyond): each part is sized to fit (--events; 12 partitions).
 """
 import argparse
 import json
@@ -117,7 +122,7 @@ def wait_counted(port, lines, partitions, limit_s=600):
         if k and counted(k) >= lines and (
                 partitions is None or k.get("partitions", {}).get("reporting") == partitions):
             return k
-        time.sleep(0.25)
+        time.sleep(0.1)
     raise RuntimeError(f"not every line counted within {limit_s} s")
 
 
@@ -143,15 +148,34 @@ def key_lines(path, keyed_path):
 
 
 def produce_keyed(bootstrap, keyed_path):
+    """kcat with Kafka's partitioner (murmur2 of the key)."""
     subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", "events", "-K", "\t", "-X",
                     "partitioner=murmur2_random", "-l", keyed_path], check=True)
 
 
-def cluster_run(work, stream, keyed, lines, partitions, instances):
-    """A fresh mock and fresh disks: the stream produced, then `instances`
-    instances consume it. Returns the figures and leaves them running."""
+def measure(members, parts, produce, counted_before, partitions):
+    """Produces each part (produce(path)) once the one before is counted:
+    the figures of their lines."""
+    t0 = time.time()
+    cpu0 = sum(m.cpu() for m in members)
+    total = counted_before
+    for path, n in parts:
+        produce(path)
+        total += n
+        kpis = wait_counted(members[0].port, total, partitions)
+    lines = total - counted_before
+    wall = time.time() - t0
+    cpu = sum(m.cpu() for m in members) - cpu0
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "events_per_cpu_s": round(lines / cpu), "events_per_s": round(lines / wall),
+            "events": lines, "users": kpis["users_total"]}
+
+
+def cluster_run(work, parts, partitions, instances):
+    """A fresh mock and fresh disks: `instances` instances consume the parts
+    of the stream, the first one cold, the others warm. Returns the figures
+    and leaves them running."""
     mock = Mock(work, partitions)
-    key_lines(stream, keyed)
     t_start = time.time()
     names = [f"b{i}" for i in range(instances)]
     for n in names:
@@ -162,20 +186,16 @@ def cluster_run(work, stream, keyed, lines, partitions, instances):
     # first record produced to the last one counted.
     wait_assigned(members, partitions)
     time.sleep(2)
-    join_s = time.time() - t_start
-    t0 = time.time()
-    cpu0 = sum(m.cpu() for m in members)
-    mock_cpu0 = cpu_seconds(mock.proc.pid)
-    produce_keyed(mock.bootstrap, keyed)
-    kpis = wait_counted(members[0].port, lines, partitions)
-    wall = time.time() - t0
-    cpu = sum(m.cpu() for m in members) - cpu0
-    mock_cpu = cpu_seconds(mock.proc.pid) - mock_cpu0
-    return mock, members, {"instances": instances, "events": lines, "join_s": round(join_s, 2),
-                           "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-                           "mock_cpu_s": round(mock_cpu, 2),
-                           "events_per_cpu_s": round(lines / cpu),
-                           "events_per_s": round(lines / wall), "users": kpis["users_total"]}
+    r = {"instances": instances, "join_s": round(time.time() - t_start, 2)}
+    counted = 0
+    for phase, phase_parts in (("cold", parts[:1]), ("warm", parts[1:])):
+        mock_cpu0 = cpu_seconds(mock.proc.pid)
+        r[phase] = measure(members, [(p + ".keyed", n) for p, n in phase_parts],
+                           lambda path: produce_keyed(mock.bootstrap, path), counted, partitions)
+        counted += r[phase]["events"]
+        r[phase]["mock_cpu_s"] = round(cpu_seconds(mock.proc.pid) - mock_cpu0, 2)
+        time.sleep(2)  # the phase's last checkpoints are written before the next
+    return mock, members, r
 
 
 def main():
@@ -184,20 +204,32 @@ def main():
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--users", type=int, default=30_000)
     ap.add_argument("--partitions", type=int, default=12)
+    ap.add_argument("--warm-parts", type=int, default=3)
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    stream = os.path.join(args.work, f"stream-{args.events}.ndjson")
-    keyed = stream + ".keyed"
+    # One generated stream, in parts of --events lines.
+    n_parts = 1 + args.warm_parts
+    stream = os.path.join(args.work, f"stream-{args.users}-{n_parts * args.events}.ndjson")
     if not os.path.exists(stream):
         with open(stream, "w") as f:
             subprocess.run([TS, "gen", "--users", str(args.users), "--days", "30", "--events",
-                            str(args.events), "--seed", "13"], check=True, stdout=f)
-    lines = sum(1 for _ in open(stream))
+                            str(n_parts * args.events), "--seed", "13"], check=True, stdout=f)
+    with open(stream) as f:
+        all_lines = f.readlines()
+    parts = []
+    for i in range(n_parts):
+        path = f"{stream}.{i}"
+        if not os.path.exists(path + ".keyed"):
+            with open(path, "w") as f:
+                f.writelines(all_lines[i * args.events:(i + 1) * args.events])
+            key_lines(path, path + ".keyed")
+        parts.append((path, args.events))
+    lines = len(all_lines)
     results = {}
 
     for n in (1, 3):
-        log(f"{n} instance(s) consume {lines} events")
-        mock, members, r = cluster_run(args.work, stream, keyed, lines, args.partitions, n)
+        log(f"{n} instance(s) consume {lines} events in {n_parts} parts")
+        mock, members, r = cluster_run(args.work, parts, args.partitions, n)
         results[f"kafka_{n}"] = r
         log(json.dumps(r))
         if n == 1:
@@ -208,10 +240,10 @@ def main():
             fresh = Instance(args.work, "r0", mock.bootstrap)
             wait_counted(fresh.port, lines, args.partitions)
             h = get(fresh.port, "/healthz")["kafka"]
-            results["restore"] = {"partitions": h["restores"], "users": r["users"],
+            results["restore"] = {"partitions": h["restores"], "users": r["warm"]["users"],
                                   "bytes": h["restored_bytes"],
                                   "seconds": round(h["restore_seconds"], 3),
-                                  "users_per_s": round(r["users"] / max(h["restore_seconds"], 1e-9))}
+                                  "users_per_s": round(r["warm"]["users"] / max(h["restore_seconds"], 1e-9))}
             log(json.dumps(results["restore"]))
             fresh.stop()
         else:
@@ -236,27 +268,31 @@ def main():
         for m in members:
             m.stop()
         mock.stop()
-    e1, e3 = results["kafka_1"]["events_per_cpu_s"], results["kafka_3"]["events_per_cpu_s"]
-    results["efficiency_3_over_1"] = round(e3 / e1, 2)
+    for phase in ("cold", "warm"):
+        e1 = results["kafka_1"][phase]["events_per_cpu_s"]
+        e3 = results["kafka_3"][phase]["events_per_cpu_s"]
+        results[f"efficiency_3_over_1_{phase}"] = round(e3 / e1, 2)
 
-    log("one instance over TCP, the journal mode")
+    log("one instance over TCP, the journal mode: the same parts")
     shutil.rmtree(os.path.join(args.work, "tcp"), ignore_errors=True)
     tcp_port = free_port()
     srv = Instance(args.work, "tcp", None, "--tcp", f"127.0.0.1:{tcp_port}")
-    cpu0 = srv.cpu()
-    t0 = time.time()
-    subprocess.run([TS, "send", "--tcp", f"127.0.0.1:{tcp_port}", stream], check=True,
-                   stdout=subprocess.DEVNULL)
-    wait_counted(srv.port, lines, None)
-    wall = time.time() - t0
-    results["tcp_1"] = {"events": lines, "wall_s": round(wall, 2),
-                        "cpu_s": round(srv.cpu() - cpu0, 2),
-                        "events_per_s": round(lines / wall),
-                        "events_per_cpu_s": round(lines / (srv.cpu() - cpu0))}
+    results["tcp_1"] = {}
+    counted = 0
+    for phase, phase_parts in (("cold", parts[:1]), ("warm", parts[1:])):
+        results["tcp_1"][phase] = measure(
+            [srv], phase_parts,
+            lambda path: subprocess.run([TS, "send", "--tcp", f"127.0.0.1:{tcp_port}", path],
+                                        check=True, stdout=subprocess.DEVNULL),
+            counted, None)
+        counted += results["tcp_1"][phase]["events"]
     srv.stop()
     log(json.dumps(results["tcp_1"]))
-    results["kafka_over_tcp_events_per_s"] = round(
-        results["kafka_1"]["events_per_s"] / results["tcp_1"]["events_per_s"], 2)
+    for phase in ("cold", "warm"):
+        k, t = results["kafka_1"][phase], results["tcp_1"][phase]
+        results[f"kafka_over_tcp_{phase}"] = {
+            "events_per_s": round(k["events_per_s"] / t["events_per_s"], 2),
+            "events_per_cpu_s": round(k["events_per_cpu_s"] / t["events_per_cpu_s"], 2)}
     with open(os.path.join(args.work, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     print(json.dumps(results, indent=2))

@@ -13,6 +13,7 @@
 
 #include "common/host_port.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "server/http_session.h"
 #include "server/server.h"
 #include "server/server_impl.h"
@@ -183,6 +184,7 @@ void Server::Run() {
   // and shuts the server down cleanly (connections answer what they took);
   // the lane goes on running so that its connections can drain.
   auto run_lane = [this](size_t i) {
+    NameThisThread("io-" + std::to_string(i));
     for (;;) {
       try {
         impl_->lanes[i]->ioc.run();

@@ -16,6 +16,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/thread_name.h"
 #include "server/webhook_delivery.h"
 
 namespace tierstream::server {
@@ -100,6 +101,7 @@ Status Webhooks::Start(pipeline::Pipeline* pipeline,
   }
   for (WebhookDelivery* d : started) net::post(*impl_->ioc, [d] { d->Start(); });
   impl_->thread = std::thread([ioc = impl_->ioc, on_failure = std::move(on_failure)] {
+    NameThisThread("webhooks");
     auto work = net::make_work_guard(*ioc);
     std::string what;
     // A delivery caught in the middle of a step cannot be trusted to go on;
