@@ -17,7 +17,7 @@
 #include <utility>
 
 #include "common/status.h"
-#include "kafka/kafka_ingest.h"
+#include "kafka/options.h"
 
 namespace tierstream::kafka {
 

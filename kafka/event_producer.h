@@ -24,7 +24,7 @@
 
 #include "common/status.h"
 #include "ingest/decoder.h"
-#include "kafka/kafka_ingest.h"
+#include "kafka/options.h"
 #include "pipeline/batch.h"
 
 namespace tierstream::kafka {

@@ -33,40 +33,11 @@
 
 #include "common/status.h"
 #include "ingest/reject_log.h"
+#include "kafka/options.h"
 #include "pipeline/input_stats.h"
 #include "pipeline/pipeline.h"
 
 namespace tierstream::kafka {
-
-struct KafkaOptions {
-  std::string bootstrap;             // bootstrap.servers (--kafka)
-  std::string topic = "events";      // the input topic (--kafka-topic)
-  std::string group = "tierstream";  // the consumer group (--kafka-group)
-  // Names the internal topics: PREFIX-repartition (--kafka-prefix).
-  std::string prefix = "tierstream";
-  // group.instance.id: static membership, so that a restart on the same
-  // disk gets its partitions back without a rebalance (--instance-id).
-  std::string instance_id;
-  // librdkafka properties for every client, after tierstream's own
-  // (--kafka-config KEY=VALUE: security.protocol, session.timeout.ms, ...).
-  std::vector<std::pair<std::string, std::string>> client_config;
-  // A partition's records are submitted as one batch once they hold this
-  // many records or bytes, or when no more are waiting.
-  size_t batch_records = 8192;
-  size_t batch_bytes = 4u << 20;
-};
-
-// The name of an internal topic: "PREFIX-repartition", ...
-std::string InternalTopic(const KafkaOptions& options, const char* suffix);
-// This instance's name in the cluster: --instance-id, else "HOST:PID".
-std::string InstanceName(const KafkaOptions& options);
-
-// Asks the cluster for the input topic's partition count (the number of
-// shards), and checks that the internal topics exist: PREFIX-repartition,
-// PREFIX-changelog and PREFIX-changes with as many partitions, and
-// PREFIX-members. A missing one is created (CreateTopics), and where that
-// is not possible the error says which topic to create.
-Result<uint32_t> DiscoverPartitions(const KafkaOptions& options, int timeout_ms = 10'000);
 
 class KafkaIngest {
  public:

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "kafka/kafka_ingest.h"
+#include "kafka/options.h"
 
 namespace tierstream::kafka {
 
