@@ -356,7 +356,9 @@ int RunServe(const ServeArgs& args) {
   io.join();
   const bool attach_failed = !s.ok() && s.code() != StatusCode::kUnavailable;
   // Leaves the group and waits for its batches: the pipeline then holds
-  // every record it read.
+  // every record it read. Kafka's acknowledgements are waited for at most
+  // 10 s in all (a cluster that cannot be reached does not hold us longer).
+  if (kafka_mode) kafka::StartShutdown(std::chrono::seconds(10));
   if (cluster != nullptr) cluster->Stop();
   if (kafka_ingest != nullptr) kafka_ingest->Stop();
   changelog.store(nullptr, std::memory_order_release);

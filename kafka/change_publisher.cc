@@ -60,7 +60,7 @@ struct ChangePublisher::Impl {
 
   ~Impl() {
     if (producer != nullptr) {
-      rd_kafka_flush(producer, 10'000);
+      FlushForShutdown(producer, 10'000);
       rd_kafka_destroy(producer);
     }
   }

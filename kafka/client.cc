@@ -1,8 +1,10 @@
 #include "kafka/client.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
+#include "kafka/kafka_ingest.h"
 
 namespace tierstream::kafka {
 
@@ -60,6 +62,33 @@ Result<rd_kafka_t*> NewClient(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
     return Status::InvalidArgument(std::string("kafka: ") + err);
   }
   return rk;
+}
+
+namespace {
+
+// Nanoseconds of the steady clock; 0 while not shutting down.
+std::atomic<int64_t> shutdown_deadline_ns{0};
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void StartShutdown(std::chrono::milliseconds budget) {
+  int64_t unset = 0;
+  shutdown_deadline_ns.compare_exchange_strong(
+      unset, SteadyNowNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(budget).count());
+}
+
+rd_kafka_resp_err_t FlushForShutdown(rd_kafka_t* producer, int timeout_ms) {
+  if (const int64_t deadline = shutdown_deadline_ns.load(); deadline != 0) {
+    const int64_t left_ms = (deadline - SteadyNowNs()) / 1'000'000;
+    timeout_ms = static_cast<int>(std::clamp<int64_t>(left_ms, 0, timeout_ms));
+  }
+  return rd_kafka_flush(producer, timeout_ms);
 }
 
 void LogError(rd_kafka_error_t* e, const char* what) {

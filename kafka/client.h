@@ -52,6 +52,10 @@ Status Produce(rd_kafka_t* producer, const std::string& topic, int32_t partition
                std::string_view key, std::string_view value, void* opaque,
                const std::atomic<bool>& stopping);
 
+// rd_kafka_flush for at most `timeout_ms`, and once StartShutdown() was
+// called (kafka/kafka_ingest.h) no later than its deadline.
+rd_kafka_resp_err_t FlushForShutdown(rd_kafka_t* producer, int timeout_ms);
+
 }  // namespace tierstream::kafka
 
 #endif  // TIERSTREAM_KAFKA_CLIENT_H_

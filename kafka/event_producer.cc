@@ -108,7 +108,7 @@ struct EventProducer::Impl {
     stopping.store(true);
     if (thread.joinable()) thread.join();
     if (producer != nullptr) {
-      rd_kafka_flush(producer, 10'000);
+      FlushForShutdown(producer, 10'000);
       rd_kafka_destroy(producer);
     }
   }

@@ -110,7 +110,7 @@ struct KafkaIngest::Impl {
     if (fence_reader != nullptr) rd_kafka_destroy(fence_reader);
     if (changelog_reader != nullptr) rd_kafka_destroy(changelog_reader);
     if (changelog_producer != nullptr) {
-      rd_kafka_flush(changelog_producer, 10'000);
+      FlushForShutdown(changelog_producer, 10'000);
       rd_kafka_destroy(changelog_producer);
     }
     // Closed (it left the group) by Stop(), the group's member is not
@@ -205,7 +205,7 @@ struct KafkaIngest::Impl {
       }
       Log(LogLevel::kInfo, "tierstream: kafka: %s %s partitions [%s]",
           rd_kafka_assignment_lost(rk) ? "lost" : "revoked", options.topic.c_str(), names.c_str());
-      if (!rd_kafka_assignment_lost(rk) && committed.list->cnt > 0) {
+      if (!rd_kafka_assignment_lost(rk) && committed.list->cnt > 0 && CoordinatorAnswers(rk)) {
         rd_kafka_commit(rk, committed.list, 0 /*sync*/);
       }
       LogError(rd_kafka_incremental_unassign(repartition, repart.list), "unassigning repartition");
@@ -224,6 +224,29 @@ struct KafkaIngest::Impl {
     for (uint32_t p = 0; p < n; ++p) {
       if (partitions[p]->assigned) assigned.push_back(p);
     }
+  }
+
+  // Whether a commit would be answered. In a rebalance the group's
+  // coordinator just answered; when leaving the group on the way out the
+  // cluster may be unreachable, and a synchronous commit would then wait
+  // for librdkafka's request timeout (45 s and more) to give up. The offsets
+  // committed are for lag tools only (the shard's own position is the
+  // truth), so they are skipped when the cluster does not answer a metadata
+  // request within 2 s. (Not a read of the committed offsets: librdkafka
+  // defers those while the group rebalances, as it does while leaving.)
+  bool CoordinatorAnswers(rd_kafka_t* rk) {
+    if (!stopping.load(std::memory_order_acquire)) return true;
+    const rd_kafka_metadata_t* md = nullptr;
+    const rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, nullptr, &md, 2000);
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Log(LogLevel::kWarning,
+          "tierstream: kafka: the cluster does not answer (%s): offsets not committed on "
+          "leaving the group (the data dir's positions are the truth)",
+          rd_kafka_err2str(err));
+      return false;
+    }
+    return true;
   }
 
   static void Clear(Partition* part) {
@@ -979,9 +1002,9 @@ void KafkaIngest::Stop() {
   }
   // The revoked partitions' last checkpoints: their markers acknowledged
   // (flushing serves the delivery reports), then their changes published.
-  rd_kafka_flush(d.changelog_producer, 10'000);
+  FlushForShutdown(d.changelog_producer, 10'000);
   d.publisher->Stop();
-  rd_kafka_flush(d.changelog_producer, 10'000);  // the published records
+  FlushForShutdown(d.changelog_producer, 10'000);  // the published records
 }
 
 std::vector<std::pair<uint32_t, uint64_t>> KafkaIngest::OwnedPartitions() const {

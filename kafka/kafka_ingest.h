@@ -24,6 +24,7 @@
 #ifndef TIERSTREAM_KAFKA_KAFKA_INGEST_H_
 #define TIERSTREAM_KAFKA_KAFKA_INGEST_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,6 +39,15 @@
 #include "pipeline/pipeline.h"
 
 namespace tierstream::kafka {
+
+// Stopping: from now on every Kafka client's last flush (the changelog, the
+// change topic, the members' record, produced events) waits at most until
+// one deadline they share, so that a cluster that cannot be reached delays
+// stopping by `budget` in all, not by each client's timeout in turn. What
+// is not acknowledged by then is given up: the local state holds it, and
+// the changelog and the change topic are caught up by the partition's next
+// owner (a record of a checkpoint never published is published by it).
+void StartShutdown(std::chrono::milliseconds budget);
 
 class KafkaIngest {
  public:

@@ -92,7 +92,7 @@ struct Members::Impl {
       rd_kafka_destroy(reader);
     }
     if (producer != nullptr) {
-      rd_kafka_flush(producer, 5'000);
+      FlushForShutdown(producer, 5'000);
       rd_kafka_destroy(producer);
     }
   }

@@ -607,6 +607,37 @@ TEST(KafkaCluster, AZombieWakingUpChangesNothing) {
   EXPECT_EQ(Field(Get(fresh->http(), "/healthz"), "restores"), 6u);
 }
 
+// SIGTERM while the cluster cannot be reached: serve stops after at most
+// its shared shutdown budget (10 s, and a 2 s probe before the offsets it
+// does not commit) — before, each client's flush and a synchronous commit
+// waited for their own timeouts in turn (50 s) — and exits 0.
+TEST(KafkaMode, StopsWithinItsBudgetWhenTheClusterIsGone) {
+  REQUIRE_KCAT();
+  auto mock = std::make_unique<KafkaMockProcess>(1, std::vector<std::string>{"events:2"});
+  ASSERT_FALSE(mock->bootstraps().empty());
+  TempDir dir;
+  const std::string log = dir.path() + "/serve.log";
+  ServerProcess server(dir.path() + "/data", KafkaServeArgs(mock->bootstraps()), log);
+  ASSERT_TRUE(server.ready()) << testing::ReadFile(log);
+  const std::string body = testing::ReadFile(FixturePath("events.ndjson"));
+  auto post = tools::HttpRequest(server.http(), "POST", "/v1/events", body, 60);
+  ASSERT_TRUE(post.ok()) << post.status().ToString();
+  ASSERT_EQ(post->status, 200) << post->body;
+  const std::string kpis = ClusterKpisAfter(server.http(), kFixtureLines, 2, 60);
+  ASSERT_EQ(Field(kpis, "events_accepted") + Field(kpis, "events_duplicate") +
+                Field(kpis, "events_rejected"),
+            kFixtureLines)
+      << kpis;
+  mock.reset();  // the whole cluster is gone
+  const auto start = std::chrono::steady_clock::now();
+  const int status = server.Terminate();
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing::ReadFile(log);
+  EXPECT_LT(took, std::chrono::seconds(30)) << testing::ReadFile(log);
+  EXPECT_NE(testing::ReadFile(log).find("offsets not committed on leaving the group"),
+            std::string::npos);
+}
+
 // POST /v1/events and TCP ingest in the Kafka mode: the lines go into the
 // input topic, each valid one keyed by its user (so it lands on her
 // partition: nothing is forwarded but referral credits), each rejected one
