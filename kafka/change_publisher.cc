@@ -60,8 +60,7 @@ struct ChangePublisher::Impl {
 
   ~Impl() {
     if (producer != nullptr) {
-      FlushForShutdown(producer, 10'000);
-      rd_kafka_destroy(producer);
+      CloseProducer(producer, 10'000);
     }
   }
 
@@ -203,9 +202,8 @@ void ChangePublisher::Stop() {
     if (d.closing) return;
     d.closing = true;
   }
-  d.give_up_at.store(
-      (std::chrono::steady_clock::now() + std::chrono::seconds(10)).time_since_epoch().count(),
-      std::memory_order_release);
+  d.give_up_at.store(GiveUpAt(std::chrono::seconds(10)).time_since_epoch().count(),
+                     std::memory_order_release);
   d.cv.SignalAll();
   if (d.thread.joinable()) d.thread.join();
 }

@@ -91,6 +91,25 @@ rd_kafka_resp_err_t FlushForShutdown(rd_kafka_t* producer, int timeout_ms) {
   return rd_kafka_flush(producer, timeout_ms);
 }
 
+std::chrono::steady_clock::time_point GiveUpAt(std::chrono::milliseconds own) {
+  auto at = std::chrono::steady_clock::now() + own;
+  if (const int64_t deadline = shutdown_deadline_ns.load(); deadline != 0) {
+    at = std::min(at, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline)));
+  }
+  return at;
+}
+
+void CloseProducer(rd_kafka_t* producer, int flush_timeout_ms) {
+  if (producer == nullptr) return;
+  FlushForShutdown(producer, flush_timeout_ms);
+  if (rd_kafka_outq_len(producer) > 0) {
+    rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    // The purged messages' reports are queued by then: serve them.
+    for (int i = 0; i < 100 && rd_kafka_outq_len(producer) > 0; ++i) rd_kafka_poll(producer, 10);
+  }
+  rd_kafka_destroy(producer);
+}
+
 void LogError(rd_kafka_error_t* e, const char* what) {
   if (e == nullptr) return;
   Log(LogLevel::kError, "tierstream: kafka: %s: %s", what, rd_kafka_error_string(e));

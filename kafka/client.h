@@ -10,6 +10,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -55,6 +56,13 @@ Status Produce(rd_kafka_t* producer, const std::string& topic, int32_t partition
 // rd_kafka_flush for at most `timeout_ms`, and once StartShutdown() was
 // called (kafka/kafka_ingest.h) no later than its deadline.
 rd_kafka_resp_err_t FlushForShutdown(rd_kafka_t* producer, int timeout_ms);
+// now + `own`, or StartShutdown()'s deadline if that is sooner.
+std::chrono::steady_clock::time_point GiveUpAt(std::chrono::milliseconds own);
+// Flushes `producer` (FlushForShutdown), then purges what is still
+// unacknowledged — its delivery reports are served, with
+// RD_KAFKA_RESP_ERR__PURGE_QUEUE or _INFLIGHT, so that every report's
+// opaque is released — and destroys it.
+void CloseProducer(rd_kafka_t* producer, int flush_timeout_ms);
 
 }  // namespace tierstream::kafka
 

@@ -108,8 +108,7 @@ struct EventProducer::Impl {
     stopping.store(true);
     if (thread.joinable()) thread.join();
     if (producer != nullptr) {
-      FlushForShutdown(producer, 10'000);
-      rd_kafka_destroy(producer);
+      CloseProducer(producer, 10'000);
     }
   }
 

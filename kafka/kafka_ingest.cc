@@ -110,8 +110,7 @@ struct KafkaIngest::Impl {
     if (fence_reader != nullptr) rd_kafka_destroy(fence_reader);
     if (changelog_reader != nullptr) rd_kafka_destroy(changelog_reader);
     if (changelog_producer != nullptr) {
-      FlushForShutdown(changelog_producer, 10'000);
-      rd_kafka_destroy(changelog_producer);
+      CloseProducer(changelog_producer, 10'000);
     }
     // Closed (it left the group) by Stop(), the group's member is not
     // destroyed: librdkafka 2.0.2 aborts destroying a cooperative-sticky
@@ -120,7 +119,7 @@ struct KafkaIngest::Impl {
     // and threads go with the process, which is ending.
     if (consumer != nullptr && !stopped) rd_kafka_destroy(consumer);
     if (repartition != nullptr) rd_kafka_destroy(repartition);
-    if (producer != nullptr) rd_kafka_destroy(producer);
+    CloseProducer(producer, 0);  // forwards: each batch waited for its own
   }
 
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -429,6 +428,9 @@ struct KafkaIngest::Impl {
       delete acked;
     }
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+      return;  // stopping: the partition's next owner writes its state again
+    }
     self->changelog_failures.fetch_add(1);
     Log(LogLevel::kError, "tierstream: kafka: a changelog record of %s[%d] was lost: %s",
         rd_kafka_topic_name(m->rkt), m->partition, rd_kafka_err2str(m->err));

@@ -92,8 +92,7 @@ struct Members::Impl {
       rd_kafka_destroy(reader);
     }
     if (producer != nullptr) {
-      FlushForShutdown(producer, 5'000);
-      rd_kafka_destroy(producer);
+      CloseProducer(producer, 5'000);
     }
   }
 
