@@ -66,37 +66,32 @@ Result<rd_kafka_t*> NewClient(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
 
 namespace {
 
-// Nanoseconds of the steady clock; 0 while not shutting down.
-std::atomic<int64_t> shutdown_deadline_ns{0};
+using SteadyClock = std::chrono::steady_clock;
 
-int64_t SteadyNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+// The steady clock's time_since_epoch count of the shutdown deadline; 0
+// while not shutting down.
+std::atomic<SteadyClock::rep> shutdown_deadline{0};
 
 }  // namespace
 
 void StartShutdown(std::chrono::milliseconds budget) {
-  int64_t unset = 0;
-  shutdown_deadline_ns.compare_exchange_strong(
-      unset, SteadyNowNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(budget).count());
+  SteadyClock::rep unset = 0;
+  shutdown_deadline.compare_exchange_strong(
+      unset, (SteadyClock::now() + budget).time_since_epoch().count());
+}
+
+SteadyClock::time_point GiveUpAt(std::chrono::milliseconds own) {
+  auto at = SteadyClock::now() + own;
+  if (const SteadyClock::rep deadline = shutdown_deadline.load(); deadline != 0) {
+    at = std::min(at, SteadyClock::time_point(SteadyClock::duration(deadline)));
+  }
+  return at;
 }
 
 rd_kafka_resp_err_t FlushForShutdown(rd_kafka_t* producer, int timeout_ms) {
-  if (const int64_t deadline = shutdown_deadline_ns.load(); deadline != 0) {
-    const int64_t left_ms = (deadline - SteadyNowNs()) / 1'000'000;
-    timeout_ms = static_cast<int>(std::clamp<int64_t>(left_ms, 0, timeout_ms));
-  }
-  return rd_kafka_flush(producer, timeout_ms);
-}
-
-std::chrono::steady_clock::time_point GiveUpAt(std::chrono::milliseconds own) {
-  auto at = std::chrono::steady_clock::now() + own;
-  if (const int64_t deadline = shutdown_deadline_ns.load(); deadline != 0) {
-    at = std::min(at, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline)));
-  }
-  return at;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+      GiveUpAt(std::chrono::milliseconds(timeout_ms)) - SteadyClock::now());
+  return rd_kafka_flush(producer, static_cast<int>(std::max<int64_t>(left.count(), 0)));
 }
 
 void CloseProducer(rd_kafka_t* producer, int flush_timeout_ms) {
